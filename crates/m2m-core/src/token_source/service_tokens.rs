@@ -1,0 +1,102 @@
+//! Pre-created (static) tokens per service, the way the older package configured them:
+//! `CLERK_M2M_TOKEN_<SERVICE>` with `CLERK_M2M_MACHINE_ID_<SERVICE>`, plus plain `CLERK_M2M_TOKEN`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::secret::BearerToken;
+
+const TOKEN_PREFIX: &str = "CLERK_M2M_TOKEN_";
+const MACHINE_ID_PREFIX: &str = "CLERK_M2M_MACHINE_ID_";
+
+/// Static tokens and expected machine ids, keyed by normalised service name
+/// (`job-applier` → `JOB_APPLIER`).
+#[derive(Clone, Default)]
+pub struct ServiceTokens {
+    default_token: Option<BearerToken>,
+    tokens: BTreeMap<String, BearerToken>,
+    machine_ids: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ServiceTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceTokens")
+            .field("default_token", &self.default_token.is_some())
+            .field("services", &self.tokens.keys().collect::<Vec<_>>())
+            .field("machine_ids", &self.machine_ids)
+            .finish()
+    }
+}
+
+/// `job-applier` / `Job Applier` / `JOB_APPLIER` → `JOB_APPLIER`.
+pub fn normalise_service_name(service: &str) -> String {
+    service
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl ServiceTokens {
+    /// Reads every `CLERK_M2M_TOKEN`, `CLERK_M2M_TOKEN_*` and `CLERK_M2M_MACHINE_ID_*` variable.
+    pub fn from_vars<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut out = Self::default();
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref().trim());
+            if value.is_empty() {
+                continue;
+            }
+            if key == "CLERK_M2M_TOKEN" {
+                out.default_token = Some(BearerToken::new(value));
+            } else if let Some(service) = key.strip_prefix(TOKEN_PREFIX) {
+                out.tokens
+                    .insert(normalise_service_name(service), BearerToken::new(value));
+            } else if let Some(service) = key.strip_prefix(MACHINE_ID_PREFIX) {
+                out.machine_ids
+                    .insert(normalise_service_name(service), value.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Self {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// The token for `service`: its own `CLERK_M2M_TOKEN_<SERVICE>`, else `CLERK_M2M_TOKEN`.
+    pub fn token_for(&self, service: &str) -> Option<BearerToken> {
+        self.tokens
+            .get(&normalise_service_name(service))
+            .or(self.default_token.as_ref())
+            .cloned()
+    }
+
+    /// Whether a token is configured for `service` (its own or the default).
+    pub fn is_configured(&self, service: &str) -> bool {
+        self.token_for(service).is_some()
+    }
+
+    /// The machine id `service`'s token is expected to belong to (`CLERK_M2M_MACHINE_ID_<SERVICE>`).
+    pub fn expected_machine_id(&self, service: &str) -> Option<&str> {
+        self.machine_ids
+            .get(&normalise_service_name(service))
+            .map(String::as_str)
+    }
+
+    /// Services with their own token, normalised.
+    pub fn services(&self) -> impl Iterator<Item = &str> {
+        self.tokens.keys().map(String::as_str)
+    }
+}
