@@ -1,1 +1,447 @@
+//! A stateful, faithful fake of Clerk's Backend API, built on [wiremock].
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let mock = clerk_mock::ClerkMock::start_demo().await;
+//! let base = mock.api_url(); // "http://127.0.0.1:PORT/v1", like CLERK_API_BASE_URL
+//! let bot = mock.machine_by_name("JobApplier.Bot").unwrap();
+//! // POST {base}/m2m_tokens with "Authorization: Bearer {bot.secret_key}" mints a token.
+//! # }
+//! ```
+//!
+//! It serves the M2M token routes (with and without `/v1`), JWKS (`/v1/jwks` and the public
+//! `/.well-known/jwks.json`), machines, users, sessions and session tokens, and testing tokens,
+//! with Clerk's status codes, error bodies, key-type rules and scope checks. Tests control it
+//! through call counters, injected latency and faults, an adjustable clock, and helpers that sign
+//! arbitrary JWTs. See `docs/clerk-mock.md` for what is faithful and what is simplified.
 
+mod ids;
+pub mod jwt;
+mod seed;
+mod state;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub use jwt::{sign_hs256, unsigned, SigningKey, CAT_M2M, CAT_SESSION, CAT_TEMPLATE};
+pub use seed::{Behaviour, InstanceSeed, MachineSeed, NullLifetime, RevokedVerify, Seed, UserSeed, DEFAULT_SEED_JSON};
+pub use state::{Endpoint, Fault};
+
+use state::{FaultRule, State};
+
+/// A machine as the mock knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MachineInfo {
+    /// `mch_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Current secret key, `ak_…`.
+    pub secret_key: String,
+    /// Ids of the machines it may call.
+    pub scoped_machines: Vec<String>,
+    /// Default token lifetime, seconds.
+    pub default_token_ttl: u64,
+}
+
+/// A user as the mock knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserInfo {
+    /// `user_…`
+    pub id: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Email.
+    pub email: String,
+}
+
+/// The effective seed, as `clerk-mock --print-seed` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectiveSeed {
+    /// `ins_…`
+    pub instance_id: String,
+    /// `sk_test_…`
+    pub instance_secret_key: String,
+    /// `iss` of every JWT.
+    pub issuer: String,
+    /// `azp` of session tokens.
+    pub authorized_party: String,
+    /// PEM public key (`CLERK_JWT_KEY`).
+    pub jwt_public_key_pem: String,
+    /// Machines.
+    pub machines: Vec<MachineInfo>,
+    /// Users.
+    pub users: Vec<UserInfo>,
+}
+
+/// A running mock. Dropping it stops the server.
+pub struct ClerkMock {
+    server: MockServer,
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for ClerkMock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClerkMock").field("uri", &self.server.uri()).finish_non_exhaustive()
+    }
+}
+
+struct Handler {
+    state: Arc<Mutex<State>>,
+}
+
+impl Respond for Handler {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut state = lock(&self.state);
+        let query: Vec<(String, String)> = request.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let path = request.url.path().to_owned();
+        let endpoint_of = |s: &mut State| s.handle(request.method.as_str(), &path, &query, &request.headers, &request.body);
+
+        // Faults are matched after routing so they can target one endpoint.
+        let mut delay = state.latency;
+        let (endpoint, reply) = {
+            let (endpoint, normal) = endpoint_of(&mut state);
+            let fault = state
+                .faults
+                .iter_mut()
+                .find(|r| r.remaining > 0 && r.endpoint.is_none_or(|e| e == endpoint))
+                .map(|r| {
+                    r.remaining -= 1;
+                    r.fault.clone()
+                });
+            state.faults.retain(|r| r.remaining > 0);
+            match fault {
+                Some(Fault::Status { status, retry_after }) => (endpoint, state::fault_reply(status, retry_after)),
+                Some(Fault::Delay(d)) => {
+                    delay += d;
+                    (endpoint, normal)
+                }
+                None => (endpoint, normal),
+            }
+        };
+        tracing::debug!(?endpoint, status = reply.status, "clerk-mock answered");
+        let now = UNIX_EPOCH + Duration::from_millis(u64::try_from(state.now_ms()).unwrap_or(0));
+        let body = serde_json::to_vec(&reply.body).unwrap_or_default();
+        let mut template = ResponseTemplate::new(reply.status)
+            .set_body_raw(body, "application/json")
+            .insert_header("date", httpdate::fmt_http_date(now));
+        for (name, value) in reply.headers {
+            template = template.insert_header(name, value);
+        }
+        if !delay.is_zero() {
+            template = template.set_delay(delay);
+        }
+        template
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ClerkMock {
+    /// A mock with an empty instance (no machines, no users).
+    pub async fn start() -> Self {
+        Self::start_with(Seed::default()).await
+    }
+
+    /// A mock with the repository's demo seed ([`Seed::demo`]).
+    pub async fn start_demo() -> Self {
+        Self::start_with(Seed::demo()).await
+    }
+
+    /// A mock seeded with `seed`, on a random local port.
+    ///
+    /// # Panics
+    /// If the seed is invalid (tests want to fail loudly); use [`ClerkMock::try_start`] otherwise.
+    pub async fn start_with(seed: Seed) -> Self {
+        match Self::try_start(seed, None, None).await {
+            Ok(mock) => mock,
+            Err(e) => panic!("clerk-mock: {e}"),
+        }
+    }
+
+    /// A mock seeded with `seed`, on `listener` if given, signing with `key` if given.
+    pub async fn try_start(seed: Seed, listener: Option<std::net::TcpListener>, key: Option<SigningKey>) -> Result<Self, String> {
+        let state = Arc::new(Mutex::new(State::from_seed(&seed, key.unwrap_or_else(SigningKey::shared))?));
+        let server = match listener {
+            Some(l) => MockServer::builder().listener(l).start().await,
+            None => MockServer::start().await,
+        };
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Handler { state: state.clone() })
+            .mount(&server)
+            .await;
+        Ok(Self { server, state })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// `http://127.0.0.1:PORT`, what Clerk's JS SDK calls `apiUrl`.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// `http://127.0.0.1:PORT/v1`, the value for `CLERK_API_BASE_URL`.
+    pub fn api_url(&self) -> String {
+        format!("{}/v1", self.server.uri())
+    }
+
+    /// The public JWKS URL (`CLERK_JWKS_URL`).
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.server.uri())
+    }
+
+    /// The instance id (`ins_…`), also every JWT's `kid`.
+    pub fn instance_id(&self) -> String {
+        self.lock().instance_id.clone()
+    }
+
+    /// The instance secret key (`sk_test_…`).
+    pub fn instance_secret_key(&self) -> String {
+        self.lock().instance_secret_key.clone()
+    }
+
+    /// The `iss` of every JWT the mock signs.
+    pub fn issuer(&self) -> String {
+        self.lock().issuer.clone()
+    }
+
+    /// The `azp` of session tokens.
+    pub fn authorized_party(&self) -> String {
+        self.lock().authorized_party.clone()
+    }
+
+    /// The signing key's public half as PEM (`CLERK_JWT_KEY`).
+    pub fn public_key_pem(&self) -> String {
+        self.lock().key.public_key_pem()
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> Value {
+        self.lock().jwks()
+    }
+
+    /// Every machine.
+    pub fn machines(&self) -> Vec<MachineInfo> {
+        let s = self.lock();
+        s.machines
+            .iter()
+            .map(|m| MachineInfo {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                secret_key: m.secret_key.clone(),
+                scoped_machines: m.scoped.iter().map(|(id, _)| id.clone()).collect(),
+                default_token_ttl: m.default_token_ttl,
+            })
+            .collect()
+    }
+
+    /// The machine named `name`.
+    pub fn machine_by_name(&self, name: &str) -> Option<MachineInfo> {
+        self.machines().into_iter().find(|m| m.name == name)
+    }
+
+    /// The machine with id `id`.
+    pub fn machine(&self, id: &str) -> Option<MachineInfo> {
+        self.machines().into_iter().find(|m| m.id == id)
+    }
+
+    /// Creates a machine allowed to call `scoped_to` (ids), as `POST /v1/machines` would.
+    pub fn create_machine(&self, name: &str, scoped_to: &[&str]) -> MachineInfo {
+        let body = json!({ "name": name, "scoped_machines": scoped_to }).to_string();
+        let key = self.instance_secret_key();
+        let (_, reply) = self.lock().handle("POST", "/v1/machines", &[], &bearer(&key), body.as_bytes());
+        let id = reply.body["id"].as_str().unwrap_or_default().to_owned();
+        self.undo_count(Endpoint::CreateMachine);
+        match self.machine(&id) {
+            Some(m) => m,
+            None => panic!("clerk-mock: create_machine failed: {}", reply.body),
+        }
+    }
+
+    /// Lets machine `from` call machine `to`; affects only tokens created afterwards.
+    pub fn add_scope(&self, from: &str, to: &str) {
+        let now = self.lock().now_ms();
+        let mut s = self.lock();
+        if let Some(m) = s.machines.iter_mut().find(|m| m.id == from) {
+            if !m.scoped.iter().any(|(t, _)| t == to) {
+                m.scoped.push((to.to_owned(), now));
+            }
+        }
+    }
+
+    /// Every user.
+    pub fn users(&self) -> Vec<UserInfo> {
+        self.lock()
+            .users
+            .iter()
+            .map(|u| UserInfo { id: u.id.clone(), first_name: u.first_name.clone(), last_name: u.last_name.clone(), email: u.email.clone() })
+            .collect()
+    }
+
+    /// Creates a user.
+    pub fn create_user(&self, first_name: &str, last_name: &str, email: &str) -> UserInfo {
+        let mut s = self.lock();
+        let now = s.now_ms();
+        let u = state::User { id: ids::user_id(), first_name: first_name.into(), last_name: last_name.into(), email: email.into(), created_at: now };
+        s.users.push(u.clone());
+        UserInfo { id: u.id, first_name: u.first_name, last_name: u.last_name, email: u.email }
+    }
+
+    /// A session token for `user_id` as `POST /v1/sessions` + `POST /v1/sessions/{id}/tokens`
+    /// would mint it (default lifetime), without counting calls.
+    ///
+    /// # Panics
+    /// If the user does not exist.
+    pub fn session_token(&self, user_id: &str) -> String {
+        self.session_token_with(user_id, |_, _| {})
+    }
+
+    /// A session token for `user_id` whose header and claims `edit` may change arbitrarily
+    /// (expired, other `azp`, no `azp`, another `cat`, `sts: "pending"`, …). Signed with the
+    /// instance key.
+    ///
+    /// # Panics
+    /// If the user does not exist.
+    pub fn session_token_with(&self, user_id: &str, edit: impl FnOnce(&mut Value, &mut Value)) -> String {
+        let mut s = self.lock();
+        let ttl = s.behaviour.session_token_ttl_seconds;
+        let Some(session) = s.new_session(user_id) else { panic!("clerk-mock: no user {user_id}") };
+        let (mut header, mut claims) = s.session_token_parts(&session, ttl, false);
+        edit(&mut header, &mut claims);
+        s.key.sign(&header, &claims)
+    }
+
+    /// Signs any header and claims with the instance key.
+    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+        self.lock().key.sign(header, claims)
+    }
+
+    /// A header as Clerk sets it (`alg` RS256, `kid` = instance id, `typ` JWT, `cat` = `cat`).
+    pub fn jwt_header(&self, cat: &str) -> Value {
+        json!({ "alg": "RS256", "kid": self.instance_id(), "typ": "JWT", "cat": cat })
+    }
+
+    /// Clerk's current time on the mock's clock, Unix ms.
+    pub fn now_ms(&self) -> i64 {
+        self.lock().now_ms()
+    }
+
+    /// Moves the mock's clock forward (tokens expire, `expired` flips, JWT `iat`s move).
+    pub fn advance_clock(&self, by: Duration) {
+        self.lock().clock_offset_ms += by.as_millis() as i64;
+    }
+
+    /// Revokes a token by id, as `POST /m2m_tokens/{id}/revoke` would. Returns whether it existed.
+    pub fn revoke_token(&self, token_id: &str, reason: Option<&str>) -> bool {
+        let mut s = self.lock();
+        let now = s.now_ms();
+        match s.tokens.iter_mut().find(|t| t.id == token_id) {
+            Some(t) => {
+                t.revoked = true;
+                t.revocation_reason = reason.map(str::to_owned);
+                t.updated_at = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes a token expire now. Returns whether it existed.
+    pub fn expire_token(&self, token_id: &str) -> bool {
+        let mut s = self.lock();
+        let now = s.now_ms();
+        match s.tokens.iter_mut().find(|t| t.id == token_id) {
+            Some(t) => {
+                t.expiration = Some(now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ids of the stored (opaque) tokens of `subject`, oldest first.
+    pub fn token_ids(&self, subject: &str) -> Vec<String> {
+        self.lock().tokens.iter().filter(|t| t.subject == subject).map(|t| t.id.clone()).collect()
+    }
+
+    /// The token id of an opaque bearer value, if stored.
+    pub fn token_id_of(&self, bearer: &str) -> Option<String> {
+        self.lock().tokens.iter().find(|t| t.secret == bearer).map(|t| t.id.clone())
+    }
+
+    /// Requests received by `endpoint` so far (including failed and faulted ones).
+    pub fn calls(&self, endpoint: Endpoint) -> u64 {
+        self.lock().calls.get(&endpoint).copied().unwrap_or(0)
+    }
+
+    /// Resets every call counter.
+    pub fn reset_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    fn undo_count(&self, endpoint: Endpoint) {
+        if let Some(c) = self.lock().calls.get_mut(&endpoint) {
+            *c = c.saturating_sub(1);
+        }
+    }
+
+    /// Adds latency to every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// The next `times` requests to `endpoint` (any endpoint when `None`) get `fault`. Rules
+    /// queue in order.
+    pub fn inject(&self, endpoint: Option<Endpoint>, fault: Fault, times: u32) {
+        self.lock().faults.push(FaultRule { endpoint, fault, remaining: times });
+    }
+
+    /// Removes all pending faults.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// While set, every route but `/healthz` answers this status (an outage window).
+    pub fn set_outage(&self, status: Option<u16>) {
+        self.lock().outage = status;
+    }
+
+    /// Every request wiremock recorded.
+    pub async fn received_requests(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
+    /// The seed in effect, with generated values filled in.
+    pub fn effective_seed(&self) -> EffectiveSeed {
+        let (machines, users) = (self.machines(), self.users());
+        let s = self.lock();
+        EffectiveSeed {
+            instance_id: s.instance_id.clone(),
+            instance_secret_key: s.instance_secret_key.clone(),
+            issuer: s.issuer.clone(),
+            authorized_party: s.authorized_party.clone(),
+            jwt_public_key_pem: s.key.public_key_pem(),
+            machines,
+            users,
+        }
+    }
+}
+
+fn bearer(key: &str) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {key}")) {
+        h.insert(http::header::AUTHORIZATION, v);
+    }
+    h
+}
