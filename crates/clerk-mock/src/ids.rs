@@ -1,13 +1,15 @@
 //! Clerk-shaped identifiers and secrets.
 
-use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
+use rand::distr::{Alphanumeric, SampleString};
 
 const WORD: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 fn word_chars(n: usize) -> String {
     let mut rng = rand::rng();
-    (0..n).map(|_| WORD[rng.random_range(0..WORD.len())] as char).collect()
+    (0..n)
+        .map(|_| WORD[rng.random_range(0..WORD.len())] as char)
+        .collect()
 }
 
 /// `ins_` + 27 word characters.
@@ -33,12 +35,22 @@ pub fn session_id() -> String {
 /// `mt_` + 32 lowercase hex: the token *id*.
 pub fn token_id() -> String {
     let mut rng = rand::rng();
-    format!("mt_{}", (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect::<String>())
+    format!(
+        "mt_{}",
+        (0..32)
+            .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+            .collect::<String>()
+    )
 }
 
 /// `mt_` + 32 uppercase alphanumerics: the opaque bearer *secret*, distinct from the id.
 pub fn opaque_secret() -> String {
-    format!("mt_{}", Alphanumeric.sample_string(&mut rand::rng(), 32).to_ascii_uppercase())
+    format!(
+        "mt_{}",
+        Alphanumeric
+            .sample_string(&mut rand::rng(), 32)
+            .to_ascii_uppercase()
+    )
 }
 
 /// `ak_` + 40 alphanumerics: a machine secret key.
@@ -48,13 +60,16 @@ pub fn machine_secret_key() -> String {
 
 /// A JWT `jti` for session tokens.
 pub fn jti() -> String {
-    Alphanumeric.sample_string(&mut rand::rng(), 20).to_ascii_lowercase()
+    Alphanumeric
+        .sample_string(&mut rand::rng(), 20)
+        .to_ascii_lowercase()
 }
 
 /// Whether `id` matches `^mch_\w{27}$`.
 pub fn is_machine_id(id: &str) -> bool {
-    id.strip_prefix("mch_")
-        .is_some_and(|rest| rest.len() == 27 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    id.strip_prefix("mch_").is_some_and(|rest| {
+        rest.len() == 27 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
 }
 
 /// Whether `id` matches `^mt_[0-9A-Fa-f]{32}$`.

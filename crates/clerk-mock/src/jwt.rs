@@ -6,9 +6,9 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use serde_json::{json, Value};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
 
 /// Token category (`cat` header) of session tokens.
 pub const CAT_SESSION: &str = "cl_B7d4PD111AAA";
@@ -35,7 +35,9 @@ impl SigningKey {
         // Key generation only fails if the system RNG does; nothing useful can continue then.
         #[allow(clippy::expect_used)]
         let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
-        Self { pair: Arc::new(pair) }
+        Self {
+            pair: Arc::new(pair),
+        }
     }
 
     /// One key shared by every mock in this process (generating RSA keys is slow-ish).
@@ -47,8 +49,23 @@ impl SigningKey {
     /// From PKCS#8 DER.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
         RsaKeyPair::from_pkcs8(der)
-            .map(|pair| Self { pair: Arc::new(pair) })
+            .map(|pair| Self {
+                pair: Arc::new(pair),
+            })
             .map_err(|e| format!("invalid PKCS#8 RSA key: {e}"))
+    }
+
+    /// From a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, String> {
+        let b64: String = pem
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+            .collect();
+        let der = STANDARD
+            .decode(b64)
+            .map_err(|e| format!("signing key PEM is not base64: {e}"))?;
+        Self::from_pkcs8(&der)
     }
 
     /// The public key as PEM (`-----BEGIN PUBLIC KEY-----`, SPKI), as Clerk's dashboard shows it
@@ -95,7 +112,12 @@ impl SigningKey {
         let mut sig = vec![0u8; self.pair.public_modulus_len()];
         #[allow(clippy::expect_used)]
         self.pair
-            .sign(alg, &SystemRandom::new(), signing_input.as_bytes(), &mut sig)
+            .sign(
+                alg,
+                &SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut sig,
+            )
             .expect("RSA signing");
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }

@@ -25,11 +25,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-pub use jwt::{sign_hs256, unsigned, SigningKey, CAT_M2M, CAT_SESSION, CAT_TEMPLATE};
-pub use seed::{Behaviour, InstanceSeed, MachineSeed, NullLifetime, RevokedVerify, Seed, UserSeed, DEFAULT_SEED_JSON};
+pub use jwt::{CAT_M2M, CAT_SESSION, CAT_TEMPLATE, SigningKey, sign_hs256, unsigned};
+pub use seed::{
+    Behaviour, DEFAULT_SEED_JSON, InstanceSeed, MachineSeed, NullLifetime, RevokedVerify, Seed,
+    UserSeed,
+};
 pub use state::{Endpoint, Fault};
 
 use state::{FaultRule, State};
@@ -89,7 +92,9 @@ pub struct ClerkMock {
 
 impl fmt::Debug for ClerkMock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClerkMock").field("uri", &self.server.uri()).finish_non_exhaustive()
+        f.debug_struct("ClerkMock")
+            .field("uri", &self.server.uri())
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,9 +105,21 @@ struct Handler {
 impl Respond for Handler {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let mut state = lock(&self.state);
-        let query: Vec<(String, String)> = request.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let query: Vec<(String, String)> = request
+            .url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         let path = request.url.path().to_owned();
-        let endpoint_of = |s: &mut State| s.handle(request.method.as_str(), &path, &query, &request.headers, &request.body);
+        let endpoint_of = |s: &mut State| {
+            s.handle(
+                request.method.as_str(),
+                &path,
+                &query,
+                &request.headers,
+                &request.body,
+            )
+        };
 
         // Faults are matched after routing so they can target one endpoint.
         let mut delay = state.latency;
@@ -118,7 +135,10 @@ impl Respond for Handler {
                 });
             state.faults.retain(|r| r.remaining > 0);
             match fault {
-                Some(Fault::Status { status, retry_after }) => (endpoint, state::fault_reply(status, retry_after)),
+                Some(Fault::Status {
+                    status,
+                    retry_after,
+                }) => (endpoint, state::fault_reply(status, retry_after)),
                 Some(Fault::Delay(d)) => {
                     delay += d;
                     (endpoint, normal)
@@ -169,14 +189,25 @@ impl ClerkMock {
     }
 
     /// A mock seeded with `seed`, on `listener` if given, signing with `key` if given.
-    pub async fn try_start(seed: Seed, listener: Option<std::net::TcpListener>, key: Option<SigningKey>) -> Result<Self, String> {
-        let state = Arc::new(Mutex::new(State::from_seed(&seed, key.unwrap_or_else(SigningKey::shared))?));
+    pub async fn try_start(
+        seed: Seed,
+        listener: Option<std::net::TcpListener>,
+        key: Option<SigningKey>,
+    ) -> Result<Self, String> {
+        let key = match (key, &seed.instance.signing_key_pem) {
+            (Some(k), _) => k,
+            (None, Some(pem)) => SigningKey::from_pkcs8_pem(pem)?,
+            (None, None) => SigningKey::shared(),
+        };
+        let state = Arc::new(Mutex::new(State::from_seed(&seed, key)?));
         let server = match listener {
             Some(l) => MockServer::builder().listener(l).start().await,
             None => MockServer::start().await,
         };
         Mock::given(wiremock::matchers::any())
-            .respond_with(Handler { state: state.clone() })
+            .respond_with(Handler {
+                state: state.clone(),
+            })
             .mount(&server)
             .await;
         Ok(Self { server, state })
@@ -260,7 +291,9 @@ impl ClerkMock {
     pub fn create_machine(&self, name: &str, scoped_to: &[&str]) -> MachineInfo {
         let body = json!({ "name": name, "scoped_machines": scoped_to }).to_string();
         let key = self.instance_secret_key();
-        let (_, reply) = self.lock().handle("POST", "/v1/machines", &[], &bearer(&key), body.as_bytes());
+        let (_, reply) =
+            self.lock()
+                .handle("POST", "/v1/machines", &[], &bearer(&key), body.as_bytes());
         let id = reply.body["id"].as_str().unwrap_or_default().to_owned();
         self.undo_count(Endpoint::CreateMachine);
         match self.machine(&id) {
@@ -273,10 +306,10 @@ impl ClerkMock {
     pub fn add_scope(&self, from: &str, to: &str) {
         let now = self.lock().now_ms();
         let mut s = self.lock();
-        if let Some(m) = s.machines.iter_mut().find(|m| m.id == from) {
-            if !m.scoped.iter().any(|(t, _)| t == to) {
-                m.scoped.push((to.to_owned(), now));
-            }
+        if let Some(m) = s.machines.iter_mut().find(|m| m.id == from)
+            && !m.scoped.iter().any(|(t, _)| t == to)
+        {
+            m.scoped.push((to.to_owned(), now));
         }
     }
 
@@ -285,7 +318,12 @@ impl ClerkMock {
         self.lock()
             .users
             .iter()
-            .map(|u| UserInfo { id: u.id.clone(), first_name: u.first_name.clone(), last_name: u.last_name.clone(), email: u.email.clone() })
+            .map(|u| UserInfo {
+                id: u.id.clone(),
+                first_name: u.first_name.clone(),
+                last_name: u.last_name.clone(),
+                email: u.email.clone(),
+            })
             .collect()
     }
 
@@ -293,9 +331,20 @@ impl ClerkMock {
     pub fn create_user(&self, first_name: &str, last_name: &str, email: &str) -> UserInfo {
         let mut s = self.lock();
         let now = s.now_ms();
-        let u = state::User { id: ids::user_id(), first_name: first_name.into(), last_name: last_name.into(), email: email.into(), created_at: now };
+        let u = state::User {
+            id: ids::user_id(),
+            first_name: first_name.into(),
+            last_name: last_name.into(),
+            email: email.into(),
+            created_at: now,
+        };
         s.users.push(u.clone());
-        UserInfo { id: u.id, first_name: u.first_name, last_name: u.last_name, email: u.email }
+        UserInfo {
+            id: u.id,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            email: u.email,
+        }
     }
 
     /// A session token for `user_id` as `POST /v1/sessions` + `POST /v1/sessions/{id}/tokens`
@@ -313,10 +362,16 @@ impl ClerkMock {
     ///
     /// # Panics
     /// If the user does not exist.
-    pub fn session_token_with(&self, user_id: &str, edit: impl FnOnce(&mut Value, &mut Value)) -> String {
+    pub fn session_token_with(
+        &self,
+        user_id: &str,
+        edit: impl FnOnce(&mut Value, &mut Value),
+    ) -> String {
         let mut s = self.lock();
         let ttl = s.behaviour.session_token_ttl_seconds;
-        let Some(session) = s.new_session(user_id) else { panic!("clerk-mock: no user {user_id}") };
+        let Some(session) = s.new_session(user_id) else {
+            panic!("clerk-mock: no user {user_id}")
+        };
         let (mut header, mut claims) = s.session_token_parts(&session, ttl, false);
         edit(&mut header, &mut claims);
         s.key.sign(&header, &claims)
@@ -372,12 +427,21 @@ impl ClerkMock {
 
     /// Ids of the stored (opaque) tokens of `subject`, oldest first.
     pub fn token_ids(&self, subject: &str) -> Vec<String> {
-        self.lock().tokens.iter().filter(|t| t.subject == subject).map(|t| t.id.clone()).collect()
+        self.lock()
+            .tokens
+            .iter()
+            .filter(|t| t.subject == subject)
+            .map(|t| t.id.clone())
+            .collect()
     }
 
     /// The token id of an opaque bearer value, if stored.
     pub fn token_id_of(&self, bearer: &str) -> Option<String> {
-        self.lock().tokens.iter().find(|t| t.secret == bearer).map(|t| t.id.clone())
+        self.lock()
+            .tokens
+            .iter()
+            .find(|t| t.secret == bearer)
+            .map(|t| t.id.clone())
     }
 
     /// Requests received by `endpoint` so far (including failed and faulted ones).
@@ -404,7 +468,11 @@ impl ClerkMock {
     /// The next `times` requests to `endpoint` (any endpoint when `None`) get `fault`. Rules
     /// queue in order.
     pub fn inject(&self, endpoint: Option<Endpoint>, fault: Fault, times: u32) {
-        self.lock().faults.push(FaultRule { endpoint, fault, remaining: times });
+        self.lock().faults.push(FaultRule {
+            endpoint,
+            fault,
+            remaining: times,
+        });
     }
 
     /// Removes all pending faults.

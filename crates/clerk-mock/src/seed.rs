@@ -36,6 +36,10 @@ pub struct InstanceSeed {
     pub issuer: Option<String>,
     /// The `azp` of session tokens; default `http://localhost:3000`.
     pub authorized_party: Option<String>,
+    /// RSA signing key, PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`). Random when absent. The
+    /// default seed carries a fixed one so the JWKS and `CLERK_JWT_KEY` stay the same across
+    /// restarts; it signs nothing but mock tokens.
+    pub signing_key_pem: Option<String>,
 }
 
 /// A machine.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::ids;
 use crate::jwt::{self, SigningKey};
@@ -77,12 +77,18 @@ pub enum Fault {
 impl Fault {
     /// A status fault without `Retry-After`.
     pub fn status(status: u16) -> Self {
-        Self::Status { status, retry_after: None }
+        Self::Status {
+            status,
+            retry_after: None,
+        }
     }
 
     /// 429 `too_many_requests` with `Retry-After: secs`.
     pub fn rate_limited(secs: u64) -> Self {
-        Self::Status { status: 429, retry_after: Some(secs) }
+        Self::Status {
+            status: 429,
+            retry_after: Some(secs),
+        }
     }
 }
 
@@ -148,7 +154,11 @@ pub(crate) struct Reply {
 
 impl Reply {
     fn ok(status: u16, body: Value) -> Self {
-        Self { status, body, headers: Vec::new() }
+        Self {
+            status,
+            body,
+            headers: Vec::new(),
+        }
     }
 }
 
@@ -157,7 +167,13 @@ pub(crate) fn error(status: u16, code: &str, message: &str, long_message: &str) 
     error_with_meta(status, code, message, long_message, json!({}))
 }
 
-fn error_with_meta(status: u16, code: &str, message: &str, long_message: &str, meta: Value) -> Reply {
+fn error_with_meta(
+    status: u16,
+    code: &str,
+    message: &str,
+    long_message: &str,
+    meta: Value,
+) -> Reply {
     let trace: String = ids::token_id()[3..].to_owned();
     Reply::ok(
         status,
@@ -170,24 +186,55 @@ fn error_with_meta(status: u16, code: &str, message: &str, long_message: &str, m
 }
 
 fn bad_param(param: &str, long_message: String) -> Reply {
-    error_with_meta(400, "bad_request", "Bad Request", &long_message, json!({ "param_name": param }))
+    error_with_meta(
+        400,
+        "bad_request",
+        "Bad Request",
+        &long_message,
+        json!({ "param_name": param }),
+    )
 }
 
 fn not_found(what: &str) -> Reply {
-    error(404, "resource_not_found", "not found", &format!("No {what} was found"))
+    error(
+        404,
+        "resource_not_found",
+        "not found",
+        &format!("No {what} was found"),
+    )
 }
 
 fn machine_not_found(id: &str) -> Reply {
-    error(404, "machine_not_found", "Machine not found", &format!("No machine was found with id {id}"))
+    error(
+        404,
+        "machine_not_found",
+        "Machine not found",
+        &format!("No machine was found with id {id}"),
+    )
 }
 
 /// Error body for an injected status.
 pub(crate) fn fault_reply(status: u16, retry_after: Option<u64>) -> Reply {
     let mut reply = match status {
-        429 => error(429, "too_many_requests", "Too many requests", "Too many requests, retry later"),
-        401 => error(401, "clerk_key_invalid", "The provided Clerk Secret Key is invalid. Make sure that your Clerk Secret Key is correct.", "The provided Clerk Secret Key is invalid. Make sure that your Clerk Secret Key is correct."),
+        429 => error(
+            429,
+            "too_many_requests",
+            "Too many requests",
+            "Too many requests, retry later",
+        ),
+        401 => error(
+            401,
+            "clerk_key_invalid",
+            "The provided Clerk Secret Key is invalid. Make sure that your Clerk Secret Key is correct.",
+            "The provided Clerk Secret Key is invalid. Make sure that your Clerk Secret Key is correct.",
+        ),
         404 => not_found("resource"),
-        s if s >= 500 => error(s, "internal_clerk_error", "Oops, an unexpected error occurred", "Oops, an unexpected error occurred"),
+        s if s >= 500 => error(
+            s,
+            "internal_clerk_error",
+            "Oops, an unexpected error occurred",
+            "Oops, an unexpected error occurred",
+        ),
         s => error(s, "bad_request", "Bad request", "Bad request"),
     };
     if let Some(secs) = retry_after {
@@ -222,7 +269,10 @@ pub(crate) struct State {
 }
 
 fn system_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl State {
@@ -235,8 +285,14 @@ impl State {
                 .secret_key
                 .clone()
                 .unwrap_or_else(|| format!("sk_test_{}", &ids::machine_secret_key()[3..])),
-            issuer: inst.issuer.clone().unwrap_or_else(|| "https://clerk.mock.localhost".into()),
-            authorized_party: inst.authorized_party.clone().unwrap_or_else(|| "http://localhost:3000".into()),
+            issuer: inst
+                .issuer
+                .clone()
+                .unwrap_or_else(|| "https://clerk.mock.localhost".into()),
+            authorized_party: inst
+                .authorized_party
+                .clone()
+                .unwrap_or_else(|| "http://localhost:3000".into()),
             behaviour: seed.behaviour.clone(),
             key,
             machines: Vec::new(),
@@ -250,7 +306,10 @@ impl State {
             outage: None,
         };
         if !state.instance_id.starts_with("ins_") {
-            return Err(format!("instance id must start with ins_: {}", state.instance_id));
+            return Err(format!(
+                "instance id must start with ins_: {}",
+                state.instance_id
+            ));
         }
         if !state.instance_secret_key.starts_with("sk_") {
             return Err("instance secret_key must start with sk_".into());
@@ -290,7 +349,12 @@ impl State {
                     .iter()
                     .find(|x| &x.id == target || &x.name == target)
                     .map(|x| x.id.clone())
-                    .ok_or_else(|| format!("machine {}: scoped machine {target:?} is not in the seed", m.name))?;
+                    .ok_or_else(|| {
+                        format!(
+                            "machine {}: scoped machine {target:?} is not in the seed",
+                            m.name
+                        )
+                    })?;
                 state.machines[from].scoped.push((to, now));
             }
         }
@@ -372,7 +436,11 @@ impl State {
             ));
         };
         let value = value.to_str().unwrap_or_default();
-        let Some(key) = value.strip_prefix("Bearer ").map(str::trim).filter(|k| !k.is_empty()) else {
+        let Some(key) = value
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        else {
             return Err(error(
                 401,
                 "authorization_header_format_invalid",
@@ -385,7 +453,11 @@ impl State {
         }
         let now = self.now_ms();
         for m in &self.machines {
-            if m.secret_key == key || m.previous_keys.iter().any(|(k, until)| k == key && *until > now) {
+            if m.secret_key == key
+                || m.previous_keys
+                    .iter()
+                    .any(|(k, until)| k == key && *until > now)
+            {
                 return Ok(Caller::Machine(m.id.clone()));
             }
         }
@@ -400,8 +472,19 @@ impl State {
     }
 
     /// Routes one request. `path` has no query string.
-    pub fn handle(&mut self, method: &str, path: &str, query: &[(String, String)], headers: &http::HeaderMap, body: &[u8]) -> (Endpoint, Reply) {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    pub fn handle(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> (Endpoint, Reply) {
+        let segments: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         // M2M and machine-verify routes are served with and without /v1 (reference §1.1).
         let (versioned, rest) = match segments.split_first() {
             Some((&"v1", rest)) => (true, rest.to_vec()),
@@ -413,7 +496,8 @@ impl State {
             ("POST", ["m2m_tokens", "verify"]) => Endpoint::VerifyToken,
             ("POST", ["m2m_tokens", _, "revoke"]) => Endpoint::RevokeToken,
             ("GET", ["m2m_tokens"]) => Endpoint::ListTokens,
-            ("POST", ["api_keys", "verify"]) | ("POST", ["oauth_applications", "access_tokens", "verify"]) => {
+            ("POST", ["api_keys", "verify"])
+            | ("POST", ["oauth_applications", "access_tokens", "verify"]) => {
                 Endpoint::OtherMachineVerify
             }
             ("GET", ["jwks"]) if versioned => Endpoint::Jwks,
@@ -424,13 +508,17 @@ impl State {
             ("PATCH", ["machines", _]) if versioned => Endpoint::UpdateMachine,
             ("DELETE", ["machines", _]) if versioned => Endpoint::DeleteMachine,
             ("GET", ["machines", _, "secret_key"]) if versioned => Endpoint::GetMachineSecretKey,
-            ("POST", ["machines", _, "secret_key", "rotate"]) if versioned => Endpoint::RotateMachineSecretKey,
+            ("POST", ["machines", _, "secret_key", "rotate"]) if versioned => {
+                Endpoint::RotateMachineSecretKey
+            }
             ("POST", ["machines", _, "scopes"]) if versioned => Endpoint::CreateMachineScope,
             ("DELETE", ["machines", _, "scopes", _]) if versioned => Endpoint::DeleteMachineScope,
             ("POST", ["users"]) if versioned => Endpoint::CreateUser,
             ("GET", ["users", _]) if versioned => Endpoint::GetUser,
             ("POST", ["sessions"]) if versioned => Endpoint::CreateSession,
-            ("POST", ["sessions", _, "tokens"]) | ("POST", ["sessions", _, "tokens", _]) if versioned => {
+            ("POST", ["sessions", _, "tokens"]) | ("POST", ["sessions", _, "tokens", _])
+                if versioned =>
+            {
                 Endpoint::CreateSessionToken
             }
             ("POST", ["testing_tokens"]) if versioned => Endpoint::CreateTestingToken,
@@ -439,10 +527,10 @@ impl State {
         };
         *self.calls.entry(ep).or_insert(0) += 1;
 
-        if let Some(status) = self.outage {
-            if ep != Endpoint::Health {
-                return (ep, fault_reply(status, None));
-            }
+        if let Some(status) = self.outage
+            && ep != Endpoint::Health
+        {
+            return (ep, fault_reply(status, None));
         }
         let reply = match ep {
             Endpoint::CreateToken => self.create_token(headers, body),
@@ -450,7 +538,9 @@ impl State {
             Endpoint::RevokeToken => self.revoke_token(headers, rest[1], body),
             Endpoint::ListTokens => self.list_tokens(headers, query),
             Endpoint::OtherMachineVerify => self.caller(headers).map(|_| not_found("token")),
-            Endpoint::Jwks => self.require_instance(headers).map(|_| Reply::ok(200, self.jwks())),
+            Endpoint::Jwks => self
+                .require_instance(headers)
+                .map(|_| Reply::ok(200, self.jwks())),
             Endpoint::PublicJwks => Ok(Reply::ok(200, self.jwks())),
             Endpoint::ListMachines => self.list_machines(headers, query),
             Endpoint::CreateMachine => self.create_machine(headers, body),
@@ -464,10 +554,19 @@ impl State {
             Endpoint::CreateUser => self.create_user(headers, body),
             Endpoint::GetUser => self.get_user(headers, rest[1]),
             Endpoint::CreateSession => self.create_session(headers, body),
-            Endpoint::CreateSessionToken => self.create_session_token(headers, rest[1], rest.get(3).copied(), body),
-            Endpoint::CreateTestingToken => self.require_instance(headers).map(|_| self.testing_token()),
+            Endpoint::CreateSessionToken => {
+                self.create_session_token(headers, rest[1], rest.get(3).copied(), body)
+            }
+            Endpoint::CreateTestingToken => {
+                self.require_instance(headers).map(|_| self.testing_token())
+            }
             Endpoint::Health => Ok(Reply::ok(200, json!({ "status": "ok" }))),
-            Endpoint::Unknown => Ok(error(404, "resource_not_found", "not found", &format!("{m} {path} is not a route of this mock"))),
+            Endpoint::Unknown => Ok(error(
+                404,
+                "resource_not_found",
+                "not found",
+                &format!("{m} {path} is not a route of this mock"),
+            )),
         };
         (ep, reply.unwrap_or_else(|e| e))
     }
@@ -485,17 +584,33 @@ impl State {
                     "machine_secret_key_invalid",
                     "The provided Machine Secret Key is invalid. Make sure that your Machine Secret Key is correct.",
                     "The provided Machine Secret Key is invalid. Make sure that your Machine Secret Key is correct.",
-                ))
+                ));
             }
         };
         let body = parse_object(body, true)?;
-        only_params(&body, &["token_format", "seconds_until_expiration", "claims", "min_remaining_ttl_seconds"])?;
+        only_params(
+            &body,
+            &[
+                "token_format",
+                "seconds_until_expiration",
+                "claims",
+                "min_remaining_ttl_seconds",
+            ],
+        )?;
         let format = match body.get("token_format") {
             None | Some(Value::Null) => "opaque",
             Some(Value::String(s)) if s == "opaque" || s == "jwt" => s.as_str(),
-            Some(_) => return Err(bad_param("token_format", "token_format must be one of: opaque, jwt".into())),
+            Some(_) => {
+                return Err(bad_param(
+                    "token_format",
+                    "token_format must be one of: opaque, jwt".into(),
+                ));
+            }
         };
-        let machine = self.machine(&subject).cloned().ok_or_else(|| machine_not_found(&subject))?;
+        let machine = self
+            .machine(&subject)
+            .cloned()
+            .ok_or_else(|| machine_not_found(&subject))?;
         let lifetime_ms: Option<i64> = match body.get("seconds_until_expiration") {
             None | Some(Value::Null) => match self.behaviour.null_lifetime {
                 NullLifetime::DefaultTtl => Some(machine.default_token_ttl as i64 * 1000),
@@ -503,9 +618,19 @@ impl State {
             },
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(s) if s > 0.0 && s < 1e13 => Some((s * 1000.0) as i64),
-                _ => return Err(bad_param("seconds_until_expiration", "seconds_until_expiration must be greater than 0".into())),
+                _ => {
+                    return Err(bad_param(
+                        "seconds_until_expiration",
+                        "seconds_until_expiration must be greater than 0".into(),
+                    ));
+                }
             },
-            Some(_) => return Err(bad_param("seconds_until_expiration", "seconds_until_expiration must be a number".into())),
+            Some(_) => {
+                return Err(bad_param(
+                    "seconds_until_expiration",
+                    "seconds_until_expiration must be a number".into(),
+                ));
+            }
         };
         let claims = body.get("claims").cloned().unwrap_or(Value::Null);
         if let Value::Object(map) = &claims {
@@ -525,31 +650,34 @@ impl State {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|v| v as i64),
             Some(_) => {
-                return Err(bad_param("min_remaining_ttl_seconds", "min_remaining_ttl_seconds must be an integer >= 0".into()))
-            }
-        };
-        if let (Some(min), Some(life)) = (min_remaining, lifetime_ms) {
-            if min * 1000 >= life {
                 return Err(bad_param(
                     "min_remaining_ttl_seconds",
-                    "min_remaining_ttl_seconds must be less than the token lifetime".into(),
+                    "min_remaining_ttl_seconds must be an integer >= 0".into(),
                 ));
             }
+        };
+        if let (Some(min), Some(life)) = (min_remaining, lifetime_ms)
+            && min * 1000 >= life
+        {
+            return Err(bad_param(
+                "min_remaining_ttl_seconds",
+                "min_remaining_ttl_seconds must be less than the token lifetime".into(),
+            ));
         }
         let now = self.now_ms();
         let scopes: Vec<String> = machine.scoped.iter().map(|(id, _)| id.clone()).collect();
-        if format == "opaque" {
-            if let Some(min) = min_remaining {
-                let reusable = self.tokens.iter().rev().find(|t| {
-                    t.subject == subject
-                        && !t.revoked
-                        && t.claims == claims
-                        && t.scopes == scopes
-                        && t.expiration.is_none_or(|e| e - now >= min * 1000)
-                });
-                if let Some(t) = reusable {
-                    return Ok(Reply::ok(201, self.token_json(t, true)));
-                }
+        if format == "opaque"
+            && let Some(min) = min_remaining
+        {
+            let reusable = self.tokens.iter().rev().find(|t| {
+                t.subject == subject
+                    && !t.revoked
+                    && t.claims == claims
+                    && t.scopes == scopes
+                    && t.expiration.is_none_or(|e| e - now >= min * 1000)
+            });
+            if let Some(t) = reusable {
+                return Ok(Reply::ok(201, self.token_json(t, true)));
             }
         }
         let id = ids::token_id();
@@ -565,7 +693,10 @@ impl State {
             payload.insert("iat".into(), json!(iat));
             payload.insert("nbf".into(), json!(iat));
             // A JWT always carries exp; a "never" lifetime becomes ten years.
-            payload.insert("exp".into(), json!(expiration.map(|e| e / 1000).unwrap_or(iat + 315_360_000)));
+            payload.insert(
+                "exp".into(),
+                json!(expiration.map(|e| e / 1000).unwrap_or(iat + 315_360_000)),
+            );
             payload.insert("jti".into(), json!(id));
             if !scopes.is_empty() {
                 payload.insert("scopes".into(), json!(scopes.join(" ")));
@@ -602,7 +733,9 @@ impl State {
         only_params(&body, &["token", "secret"])?;
         // `secret` is the pre-2025-08 field name, still sent by clerk-backend-api 6.
         let presented = match (body.get("token"), body.get("secret")) {
-            (Some(Value::String(t)), _) | (None | Some(Value::Null), Some(Value::String(t))) => t.clone(),
+            (Some(Value::String(t)), _) | (None | Some(Value::Null), Some(Value::String(t))) => {
+                t.clone()
+            }
             _ => return Err(bad_param("token", "token is required".into())),
         };
         let now = self.now_ms();
@@ -611,11 +744,11 @@ impl State {
             return Err(not_found("machine token"));
         };
         let t = &self.tokens[index];
-        if let Caller::Machine(verifier) = &caller {
-            if !t.scopes.contains(verifier) {
-                // Not disclosed: an out-of-scope token looks like an unknown one.
-                return Err(not_found("machine token"));
-            }
+        if let Caller::Machine(verifier) = &caller
+            && !t.scopes.contains(verifier)
+        {
+            // Not disclosed: an out-of-scope token looks like an unknown one.
+            return Err(not_found("machine token"));
         }
         let expired = t.expiration.is_some_and(|e| e <= now);
         if (t.revoked || expired) && revoked_verify == RevokedVerify::NotFound {
@@ -625,26 +758,39 @@ impl State {
         Ok(Reply::ok(200, self.token_json(&self.tokens[index], false)))
     }
 
-    fn revoke_token(&mut self, headers: &http::HeaderMap, id: &str, body: &[u8]) -> Result<Reply, Reply> {
+    fn revoke_token(
+        &mut self,
+        headers: &http::HeaderMap,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Reply, Reply> {
         let caller = self.caller(headers)?;
         if !ids::is_token_id(id) {
-            return Err(bad_param("m2m_token_id", format!("Invalid 'url_parameter.m2m_token_id': Failed regex check")));
+            return Err(bad_param(
+                "m2m_token_id",
+                "Invalid 'url_parameter.m2m_token_id': Failed regex check".to_string(),
+            ));
         }
         let body = parse_object(body, true)?;
         only_params(&body, &["revocation_reason"])?;
         let reason = match body.get("revocation_reason") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(bad_param("revocation_reason", "revocation_reason must be a string".into())),
+            Some(_) => {
+                return Err(bad_param(
+                    "revocation_reason",
+                    "revocation_reason must be a string".into(),
+                ));
+            }
         };
         let now = self.now_ms();
         let Some(t) = self.tokens.iter_mut().find(|t| t.id == id) else {
             return Err(not_found("machine token"));
         };
-        if let Caller::Machine(m) = &caller {
-            if &t.subject != m {
-                return Err(not_found("machine token"));
-            }
+        if let Caller::Machine(m) = &caller
+            && &t.subject != m
+        {
+            return Err(not_found("machine token"));
         }
         if !t.revoked {
             t.revoked = true;
@@ -655,21 +801,40 @@ impl State {
         Ok(Reply::ok(200, self.token_json(&t, false)))
     }
 
-    fn list_tokens(&self, headers: &http::HeaderMap, query: &[(String, String)]) -> Result<Reply, Reply> {
+    fn list_tokens(
+        &self,
+        headers: &http::HeaderMap,
+        query: &[(String, String)],
+    ) -> Result<Reply, Reply> {
         let caller = self.caller(headers)?;
-        let q = |k: &str| query.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let subject = q("subject").ok_or_else(|| bad_param("subject", "subject is required".into()))?;
+        let q = |k: &str| {
+            query
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let subject =
+            q("subject").ok_or_else(|| bad_param("subject", "subject is required".into()))?;
         if !ids::is_machine_id(subject) {
-            return Err(bad_param("subject", "Invalid 'query_parameter.subject': Failed regex check".into()));
+            return Err(bad_param(
+                "subject",
+                "Invalid 'query_parameter.subject': Failed regex check".into(),
+            ));
         }
         let include_revoked = parse_bool(q("revoked"), "revoked")?;
         let include_expired = parse_bool(q("expired"), "expired")?;
         let limit = parse_range(q("limit"), "limit", 1, 100, 10)?;
         let offset = parse_range(q("offset"), "offset", 0, u64::MAX, 0)?;
-        if let Caller::Machine(m) = &caller {
-            if m != subject {
-                return Err(error(403, "authorization_invalid", "Unauthorized request", "You are not authorized to perform this request"));
-            }
+        if let Caller::Machine(m) = &caller
+            && m != subject
+        {
+            return Err(error(
+                403,
+                "authorization_invalid",
+                "Unauthorized request",
+                "You are not authorized to perform this request",
+            ));
         }
         if self.machine(subject).is_none() {
             return Err(machine_not_found(subject));
@@ -689,26 +854,48 @@ impl State {
             .take(limit as usize)
             .map(|t| self.token_json(t, false))
             .collect();
-        Ok(Reply::ok(200, json!({ "m2m_tokens": page, "total_count": matching.len() })))
+        Ok(Reply::ok(
+            200,
+            json!({ "m2m_tokens": page, "total_count": matching.len() }),
+        ))
     }
 
-    fn list_machines(&self, headers: &http::HeaderMap, query: &[(String, String)]) -> Result<Reply, Reply> {
+    fn list_machines(
+        &self,
+        headers: &http::HeaderMap,
+        query: &[(String, String)],
+    ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
-        let q = |k: &str| query.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let q = |k: &str| {
+            query
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
         let limit = parse_range(q("limit"), "limit", 1, 500, 10)?;
         let offset = parse_range(q("offset"), "offset", 0, u64::MAX, 0)?;
         let needle = q("query").unwrap_or("");
         let mut list: Vec<&Machine> = self
             .machines
             .iter()
-            .filter(|m| needle.is_empty() || m.id == needle || m.name.to_lowercase().contains(&needle.to_lowercase()))
+            .filter(|m| {
+                needle.is_empty()
+                    || m.id == needle
+                    || m.name.to_lowercase().contains(&needle.to_lowercase())
+            })
             .collect();
         match q("order_by").unwrap_or("-created_at") {
             "name" | "+name" => list.sort_by(|a, b| a.name.cmp(&b.name)),
             "-name" => list.sort_by(|a, b| b.name.cmp(&a.name)),
             "created_at" | "+created_at" => {}
             "-created_at" => list.reverse(),
-            other => return Err(bad_param("order_by", format!("order_by {other:?} is not supported"))),
+            other => {
+                return Err(bad_param(
+                    "order_by",
+                    format!("order_by {other:?} is not supported"),
+                ));
+            }
         }
         let data: Vec<Value> = list
             .iter()
@@ -716,7 +903,10 @@ impl State {
             .take(limit as usize)
             .map(|m| self.machine_json(m, true))
             .collect();
-        Ok(Reply::ok(200, json!({ "data": data, "total_count": list.len() })))
+        Ok(Reply::ok(
+            200,
+            json!({ "data": data, "total_count": list.len() }),
+        ))
     }
 
     fn create_machine(&mut self, headers: &http::HeaderMap, body: &[u8]) -> Result<Reply, Reply> {
@@ -725,22 +915,50 @@ impl State {
         only_params(&body, &["name", "scoped_machines", "default_token_ttl"])?;
         let name = match body.get("name") {
             Some(Value::String(n)) if !n.is_empty() && n.len() <= 255 => n.clone(),
-            Some(_) => return Err(form_error("form_param_format_invalid", "name", "name must be 1 to 255 characters")),
-            None => return Err(form_error("form_param_missing", "name", "name must be included.")),
+            Some(_) => {
+                return Err(form_error(
+                    "form_param_format_invalid",
+                    "name",
+                    "name must be 1 to 255 characters",
+                ));
+            }
+            None => {
+                return Err(form_error(
+                    "form_param_missing",
+                    "name",
+                    "name must be included.",
+                ));
+            }
         };
         let ttl = match body.get("default_token_ttl") {
             None | Some(Value::Null) => 3600,
             Some(v) => match v.as_u64() {
                 Some(t) if (1..=315_360_000).contains(&t) => t,
-                _ => return Err(form_error("form_param_value_invalid", "default_token_ttl", "default_token_ttl must be between 1 and 315360000")),
+                _ => {
+                    return Err(form_error(
+                        "form_param_value_invalid",
+                        "default_token_ttl",
+                        "default_token_ttl must be between 1 and 315360000",
+                    ));
+                }
             },
         };
         let mut scoped = Vec::new();
         let now = self.now_ms();
         if let Some(v) = body.get("scoped_machines").filter(|v| !v.is_null()) {
-            let list = v.as_array().ok_or_else(|| form_error("form_param_format_invalid", "scoped_machines", "scoped_machines must be an array"))?;
+            let list = v.as_array().ok_or_else(|| {
+                form_error(
+                    "form_param_format_invalid",
+                    "scoped_machines",
+                    "scoped_machines must be an array",
+                )
+            })?;
             if list.len() > 150 {
-                return Err(form_error("form_param_value_invalid", "scoped_machines", "at most 150 scoped machines"));
+                return Err(form_error(
+                    "form_param_value_invalid",
+                    "scoped_machines",
+                    "at most 150 scoped machines",
+                ));
             }
             for item in list {
                 let id = item.as_str().unwrap_or_default();
@@ -772,7 +990,12 @@ impl State {
         Ok(Reply::ok(200, self.machine_json(m, true)))
     }
 
-    fn update_machine(&mut self, headers: &http::HeaderMap, id: &str, body: &[u8]) -> Result<Reply, Reply> {
+    fn update_machine(
+        &mut self,
+        headers: &http::HeaderMap,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
         let body = parse_object(body, true)?;
         only_params(&body, &["name", "default_token_ttl"])?;
@@ -781,13 +1004,25 @@ impl State {
         if let Some(v) = body.get("name").filter(|v| !v.is_null()) {
             match v.as_str() {
                 Some(n) if !n.is_empty() && n.len() <= 255 => m.name = n.to_owned(),
-                _ => return Err(form_error("form_param_format_invalid", "name", "name must be 1 to 255 characters")),
+                _ => {
+                    return Err(form_error(
+                        "form_param_format_invalid",
+                        "name",
+                        "name must be 1 to 255 characters",
+                    ));
+                }
             }
         }
         if let Some(v) = body.get("default_token_ttl").filter(|v| !v.is_null()) {
             match v.as_u64() {
                 Some(t) if (1..=315_360_000).contains(&t) => m.default_token_ttl = t,
-                _ => return Err(form_error("form_param_value_invalid", "default_token_ttl", "default_token_ttl must be between 1 and 315360000")),
+                _ => {
+                    return Err(form_error(
+                        "form_param_value_invalid",
+                        "default_token_ttl",
+                        "default_token_ttl must be between 1 and 315360000",
+                    ));
+                }
             }
         }
         m.updated_at = now;
@@ -805,24 +1040,47 @@ impl State {
         for m in &mut self.machines {
             m.scoped.retain(|(to, _)| to != id);
         }
-        Ok(Reply::ok(200, json!({ "object": "machine", "id": id, "deleted": true })))
+        Ok(Reply::ok(
+            200,
+            json!({ "object": "machine", "id": id, "deleted": true }),
+        ))
     }
 
     fn get_secret_key(&self, headers: &http::HeaderMap, id: &str) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
         let m = self.machine(id).ok_or_else(|| machine_not_found(id))?;
-        Ok(Reply::ok(200, json!({ "object": "machine_secret_key", "secret": m.secret_key })))
+        Ok(Reply::ok(
+            200,
+            json!({ "object": "machine_secret_key", "secret": m.secret_key }),
+        ))
     }
 
-    fn rotate_secret_key(&mut self, headers: &http::HeaderMap, id: &str, body: &[u8]) -> Result<Reply, Reply> {
+    fn rotate_secret_key(
+        &mut self,
+        headers: &http::HeaderMap,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
         let body = parse_object(body, false)?;
         only_params(&body, &["previous_token_ttl"])?;
         let ttl = match body.get("previous_token_ttl") {
-            None | Some(Value::Null) => return Err(form_error("form_param_missing", "previous_token_ttl", "previous_token_ttl must be included.")),
+            None | Some(Value::Null) => {
+                return Err(form_error(
+                    "form_param_missing",
+                    "previous_token_ttl",
+                    "previous_token_ttl must be included.",
+                ));
+            }
             Some(v) => match v.as_u64() {
                 Some(t) if t <= 28_800 => t as i64,
-                _ => return Err(form_error("form_param_value_invalid", "previous_token_ttl", "previous_token_ttl must be between 0 and 28800")),
+                _ => {
+                    return Err(form_error(
+                        "form_param_value_invalid",
+                        "previous_token_ttl",
+                        "previous_token_ttl must be between 0 and 28800",
+                    ));
+                }
             },
         };
         let now = self.now_ms();
@@ -832,17 +1090,31 @@ impl State {
             m.previous_keys.push((old, now + ttl * 1000));
         }
         m.updated_at = now;
-        Ok(Reply::ok(200, json!({ "object": "machine_secret_key", "secret": m.secret_key })))
+        Ok(Reply::ok(
+            200,
+            json!({ "object": "machine_secret_key", "secret": m.secret_key }),
+        ))
     }
 
-    fn create_scope(&mut self, headers: &http::HeaderMap, id: &str, body: &[u8]) -> Result<Reply, Reply> {
+    fn create_scope(
+        &mut self,
+        headers: &http::HeaderMap,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
         let body = parse_object(body, false)?;
         only_params(&body, &["to_machine_id"])?;
         let to = body
             .get("to_machine_id")
             .and_then(Value::as_str)
-            .ok_or_else(|| form_error("form_param_missing", "to_machine_id", "to_machine_id must be included."))?
+            .ok_or_else(|| {
+                form_error(
+                    "form_param_missing",
+                    "to_machine_id",
+                    "to_machine_id must be included.",
+                )
+            })?
             .to_owned();
         if self.machine(&to).is_none() {
             return Err(machine_not_found(&to));
@@ -850,16 +1122,33 @@ impl State {
         let now = self.now_ms();
         let m = self.machine_mut(id).ok_or_else(|| machine_not_found(id))?;
         if m.scoped.iter().any(|(t, _)| *t == to) {
-            return Err(error(409, "duplicate_record", "duplicate record", "This machine scope already exists"));
+            return Err(error(
+                409,
+                "duplicate_record",
+                "duplicate record",
+                "This machine scope already exists",
+            ));
         }
         if m.scoped.len() >= 150 {
-            return Err(form_error("form_param_value_invalid", "to_machine_id", "a machine can have at most 150 scopes"));
+            return Err(form_error(
+                "form_param_value_invalid",
+                "to_machine_id",
+                "a machine can have at most 150 scopes",
+            ));
         }
         m.scoped.push((to.clone(), now));
-        Ok(Reply::ok(200, json!({ "object": "machine_scope", "from_machine_id": id, "to_machine_id": to, "created_at": now })))
+        Ok(Reply::ok(
+            200,
+            json!({ "object": "machine_scope", "from_machine_id": id, "to_machine_id": to, "created_at": now }),
+        ))
     }
 
-    fn delete_scope(&mut self, headers: &http::HeaderMap, id: &str, other: &str) -> Result<Reply, Reply> {
+    fn delete_scope(
+        &mut self,
+        headers: &http::HeaderMap,
+        id: &str,
+        other: &str,
+    ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
         let m = self.machine_mut(id).ok_or_else(|| machine_not_found(id))?;
         let before = m.scoped.len();
@@ -867,7 +1156,10 @@ impl State {
         if m.scoped.len() == before {
             return Err(not_found("machine scope"));
         }
-        Ok(Reply::ok(200, json!({ "object": "machine_scope", "from_machine_id": id, "to_machine_id": other, "deleted": true })))
+        Ok(Reply::ok(
+            200,
+            json!({ "object": "machine_scope", "from_machine_id": id, "to_machine_id": other, "deleted": true }),
+        ))
     }
 
     pub fn user_json(u: &User) -> Value {
@@ -885,7 +1177,12 @@ impl State {
     fn create_user(&mut self, headers: &http::HeaderMap, body: &[u8]) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
         let body = parse_object(body, true)?;
-        let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let text = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         let email = body
             .get("email_address")
             .and_then(Value::as_array)
@@ -893,7 +1190,13 @@ impl State {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let u = User { id: ids::user_id(), first_name: text("first_name"), last_name: text("last_name"), email, created_at: self.now_ms() };
+        let u = User {
+            id: ids::user_id(),
+            first_name: text("first_name"),
+            last_name: text("last_name"),
+            email,
+            created_at: self.now_ms(),
+        };
         let json = Self::user_json(&u);
         self.users.push(u);
         Ok(Reply::ok(200, json))
@@ -901,7 +1204,11 @@ impl State {
 
     fn get_user(&self, headers: &http::HeaderMap, id: &str) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
-        let u = self.users.iter().find(|u| u.id == id).ok_or_else(|| not_found("user"))?;
+        let u = self
+            .users
+            .iter()
+            .find(|u| u.id == id)
+            .ok_or_else(|| not_found("user"))?;
         Ok(Reply::ok(200, Self::user_json(u)))
     }
 
@@ -922,7 +1229,11 @@ impl State {
 
     pub fn new_session(&mut self, user_id: &str) -> Option<Session> {
         self.users.iter().find(|u| u.id == user_id)?;
-        let s = Session { id: ids::session_id(), user_id: user_id.to_owned(), created_at: self.now_ms() };
+        let s = Session {
+            id: ids::session_id(),
+            user_id: user_id.to_owned(),
+            created_at: self.now_ms(),
+        };
         self.sessions.push(s.clone());
         Some(s)
     }
@@ -930,16 +1241,20 @@ impl State {
     fn create_session(&mut self, headers: &http::HeaderMap, body: &[u8]) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
         let body = parse_object(body, false)?;
-        let user_id = body
-            .get("user_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| form_error("form_param_missing", "user_id", "user_id must be included."))?;
+        let user_id = body.get("user_id").and_then(Value::as_str).ok_or_else(|| {
+            form_error("form_param_missing", "user_id", "user_id must be included.")
+        })?;
         let s = self.new_session(user_id).ok_or_else(|| not_found("user"))?;
         Ok(Reply::ok(200, self.session_json(&s)))
     }
 
     /// Claims and header of a session token for `session`.
-    pub fn session_token_parts(&self, session: &Session, ttl_secs: u64, template: bool) -> (Value, Value) {
+    pub fn session_token_parts(
+        &self,
+        session: &Session,
+        ttl_secs: u64,
+        template: bool,
+    ) -> (Value, Value) {
         let iat = self.now_ms() / 1000;
         let header = json!({
             "alg": "RS256",
@@ -962,25 +1277,47 @@ impl State {
         (header, claims)
     }
 
-    fn create_session_token(&mut self, headers: &http::HeaderMap, id: &str, template: Option<&str>, body: &[u8]) -> Result<Reply, Reply> {
+    fn create_session_token(
+        &mut self,
+        headers: &http::HeaderMap,
+        id: &str,
+        template: Option<&str>,
+        body: &[u8],
+    ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
         let body = parse_object(body, true)?;
         let ttl = match body.get("expires_in_seconds") {
             None | Some(Value::Null) => self.behaviour.session_token_ttl_seconds,
             Some(v) => match v.as_u64() {
                 Some(t) if (30..=315_360_000).contains(&t) => t,
-                _ => return Err(bad_param("expires_in_seconds", "expires_in_seconds must be between 30 and 315360000".into())),
+                _ => {
+                    return Err(bad_param(
+                        "expires_in_seconds",
+                        "expires_in_seconds must be between 30 and 315360000".into(),
+                    ));
+                }
             },
         };
-        let session = self.sessions.iter().find(|s| s.id == id).cloned().ok_or_else(|| not_found("session"))?;
+        let session = self
+            .sessions
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or_else(|| not_found("session"))?;
         let (header, claims) = self.session_token_parts(&session, ttl, template.is_some());
-        Ok(Reply::ok(200, json!({ "object": "token", "jwt": self.key.sign(&header, &claims) })))
+        Ok(Reply::ok(
+            200,
+            json!({ "object": "token", "jwt": self.key.sign(&header, &claims) }),
+        ))
     }
 
     fn testing_token(&self) -> Reply {
         let now = self.now_ms() / 1000;
         let token = format!("{now}-{}", &ids::opaque_secret()[3..]);
-        Reply::ok(200, json!({ "object": "testing_token", "token": token, "expires_at": now + 3600 }))
+        Reply::ok(
+            200,
+            json!({ "object": "testing_token", "token": token, "expires_at": now + 3600 }),
+        )
     }
 }
 
@@ -1003,12 +1340,22 @@ fn parse_object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, Reply
         return if empty_ok {
             Ok(Map::new())
         } else {
-            Err(error(400, "request_body_invalid", "Request body invalid", "The request body is invalid. Please consult the API documentation for more information."))
+            Err(error(
+                400,
+                "request_body_invalid",
+                "Request body invalid",
+                "The request body is invalid. Please consult the API documentation for more information.",
+            ))
         };
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(error(400, "request_body_invalid", "Request body invalid", "The request body is invalid. Please consult the API documentation for more information.")),
+        _ => Err(error(
+            400,
+            "request_body_invalid",
+            "Request body invalid",
+            "The request body is invalid. Please consult the API documentation for more information.",
+        )),
     }
 }
 
@@ -1033,12 +1380,21 @@ fn parse_bool(v: Option<&str>, name: &str) -> Result<bool, Reply> {
     }
 }
 
-fn parse_range(v: Option<&str>, name: &str, min: u64, max: u64, default: u64) -> Result<u64, Reply> {
+fn parse_range(
+    v: Option<&str>,
+    name: &str,
+    min: u64,
+    max: u64,
+    default: u64,
+) -> Result<u64, Reply> {
     match v {
         None => Ok(default),
         Some(s) => match s.parse::<u64>() {
             Ok(n) if n >= min && n <= max => Ok(n),
-            _ => Err(bad_param(name, format!("{name} must be an integer between {min} and {max}"))),
+            _ => Err(bad_param(
+                name,
+                format!("{name} must be an integer between {min} and {max}"),
+            )),
         },
     }
 }

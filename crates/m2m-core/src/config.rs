@@ -30,9 +30,11 @@ impl ConfigError {
     }
 }
 
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 /// Reads settings through a lookup function, so tests need not touch the process environment.
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
 
 impl std::fmt::Debug for Env<'_> {

@@ -1,1 +1,18 @@
-fn main() {}
+//! `clerk-mock`: serves the Clerk Backend API fake on a port, seeded from a file.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = clerk_mock_service::Config::parse();
+    clerk_mock_service::init_tracing();
+    match clerk_mock_service::run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clerk-mock: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -75,17 +75,17 @@ impl MintSettings {
                 ),
             ));
         }
-        if let Some(min) = self.min_remaining_ttl {
-            if min <= self.refresh_buffer + self.refresh_jitter || min >= self.lifetime {
-                return Err((
-                    "M2M_TOKEN_MIN_REMAINING_TTL_SECONDS",
-                    format!(
-                        "must be greater than the refresh buffer ({}s) and less than the lifetime ({}s)",
-                        (self.refresh_buffer + self.refresh_jitter).as_secs(),
-                        self.lifetime.as_secs()
-                    ),
-                ));
-            }
+        if let Some(min) = self.min_remaining_ttl
+            && (min <= self.refresh_buffer + self.refresh_jitter || min >= self.lifetime)
+        {
+            return Err((
+                "M2M_TOKEN_MIN_REMAINING_TTL_SECONDS",
+                format!(
+                    "must be greater than the refresh buffer ({}s) and less than the lifetime ({}s)",
+                    (self.refresh_buffer + self.refresh_jitter).as_secs(),
+                    self.lifetime.as_secs()
+                ),
+            ));
         }
         Ok(())
     }
@@ -191,21 +191,21 @@ impl MintedTokenSource {
     /// within its refresh window.
     pub async fn token(&self) -> Result<BearerToken, TokenError> {
         let inner = &self.inner;
-        if let Some(cached) = inner.current.load().as_ref() {
-            if inner.clock.now() < cached.refresh_at {
-                tracing::debug!(token_id = %cached.token_id, "using cached M2M token");
-                return Ok(cached.token.clone());
-            }
+        if let Some(cached) = inner.current.load().as_ref()
+            && inner.clock.now() < cached.refresh_at
+        {
+            tracing::debug!(token_id = %cached.token_id, "using cached M2M token");
+            return Ok(cached.token.clone());
         }
         let seen_generation = inner.generation.load(Ordering::Acquire);
         let mut state = inner.refresh.lock().await;
 
         let now = inner.clock.now();
         let current = inner.current.load_full();
-        if let Some(cached) = &current {
-            if now < cached.refresh_at {
-                return Ok(cached.token.clone());
-            }
+        if let Some(cached) = &current
+            && now < cached.refresh_at
+        {
+            return Ok(cached.token.clone());
         }
         let still_valid = current.as_ref().filter(|c| now < c.expires_at);
         if let Some((failed_at, err)) = &state.last_failure {
@@ -216,10 +216,10 @@ impl MintedTokenSource {
                     None => Err(TokenError::Mint(err.clone())),
                 };
             }
-            if let Some(c) = still_valid {
-                if now < *failed_at + self.failure_backoff(state.consecutive_failures) {
-                    return Ok(c.token.clone());
-                }
+            if let Some(c) = still_valid
+                && now < *failed_at + self.failure_backoff(state.consecutive_failures)
+            {
+                return Ok(c.token.clone());
             }
         }
 

@@ -1,0 +1,107 @@
+//! The `clerk-mock` service: [`clerk_mock::ClerkMock`] on a fixed port, seeded from a file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clerk_mock::{ClerkMock, Seed};
+
+/// Command line and environment.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "clerk-mock",
+    version,
+    about = "A stateful fake of Clerk's Backend API (M2M tokens, machines, JWKS, sessions) for offline development and tests"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CLERK_MOCK_BIND", default_value = "0.0.0.0:8080")]
+    pub bind: SocketAddr,
+    /// Seed file (JSON); the repository's default seed when unset.
+    #[arg(long, env = "CLERK_MOCK_SEED")]
+    pub seed: Option<PathBuf>,
+    /// Print the effective seed (keys, machines, users) as JSON and exit.
+    #[arg(long)]
+    pub print_seed: bool,
+}
+
+/// Logs to stderr; `RUST_LOG` filters, `LOG_FORMAT=json` for machines.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Loads the seed named by the config (or the default one).
+pub fn load_seed(config: &Config) -> Result<Seed, String> {
+    match &config.seed {
+        None => Ok(Seed::demo()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("CLERK_MOCK_SEED: cannot read {}: {e}", path.display()))?;
+            Seed::from_json(&text).map_err(|e| format!("CLERK_MOCK_SEED: {}: {e}", path.display()))
+        }
+    }
+}
+
+/// Starts the mock on `config.bind`. Returns it so the caller decides how long it lives.
+pub async fn start(config: &Config) -> Result<ClerkMock, String> {
+    let seed = load_seed(config)?;
+    let listener = std::net::TcpListener::bind(config.bind)
+        .map_err(|e| format!("CLERK_MOCK_BIND: cannot listen on {}: {e}", config.bind))?;
+    ClerkMock::try_start(seed, Some(listener), None).await
+}
+
+/// Runs the service until Ctrl-C or SIGTERM (or prints the seed and returns).
+pub async fn run(config: Config) -> Result<(), String> {
+    if config.print_seed {
+        let seed = load_seed(&config)?;
+        let mock = ClerkMock::try_start(seed, None, None).await?;
+        let json =
+            serde_json::to_string_pretty(&mock.effective_seed()).map_err(|e| e.to_string())?;
+        println!("{json}");
+        return Ok(());
+    }
+    let mock = start(&config).await?;
+    let port = config.bind.port();
+    let key = mock.instance_secret_key();
+    let user = mock.users().into_iter().next();
+    tracing::info!(url = %mock.api_url(), "clerk-mock listening; set CLERK_API_BASE_URL to this URL");
+    if let Some(user) = user {
+        tracing::info!(
+            "demo session JWT: SID=$(curl -s -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"user_id\":\"{}\"}}' http://localhost:{port}/v1/sessions | sed -E 's/.*\"id\":\"([^\"]+)\".*/\\1/'); curl -s -X POST -H 'Authorization: Bearer {key}' http://localhost:{port}/v1/sessions/$SID/tokens",
+            user.id
+        );
+    }
+    shutdown_signal().await;
+    tracing::info!("clerk-mock stopping");
+    drop(mock);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
