@@ -1,0 +1,193 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use m2m_core::clerk::{ClerkClient, TokenFormat};
+use m2m_core::{ConfigError, Env, M2mClientConfig, ServiceTokens, TokenSource};
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(pairs: &[(&str, &str)], service: Option<&str>) -> Result<M2mClientConfig, ConfigError> {
+    let map = env(pairs);
+    M2mClientConfig::from_env(&Env::from_fn(|k| map.get(k).cloned()), service)
+}
+
+const KEY: (&str, &str) = ("CLERK_MACHINE_SECRET_KEY", "ak_live_secret_value_123");
+
+#[test]
+fn defaults_match_the_mirrored_system() {
+    let c = load(&[KEY], None).expect("config");
+    assert_eq!(c.api_base_url, "https://api.clerk.com/v1");
+    assert!(c.enabled);
+    assert_eq!(c.mint.lifetime, Duration::from_secs(3600));
+    assert_eq!(c.mint.refresh_buffer, Duration::from_secs(300));
+    assert_eq!(c.mint.format, TokenFormat::Opaque);
+    assert!(c.mint.min_remaining_ttl.is_none());
+}
+
+#[test]
+fn malformed_values_name_the_variable_and_never_echo_secrets() {
+    for (pairs, var) in [
+        (
+            vec![KEY, ("M2M_TOKEN_LIFETIME_SECONDS", "1h")],
+            "M2M_TOKEN_LIFETIME_SECONDS",
+        ),
+        (
+            vec![KEY, ("M2M_TOKEN_LIFETIME_SECONDS", "0")],
+            "M2M_TOKEN_LIFETIME_SECONDS",
+        ),
+        (
+            vec![KEY, ("M2M_TOKEN_REFRESH_BUFFER_SECONDS", "-1")],
+            "M2M_TOKEN_REFRESH_BUFFER_SECONDS",
+        ),
+        (
+            vec![KEY, ("M2M_TOKEN_REFRESH_BUFFER_SECONDS", "3600")],
+            "M2M_TOKEN_REFRESH_BUFFER_SECONDS",
+        ),
+        (
+            vec![KEY, ("M2M_TOKEN_FORMAT", "paseto")],
+            "M2M_TOKEN_FORMAT",
+        ),
+        (
+            vec![KEY, ("M2M_TOKEN_MIN_REMAINING_TTL_SECONDS", "200")],
+            "M2M_TOKEN_MIN_REMAINING_TTL_SECONDS",
+        ),
+        (vec![KEY, ("ENABLE_M2M_AUTH", "maybe")], "ENABLE_M2M_AUTH"),
+        (
+            vec![KEY, ("CLERK_API_BASE_URL", "api.clerk.com")],
+            "CLERK_API_BASE_URL",
+        ),
+        (
+            vec![("CLERK_MACHINE_SECRET_KEY", "sk_live_instance_secret")],
+            "CLERK_MACHINE_SECRET_KEY",
+        ),
+        (
+            vec![("CLERK_MACHINE_SECRET_KEY", "hunter2")],
+            "CLERK_MACHINE_SECRET_KEY",
+        ),
+        (vec![], "CLERK_MACHINE_SECRET_KEY"),
+    ] {
+        let err = load(&pairs, None).expect_err("invalid");
+        assert_eq!(err.var, var, "{pairs:?}");
+        let text = err.to_string();
+        assert_eq!(text.lines().count(), 1, "one line: {text}");
+        for secret in [
+            "sk_live_instance_secret",
+            "hunter2",
+            "ak_live_secret_value_123",
+        ] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+}
+
+#[test]
+fn min_remaining_ttl_must_exceed_the_buffer() {
+    let ok = load(&[KEY, ("M2M_TOKEN_MIN_REMAINING_TTL_SECONDS", "600")], None).expect("valid");
+    assert_eq!(ok.mint.min_remaining_ttl, Some(Duration::from_secs(600)));
+    assert!(
+        load(&[KEY, ("M2M_TOKEN_MIN_REMAINING_TTL_SECONDS", "300")], None).is_err(),
+        "equal to the buffer"
+    );
+    assert!(
+        load(
+            &[KEY, ("M2M_TOKEN_MIN_REMAINING_TTL_SECONDS", "3600")],
+            None
+        )
+        .is_err(),
+        "equal to the lifetime"
+    );
+}
+
+#[tokio::test]
+async fn the_source_kind_follows_the_settings() {
+    let client = ClerkClient::new("http://127.0.0.1:9").expect("client");
+    let clock = m2m_core::clock::system();
+    let kind = |c: M2mClientConfig| {
+        c.token_source(&client, clock.clone())
+            .expect("source")
+            .kind()
+    };
+    assert_eq!(kind(load(&[KEY], None).expect("c")), "minted");
+    assert_eq!(
+        kind(load(&[KEY, ("CLERK_M2M_TOKEN", "mt_pre")], None).expect("c")),
+        "static"
+    );
+    assert_eq!(
+        kind(load(&[("CLERK_M2M_TOKEN", "mt_pre")], None).expect("c")),
+        "static",
+        "no key needed with a static token"
+    );
+    assert_eq!(
+        kind(load(&[("ENABLE_M2M_AUTH", "false")], None).expect("c")),
+        "disabled"
+    );
+
+    let per_service = load(
+        &[
+            ("CLERK_M2M_TOKEN", "mt_default"),
+            ("CLERK_M2M_TOKEN_JOB_APPLIER", "mt_applier"),
+        ],
+        Some("job-applier"),
+    )
+    .expect("c");
+    match per_service
+        .token_source(&client, clock.clone())
+        .expect("source")
+    {
+        TokenSource::Static(t) => assert_eq!(t.expose(), "mt_applier"),
+        other => panic!("expected static, got {other:?}"),
+    }
+}
+
+#[test]
+fn service_tokens_offer_the_older_packages_operations() {
+    let tokens = ServiceTokens::from_vars([
+        ("CLERK_M2M_TOKEN_JOB_APPLIER", "mt_a"),
+        ("CLERK_M2M_MACHINE_ID_JOB_APPLIER", "mch_applier"),
+        ("CLERK_M2M_TOKEN_CANDIDATE_REPRESENTER", "mt_r"),
+        ("CLERK_M2M_TOKEN_EMPTY", "  "),
+        ("UNRELATED", "x"),
+    ]);
+    assert_eq!(
+        tokens.token_for("job-applier").expect("token").expose(),
+        "mt_a"
+    );
+    assert_eq!(
+        tokens.token_for("Job Applier").expect("token").expose(),
+        "mt_a"
+    );
+    assert!(tokens.is_configured("candidate_representer"));
+    assert!(!tokens.is_configured("empty"), "blank values do not count");
+    assert!(!tokens.is_configured("other"));
+    assert_eq!(
+        tokens.expected_machine_id("JOB_APPLIER"),
+        Some("mch_applier")
+    );
+    assert_eq!(tokens.expected_machine_id("candidate-representer"), None);
+    let with_default = ServiceTokens::from_vars([("CLERK_M2M_TOKEN", "mt_d")]);
+    assert_eq!(
+        with_default
+            .token_for("anything")
+            .expect("default")
+            .expose(),
+        "mt_d"
+    );
+    assert!(!format!("{tokens:?}").contains("mt_a"), "Debug is redacted");
+}
+
+#[test]
+fn debug_output_of_secret_bearing_types_is_redacted() {
+    let c = load(&[KEY, ("CLERK_M2M_TOKEN", "mt_static_secret")], None).expect("config");
+    let text = format!("{c:?}");
+    assert!(
+        !text.contains("ak_live_secret_value_123") && !text.contains("mt_static_secret"),
+        "{text}"
+    );
+    let t = m2m_core::BearerToken::new("mt_visible?");
+    assert!(!format!("{t:?}").contains("mt_visible"));
+}

@@ -1,0 +1,9 @@
+//! m2m-core integration tests: against wiremock stubs (exact request shapes, failure modes) and
+//! against clerk-mock (real Clerk behaviour).
+
+mod authed_client;
+mod clerk_client;
+mod config;
+mod logs;
+mod support;
+mod token_source;
