@@ -5,6 +5,8 @@
 //! - [`TokenSource`]: where a caller's token comes from — [`MintedTokenSource`] (minted with the
 //!   machine secret key, cached, refreshed `refresh_buffer` before expiry, single-flight, serving
 //!   the current token through refresh failures), a pre-created static token, or none.
+//! - [`Verifier`]: verification of incoming Clerk session JWTs and M2M tokens (opaque, cached
+//!   by hash, single-flight; JWT, locally with the JWKS), with an axum extractor in [`auth_axum`].
 //! - [`AuthedClient`]: reqwest glue that adds the token and, on a 401, replaces exactly that token
 //!   and retries once.
 //!
@@ -23,12 +25,15 @@
 //!
 //! No token or key is ever logged; `Debug` of every secret-bearing type is redacted.
 
+#[cfg(feature = "axum")]
+pub mod auth_axum;
 mod authed_client;
 pub mod clerk;
 pub mod clock;
 pub mod config;
 mod secret;
 pub mod token_source;
+pub mod verify;
 
 pub use authed_client::{AuthedClient, AuthedRequestError};
 pub use clerk::{ClerkClient, ClerkError};
@@ -36,3 +41,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, Env, M2mClientConfig};
 pub use secret::{BearerToken, fingerprint};
 pub use token_source::{MintSettings, MintedTokenSource, ServiceTokens, TokenError, TokenSource};
+pub use verify::{
+    MachinePrincipal, Principal, UserPrincipal, Verifier, VerifierConfig, VerifyError,
+};

@@ -191,3 +191,109 @@ fn debug_output_of_secret_bearing_types_is_redacted() {
     let t = m2m_core::BearerToken::new("mt_visible?");
     assert!(!format!("{t:?}").contains("mt_visible"));
 }
+
+fn verifier_config(pairs: &[(&str, &str)]) -> Result<m2m_core::VerifierConfig, ConfigError> {
+    let map = env(pairs);
+    m2m_core::VerifierConfig::from_env(&Env::from_fn(|k| map.get(k).cloned()))
+}
+
+#[test]
+fn verifier_config_reads_the_api_variables() {
+    let pem = clerk_mock::SigningKey::generate().public_key_pem();
+    let c = verifier_config(&[
+        ("CLERK_MACHINE_SECRET_KEY", "ak_api"),
+        ("CLERK_SECRET_KEY", "sk_test_x"),
+        ("CLERK_JWT_KEY", &pem),
+        (
+            "CLERK_JWKS_URL",
+            "https://clerk.example.com/.well-known/jwks.json",
+        ),
+        (
+            "CLERK_AUTHORIZED_PARTIES",
+            "https://a.example, http://localhost:5000 ,",
+        ),
+        ("CLERK_ISSUER", "https://clerk.example.com"),
+        ("M2M_VERIFY_CACHE_TTL_SECONDS", "0"),
+    ])
+    .expect("config");
+    assert!(
+        matches!(c.key_source, Some(m2m_core::verify::KeySource::Pem(_))),
+        "the PEM wins: no network"
+    );
+    assert_eq!(
+        c.policy.authorized_parties,
+        vec!["https://a.example", "http://localhost:5000"]
+    );
+    assert_eq!(
+        c.policy.issuer.as_deref(),
+        Some("https://clerk.example.com")
+    );
+    assert_eq!(c.cache.ttl, Duration::ZERO);
+    assert_eq!(
+        verifier_config(&[
+            ("CLERK_SECRET_KEY", "sk_test_x"),
+            ("CLERK_JWKS_URL", "https://x.example/jwks")
+        ])
+        .expect("c")
+        .cache
+        .ttl,
+        Duration::from_secs(60)
+    );
+    assert!(matches!(
+        verifier_config(&[
+            ("CLERK_SECRET_KEY", "sk_test_x"),
+            ("CLERK_JWKS_URL", "https://x.example/jwks")
+        ])
+        .expect("c")
+        .key_source,
+        Some(m2m_core::verify::KeySource::Url(_))
+    ));
+    assert!(matches!(
+        verifier_config(&[("CLERK_SECRET_KEY", "sk_test_x")])
+            .expect("c")
+            .key_source,
+        Some(m2m_core::verify::KeySource::Bapi(_))
+    ));
+}
+
+#[test]
+fn verifier_config_errors_name_the_variable() {
+    for (pairs, var) in [
+        (vec![], "CLERK_MACHINE_SECRET_KEY"),
+        (
+            vec![("CLERK_SECRET_KEY", "ak_wrong_kind")],
+            "CLERK_SECRET_KEY",
+        ),
+        (
+            vec![("CLERK_MACHINE_SECRET_KEY", "sk_test_wrong_kind")],
+            "CLERK_MACHINE_SECRET_KEY",
+        ),
+        (
+            vec![
+                ("CLERK_SECRET_KEY", "sk_test_x"),
+                ("CLERK_JWT_KEY", "not a pem"),
+            ],
+            "CLERK_JWT_KEY",
+        ),
+        (
+            vec![
+                ("CLERK_SECRET_KEY", "sk_test_x"),
+                ("CLERK_JWKS_URL", "nope"),
+            ],
+            "CLERK_JWKS_URL",
+        ),
+        (
+            vec![
+                ("CLERK_SECRET_KEY", "sk_test_x"),
+                ("M2M_VERIFY_CACHE_TTL_SECONDS", "1m"),
+            ],
+            "M2M_VERIFY_CACHE_TTL_SECONDS",
+        ),
+    ] {
+        assert_eq!(
+            verifier_config(&pairs).expect_err("invalid").var,
+            var,
+            "{pairs:?}"
+        );
+    }
+}

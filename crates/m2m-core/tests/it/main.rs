@@ -7,3 +7,5 @@ mod config;
 mod logs;
 mod support;
 mod token_source;
+mod verify;
+mod verify_http;

@@ -1,0 +1,181 @@
+//! Verifying incoming credentials: Clerk user session JWTs and M2M tokens (opaque and JWT), on
+//! the same routes, never confused with each other.
+//!
+//! ```text
+//! Authorization header ──▶ bearer_token() ──▶ classify()
+//!    mt_…                      ──▶ OpaqueVerifier: cache(sha256) → POST /m2m_tokens/verify → Machine
+//!    JWT, sub mch_… or cat M2M ──▶ JwtVerifier::verify_m2m (local, JWKS)                 → Machine
+//!    other JWT                 ──▶ JwtVerifier::verify_session (local, JWKS)             → User
+//!    anything else             ──▶ 401, no network call
+//! ```
+
+mod classify;
+mod error;
+mod header;
+mod jwks;
+mod jwt;
+mod opaque;
+mod principal;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use classify::{
+    CAT_M2M, CAT_SESSION, CAT_TEMPLATE, DecodedJwt, TokenKind, classify, decode_jwt, is_opaque_m2m,
+};
+pub use error::{VerifyError, reason};
+pub use header::{MAX_HEADER_LEN, bearer_token};
+pub use jwks::{JWKS_TTL, KeySource, KeyStore, UNKNOWN_KID_REFETCH_INTERVAL};
+pub use jwt::{CLOCK_SKEW, JwtPolicy, JwtVerifier};
+pub use opaque::{OpaqueCacheSettings, OpaqueStats, OpaqueVerifier};
+pub use principal::{MachinePrincipal, Principal, TokenFormat, UserPrincipal};
+
+use crate::clerk::{ClerkClient, DEFAULT_API_BASE_URL};
+use crate::clock::Clock;
+use crate::config::{ConfigError, Env};
+
+/// Verifies any bearer token this API accepts.
+#[derive(Debug)]
+pub struct Verifier {
+    opaque: Option<OpaqueVerifier>,
+    jwt: Option<JwtVerifier>,
+}
+
+impl Verifier {
+    /// A verifier from its parts; either may be absent (tokens of that kind are then rejected).
+    pub fn new(opaque: Option<OpaqueVerifier>, jwt: Option<JwtVerifier>) -> Self {
+        Self { opaque, jwt }
+    }
+
+    /// Verifies the raw `Authorization` header value (`None` when absent).
+    pub async fn verify_header(&self, header: Option<&[u8]>) -> Result<Principal, VerifyError> {
+        let token = bearer_token(header)?;
+        self.verify_token(token).await
+    }
+
+    /// Verifies a bearer token.
+    pub async fn verify_token(&self, token: &str) -> Result<Principal, VerifyError> {
+        match classify(token)? {
+            TokenKind::OpaqueM2m => match &self.opaque {
+                Some(v) => v.verify(token).await.map(Principal::Machine),
+                None => Err(VerifyError::Invalid(reason::TYPE_MISMATCH)),
+            },
+            TokenKind::M2mJwt(jwt) => self.jwt()?.verify_m2m(&jwt).await.map(Principal::Machine),
+            TokenKind::SessionJwt(jwt) => {
+                self.jwt()?.verify_session(&jwt).await.map(Principal::User)
+            }
+        }
+    }
+
+    fn jwt(&self) -> Result<&JwtVerifier, VerifyError> {
+        self.jwt.as_ref().ok_or_else(|| {
+            VerifyError::Misconfigured(
+                "no JWT key configured (CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY)".into(),
+            )
+        })
+    }
+
+    /// Opaque-token cache counters, if opaque tokens are accepted.
+    pub fn opaque_stats(&self) -> Option<&Arc<OpaqueStats>> {
+        self.opaque.as_ref().map(OpaqueVerifier::stats)
+    }
+
+    /// Loads the JWKS now, so the first request does not pay for it. Failure is not fatal: keys
+    /// are fetched again on demand.
+    pub async fn prefetch_keys(&self) -> Result<usize, VerifyError> {
+        match &self.jwt {
+            Some(j) => j.keys().prefetch().await,
+            None => Ok(0),
+        }
+    }
+}
+
+/// The API side's settings (DESIGN §4).
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// `CLERK_API_BASE_URL`.
+    pub api_base_url: String,
+    /// Key for `POST /m2m_tokens/verify`: `CLERK_MACHINE_SECRET_KEY` (this service's machine;
+    /// Clerk then enforces scopes), else `CLERK_SECRET_KEY` (any token of the instance).
+    pub verify_key: Option<secrecy::SecretString>,
+    /// Where JWT keys come from: `CLERK_JWT_KEY`, else `CLERK_JWKS_URL`, else `CLERK_SECRET_KEY`.
+    pub key_source: Option<KeySource>,
+    /// `CLERK_AUTHORIZED_PARTIES` and `CLERK_ISSUER`.
+    pub policy: JwtPolicy,
+    /// `M2M_VERIFY_CACHE_TTL_SECONDS` (default 60; 0 disables the cache).
+    pub cache: OpaqueCacheSettings,
+}
+
+impl VerifierConfig {
+    /// Reads the environment. At least one way to verify something must be configured.
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let api_base_url = env.url("CLERK_API_BASE_URL", DEFAULT_API_BASE_URL)?;
+        let machine_key = env.secret("CLERK_MACHINE_SECRET_KEY");
+        if let Some(k) = &machine_key {
+            crate::config::check_machine_key(k)?;
+        }
+        let instance_key = env.secret("CLERK_SECRET_KEY");
+        if let Some(k) = &instance_key {
+            use secrecy::ExposeSecret;
+            if !k.expose_secret().starts_with("sk_") {
+                return Err(ConfigError::new(
+                    "CLERK_SECRET_KEY",
+                    "must be an instance secret key starting with sk_",
+                ));
+            }
+        }
+        let key_source = if let Some(pem) = env.get("CLERK_JWT_KEY") {
+            Some(KeySource::from_pem(&pem).map_err(|e| ConfigError::new("CLERK_JWT_KEY", e))?)
+        } else if env.get("CLERK_JWKS_URL").is_some() {
+            Some(KeySource::Url(env.url("CLERK_JWKS_URL", "")?))
+        } else {
+            instance_key.clone().map(KeySource::Bapi)
+        };
+        let authorized_parties = env
+            .get("CLERK_AUTHORIZED_PARTIES")
+            .map(|v| {
+                v.split(',')
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cache = OpaqueCacheSettings {
+            ttl: env.seconds("M2M_VERIFY_CACHE_TTL_SECONDS", Duration::from_secs(60))?,
+            ..OpaqueCacheSettings::default()
+        };
+        let verify_key = machine_key.or(instance_key);
+        if verify_key.is_none() && key_source.is_none() {
+            return Err(ConfigError::new(
+                "CLERK_MACHINE_SECRET_KEY",
+                "nothing to verify tokens with: set CLERK_MACHINE_SECRET_KEY (M2M tokens) and CLERK_SECRET_KEY, CLERK_JWT_KEY or CLERK_JWKS_URL (session tokens)",
+            ));
+        }
+        Ok(Self {
+            api_base_url,
+            verify_key,
+            key_source,
+            policy: JwtPolicy {
+                authorized_parties,
+                issuer: env.get("CLERK_ISSUER"),
+            },
+            cache,
+        })
+    }
+
+    /// Builds the verifier.
+    pub fn build(&self, client: &ClerkClient, clock: Arc<dyn Clock>) -> Verifier {
+        let opaque = self
+            .verify_key
+            .clone()
+            .map(|k| OpaqueVerifier::new(client.clone(), k, self.cache.clone(), clock.clone()));
+        let jwt = self.key_source.clone().map(|s| {
+            JwtVerifier::new(
+                KeyStore::new(s, client.clone(), clock.clone()),
+                self.policy.clone(),
+                clock,
+            )
+        });
+        Verifier::new(opaque, jwt)
+    }
+}
