@@ -24,20 +24,6 @@ pub struct Config {
     pub print_seed: bool,
 }
 
-/// Logs to stderr; `RUST_LOG` filters, `LOG_FORMAT=json` for machines.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 /// Loads the seed named by the config (or the default one).
 pub fn load_seed(config: &Config) -> Result<Seed, String> {
     match &config.seed {
@@ -79,29 +65,8 @@ pub async fn run(config: Config) -> Result<(), String> {
             user.id
         );
     }
-    shutdown_signal().await;
+    m2m_core::service::shutdown_signal().await;
     tracing::info!("clerk-mock stopping");
     drop(mock);
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

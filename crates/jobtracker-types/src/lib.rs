@@ -1,0 +1,425 @@
+//! The JobTracker API's request and response types. The API derives its OpenAPI document from
+//! them and the client deserialises with them, so the two cannot drift.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::ToSchema;
+
+/// Status of a job application. JSON uses the name; the API also accepts the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ApplicationStatus {
+    /// Tracked, not yet to be sent (0).
+    Saved = 0,
+    /// Ready for the applier once every question is answered (1).
+    Queued = 1,
+    /// Submitted by the applier (2).
+    Submitted = 2,
+    /// Interviewing (3).
+    Interviewing = 3,
+    /// Offer received (4).
+    Offer = 4,
+    /// Rejected by the company (5).
+    Rejected = 5,
+    /// Withdrawn by the candidate (6).
+    Withdrawn = 6,
+    /// The applier could not submit it (7).
+    Failed = 7,
+}
+
+impl ApplicationStatus {
+    /// Every status, in code order.
+    pub const ALL: [Self; 8] = [
+        Self::Saved,
+        Self::Queued,
+        Self::Submitted,
+        Self::Interviewing,
+        Self::Offer,
+        Self::Rejected,
+        Self::Withdrawn,
+        Self::Failed,
+    ];
+
+    /// The stable numeric code.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// The status with this code.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// The JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Saved => "saved",
+            Self::Queued => "queued",
+            Self::Submitted => "submitted",
+            Self::Interviewing => "interviewing",
+            Self::Offer => "offer",
+            Self::Rejected => "rejected",
+            Self::Withdrawn => "withdrawn",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a name (case-insensitive) or a number.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<i64>() {
+            return Self::from_code(n);
+        }
+        Self::ALL
+            .into_iter()
+            .find(|x| x.name().eq_ignore_ascii_case(s))
+    }
+}
+
+impl utoipa::PartialSchema for ApplicationStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Self::ALL.map(Self::name)))
+            .description(Some(
+                "Application status. Requests may also send the stable number: saved=0, queued=1, submitted=2, interviewing=3, offer=4, rejected=5, withdrawn=6, failed=7.",
+            ))
+            .examples([serde_json::json!("queued")])
+            .into()
+    }
+}
+
+impl ToSchema for ApplicationStatus {}
+
+impl fmt::Display for ApplicationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for ApplicationStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ApplicationStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let parsed = match &v {
+            serde_json::Value::String(s) => Self::parse(s),
+            serde_json::Value::Number(n) => n.as_i64().and_then(Self::from_code),
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown status {v}: expected one of saved, queued, submitted, interviewing, offer, rejected, withdrawn, failed (or 0-7)"
+            ))
+        })
+    }
+}
+
+/// `POST /api/users`: create or update the caller's own profile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserProfileInput {
+    /// Full name.
+    #[schema(example = "Alice Candidate")]
+    pub full_name: String,
+    /// Contact email.
+    #[schema(example = "alice@example.com")]
+    pub email: String,
+    /// Contact phone.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// City, country.
+    #[serde(default)]
+    #[schema(example = "Berlin, Germany")]
+    pub location: Option<String>,
+    /// One-line professional headline.
+    #[serde(default)]
+    #[schema(example = "Backend engineer (Rust, Postgres)")]
+    pub headline: Option<String>,
+    /// Years of professional experience.
+    #[serde(default)]
+    #[schema(example = 7)]
+    pub years_experience: Option<u32>,
+    /// Skills, most important first.
+    #[serde(default)]
+    #[schema(example = json!(["Rust", "PostgreSQL", "Kubernetes"]))]
+    pub skills: Vec<String>,
+    /// Work authorisation, free text (e.g. "EU citizen").
+    #[serde(default)]
+    #[schema(example = "EU citizen")]
+    pub work_authorization: Option<String>,
+    /// Whether visa sponsorship is needed.
+    #[serde(default)]
+    pub requires_sponsorship: Option<bool>,
+    /// Salary expectation, free text.
+    #[serde(default)]
+    #[schema(example = "EUR 85,000")]
+    pub salary_expectation: Option<String>,
+    /// Notice period in days.
+    #[serde(default)]
+    #[schema(example = 30)]
+    pub notice_period_days: Option<u32>,
+    /// Willing to relocate.
+    #[serde(default)]
+    pub willing_to_relocate: Option<bool>,
+    /// `remote`, `hybrid`, `onsite` or free text.
+    #[serde(default)]
+    #[schema(example = "remote")]
+    pub remote_preference: Option<String>,
+    /// Portfolio, GitHub, LinkedIn…
+    #[serde(default)]
+    #[schema(example = json!(["https://github.com/alice"]))]
+    pub links: Vec<String>,
+}
+
+/// A user's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    /// The Clerk user id.
+    #[schema(example = "user_2DemoAliceCandidate00000000")]
+    pub id: String,
+    /// The profile.
+    #[serde(flatten)]
+    pub profile: UserProfileInput,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// An uploaded resume (metadata; the bytes are at `/api/resumes/{id}/content`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Resume {
+    /// `res_…`
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Sanitised file name.
+    #[schema(example = "cv.pdf")]
+    pub file_name: String,
+    /// `application/pdf`, DOCX or `text/plain`.
+    #[schema(example = "application/pdf")]
+    pub content_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `POST /api/job-applications`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApplication {
+    /// Company.
+    #[schema(example = "Acme GmbH")]
+    pub company: String,
+    /// Position.
+    #[schema(example = "Senior Rust Engineer")]
+    pub position: String,
+    /// Posting URL (http or https).
+    #[serde(default)]
+    #[schema(example = "https://jobs.example.com/123")]
+    pub job_url: Option<String>,
+    /// One of the caller's resumes.
+    #[serde(default)]
+    pub resume_id: Option<String>,
+    /// Screening questions to answer.
+    #[serde(default)]
+    #[schema(example = json!(["How many years of Rust experience do you have?", "Do you require visa sponsorship?"]))]
+    pub questions: Vec<String>,
+    /// `saved` (default) or `queued`.
+    #[serde(default)]
+    pub status: Option<ApplicationStatus>,
+}
+
+/// A screening question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Question {
+    /// `q_…`
+    pub id: String,
+    /// The application.
+    pub application_id: String,
+    /// The question.
+    pub text: String,
+    /// The answer, once given.
+    pub answer: Option<String>,
+    /// `user:…` or `machine:…`.
+    pub answered_by: Option<String>,
+    /// RFC 3339.
+    pub answered_at: Option<String>,
+    /// The representer could not ground an answer: a person must answer.
+    pub needs_review: bool,
+    /// Why review is needed.
+    pub review_reason: Option<String>,
+}
+
+/// A question with the context a bot needs to answer it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QuestionWithContext {
+    /// The question.
+    #[serde(flatten)]
+    pub question: Question,
+    /// The candidate.
+    pub user_id: String,
+    /// Company.
+    pub company: String,
+    /// Position.
+    pub position: String,
+}
+
+/// A job application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Application {
+    /// `app_…`
+    pub id: String,
+    /// The candidate.
+    pub user_id: String,
+    /// Company.
+    pub company: String,
+    /// Position.
+    pub position: String,
+    /// Posting URL.
+    pub job_url: Option<String>,
+    /// Resume to send.
+    pub resume_id: Option<String>,
+    /// Status.
+    pub status: ApplicationStatus,
+    /// Why it failed or was rejected.
+    pub reason: Option<String>,
+    /// The submitter's reference, once submitted.
+    pub submission_ref: Option<String>,
+    /// `machine:…` holding the lease.
+    pub claimed_by: Option<String>,
+    /// RFC 3339; the lease lapses then.
+    pub lease_expires_at: Option<String>,
+    /// How many times an applier has claimed it.
+    pub attempts: i64,
+    /// Optimistic-concurrency version; bumped by every change.
+    pub version: i64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// Screening questions.
+    pub questions: Vec<Question>,
+}
+
+/// `PATCH /api/job-applications/{id}/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusUpdate {
+    /// New status (name or number).
+    pub status: ApplicationStatus,
+    /// Reason (required for `failed`).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Submission reference (for `submitted`).
+    #[serde(default)]
+    pub submission_ref: Option<String>,
+    /// When given, the change applies only if the application is still at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
+/// `POST /api/job-applications/claim` and lease renewal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    /// Lease length in seconds (default 300, 10–3600).
+    #[serde(default)]
+    #[schema(example = 300)]
+    pub lease_seconds: Option<u32>,
+}
+
+/// `PUT /api/job-applications/{id}/questions/{qid}/answer`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerInput {
+    /// The answer; omit when marking for review.
+    #[serde(default)]
+    pub answer: Option<String>,
+    /// Mark for a person's review instead of answering.
+    #[serde(default)]
+    pub needs_review: bool,
+    /// Why review is needed.
+    #[serde(default)]
+    pub review_reason: Option<String>,
+}
+
+/// An audit event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// `evt_…`
+    pub id: String,
+    /// The application.
+    pub application_id: String,
+    /// `user:user_…` or `machine:mch_…`.
+    #[schema(example = "machine:mch_2JobApplierBot0000000000000")]
+    pub actor: String,
+    /// `created`, `status_changed`, `claimed`, `lease_renewed`, `lease_released`, `answered`, `marked_for_review`.
+    pub action: String,
+    /// Status before.
+    pub from_status: Option<ApplicationStatus>,
+    /// Status after.
+    pub to_status: Option<ApplicationStatus>,
+    /// Extra detail.
+    pub detail: Option<String>,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/whoami`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Whoami {
+    /// A person.
+    User {
+        /// `user_…`
+        user_id: String,
+        /// `sess_…`
+        session_id: String,
+    },
+    /// A service.
+    Machine {
+        /// `mch_…`
+        machine_id: String,
+        /// `mt_…` (the token id, not the token).
+        token_id: String,
+        /// Machines the token is valid for.
+        scopes: Vec<String>,
+        /// `candidate-representer`, `job-applier`, or null when the machine has no role.
+        role: Option<String>,
+    },
+}
+
+/// An RFC 9457 problem (`application/problem+json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A URI for the kind of problem (`about:blank` when the status says it all).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong.
+    pub detail: String,
+    /// The offending field, for 422.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}

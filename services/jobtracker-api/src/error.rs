@@ -1,0 +1,158 @@
+//! One error type for the API; every answer is `application/problem+json`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jobtracker_types::Problem;
+use m2m_core::auth_axum::AuthRejection;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Authentication failed or the caller is not allowed (401/403/503/500 from m2m-core).
+    #[error("authentication: {0:?}")]
+    Auth(AuthRejection),
+    /// 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409: the state changed, or the request conflicts with it.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// 422 with the offending field.
+    #[error("invalid {field}: {detail}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// 400: the body is not valid JSON, or similar.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// 413.
+    #[error("payload too large: {0}")]
+    TooLarge(String),
+    /// 415.
+    #[error("unsupported media type: {0}")]
+    Unsupported(String),
+    /// 503: the database is unreachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// 500: logged with its cause, answered without it.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 for `field`.
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<AuthRejection> for ApiError {
+    fn from(r: AuthRejection) -> Self {
+        Self::Auth(r)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(e.to_string())
+            }
+            other => Self::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => {
+                let text = e.body_text();
+                let field = between_backticks(&text).unwrap_or("body").to_owned();
+                Self::Invalid {
+                    field,
+                    detail: text,
+                }
+            }
+            JsonRejection::JsonSyntaxError(e) => Self::BadRequest(e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::Unsupported("expected Content-Type: application/json".into())
+            }
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::TooLarge("request body too large".into())
+            }
+            other => Self::BadRequest(other.body_text()),
+        }
+    }
+}
+
+fn between_backticks(s: &str) -> Option<&str> {
+    let start = s.find('`')? + 1;
+    let len = s[start..].find('`')?;
+    Some(&s[start..start + len])
+}
+
+/// A problem+json response.
+pub fn problem(status: StatusCode, detail: String, field: Option<String>) -> Response {
+    let body = Problem {
+        kind: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail,
+        field,
+    };
+    let mut response = (status, serde_json::to_string(&body).unwrap_or_default()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Auth(r) => r.into_response(),
+            Self::Forbidden(d) => problem(StatusCode::FORBIDDEN, d, None),
+            Self::NotFound(what) => {
+                problem(StatusCode::NOT_FOUND, format!("{what} not found"), None)
+            }
+            Self::Conflict(d) => problem(StatusCode::CONFLICT, d, None),
+            Self::Invalid { field, detail } => {
+                problem(StatusCode::UNPROCESSABLE_ENTITY, detail, Some(field))
+            }
+            Self::BadRequest(d) => problem(StatusCode::BAD_REQUEST, d, None),
+            Self::TooLarge(d) => problem(StatusCode::PAYLOAD_TOO_LARGE, d, None),
+            Self::Unsupported(d) => problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, d, None),
+            Self::Unavailable(cause) => {
+                tracing::error!(%cause, "database unavailable");
+                let mut r = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable; retry later".into(),
+                    None,
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                r
+            }
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".into(),
+                    None,
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Extractors: the authenticated caller with its role, and JSON/query bodies whose rejections
+//! are problem+json.
+
+use axum::Json;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use m2m_core::{Principal, Verifier};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+use super::ApiContext;
+use crate::error::ApiError;
+use crate::policy::{Access, Action, Role, access};
+
+impl FromRef<ApiContext> for Arc<Verifier> {
+    fn from_ref(ctx: &ApiContext) -> Self {
+        ctx.verifier.clone()
+    }
+}
+
+/// The authenticated caller and its role. A machine with no role is refused (403), never trusted.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub role: Role,
+    /// `user:…` or `machine:…`, for the audit trail.
+    pub actor: String,
+}
+
+impl FromRequestParts<ApiContext> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &ApiContext,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, ctx).await?;
+        let role = match &principal {
+            Principal::User(_) => Role::User,
+            Principal::Machine(m) => match ctx.roles.iter().find(|(id, _)| *id == m.machine_id) {
+                Some((_, role)) => *role,
+                None => {
+                    tracing::warn!(machine_id = %m.machine_id, "authenticated machine has no role in this API");
+                    return Err(ApiError::Forbidden(format!(
+                        "machine {} has no role in this API",
+                        m.machine_id
+                    )));
+                }
+            },
+        };
+        let actor = principal.actor();
+        Ok(Self {
+            principal,
+            role,
+            actor,
+        })
+    }
+}
+
+impl Caller {
+    /// The caller's user id, if a user.
+    pub fn user_id(&self) -> Option<&str> {
+        self.principal.as_user().map(|u| u.user_id.as_str())
+    }
+
+    /// What the caller may reach for `action`; 403 when nothing.
+    pub fn allowed(&self, action: Action) -> Result<Access, ApiError> {
+        match access(self.role, action) {
+            Access::No => Err(ApiError::Forbidden(format!(
+                "{} may not do this",
+                role_name(self.role)
+            ))),
+            a => Ok(a),
+        }
+    }
+
+    /// 403 unless the caller may act on `owner`'s data.
+    pub fn require(&self, action: Action, owner: &str) -> Result<(), ApiError> {
+        match self.allowed(action)? {
+            Access::Any => Ok(()),
+            _ if self.user_id() == Some(owner) => Ok(()),
+            _ => Err(ApiError::Forbidden(
+                "you may only access your own data".into(),
+            )),
+        }
+    }
+
+    /// Like [`require`](Self::require), but answers 404 so other users' ids are not disclosed.
+    pub fn require_visible(
+        &self,
+        action: Action,
+        owner: &str,
+        what: &'static str,
+    ) -> Result<(), ApiError> {
+        match self.require(action, owner) {
+            Err(ApiError::Forbidden(_))
+                if self.role == Role::User && access(Role::User, action) == Access::Own =>
+            {
+                Err(ApiError::NotFound(what))
+            }
+            other => other,
+        }
+    }
+
+    /// For lists: `Some(user)` when the caller sees only its own data.
+    pub fn list_scope(&self, action: Action) -> Result<Option<String>, ApiError> {
+        match self.allowed(action)? {
+            Access::Any => Ok(None),
+            _ => Ok(self.user_id().map(str::to_owned)),
+        }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::User => "a user",
+        Role::Representer => "the candidate-representer",
+        Role::Applier => "the job-applier",
+    }
+}
+
+/// `Json<T>` with problem+json rejections (400 syntax, 422 data with the field, 413, 415).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| Self(v))
+            .map_err(ApiError::from)
+    }
+}
+
+/// `Query<T>` with a 422 rejection.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Self(v))
+            .map_err(|e| ApiError::invalid("query", e.body_text()))
+    }
+}

@@ -1,0 +1,162 @@
+//! Routes, state and middleware.
+
+mod applications;
+mod extract;
+mod ops;
+mod users;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use m2m_core::Verifier;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use extract::Caller;
+pub use users::{DOCX, content_disposition, sniff};
+
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::policy::Role;
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct ApiContext {
+    pub db: Db,
+    pub verifier: Arc<Verifier>,
+    /// Machine id → role.
+    pub roles: Arc<Vec<(String, Role)>>,
+    pub metrics: Arc<Metrics>,
+    pub resume_max_bytes: usize,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "JobTracker API", description = "Users authenticate with a Clerk session JWT; the candidate-representer and job-applier bots with Clerk M2M tokens. Use the Authorize button with either."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "identity", description = "Who is calling"),
+        (name = "users", description = "Candidate profiles"),
+        (name = "resumes", description = "Resume files"),
+        (name = "applications", description = "Job applications, their status and leases"),
+        (name = "questions", description = "Screening questions"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("Clerk session JWT or M2M token (mt_… or JWT)")
+                    .description(Some(
+                        "Paste a Clerk session JWT (users) or an M2M token (bots).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and their OpenAPI document. Every API route is added through `routes!`, so none
+/// can exist without being documented.
+pub fn api(resume_max_bytes: usize) -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(users::upload_resume, users::list_resumes))
+        .layer(DefaultBodyLimit::max(resume_max_bytes));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(users::whoami))
+        .routes(routes!(users::upsert_profile))
+        .routes(routes!(users::me))
+        .routes(routes!(users::get_user))
+        .merge(uploads)
+        .routes(routes!(users::download_resume))
+        .routes(routes!(applications::create, applications::list))
+        .routes(routes!(applications::claim))
+        .routes(routes!(applications::get))
+        .routes(routes!(applications::events))
+        .routes(routes!(applications::update_status))
+        .routes(routes!(
+            applications::renew_lease,
+            applications::release_lease
+        ))
+        .routes(routes!(applications::questions))
+        .routes(routes!(applications::answer))
+        .split_for_parts()
+}
+
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = crate::db::new_id("req");
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics.request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The whole application: API routes, `/openapi.json`, `/swagger`, middleware.
+pub fn router(ctx: ApiContext) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let (api, openapi) = api(ctx.resume_max_bytes);
+    let metrics = ctx.metrics.clone();
+    Router::new()
+        .merge(api.with_state(ctx))
+        .merge(SwaggerUi::new("/swagger").url("/openapi.json", openapi))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(middleware::from_fn_with_state(metrics, track))
+        .layer(CatchPanicLayer::custom(|_| {
+            crate::error::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error".into(), None)
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                // The path only: never headers (tokens) or the query.
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+}

@@ -1,0 +1,313 @@
+//! Profiles, resumes and `whoami`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jobtracker_types::{Page, Problem, Resume, User, UserProfileInput, Whoami};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::IntoParams;
+
+use super::extract::{ApiJson, ApiQuery, Caller};
+use super::{ApiContext, validate};
+use crate::error::ApiError;
+use crate::policy::Action;
+
+/// Who the caller is.
+#[utoipa::path(get, path = "/api/whoami", tag = "identity",
+    responses((status = 200, body = Whoami), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn whoami(caller: Caller) -> Result<Json<Whoami>, ApiError> {
+    caller.allowed(Action::Whoami)?;
+    Ok(Json(match &caller.principal {
+        m2m_core::Principal::User(u) => Whoami::User {
+            user_id: u.user_id.clone(),
+            session_id: u.session_id.clone(),
+        },
+        m2m_core::Principal::Machine(m) => Whoami::Machine {
+            machine_id: m.machine_id.clone(),
+            token_id: m.token_id.clone(),
+            scopes: m.scopes.clone(),
+            role: caller.role.machine_role_name().map(str::to_owned),
+        },
+    }))
+}
+
+fn check_profile(p: &UserProfileInput) -> Result<(), ApiError> {
+    validate::text("full_name", &p.full_name, 200)?;
+    validate::text("email", &p.email, 320)?;
+    if !p.email.contains('@') {
+        return Err(ApiError::invalid("email", "email must be an email address"));
+    }
+    for (f, v, max) in [
+        ("phone", &p.phone, 50),
+        ("location", &p.location, 200),
+        ("headline", &p.headline, 300),
+        ("work_authorization", &p.work_authorization, 300),
+        ("salary_expectation", &p.salary_expectation, 200),
+        ("remote_preference", &p.remote_preference, 100),
+    ] {
+        validate::opt_text(f, v.as_deref(), max)?;
+    }
+    if p.years_experience.is_some_and(|y| y > 80) {
+        return Err(ApiError::invalid(
+            "years_experience",
+            "years_experience must be at most 80",
+        ));
+    }
+    if p.notice_period_days.is_some_and(|d| d > 730) {
+        return Err(ApiError::invalid(
+            "notice_period_days",
+            "notice_period_days must be at most 730",
+        ));
+    }
+    if p.skills.len() > 100 {
+        return Err(ApiError::invalid("skills", "at most 100 skills"));
+    }
+    for s in &p.skills {
+        validate::text("skills", s, 100)?;
+    }
+    if p.links.len() > 20 {
+        return Err(ApiError::invalid("links", "at most 20 links"));
+    }
+    for l in &p.links {
+        validate::url("links", l)?;
+    }
+    Ok(())
+}
+
+/// Creates or updates the caller's own profile; the id is the Clerk user id.
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = UserProfileInput,
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn upsert_profile(
+    caller: Caller,
+    State(ctx): State<ApiContext>,
+    ApiJson(input): ApiJson<UserProfileInput>,
+) -> Result<Json<User>, ApiError> {
+    caller.allowed(Action::UpsertProfile)?;
+    let user_id = caller
+        .user_id()
+        .ok_or_else(|| ApiError::Forbidden("only users have profiles".into()))?
+        .to_owned();
+    check_profile(&input)?;
+    Ok(Json(ctx.db.upsert_user(&user_id, &input).await?))
+}
+
+/// The caller's own profile.
+#[utoipa::path(get, path = "/api/users/me", tag = "users",
+    responses((status = 200, body = User), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn me(caller: Caller, State(ctx): State<ApiContext>) -> Result<Json<User>, ApiError> {
+    caller.allowed(Action::GetMe)?;
+    let user_id = caller
+        .user_id()
+        .ok_or_else(|| ApiError::Forbidden("only users have profiles".into()))?;
+    ctx.db
+        .user(user_id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("user"))
+}
+
+/// A user's profile (self, or either bot).
+#[utoipa::path(get, path = "/api/users/{user_id}", tag = "users", params(("user_id" = String, Path, description = "Clerk user id")),
+    responses((status = 200, body = User), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get_user(
+    caller: Caller,
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    validate::user_id(&user_id)?;
+    caller.require(Action::GetUser, &user_id)?;
+    ctx.db
+        .user(&user_id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("user"))
+}
+
+/// Query of a resume upload.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UploadQuery {
+    /// The file's name, e.g. `cv.pdf`.
+    pub file_name: String,
+}
+
+/// DOCX's media type.
+pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+
+/// What the bytes are, judged from the content alone.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else if bytes.starts_with(b"PK\x03\x04") && bytes.windows(5).any(|w| w == b"word/") {
+        Some(DOCX)
+    } else if !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok() {
+        Some("text/plain")
+    } else {
+        None
+    }
+}
+
+/// Uploads a resume (raw body; PDF, DOCX or plain text).
+#[utoipa::path(post, path = "/api/users/{user_id}/resumes", tag = "resumes",
+    params(("user_id" = String, Path), UploadQuery),
+    request_body(description = "The file; the content must match the Content-Type",
+        content((Vec<u8> = "application/pdf"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"), (Vec<u8> = "text/plain"))),
+    responses((status = 201, body = Resume), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn upload_resume(
+    caller: Caller,
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+    ApiQuery(q): ApiQuery<UploadQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Resume>), ApiError> {
+    validate::user_id(&user_id)?;
+    caller.require(Action::UploadResume, &user_id)?;
+    validate::file_name(&q.file_name)?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "resumes are limited to {} bytes",
+                ctx.resume_max_bytes
+            ))
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::invalid("body", "the resume is empty"));
+    }
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .ok_or_else(|| {
+            ApiError::Unsupported(
+                "send the file's Content-Type (application/pdf, DOCX or text/plain)".into(),
+            )
+        })?;
+    let detected = sniff(&body).ok_or_else(|| {
+        ApiError::Unsupported("only PDF, DOCX and plain-text resumes are accepted".into())
+    })?;
+    if declared != detected {
+        return Err(ApiError::Unsupported(format!(
+            "the content is {detected}, not {declared}"
+        )));
+    }
+    if ctx.db.user(&user_id).await?.is_none() {
+        return Err(ApiError::NotFound(
+            "user (create the profile first with POST /api/users)",
+        ));
+    }
+    let sha = Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let resume = ctx
+        .db
+        .insert_resume(&user_id, &q.file_name, detected, &sha, body.to_vec())
+        .await?;
+    Ok((StatusCode::CREATED, Json(resume)))
+}
+
+/// Query of list routes.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// A user's resumes (metadata).
+#[utoipa::path(get, path = "/api/users/{user_id}/resumes", tag = "resumes", params(("user_id" = String, Path), PageQuery),
+    responses((status = 200, body = Page<Resume>), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn list_resumes(
+    caller: Caller,
+    State(ctx): State<ApiContext>,
+    Path(user_id): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Resume>>, ApiError> {
+    validate::user_id(&user_id)?;
+    caller.require(Action::ListResumes, &user_id)?;
+    validate::cursor(q.cursor.as_deref(), "res")?;
+    let (items, next_cursor) = ctx
+        .db
+        .list_resumes(&user_id, q.cursor.as_deref(), validate::limit(q.limit)?)
+        .await?;
+    Ok(Json(Page { items, next_cursor }))
+}
+
+/// `filename="…"` safe for any client, plus RFC 5987 `filename*` for the exact name.
+pub fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Downloads a resume (owner, or the job-applier).
+#[utoipa::path(get, path = "/api/resumes/{resume_id}/content", tag = "resumes", params(("resume_id" = String, Path)),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn download_resume(
+    caller: Caller,
+    State(ctx): State<ApiContext>,
+    Path(resume_id): Path<String>,
+) -> Result<Response, ApiError> {
+    validate::id("resume_id", &resume_id, "res")?;
+    caller.allowed(Action::DownloadResume)?;
+    let (resume, content) = ctx
+        .db
+        .resume_content(&resume_id)
+        .await?
+        .ok_or(ApiError::NotFound("resume"))?;
+    caller.require_visible(Action::DownloadResume, &resume.user_id, "resume")?;
+    let mut response = content.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&resume.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(&resume.file_name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&resume.sha256) {
+        h.insert("x-content-sha256", v);
+    }
+    Ok(response)
+}

@@ -1,0 +1,91 @@
+//! Building and running the service: bind first (port 0 in tests), then serve.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use m2m_core::clerk::ClerkClient;
+use m2m_core::clock::{self, Clock};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::http::{ApiContext, router};
+use crate::metrics::Metrics;
+
+/// A bound, ready-to-serve API.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    ctx: ApiContext,
+}
+
+impl Application {
+    /// Validates the config, connects and migrates the database, builds the verifier and binds.
+    /// Errors are one line naming what is wrong.
+    pub async fn build(config: &Config) -> Result<Self, String> {
+        Self::build_with_clock(config, clock::system()).await
+    }
+
+    /// As [`build`](Self::build), with the clock the verifier uses.
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let verifier_config = config.verifier().map_err(|e| e.to_string())?;
+        let roles = config.roles().map_err(|e| e.to_string())?;
+        if roles.is_empty() {
+            tracing::warn!(
+                "no machine has a role (CANDIDATE_REPRESENTER_MACHINE_ID, JOB_APPLIER_MACHINE_ID): every M2M caller will get 403"
+            );
+        }
+        let metrics = Arc::new(Metrics::default());
+        let observer_metrics = metrics.clone();
+        let client = ClerkClient::builder(&verifier_config.api_base_url)
+            .observer(Arc::new(move |op, outcome| {
+                observer_metrics.clerk_call(op, outcome)
+            }))
+            .build()
+            .map_err(|e| format!("CLERK_API_BASE_URL: {e}"))?;
+        let verifier = verifier_config.build(&client, clock);
+        if let Some(stats) = verifier.opaque_stats() {
+            metrics.set_verify_stats(stats.clone());
+        }
+        if let Err(e) = verifier.prefetch_keys().await {
+            tracing::warn!(error = %e, "could not load Clerk's JWT keys at start; will retry on demand");
+        }
+        let db = Db::connect(&config.database_url).await?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| format!("JOBTRACKER_BIND: cannot listen on {}: {e}", config.bind))?;
+        let ctx = ApiContext {
+            db,
+            verifier: Arc::new(verifier),
+            roles: Arc::new(roles),
+            metrics,
+            resume_max_bytes: config.resume_max_bytes,
+        };
+        Ok(Self { listener, ctx })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The database, for tests.
+    pub fn db(&self) -> &Db {
+        &self.ctx.db
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "jobtracker-api listening; Swagger UI at /swagger");
+        let app = router(self.ctx);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
