@@ -1,6 +1,5 @@
 //! One error type for the API; every answer is `application/problem+json`.
 
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jobtracker_types::Problem;
@@ -71,35 +70,6 @@ impl From<sqlx::Error> for ApiError {
             other => Self::Internal(format!("database: {other}")),
         }
     }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::JsonDataError(e) => {
-                let text = e.body_text();
-                let field = between_backticks(&text).unwrap_or("body").to_owned();
-                Self::Invalid {
-                    field,
-                    detail: text,
-                }
-            }
-            JsonRejection::JsonSyntaxError(e) => Self::BadRequest(e.body_text()),
-            JsonRejection::MissingJsonContentType(_) => {
-                Self::Unsupported("expected Content-Type: application/json".into())
-            }
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::TooLarge("request body too large".into())
-            }
-            other => Self::BadRequest(other.body_text()),
-        }
-    }
-}
-
-fn between_backticks(s: &str) -> Option<&str> {
-    let start = s.find('`')? + 1;
-    let len = s[start..].find('`')?;
-    Some(&s[start..start + len])
 }
 
 /// A problem+json response.

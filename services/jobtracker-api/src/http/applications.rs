@@ -85,7 +85,7 @@ pub async fn create(
     if let Some(r) = &input.resume_id {
         validate::id("resume_id", r, "res")?;
         let resume = ctx.db.resume(r).await?;
-        if !resume.is_some_and(|r| r.user_id == user_id) {
+        if resume.is_none_or(|r| r.user_id != user_id) {
             return Err(ApiError::invalid("resume_id", "no such resume of yours"));
         }
     }
@@ -248,10 +248,7 @@ fn optional_json(body: &[u8]) -> Result<LeaseRequest, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(LeaseRequest::default());
     }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::invalid("body", e.to_string()),
-        _ => ApiError::BadRequest(format!("invalid JSON: {e}")),
-    })
+    super::extract::parse_json(body)
 }
 
 fn lease_ms(req: &LeaseRequest) -> Result<i64, ApiError> {

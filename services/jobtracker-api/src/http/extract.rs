@@ -1,7 +1,6 @@
 //! Extractors: the authenticated caller with its role, and JSON/query bodies whose rejections
 //! are problem+json.
 
-use axum::Json;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use m2m_core::{Principal, Verifier};
@@ -119,7 +118,8 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// `Json<T>` with problem+json rejections (400 syntax, 422 data with the field, 413, 415).
+/// `Json<T>` with problem+json rejections: 415 without a JSON content type, 413 over the body
+/// limit, 400 for invalid JSON, 422 naming the offending field (its path, e.g. `questions[2]`).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -127,10 +127,60 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Json::<T>::from_request(req, state)
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !is_json {
+            return Err(ApiError::Unsupported(
+                "expected Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map(|Json(v)| Self(v))
-            .map_err(ApiError::from)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::TooLarge("request body too large".into())
+                } else {
+                    ApiError::BadRequest(e.body_text())
+                }
+            })?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// Parses a JSON body: 400 when it is not JSON, 422 naming the field when it does not fit `T`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde_path_to_error::deserialize::<_, T>(&mut de);
+    if parsed.is_ok() {
+        // Trailing garbage after the value is a syntax error too.
+        de.end()
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    }
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let inner = e.inner();
+            if !matches!(inner.classify(), serde_json::error::Category::Data) {
+                return Err(ApiError::BadRequest(format!("invalid JSON: {inner}")));
+            }
+            let message = inner.to_string();
+            let path = e.path().to_string();
+            let field = if let Some(rest) = message.strip_prefix("unknown field `") {
+                rest.split('`').next().unwrap_or_default().to_owned()
+            } else if path == "." || path.is_empty() {
+                message.split('`').nth(1).unwrap_or("body").to_owned()
+            } else {
+                path
+            };
+            Err(ApiError::invalid(&field, message))
+        }
     }
 }
 

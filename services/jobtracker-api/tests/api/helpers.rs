@@ -1,0 +1,338 @@
+use clerk_mock::ClerkMock;
+use jobtracker_api::{Application, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a scenario on both backends: `both!(name);` makes `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) =
+                    $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await
+                {
+                    super::$name(&app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) =
+                    $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await
+                {
+                    super::$name(&app).await;
+                }
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub mock: ClerkMock,
+    pub http: reqwest::Client,
+    pub alice: String,
+    pub bob: String,
+    pub db: jobtracker_api::db::Db,
+    _guard: DbGuard,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Drops a Postgres test database (or removes an SQLite file) when the test ends.
+struct DbGuard {
+    admin_url: Option<String>,
+    name: String,
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        match &self.admin_url {
+            Some(url) => {
+                let (url, name) = (url.clone(), self.name.clone());
+                // Drop runs inside the test's runtime; use a thread with its own.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    if let Ok(rt) = rt {
+                        rt.block_on(async {
+                            if let Ok(mut c) = sqlx::AnyConnection::connect(&url).await {
+                                let sql = sqlx::AssertSqlSafe(format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ));
+                                let _ = sqlx::query(sql).execute(&mut c).await;
+                            }
+                        });
+                    }
+                })
+                .join();
+            }
+            None => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", self.name));
+                }
+            }
+        }
+    }
+}
+
+pub fn config(mock: &ClerkMock, database_url: String) -> Config {
+    let machine = |n: &str| mock.machine_by_name(n).expect("seeded machine");
+    Config {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        database_url,
+        clerk_api_base_url: mock.api_url(),
+        clerk_machine_secret_key: Some(machine("JobTracker.API").secret_key),
+        clerk_secret_key: Some(mock.instance_secret_key()),
+        clerk_jwt_key: None,
+        clerk_jwks_url: None,
+        clerk_authorized_parties: Some(mock.authorized_party()),
+        clerk_issuer: Some(mock.issuer()),
+        m2m_verify_cache_ttl_seconds: 60,
+        candidate_representer_machine_id: Some(machine("CandidateRepresenter.Bot").id),
+        job_applier_machine_id: Some(machine("JobApplier.Bot").id),
+        resume_max_bytes: 64 * 1024,
+        rust_log: "info".into(),
+        log_format: "pretty".into(),
+    }
+}
+
+/// A database for one test: a fresh SQLite file, or a fresh Postgres database. `None` (with a
+/// loud message) when Postgres is asked for but TEST_POSTGRES_URL is not set.
+pub async fn test_database(backend: Backend) -> Option<(String, DbGuardHandle)> {
+    let name = format!(
+        "jt_test_{}",
+        jobtracker_api::db::new_id("db").trim_start_matches("db_")
+    );
+    match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("{name}.db"));
+            let path = path.to_string_lossy().into_owned();
+            Some((
+                format!("sqlite://{path}?mode=rwc"),
+                DbGuardHandle(DbGuard {
+                    admin_url: None,
+                    name: path,
+                }),
+            ))
+        }
+        Backend::Postgres => {
+            let Ok(admin) = std::env::var("TEST_POSTGRES_URL") else {
+                eprintln!(
+                    "SKIPPED (Postgres variant): TEST_POSTGRES_URL is not set; .ci/run sets it"
+                );
+                return None;
+            };
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&admin)
+                .await
+                .expect("TEST_POSTGRES_URL reachable");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let (base, _) = admin
+                .rsplit_once('/')
+                .expect("TEST_POSTGRES_URL ends with /database");
+            Some((
+                format!("{base}/{name}"),
+                DbGuardHandle(DbGuard {
+                    admin_url: Some(admin.clone()),
+                    name,
+                }),
+            ))
+        }
+    }
+}
+
+pub struct DbGuardHandle(DbGuard);
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, edit: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let (url, guard) = test_database(backend).await?;
+    let mock = ClerkMock::start_demo().await;
+    let mut cfg = config(&mock, url);
+    edit(&mut cfg);
+    let app = Application::build(&cfg).await.expect("the API starts");
+    let base = format!("http://{}", app.local_addr());
+    let db = app.db().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let users = mock.users();
+    Some(TestApp {
+        base,
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client"),
+        alice: users[0].id.clone(),
+        bob: users[1].id.clone(),
+        mock,
+        db,
+        _guard: guard.0,
+        _shutdown: tx,
+    })
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub bytes: Vec<u8>,
+}
+
+impl TestApp {
+    pub fn user(&self, user_id: &str) -> String {
+        self.mock.session_token(user_id)
+    }
+
+    /// A fresh opaque M2M token of a seeded (or created) machine.
+    pub async fn machine(&self, name: &str) -> String {
+        self.machine_token(name, json!({})).await
+    }
+
+    pub async fn machine_token(&self, name: &str, body: Value) -> String {
+        let key = self.mock.machine_by_name(name).expect("machine").secret_key;
+        let created: Value = self
+            .http
+            .post(format!("{}/m2m_tokens", self.mock.api_url()))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("mock")
+            .json()
+            .await
+            .expect("json");
+        created["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let resp = req.send().await.expect("API reachable");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body").to_vec();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            bytes,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn profile(&self, user_id: &str) -> Value {
+        let body = json!({
+            "full_name": "Alice Candidate", "email": "alice@example.com", "phone": "+49 30 1234567",
+            "location": "Berlin, Germany", "headline": "Backend engineer", "years_experience": 7,
+            "skills": ["Rust", "PostgreSQL"], "work_authorization": "EU citizen", "requires_sponsorship": false,
+            "salary_expectation": "EUR 85,000", "notice_period_days": 30, "willing_to_relocate": true,
+            "remote_preference": "remote", "links": ["https://github.com/alice"]
+        });
+        let a = self.post("/api/users", &self.user(user_id), body).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body
+    }
+
+    pub async fn upload(
+        &self,
+        user_id: &str,
+        token: &str,
+        file_name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Answer {
+        let req = self
+            .http
+            .post(format!("{}/api/users/{user_id}/resumes", self.base))
+            .query(&[("file_name", file_name)])
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(bytes);
+        self.send(req).await
+    }
+
+    /// A profile, a resume and an application with `questions`, in `status`.
+    pub async fn application(&self, user_id: &str, questions: &[&str], status: &str) -> Value {
+        self.profile(user_id).await;
+        let token = self.user(user_id);
+        let resume = self
+            .upload(
+                user_id,
+                &token,
+                "cv.pdf",
+                "application/pdf",
+                b"%PDF-1.4 resume".to_vec(),
+            )
+            .await;
+        assert_eq!(resume.status, 201, "{}", resume.body);
+        let a = self
+            .post(
+                "/api/job-applications",
+                &token,
+                json!({"company": "Acme", "position": "Rust Engineer", "job_url": "https://jobs.example.com/1",
+                       "resume_id": resume.body["id"], "questions": questions, "status": status}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        a.body
+    }
+
+    pub async fn event_actions(&self, app_id: &str) -> Vec<(String, String)> {
+        let a = self
+            .get(
+                &format!("/api/job-applications/{app_id}/events?limit=200"),
+                &self.machine("JobApplier.Bot").await,
+            )
+            .await;
+        a.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| {
+                (
+                    e["actor"].as_str().unwrap_or_default().to_owned(),
+                    e["action"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+}

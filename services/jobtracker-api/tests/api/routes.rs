@@ -1,0 +1,412 @@
+//! Every route for each kind of caller; the OpenAPI document covers the router; ops endpoints.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::helpers::TestApp;
+
+/// (method, path, body, [(caller name, token, expected status)])
+type Case<'a> = (Method, String, Option<Value>, Vec<(&'a str, &'a str, u16)>);
+
+async fn access_matrix(app: &TestApp) {
+    let created = app
+        .application(&app.alice, &["Q one?", "Q two?"], "queued")
+        .await;
+    app.profile(&app.bob).await;
+    let (id, q0, q1) = (
+        created["id"].as_str().expect("id"),
+        created["questions"][0]["id"].as_str().expect("q"),
+        created["questions"][1]["id"].as_str().expect("q"),
+    );
+    let resume = created["resume_id"].as_str().expect("resume");
+    let alice = app.user(&app.alice);
+    let bob = app.user(&app.bob);
+    let rep = app.machine("CandidateRepresenter.Bot").await;
+    let applier = app.machine("JobApplier.Bot").await;
+    let api_id = app.mock.machine_by_name("JobTracker.API").expect("api").id;
+    app.mock.create_machine("Unmapped.Bot", &[&api_id]);
+    let stranger = app.machine("Unmapped.Bot").await;
+    let (a, b) = (app.alice.clone(), app.bob.clone());
+    let profile = json!({"full_name": "X", "email": "x@example.com"});
+
+    let cases: Vec<Case> = vec![
+        (
+            Method::GET,
+            "/api/whoami".into(),
+            None,
+            vec![
+                ("alice", &alice, 200),
+                ("rep", &rep, 200),
+                ("applier", &applier, 200),
+            ],
+        ),
+        (
+            Method::POST,
+            "/api/users".into(),
+            Some(profile.clone()),
+            vec![
+                ("bob", &bob, 200),
+                ("rep", &rep, 403),
+                ("applier", &applier, 403),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/users/me".into(),
+            None,
+            vec![
+                ("alice", &alice, 200),
+                ("rep", &rep, 403),
+                ("applier", &applier, 403),
+            ],
+        ),
+        (
+            Method::GET,
+            format!("/api/users/{a}"),
+            None,
+            vec![
+                ("alice", &alice, 200),
+                ("bob", &bob, 403),
+                ("rep", &rep, 200),
+                ("applier", &applier, 200),
+            ],
+        ),
+        (
+            Method::GET,
+            format!("/api/users/{a}/resumes"),
+            None,
+            vec![
+                ("alice", &alice, 200),
+                ("bob", &bob, 403),
+                ("rep", &rep, 200),
+                ("applier", &applier, 200),
+            ],
+        ),
+        (
+            Method::GET,
+            format!("/api/resumes/{resume}/content"),
+            None,
+            vec![
+                ("alice", &alice, 200),
+                ("bob", &bob, 404),
+                ("rep", &rep, 403),
+                ("applier", &applier, 200),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/job-applications".into(),
+            None,
+            vec![
+                ("alice", &alice, 200),
+                ("bob", &bob, 200),
+                ("rep", &rep, 200),
+                ("applier", &applier, 200),
+            ],
+        ),
+        (
+            Method::GET,
+            format!("/api/job-applications/{id}"),
+            None,
+            vec![
+                ("alice", &alice, 200),
+                ("bob", &bob, 404),
+                ("rep", &rep, 200),
+                ("applier", &applier, 200),
+            ],
+        ),
+        (
+            Method::GET,
+            format!("/api/job-applications/{id}/events"),
+            None,
+            vec![
+                ("alice", &alice, 200),
+                ("bob", &bob, 404),
+                ("rep", &rep, 200),
+                ("applier", &applier, 200),
+            ],
+        ),
+        (
+            Method::GET,
+            "/api/questions?unanswered=true".into(),
+            None,
+            vec![
+                ("alice", &alice, 200),
+                ("bob", &bob, 200),
+                ("rep", &rep, 200),
+                ("applier", &applier, 403),
+            ],
+        ),
+        (
+            Method::PUT,
+            format!("/api/job-applications/{id}/questions/{q0}/answer"),
+            Some(json!({"answer": "Yes"})),
+            vec![
+                ("bob", &bob, 404),
+                ("applier", &applier, 403),
+                ("alice", &alice, 200),
+                ("rep", &rep, 409),
+            ],
+        ),
+        (
+            Method::PUT,
+            format!("/api/job-applications/{id}/questions/{q1}/answer"),
+            Some(json!({"answer": "Seven"})),
+            vec![("rep", &rep, 200)],
+        ),
+        (
+            Method::PUT,
+            format!("/api/job-applications/{id}/lease"),
+            Some(json!({})),
+            vec![
+                ("alice", &alice, 403),
+                ("rep", &rep, 403),
+                ("applier", &applier, 409),
+            ],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/job-applications/{id}/status"),
+            Some(json!({"status": "submitted"})),
+            vec![
+                ("bob", &bob, 404),
+                ("rep", &rep, 403),
+                ("alice", &alice, 403),
+                ("applier", &applier, 409),
+            ],
+        ),
+        (
+            Method::POST,
+            "/api/job-applications/claim".into(),
+            None,
+            vec![
+                ("alice", &alice, 403),
+                ("rep", &rep, 403),
+                ("applier", &applier, 200),
+            ],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/job-applications/{id}/lease"),
+            None,
+            vec![("rep", &rep, 403), ("applier", &applier, 204)],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/job-applications/{id}/status"),
+            Some(json!({"status": "saved"})),
+            vec![("alice", &alice, 200)],
+        ),
+        (
+            Method::POST,
+            format!("/api/users/{a}/resumes?file_name=cv.txt"),
+            None,
+            vec![
+                ("bob", &bob, 403),
+                ("rep", &rep, 403),
+                ("applier", &applier, 403),
+            ],
+        ),
+        (
+            Method::POST,
+            "/api/job-applications".into(),
+            Some(json!({"company": "B", "position": "P"})),
+            vec![
+                ("bob", &bob, 201),
+                ("rep", &rep, 403),
+                ("applier", &applier, 403),
+            ],
+        ),
+    ];
+    for (method, path, body, expectations) in cases {
+        for (who, token, expected) in expectations {
+            let answer = app
+                .call(method.clone(), &path, Some(token), body.clone())
+                .await;
+            assert_eq!(
+                answer.status.as_u16(),
+                expected,
+                "{who} {method} {path}: {}",
+                answer.body
+            );
+            if expected >= 400 {
+                assert_eq!(
+                    answer
+                        .headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok()),
+                    Some("application/problem+json"),
+                    "{who} {method} {path}"
+                );
+            }
+        }
+        // Nobody without a token, and no machine without a role, gets anything.
+        assert_eq!(
+            app.call(method.clone(), &path, None, body.clone())
+                .await
+                .status,
+            401,
+            "anonymous {method} {path}"
+        );
+        let s = app
+            .call(method.clone(), &path, Some(&stranger), body.clone())
+            .await;
+        assert_eq!(s.status, 403, "unmapped machine {method} {path}");
+    }
+    let own = app.get("/api/job-applications", &bob).await;
+    assert!(
+        own.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["user_id"] == b.as_str()),
+        "users see only their own"
+    );
+}
+both!(access_matrix);
+
+async fn whoami_shapes(app: &TestApp) {
+    let u = app.get("/api/whoami", &app.user(&app.alice)).await.body;
+    assert_eq!(u["kind"], "user");
+    assert_eq!(u["user_id"], app.alice.as_str());
+    assert!(u["session_id"].as_str().expect("sid").starts_with("sess_"));
+    let m = app
+        .get("/api/whoami", &app.machine("JobApplier.Bot").await)
+        .await
+        .body;
+    assert_eq!(m["kind"], "machine");
+    assert_eq!(
+        m["machine_id"],
+        app.mock.machine_by_name("JobApplier.Bot").expect("m").id
+    );
+    assert_eq!(m["role"], "job-applier");
+    assert!(m["token_id"].as_str().expect("tid").starts_with("mt_"));
+    assert_eq!(
+        m["scopes"],
+        json!([app.mock.machine_by_name("JobTracker.API").expect("api").id])
+    );
+    let jwt = app
+        .machine_token("CandidateRepresenter.Bot", json!({"token_format": "jwt"}))
+        .await;
+    assert_eq!(
+        app.get("/api/whoami", &jwt).await.body["role"],
+        "candidate-representer"
+    );
+}
+both!(whoami_shapes);
+
+async fn openapi_covers_the_router(app: &TestApp) {
+    let doc = app
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
+    assert!(doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer");
+    let paths = doc["paths"].as_object().expect("paths");
+    for contract in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/whoami",
+        "/api/users",
+        "/api/users/me",
+        "/api/users/{user_id}",
+        "/api/users/{user_id}/resumes",
+        "/api/resumes/{resume_id}/content",
+        "/api/job-applications",
+        "/api/job-applications/{id}",
+        "/api/job-applications/{id}/events",
+        "/api/job-applications/{id}/status",
+        "/api/job-applications/claim",
+        "/api/questions",
+        "/api/job-applications/{id}/questions/{qid}/answer",
+    ] {
+        assert!(
+            paths.contains_key(contract),
+            "{contract} is missing from the OpenAPI document"
+        );
+    }
+    // Every documented operation is routed (no 404/405), and every /api one needs a token.
+    for (path, item) in paths {
+        for method in item.as_object().expect("item").keys() {
+            let concrete = path
+                .replace("{user_id}", &app.alice)
+                .replace("{resume_id}", "res_000000000000000000000000")
+                .replace("{qid}", "q_000000000000000000000000")
+                .replace("{id}", "app_000000000000000000000000");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let a = app.call(m, &concrete, None, None).await;
+            assert!(
+                a.status != StatusCode::NOT_FOUND && a.status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but not routed"
+            );
+            if path.starts_with("/api/") {
+                assert_eq!(a.status, 401, "{method} {path} without a token");
+                assert!(
+                    item[method]["security"].is_array(),
+                    "{method} {path} documents no security"
+                );
+            }
+        }
+    }
+}
+both!(openapi_covers_the_router);
+
+async fn swagger_ui_is_served_offline(app: &TestApp) {
+    let page = app.call(Method::GET, "/swagger/", None, None).await;
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.bytes);
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "no asset is loaded from another host"
+    );
+    let init = app
+        .call(Method::GET, "/swagger/swagger-initializer.js", None, None)
+        .await;
+    assert_eq!(init.status, 200);
+    assert!(String::from_utf8_lossy(&init.bytes).contains("/openapi.json"));
+}
+both!(swagger_ui_is_served_offline);
+
+async fn ops_endpoints(app: &TestApp) {
+    assert_eq!(
+        app.call(Method::GET, "/healthz", None, None).await.status,
+        200
+    );
+    assert_eq!(
+        app.call(Method::GET, "/readyz", None, None).await.status,
+        200
+    );
+    let token = app.machine("JobApplier.Bot").await;
+    for _ in 0..3 {
+        app.get("/api/whoami", &token).await;
+    }
+    let a = app.call(Method::GET, "/metrics", None, None).await;
+    let text = String::from_utf8_lossy(&a.bytes);
+    assert!(
+        text.contains("http_requests_total{method=\"GET\",route=\"/api/whoami\",status=\"200\"} 3"),
+        "{text}"
+    );
+    assert!(text.contains("m2m_verify_cache_hits_total 2"), "{text}");
+    assert!(text.contains("m2m_verify_cache_misses_total 1"), "{text}");
+    assert!(
+        text.contains("clerk_calls_total{operation=\"verify\",outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("clerk_calls_total{operation=\"jwks\",outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    assert!(a.headers.get("x-request-id").is_some());
+}
+both!(ops_endpoints);
+
+async fn clerk_outage_is_503_not_401(app: &TestApp) {
+    app.mock.set_outage(Some(503));
+    let token = "mt_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    let a = app.get("/api/whoami", token).await;
+    assert_eq!(a.status, 503);
+    assert!(a.headers.get("retry-after").is_some());
+}
+both!(clerk_outage_is_503_not_401);
