@@ -1,0 +1,112 @@
+//! What both bots' binaries share: their common settings and the way they serve.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use m2m_core::config::Env;
+use tokio::sync::watch;
+
+/// Settings every bot has (`#[command(flatten)]` them into the bot's own).
+#[derive(Clone, clap::Args)]
+pub struct BotArgs {
+    /// The JobTracker API.
+    #[arg(
+        long,
+        env = "JOBTRACKER_API_URL",
+        default_value = "http://localhost:5000"
+    )]
+    pub jobtracker_api_url: String,
+    /// Clerk Backend API base URL.
+    #[arg(
+        long,
+        env = "CLERK_API_BASE_URL",
+        default_value = "https://api.clerk.com/v1"
+    )]
+    pub clerk_api_base_url: String,
+    /// This bot's machine secret key (`ak_…`): mints its M2M tokens.
+    #[arg(long, env = "CLERK_MACHINE_SECRET_KEY", hide_env_values = true)]
+    pub clerk_machine_secret_key: Option<String>,
+    /// A pre-created M2M token (no minting when set).
+    #[arg(long, env = "CLERK_M2M_TOKEN", hide_env_values = true)]
+    pub clerk_m2m_token: Option<String>,
+    /// `false` sends no token (testing only).
+    #[arg(long, env = "ENABLE_M2M_AUTH", default_value = "true")]
+    pub enable_m2m_auth: String,
+    /// Requested token lifetime, seconds.
+    #[arg(long, env = "M2M_TOKEN_LIFETIME_SECONDS", default_value_t = 3600)]
+    pub m2m_token_lifetime_seconds: u64,
+    /// Refresh this long before expiry, seconds.
+    #[arg(long, env = "M2M_TOKEN_REFRESH_BUFFER_SECONDS", default_value_t = 300)]
+    pub m2m_token_refresh_buffer_seconds: u64,
+    /// `opaque` or `jwt`.
+    #[arg(long, env = "M2M_TOKEN_FORMAT", default_value = "opaque")]
+    pub m2m_token_format: String,
+    /// Seconds between polls when idle.
+    #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 5)]
+    pub poll_interval_seconds: u64,
+    /// Log filter.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub rust_log: String,
+    /// `pretty` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
+    pub log_format: String,
+}
+
+impl std::fmt::Debug for BotArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotArgs")
+            .field("jobtracker_api_url", &self.jobtracker_api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BotArgs {
+    /// The settings as m2m-core's `Env` (so validation and its messages are shared), with
+    /// `extra` for the bot's own variables.
+    pub fn env<'a>(&'a self, extra: impl Fn(&str) -> Option<String> + 'a) -> Env<'a> {
+        Env::from_fn(move |k| match k {
+            "JOBTRACKER_API_URL" => Some(self.jobtracker_api_url.clone()),
+            "CLERK_API_BASE_URL" => Some(self.clerk_api_base_url.clone()),
+            "CLERK_MACHINE_SECRET_KEY" => self.clerk_machine_secret_key.clone(),
+            "CLERK_M2M_TOKEN" => self.clerk_m2m_token.clone(),
+            "ENABLE_M2M_AUTH" => Some(self.enable_m2m_auth.clone()),
+            "M2M_TOKEN_LIFETIME_SECONDS" => Some(self.m2m_token_lifetime_seconds.to_string()),
+            "M2M_TOKEN_REFRESH_BUFFER_SECONDS" => {
+                Some(self.m2m_token_refresh_buffer_seconds.to_string())
+            }
+            "M2M_TOKEN_FORMAT" => Some(self.m2m_token_format.clone()),
+            other => extra(other),
+        })
+    }
+}
+
+/// Serves `router` on `bind` and runs `worker` until Ctrl-C or SIGTERM (or `stop` when given);
+/// then tells the worker to stop, waits for it to finish what it holds, and stops serving.
+pub async fn serve_worker<W, Fut>(
+    name: &'static str,
+    bind_var: &str,
+    bind: SocketAddr,
+    router: axum::Router,
+    worker: W,
+) -> Result<(), String>
+where
+    W: FnOnce(watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("{bind_var}: cannot listen on {bind}: {e}"))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(worker(stop_rx.clone()));
+    tracing::info!(addr = %bind, "{name} serving /healthz and /metrics");
+    let mut http_stop = stop_rx;
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    m2m_core::service::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    let _ = server.await;
+    Ok(())
+}

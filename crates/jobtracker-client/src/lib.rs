@@ -1,0 +1,514 @@
+//! A typed async client for every JobTracker API route, authenticated through m2m-core: minted
+//! (cached, refreshed, replaced once on a 401), static, or disabled.
+//!
+//! Idempotent calls (GET, PUT, DELETE) are retried on 429, 5xx and connection failures with
+//! backoff; POST and PATCH are not, so nothing is done twice.
+
+pub mod bot;
+pub mod worker;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobtracker_types::{
+    AnswerInput, Application, ApplicationStatus, CreateApplication, Event, LeaseRequest, Page,
+    Problem, QuestionWithContext, Resume, StatusUpdate, User, UserProfileInput, Whoami,
+};
+use m2m_core::clerk::ClerkClient;
+use m2m_core::clock::Clock;
+use m2m_core::config::{ConfigError, Env, M2mClientConfig};
+use m2m_core::{AuthedClient, AuthedRequestError, TokenSource};
+use rand::Rng;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+/// What went wrong, by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// 404.
+    #[error("not found: {}", .0.detail)]
+    NotFound(Problem),
+    /// 403: this caller may not do that.
+    #[error("forbidden: {}", .0.detail)]
+    Forbidden(Problem),
+    /// 409: the state changed, or the change is impossible.
+    #[error("conflict: {}", .0.detail)]
+    Conflict(Problem),
+    /// 401 even after a fresh token.
+    #[error("unauthorized: {}", .0.detail)]
+    Unauthorized(Problem),
+    /// 400, 413, 415 or 422: the request itself is wrong.
+    #[error("invalid input: {}", .0.detail)]
+    InvalidInput(Problem),
+    /// 429, 5xx or the API unreachable, after retries where allowed.
+    #[error("API unavailable: {0}")]
+    Unavailable(String),
+    /// No token could be obtained from Clerk.
+    #[error(transparent)]
+    Token(#[from] m2m_core::TokenError),
+    /// Anything else (an unexpected status, a body that does not parse, a local I/O error).
+    #[error("unexpected: {0}")]
+    Unexpected(String),
+}
+
+impl ClientError {
+    /// Whether trying again later may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Token(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// Filters of [`JobTrackerClient::list_applications`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplicationFilter {
+    /// Only this status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ApplicationStatus>,
+    /// Only this user's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// Retries of idempotent calls.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// Attempts in total (default 3).
+    pub attempts: u32,
+    /// First delay, doubled each time and jittered (default 200 ms).
+    pub base_delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            base_delay: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct JobTrackerClient {
+    base: Arc<str>,
+    authed: AuthedClient,
+    retry: Retry,
+}
+
+impl JobTrackerClient {
+    /// A client for `base_url` (e.g. `http://localhost:5000`) authenticating with `tokens`.
+    pub fn new(base_url: &str, tokens: TokenSource) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("jobtracker-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Unexpected(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self {
+            base: base_url.trim_end_matches('/').into(),
+            authed: AuthedClient::new(http, tokens),
+            retry: Retry::default(),
+        })
+    }
+
+    /// Reads `JOBTRACKER_API_URL` and the M2M settings of `service` (DESIGN §4) and logs how it
+    /// authenticates, never the token.
+    pub fn from_env(
+        env: &Env<'_>,
+        service: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
+        let api_url = env.url("JOBTRACKER_API_URL", "http://localhost:5000")?;
+        let m2m = M2mClientConfig::from_env(env, Some(service))?;
+        let clerk = ClerkClient::new(&m2m.api_base_url)
+            .map_err(|e| ConfigError::new("CLERK_API_BASE_URL", e.to_string()))?;
+        let tokens = m2m.token_source(&clerk, clock)?;
+        if !matches!(tokens, TokenSource::Disabled) {
+            tracing::info!(api = %api_url, kind = tokens.kind(), "M2M authentication enabled for JobTracker API");
+        }
+        Self::new(&api_url, tokens)
+            .map_err(|e| ConfigError::new("JOBTRACKER_API_URL", e.to_string()))
+    }
+
+    /// Overrides the retry policy.
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The token source (e.g. to warm it up at start).
+    pub fn tokens(&self) -> &TokenSource {
+        self.authed.tokens()
+    }
+
+    /// The API base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, ClientError> {
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::PUT | Method::DELETE | Method::HEAD
+        );
+        let attempts = if idempotent {
+            self.retry.attempts.max(1)
+        } else {
+            1
+        };
+        let url = format!("{}{}", self.base, path);
+        let mut last = String::new();
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                let delay = self
+                    .retry
+                    .base_delay
+                    .saturating_mul(1 << (attempt - 1).min(10))
+                    .mul_f64(rand::rng().random_range(0.5..=1.0));
+                tokio::time::sleep(delay).await;
+            }
+            let result = self
+                .authed
+                .send(|http| build(http.request(method.clone(), &url)))
+                .await;
+            match result {
+                Ok(r)
+                    if r.status() == StatusCode::TOO_MANY_REQUESTS
+                        || r.status().is_server_error() =>
+                {
+                    last = format!("{} {path} answered {}", method, r.status());
+                    if attempt + 1 == attempts {
+                        return Err(ClientError::Unavailable(last));
+                    }
+                }
+                Ok(r) => return Ok(r),
+                Err(AuthedRequestError::Token(e)) => return Err(ClientError::Token(e)),
+                Err(AuthedRequestError::Http(e)) => {
+                    last = format!(
+                        "{} {path}: {}",
+                        method,
+                        if e.is_timeout() {
+                            "timed out"
+                        } else {
+                            "connection failed"
+                        }
+                    );
+                    if !idempotent && !e.is_connect() {
+                        // The request may have reached the API: never repeat a POST/PATCH.
+                        return Err(ClientError::Unavailable(last));
+                    }
+                }
+            }
+        }
+        Err(ClientError::Unavailable(last))
+    }
+
+    async fn json<T: DeserializeOwned>(&self, response: Response) -> Result<T, ClientError> {
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unavailable(format!("reading the answer: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Unexpected(format!("answer did not parse: {e}")));
+        }
+        Err(error_for(status, &bytes))
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = self.send(method, path, build).await?;
+        self.json(response).await
+    }
+
+    /// `GET /api/whoami`.
+    pub async fn whoami(&self) -> Result<Whoami, ClientError> {
+        self.call(Method::GET, "/api/whoami", |b| b).await
+    }
+
+    /// `POST /api/users`.
+    pub async fn upsert_profile(&self, profile: &UserProfileInput) -> Result<User, ClientError> {
+        self.call(Method::POST, "/api/users", |b| b.json(profile))
+            .await
+    }
+
+    /// `GET /api/users/me`.
+    pub async fn me(&self) -> Result<User, ClientError> {
+        self.call(Method::GET, "/api/users/me", |b| b).await
+    }
+
+    /// `GET /api/users/{user_id}`.
+    pub async fn get_user(&self, user_id: &str) -> Result<User, ClientError> {
+        self.call(Method::GET, &format!("/api/users/{user_id}"), |b| b)
+            .await
+    }
+
+    /// `POST /api/users/{user_id}/resumes?file_name=…` with the raw file.
+    pub async fn upload_resume(
+        &self,
+        user_id: &str,
+        file_name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Resume, ClientError> {
+        let body = bytes::Bytes::from(bytes);
+        self.call(
+            Method::POST,
+            &format!("/api/users/{user_id}/resumes"),
+            |b| {
+                b.query(&[("file_name", file_name)])
+                    .header("content-type", content_type)
+                    .body(body.clone())
+            },
+        )
+        .await
+    }
+
+    /// `GET /api/users/{user_id}/resumes`.
+    pub async fn list_resumes(
+        &self,
+        user_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<Page<Resume>, ClientError> {
+        self.call(Method::GET, &format!("/api/users/{user_id}/resumes"), |b| {
+            b.query(&[("cursor", cursor)])
+        })
+        .await
+    }
+
+    /// Downloads a resume to `path`: written to a temporary file beside it, checked against the
+    /// SHA-256 the API sent, then renamed, so `path` is never half-written. Returns the bytes'
+    /// SHA-256.
+    pub async fn download_resume(
+        &self,
+        resume_id: &str,
+        path: &Path,
+    ) -> Result<String, ClientError> {
+        let response = self
+            .send(
+                Method::GET,
+                &format!("/api/resumes/{resume_id}/content"),
+                |b| b,
+            )
+            .await?;
+        let status = response.status();
+        let expected = response
+            .headers()
+            .get("x-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unavailable(format!("reading the resume: {e}")))?;
+        if !status.is_success() {
+            return Err(error_for(status, &bytes));
+        }
+        let sha: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if expected.as_deref().is_some_and(|e| e != sha) {
+            return Err(ClientError::Unavailable(
+                "the resume arrived corrupted (checksum mismatch)".into(),
+            ));
+        }
+        write_atomically(path, &bytes)
+            .await
+            .map_err(|e| ClientError::Unexpected(format!("writing {}: {e}", path.display())))?;
+        Ok(sha)
+    }
+
+    /// `POST /api/job-applications`.
+    pub async fn create_application(
+        &self,
+        input: &CreateApplication,
+    ) -> Result<Application, ClientError> {
+        self.call(Method::POST, "/api/job-applications", |b| b.json(input))
+            .await
+    }
+
+    /// `GET /api/job-applications`.
+    pub async fn list_applications(
+        &self,
+        filter: &ApplicationFilter,
+    ) -> Result<Page<Application>, ClientError> {
+        self.call(Method::GET, "/api/job-applications", |b| b.query(filter))
+            .await
+    }
+
+    /// `GET /api/job-applications/{id}`.
+    pub async fn get_application(&self, id: &str) -> Result<Application, ClientError> {
+        self.call(Method::GET, &format!("/api/job-applications/{id}"), |b| b)
+            .await
+    }
+
+    /// `GET /api/job-applications/{id}/events`.
+    pub async fn list_events(
+        &self,
+        id: &str,
+        cursor: Option<&str>,
+    ) -> Result<Page<Event>, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/api/job-applications/{id}/events"),
+            |b| b.query(&[("cursor", cursor)]),
+        )
+        .await
+    }
+
+    /// `PATCH /api/job-applications/{id}/status`.
+    pub async fn update_status(
+        &self,
+        id: &str,
+        update: &StatusUpdate,
+    ) -> Result<Application, ClientError> {
+        self.call(
+            Method::PATCH,
+            &format!("/api/job-applications/{id}/status"),
+            |b| b.json(update),
+        )
+        .await
+    }
+
+    /// `POST /api/job-applications/claim`: `None` when nothing is ready.
+    pub async fn claim(&self, lease: Duration) -> Result<Option<Application>, ClientError> {
+        let body = LeaseRequest {
+            lease_seconds: Some(lease.as_secs() as u32),
+        };
+        let response = self
+            .send(Method::POST, "/api/job-applications/claim", |b| {
+                b.json(&body)
+            })
+            .await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        self.json(response).await.map(Some)
+    }
+
+    /// `PUT /api/job-applications/{id}/lease`.
+    pub async fn renew_lease(&self, id: &str, lease: Duration) -> Result<Application, ClientError> {
+        let body = LeaseRequest {
+            lease_seconds: Some(lease.as_secs() as u32),
+        };
+        self.call(
+            Method::PUT,
+            &format!("/api/job-applications/{id}/lease"),
+            |b| b.json(&body),
+        )
+        .await
+    }
+
+    /// `DELETE /api/job-applications/{id}/lease`.
+    pub async fn release_lease(&self, id: &str) -> Result<(), ClientError> {
+        let response = self
+            .send(
+                Method::DELETE,
+                &format!("/api/job-applications/{id}/lease"),
+                |b| b,
+            )
+            .await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        Err(error_for(status, &bytes))
+    }
+
+    /// `GET /api/questions`.
+    pub async fn list_questions(
+        &self,
+        unanswered: bool,
+        cursor: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Page<QuestionWithContext>, ClientError> {
+        self.call(Method::GET, "/api/questions", |b| {
+            b.query(&[("unanswered", Some(unanswered.to_string()))])
+                .query(&[("cursor", cursor)])
+                .query(&[("limit", limit)])
+        })
+        .await
+    }
+
+    /// `PUT /api/job-applications/{id}/questions/{qid}/answer`.
+    pub async fn answer_question(
+        &self,
+        application_id: &str,
+        question_id: &str,
+        answer: &AnswerInput,
+    ) -> Result<Application, ClientError> {
+        self.call(
+            Method::PUT,
+            &format!("/api/job-applications/{application_id}/questions/{question_id}/answer"),
+            |b| b.json(answer),
+        )
+        .await
+    }
+}
+
+fn error_for(status: StatusCode, body: &[u8]) -> ClientError {
+    let problem: Problem = serde_json::from_slice(body).unwrap_or_else(|_| Problem {
+        kind: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+        field: None,
+    });
+    match status.as_u16() {
+        401 => ClientError::Unauthorized(problem),
+        403 => ClientError::Forbidden(problem),
+        404 => ClientError::NotFound(problem),
+        409 => ClientError::Conflict(problem),
+        400 | 413 | 415 | 422 => ClientError::InvalidInput(problem),
+        429 | 500..=599 => ClientError::Unavailable(format!("{status}: {}", problem.detail)),
+        _ => ClientError::Unexpected(format!("{status}: {}", problem.detail)),
+    }
+}
+
+/// Writes `bytes` to a temporary file in `path`'s directory, syncs it, and renames it over
+/// `path`: readers see the old file or the whole new one, never a part.
+pub async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(dir).await?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{:08x}", rand::rng().random::<u32>()));
+    let result = async {
+        let mut f = tokio::fs::File::create(&tmp).await?;
+        tokio::io::AsyncWriteExt::write_all(&mut f, bytes).await?;
+        f.sync_all().await?;
+        tokio::fs::rename(&tmp, path).await
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}

@@ -1,0 +1,295 @@
+//! candidate-representer: polls unanswered screening questions and answers them from the
+//! candidate's profile ([`rules`]); serves `POST /v1/ask`, `/healthz` and `/metrics`.
+
+pub mod rules;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jobtracker_client::bot::{BotArgs, serve_worker};
+use jobtracker_client::worker::{Counters, poll_loop};
+use jobtracker_client::{ClientError, JobTrackerClient};
+use jobtracker_types::{AnswerInput, UserProfileInput};
+use m2m_core::config::Env;
+use m2m_core::{Principal, Verifier, VerifierConfig};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+/// Settings (`--help` lists the environment variables).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "candidate-representer",
+    version,
+    about = "Answers screening questions from the candidate's profile"
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: BotArgs,
+    /// Instance secret key (`sk_…`), only to verify users' session tokens on `/v1/ask`.
+    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
+    pub clerk_secret_key: Option<String>,
+    /// PEM key, alternative to `CLERK_SECRET_KEY` for `/v1/ask`.
+    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
+    pub clerk_jwt_key: Option<String>,
+    /// Address of `/healthz`, `/metrics` and `/v1/ask`.
+    #[arg(long, env = "REPRESENTER_BIND", default_value = "0.0.0.0:5100")]
+    pub bind: SocketAddr,
+}
+
+impl Config {
+    /// The settings as m2m-core's `Env`, so validation and messages are shared.
+    pub fn env(&self) -> Env<'_> {
+        self.common.env(move |k| match k {
+            "CLERK_SECRET_KEY" => self.clerk_secret_key.clone(),
+            "CLERK_JWT_KEY" => self.clerk_jwt_key.clone(),
+            _ => None,
+        })
+    }
+}
+
+const COUNTERS: &[(&str, &str)] = &[
+    ("questions_answered", "Questions answered from a profile."),
+    (
+        "questions_flagged",
+        "Questions marked for a person's review.",
+    ),
+    (
+        "questions_skipped",
+        "Questions left alone (answered meanwhile, or frozen).",
+    ),
+    ("asks", "Ad-hoc questions answered on /v1/ask."),
+];
+
+/// The bot.
+#[derive(Debug)]
+pub struct Representer {
+    client: JobTrackerClient,
+    counters: Counters,
+    verifier: Option<Verifier>,
+}
+
+impl Representer {
+    /// A representer using `client`; `verifier` guards `/v1/ask` (without one, it answers 500).
+    pub fn new(client: JobTrackerClient, verifier: Option<Verifier>) -> Self {
+        Self {
+            client,
+            counters: Counters::new("representer", COUNTERS),
+            verifier,
+        }
+    }
+
+    /// Builds it from the settings: errors name the variable.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let clock = m2m_core::clock::system();
+        let env = config.env();
+        let client = JobTrackerClient::from_env(&env, "candidate-representer", clock.clone())
+            .map_err(|e| e.to_string())?;
+        let verifier = match VerifierConfig::from_env(&env) {
+            Ok(vc) => {
+                let clerk =
+                    m2m_core::ClerkClient::new(&vc.api_base_url).map_err(|e| e.to_string())?;
+                Some(vc.build(&clerk, clock))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "/v1/ask cannot verify callers and will refuse every request");
+                None
+            }
+        };
+        Ok(Self::new(client, verifier))
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Answers every unanswered question once. Returns whether any was handled.
+    pub async fn run_once(&self) -> Result<bool, ClientError> {
+        let mut profiles: HashMap<String, Option<UserProfileInput>> = HashMap::new();
+        let mut cursor: Option<String> = None;
+        let mut handled = false;
+        loop {
+            let page = self
+                .client
+                .list_questions(true, cursor.as_deref(), Some(100))
+                .await?;
+            for item in &page.items {
+                let q = &item.question;
+                if !profiles.contains_key(&item.user_id) {
+                    let profile = match self.client.get_user(&item.user_id).await {
+                        Ok(u) => Some(u.profile),
+                        Err(ClientError::NotFound(_)) => None,
+                        Err(e) => return Err(e),
+                    };
+                    profiles.insert(item.user_id.clone(), profile);
+                }
+                let outcome = match profiles.get(&item.user_id).and_then(Option::as_ref) {
+                    Some(p) => rules::answer(&q.text, p),
+                    None => rules::Outcome {
+                        answer: None,
+                        review_reason: Some("the candidate has no profile".into()),
+                        rule: "none",
+                    },
+                };
+                let input = AnswerInput {
+                    needs_review: outcome.answer.is_none(),
+                    answer: outcome.answer.clone(),
+                    review_reason: outcome.review_reason.clone(),
+                };
+                match self
+                    .client
+                    .answer_question(&q.application_id, &q.id, &input)
+                    .await
+                {
+                    Ok(_) => {
+                        handled = true;
+                        if input.needs_review {
+                            self.counters.inc("questions_flagged");
+                            tracing::info!(question_id = %q.id, rule = outcome.rule, reason = ?outcome.review_reason, "question marked for review");
+                        } else {
+                            self.counters.inc("questions_answered");
+                            tracing::info!(question_id = %q.id, rule = outcome.rule, "question answered");
+                        }
+                    }
+                    Err(ClientError::Conflict(p)) | Err(ClientError::NotFound(p)) => {
+                        self.counters.inc("questions_skipped");
+                        tracing::debug!(question_id = %q.id, detail = %p.detail, "question skipped");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Polls until `stop` turns true.
+    pub async fn run(self: Arc<Self>, interval: Duration, stop: watch::Receiver<bool>) {
+        poll_loop("candidate-representer", interval, stop, || {
+            let me = self.clone();
+            async move { me.run_once().await.map(|_| false) }
+        })
+        .await;
+    }
+
+    /// `/healthz`, `/metrics`, `POST /v1/ask`.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route(
+                "/healthz",
+                get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+            )
+            .route("/metrics", get(metrics))
+            .route("/v1/ask", post(ask))
+            .with_state(self)
+    }
+}
+
+async fn metrics(State(me): State<Arc<Representer>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        me.counters.render(),
+    )
+}
+
+/// Body of `POST /v1/ask`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ask {
+    /// The candidate.
+    pub user_id: String,
+    /// The question.
+    pub question: String,
+}
+
+fn problem(status: StatusCode, detail: &str) -> axum::response::Response {
+    let body = serde_json::json!({"type": "about:blank", "title": status.canonical_reason().unwrap_or("Error"), "status": status.as_u16(), "detail": detail});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Answers an ad-hoc question with the same rules. The caller must authenticate: a user may ask
+/// only about themselves; a machine (with a token scoped to this bot) about anyone.
+async fn ask(
+    State(me): State<Arc<Representer>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let Some(verifier) = &me.verifier else {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this representer cannot verify callers (set CLERK_MACHINE_SECRET_KEY and CLERK_SECRET_KEY or CLERK_JWT_KEY)",
+        );
+    };
+    let principal = match verifier
+        .verify_header(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return m2m_core::auth_axum::AuthRejection::Verify(e).into_response(),
+    };
+    let Ok(req) = serde_json::from_slice::<Ask>(&body) else {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "expected {\"user_id\": \"user_…\", \"question\": \"…\"}",
+        );
+    };
+    if req.question.trim().is_empty() || req.question.len() > 1000 {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "question must be 1 to 1000 characters",
+        );
+    }
+    if let Principal::User(u) = &principal
+        && u.user_id != req.user_id
+    {
+        return problem(StatusCode::FORBIDDEN, "you may only ask about yourself");
+    }
+    let profile = match me.client.get_user(&req.user_id).await {
+        Ok(u) => u.profile,
+        Err(ClientError::NotFound(_)) => {
+            return problem(StatusCode::NOT_FOUND, "no such candidate");
+        }
+        Err(ClientError::InvalidInput(p)) => {
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, &p.detail);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ask: cannot read the profile");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the JobTracker API is unavailable; retry later",
+            );
+        }
+    };
+    me.counters.inc("asks");
+    Json(rules::answer(&req.question, &profile)).into_response()
+}
+
+/// Runs the service until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let me = Arc::new(Representer::from_config(&config)?);
+    let interval = Duration::from_secs(config.common.poll_interval_seconds.max(1));
+    let worker = me.clone();
+    serve_worker(
+        "candidate-representer",
+        "REPRESENTER_BIND",
+        config.bind,
+        me.router(),
+        move |stop| worker.run(interval, stop),
+    )
+    .await
+}

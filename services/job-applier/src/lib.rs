@@ -1,0 +1,343 @@
+//! job-applier: claims a ready application with a lease (renewed while working), fetches the
+//! candidate and the resume, submits once through a [`submit::Submitter`], then records
+//! `submitted` with the reference — or `failed` with a reason after a bounded number of attempts.
+
+pub mod submit;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use jobtracker_client::bot::{BotArgs, serve_worker};
+use jobtracker_client::worker::{Counters, poll_loop};
+use jobtracker_client::{ClientError, JobTrackerClient};
+use jobtracker_types::{Application, ApplicationStatus, StatusUpdate};
+use m2m_core::config::Env;
+use serde_json::json;
+use submit::{ResumeFile, SubmitError, Submitter};
+use tokio::sync::watch;
+
+/// Settings (`--help` lists the environment variables).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "job-applier",
+    version,
+    about = "Submits ready job applications exactly once"
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: BotArgs,
+    /// Address of `/healthz` and `/metrics`.
+    #[arg(long, env = "APPLIER_BIND", default_value = "0.0.0.0:5200")]
+    pub bind: SocketAddr,
+    /// Folder for submissions (one subfolder per application).
+    #[arg(long, env = "APPLIER_OUTBOX_DIR", default_value = "./outbox")]
+    pub outbox_dir: PathBuf,
+    /// Submit to this webhook instead of the outbox.
+    #[arg(long, env = "APPLIER_SUBMIT_URL")]
+    pub submit_url: Option<String>,
+    /// Lease length, seconds (10-3600); renewed at a third of it while working.
+    #[arg(long, env = "APPLIER_LEASE_SECONDS", default_value_t = 120)]
+    pub lease_seconds: u64,
+    /// Claims of one application before it is marked failed.
+    #[arg(long, env = "APPLIER_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: i64,
+}
+
+const COUNTERS: &[(&str, &str)] = &[
+    ("claimed", "Applications claimed."),
+    ("submitted", "Applications submitted and recorded."),
+    (
+        "resubmissions_avoided",
+        "Claims of an application that was already submitted earlier.",
+    ),
+    ("failed", "Applications marked failed."),
+    ("released", "Claims given back after a transient failure."),
+    ("lost_claims", "Claims lost to lease expiry while working."),
+];
+
+/// The bot.
+#[derive(Debug)]
+pub struct Applier {
+    client: JobTrackerClient,
+    submitter: Submitter,
+    lease: Duration,
+    max_attempts: i64,
+    counters: Counters,
+    staging: PathBuf,
+}
+
+/// Why one application could not be submitted.
+enum Failure {
+    Transient(String),
+    Permanent(String),
+    LostClaim,
+}
+
+impl Applier {
+    /// An applier.
+    pub fn new(
+        client: JobTrackerClient,
+        submitter: Submitter,
+        lease: Duration,
+        max_attempts: i64,
+    ) -> Self {
+        let staging = std::env::temp_dir().join(format!("job-applier-{}", std::process::id()));
+        Self {
+            client,
+            submitter,
+            lease: lease.max(Duration::from_secs(10)),
+            max_attempts: max_attempts.max(1),
+            counters: Counters::new("applier", COUNTERS),
+            staging,
+        }
+    }
+
+    /// Builds it from the settings: errors name the variable.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let env = config.common.env(|_| None);
+        let client = JobTrackerClient::from_env(&env, "job-applier", m2m_core::clock::system())
+            .map_err(|e| e.to_string())?;
+        let submitter = match &config.submit_url {
+            Some(url) => {
+                Env::from_fn(|_| Some(url.clone()))
+                    .url("APPLIER_SUBMIT_URL", "")
+                    .map_err(|e| e.to_string())?;
+                Submitter::webhook(url)
+            }
+            None => Submitter::Outbox(config.outbox_dir.clone()),
+        };
+        if !(10..=3600).contains(&config.lease_seconds) {
+            return Err(
+                "configuration error: APPLIER_LEASE_SECONDS: must be between 10 and 3600".into(),
+            );
+        }
+        Ok(Self::new(
+            client,
+            submitter,
+            Duration::from_secs(config.lease_seconds),
+            config.max_attempts,
+        ))
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Claims and processes one application. Returns whether there was one.
+    pub async fn run_once(&self) -> Result<bool, ClientError> {
+        let Some(app) = self.client.claim(self.lease).await? else {
+            return Ok(false);
+        };
+        self.counters.inc("claimed");
+        tracing::info!(application_id = %app.id, attempt = app.attempts, "claimed");
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = self.spawn_renewer(&app.id, lost.clone());
+        let outcome = self.process(&app, &lost).await;
+        renewer.abort();
+        match outcome {
+            Ok(reference) => {
+                let update = StatusUpdate {
+                    status: ApplicationStatus::Submitted,
+                    reason: None,
+                    submission_ref: Some(reference.clone()),
+                    expected_version: None,
+                };
+                match self.client.update_status(&app.id, &update).await {
+                    Ok(_) => {
+                        self.counters.inc("submitted");
+                        tracing::info!(application_id = %app.id, %reference, "submitted");
+                    }
+                    Err(ClientError::Conflict(p)) => {
+                        // The lease lapsed and another applier took over; it will find the
+                        // submission (outbox) or the webhook deduplicates it.
+                        self.counters.inc("lost_claims");
+                        tracing::warn!(application_id = %app.id, detail = %p.detail, "submitted, but the claim was lost before recording it");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(Failure::LostClaim) => {
+                self.counters.inc("lost_claims");
+                tracing::warn!(application_id = %app.id, "claim lost while working; leaving it to whoever holds it now");
+            }
+            Err(Failure::Permanent(reason)) => self.fail(&app, &reason).await?,
+            Err(Failure::Transient(reason)) if app.attempts >= self.max_attempts => {
+                self.fail(
+                    &app,
+                    &format!("gave up after {} attempts: {reason}", app.attempts),
+                )
+                .await?
+            }
+            Err(Failure::Transient(reason)) => {
+                tracing::warn!(application_id = %app.id, %reason, "transient failure; releasing the claim for a later attempt");
+                match self.client.release_lease(&app.id).await {
+                    Ok(()) | Err(ClientError::Conflict(_)) => self.counters.inc("released"),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn fail(&self, app: &Application, reason: &str) -> Result<(), ClientError> {
+        let update = StatusUpdate {
+            status: ApplicationStatus::Failed,
+            reason: Some(reason.to_owned()),
+            submission_ref: None,
+            expected_version: None,
+        };
+        match self.client.update_status(&app.id, &update).await {
+            Ok(_) => {
+                self.counters.inc("failed");
+                tracing::warn!(application_id = %app.id, %reason, "marked failed");
+                Ok(())
+            }
+            Err(ClientError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn spawn_renewer(&self, id: &str, lost: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+        let (client, id, lease) = (self.client.clone(), id.to_owned(), self.lease);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match client.renew_lease(&id, lease).await {
+                    Ok(_) => tracing::debug!(application_id = %id, "lease renewed"),
+                    Err(ClientError::Conflict(_)) => {
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(application_id = %id, error = %e, "lease renewal failed; will retry")
+                    }
+                }
+            }
+        })
+    }
+
+    async fn process(&self, app: &Application, lost: &AtomicBool) -> Result<String, Failure> {
+        let transient = |e: ClientError| {
+            if e.is_transient() {
+                Failure::Transient(e.to_string())
+            } else {
+                Failure::Permanent(e.to_string())
+            }
+        };
+        if let Some(reference) = self.submitter.existing(&app.id).await {
+            // Submitted by an earlier attempt that crashed before recording it.
+            self.counters.inc("resubmissions_avoided");
+            tracing::info!(application_id = %app.id, %reference, "already submitted earlier; recording it");
+            return Ok(reference);
+        }
+        let user = match self.client.get_user(&app.user_id).await {
+            Ok(u) => u,
+            Err(ClientError::NotFound(_)) => {
+                return Err(Failure::Permanent("the candidate has no profile".into()));
+            }
+            Err(e) => return Err(transient(e)),
+        };
+        let resume = match &app.resume_id {
+            None => None,
+            Some(resume_id) => {
+                let path = self.staging.join(format!("{}-{resume_id}", app.id));
+                match self.client.download_resume(resume_id, &path).await {
+                    Ok(sha256) => {
+                        let bytes = tokio::fs::read(&path)
+                            .await
+                            .map_err(|e| Failure::Transient(format!("reading the resume: {e}")))?;
+                        let _ = tokio::fs::remove_file(&path).await;
+                        let meta = self
+                            .client
+                            .list_resumes(&app.user_id, None)
+                            .await
+                            .map_err(transient)?;
+                        let content_type = meta
+                            .items
+                            .iter()
+                            .find(|r| &r.id == resume_id)
+                            .map(|r| r.content_type.clone())
+                            .unwrap_or_else(|| "application/pdf".into());
+                        Some(ResumeFile {
+                            content_type,
+                            sha256,
+                            bytes,
+                        })
+                    }
+                    Err(ClientError::NotFound(_)) => {
+                        return Err(Failure::Permanent("the resume no longer exists".into()));
+                    }
+                    Err(e) => return Err(transient(e)),
+                }
+            }
+        };
+        let packet = json!({
+            "application_id": app.id,
+            "idempotency_key": app.id,
+            "company": app.company,
+            "position": app.position,
+            "job_url": app.job_url,
+            "candidate": user,
+            "answers": app.questions.iter().map(|q| json!({"question": q.text, "answer": q.answer})).collect::<Vec<_>>(),
+            "resume": resume.as_ref().map(|r| json!({"content_type": r.content_type, "sha256": r.sha256, "size": r.bytes.len()})),
+        });
+        if lost.load(Ordering::SeqCst) {
+            return Err(Failure::LostClaim);
+        }
+        self.submitter
+            .submit(&app.id, packet, resume.as_ref())
+            .await
+            .map_err(|e| match e {
+                SubmitError::Transient(m) => Failure::Transient(m),
+                SubmitError::Permanent(m) => Failure::Permanent(m),
+            })
+    }
+
+    /// Claims and submits until `stop` turns true; the item in hand is finished first.
+    pub async fn run(self: Arc<Self>, interval: Duration, stop: watch::Receiver<bool>) {
+        poll_loop("job-applier", interval, stop, || {
+            let me = self.clone();
+            async move { me.run_once().await }
+        })
+        .await;
+    }
+
+    /// `/healthz` and `/metrics`.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+            .route("/metrics", get(metrics))
+            .with_state(self)
+    }
+}
+
+async fn metrics(State(me): State<Arc<Applier>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        me.counters.render(),
+    )
+}
+
+/// Runs the service until Ctrl-C or SIGTERM; the application in hand is finished first.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let me = Arc::new(Applier::from_config(&config)?);
+    let interval = Duration::from_secs(config.common.poll_interval_seconds.max(1));
+    let worker = me.clone();
+    serve_worker(
+        "job-applier",
+        "APPLIER_BIND",
+        config.bind,
+        me.router(),
+        move |stop| worker.run(interval, stop),
+    )
+    .await
+}
