@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod policy;
 pub mod startup;
 pub mod store;
+pub mod testing;
 
 pub use config::Config;
 pub use startup::Application;

@@ -2,13 +2,9 @@ use clerk_mock::ClerkMock;
 use jobtracker_api::{Application, Config};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Connection;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use jobtracker_api::testing::Backend;
+use jobtracker_api::testing::TestDatabase;
 
 /// Runs a scenario on both backends: `both!(name);` makes `name::sqlite` and `name::postgres`.
 #[macro_export]
@@ -42,46 +38,8 @@ pub struct TestApp {
     pub alice: String,
     pub bob: String,
     pub db: jobtracker_api::db::Db,
-    _guard: DbGuard,
+    _database: TestDatabase,
     _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-/// Drops a Postgres test database (or removes an SQLite file) when the test ends.
-struct DbGuard {
-    admin_url: Option<String>,
-    name: String,
-}
-
-impl Drop for DbGuard {
-    fn drop(&mut self) {
-        match &self.admin_url {
-            Some(url) => {
-                let (url, name) = (url.clone(), self.name.clone());
-                // Drop runs inside the test's runtime; use a thread with its own.
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build();
-                    if let Ok(rt) = rt {
-                        rt.block_on(async {
-                            if let Ok(mut c) = sqlx::AnyConnection::connect(&url).await {
-                                let sql = sqlx::AssertSqlSafe(format!(
-                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                                ));
-                                let _ = sqlx::query(sql).execute(&mut c).await;
-                            }
-                        });
-                    }
-                })
-                .join();
-            }
-            None => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", self.name));
-                }
-            }
-        }
-    }
 }
 
 pub fn config(mock: &ClerkMock, database_url: String) -> Config {
@@ -105,64 +63,14 @@ pub fn config(mock: &ClerkMock, database_url: String) -> Config {
     }
 }
 
-/// A database for one test: a fresh SQLite file, or a fresh Postgres database. `None` (with a
-/// loud message) when Postgres is asked for but TEST_POSTGRES_URL is not set.
-pub async fn test_database(backend: Backend) -> Option<(String, DbGuardHandle)> {
-    let name = format!(
-        "jt_test_{}",
-        jobtracker_api::db::new_id("db").trim_start_matches("db_")
-    );
-    match backend {
-        Backend::Sqlite => {
-            let path = std::env::temp_dir().join(format!("{name}.db"));
-            let path = path.to_string_lossy().into_owned();
-            Some((
-                format!("sqlite://{path}?mode=rwc"),
-                DbGuardHandle(DbGuard {
-                    admin_url: None,
-                    name: path,
-                }),
-            ))
-        }
-        Backend::Postgres => {
-            let Ok(admin) = std::env::var("TEST_POSTGRES_URL") else {
-                eprintln!(
-                    "SKIPPED (Postgres variant): TEST_POSTGRES_URL is not set; .ci/run sets it"
-                );
-                return None;
-            };
-            sqlx::any::install_default_drivers();
-            let mut conn = sqlx::AnyConnection::connect(&admin)
-                .await
-                .expect("TEST_POSTGRES_URL reachable");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            let (base, _) = admin
-                .rsplit_once('/')
-                .expect("TEST_POSTGRES_URL ends with /database");
-            Some((
-                format!("{base}/{name}"),
-                DbGuardHandle(DbGuard {
-                    admin_url: Some(admin.clone()),
-                    name,
-                }),
-            ))
-        }
-    }
-}
-
-pub struct DbGuardHandle(DbGuard);
-
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, |_| {}).await
 }
 
 pub async fn spawn_app_with(backend: Backend, edit: impl FnOnce(&mut Config)) -> Option<TestApp> {
-    let (url, guard) = test_database(backend).await?;
+    let database = TestDatabase::create(backend).await?;
     let mock = ClerkMock::start_demo().await;
-    let mut cfg = config(&mock, url);
+    let mut cfg = config(&mock, database.url.clone());
     edit(&mut cfg);
     let app = Application::build(&cfg).await.expect("the API starts");
     let base = format!("http://{}", app.local_addr());
@@ -182,7 +90,7 @@ pub async fn spawn_app_with(backend: Backend, edit: impl FnOnce(&mut Config)) ->
         bob: users[1].id.clone(),
         mock,
         db,
-        _guard: guard.0,
+        _database: database,
         _shutdown: tx,
     })
 }

@@ -1,0 +1,22 @@
+//! End-to-end: real service code against clerk-mock. Scenarios that touch the database run on
+//! SQLite and, when TEST_POSTGRES_URL is set, on Postgres.
+
+mod bots;
+mod tokens;
+
+/// `both!(name)` runs `async fn name(backend)` as `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(jobtracker_api::testing::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(jobtracker_api::testing::Backend::Postgres).await;
+            }
+        }
+    };
+}

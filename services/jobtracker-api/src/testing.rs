@@ -1,0 +1,104 @@
+//! Test support shared by this crate's tests and the end-to-end suite: a database of its own per
+//! test, removed afterwards.
+
+use sqlx::Connection;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh Postgres database on `TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// Drops the Postgres database, or deletes the SQLite files, when dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Pass as `DATABASE_URL`.
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+}
+
+impl TestDatabase {
+    /// A new database, or `None` (after saying so loudly) when Postgres is asked for and
+    /// `TEST_POSTGRES_URL` is not set.
+    ///
+    /// # Panics
+    /// If `TEST_POSTGRES_URL` is set but unusable: a Postgres test must not pass silently.
+    pub async fn create(backend: Backend) -> Option<Self> {
+        let name = format!(
+            "jt_test_{}",
+            crate::db::new_id("db").trim_start_matches("db_")
+        );
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir()
+                    .join(format!("{name}.db"))
+                    .to_string_lossy()
+                    .into_owned();
+                Some(Self {
+                    url: format!("sqlite://{path}?mode=rwc"),
+                    admin_url: None,
+                    name: path,
+                })
+            }
+            Backend::Postgres => {
+                let Ok(admin) = std::env::var("TEST_POSTGRES_URL") else {
+                    eprintln!(
+                        "SKIPPED (Postgres variant): TEST_POSTGRES_URL is not set; .ci/run sets it"
+                    );
+                    return None;
+                };
+                sqlx::any::install_default_drivers();
+                let mut conn = match sqlx::AnyConnection::connect(&admin).await {
+                    Ok(c) => c,
+                    Err(e) => panic!("TEST_POSTGRES_URL is set but unreachable: {e}"),
+                };
+                let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""));
+                if let Err(e) = sqlx::query(create).execute(&mut conn).await {
+                    panic!("cannot create a test database: {e}");
+                }
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    admin_url: Some(admin.clone()),
+                    name,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.admin_url {
+            Some(url) => {
+                let (url, name) = (url.clone(), self.name.clone());
+                // Drop may run inside a runtime; use a thread with its own.
+                let _ = std::thread::spawn(move || {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        rt.block_on(async {
+                            if let Ok(mut c) = sqlx::AnyConnection::connect(&url).await {
+                                let drop = sqlx::AssertSqlSafe(format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ));
+                                let _ = sqlx::query(drop).execute(&mut c).await;
+                            }
+                        });
+                    }
+                })
+                .join();
+            }
+            None => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", self.name));
+                }
+            }
+        }
+    }
+}
