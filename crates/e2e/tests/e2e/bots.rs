@@ -29,7 +29,7 @@ async fn full_pipeline(backend: Backend) {
         )
         .await;
     let (rep, applier) = (stack.representer(|_| {}), stack.applier(|_| {}));
-    let bots = Running::start(&[rep.clone()], &[applier.clone()]);
+    let bots = Running::start(std::slice::from_ref(&rep), std::slice::from_ref(&applier));
     assert!(
         stack
             .wait_for_status(&alice, std::slice::from_ref(&id), "submitted", WAIT)
@@ -114,7 +114,7 @@ async fn ungrounded_questions_wait_for_a_person(backend: Backend) {
         )
         .await;
     let (rep, applier) = (stack.representer(|_| {}), stack.applier(|_| {}));
-    let bots = Running::start(&[rep.clone()], &[applier.clone()]);
+    let bots = Running::start(std::slice::from_ref(&rep), std::slice::from_ref(&applier));
     let started = std::time::Instant::now();
     while rep.counters().get("questions_flagged") == 0 && started.elapsed() < WAIT {
         tokio::time::sleep(Duration::from_millis(100)).await;
