@@ -98,7 +98,7 @@ async fn tokens_expire_and_are_refreshed_mid_run() {
     };
     let rep = stack.representer(short);
     let applier = stack.applier(|c| short(&mut c.common));
-    let bots = Running::start(&[rep], &[applier.clone()]);
+    let bots = Running::start(&[rep], std::slice::from_ref(&applier));
     let mut ids = Vec::new();
     for _ in 0..4 {
         ids.push(
@@ -248,7 +248,7 @@ async fn the_bots_back_off_while_the_api_is_down_and_resume() {
         .await;
     stack.stop_api().await;
     let (rep, applier) = (stack.representer(|_| {}), stack.applier(|_| {}));
-    let bots = Running::start(&[rep], &[applier.clone()]);
+    let bots = Running::start(&[rep], std::slice::from_ref(&applier));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(applier.counters().get("claimed"), 0);
     stack.start_api().await;
