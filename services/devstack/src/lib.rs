@@ -1,0 +1,270 @@
+//! `devstack`: the whole system in one process, wired through the same environment variables
+//! (DESIGN §4) that docker compose sets, on the same default ports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser};
+use clerk_mock::ClerkMock;
+use tokio::sync::{oneshot, watch};
+
+/// Ports and storage.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "devstack",
+    version,
+    about = "Runs clerk-mock, jobtracker-api, candidate-representer and job-applier together, offline"
+)]
+pub struct Options {
+    /// Address of the mock Clerk.
+    #[arg(long, env = "CLERK_MOCK_BIND", default_value = "127.0.0.1:8080")]
+    pub clerk_mock_bind: String,
+    /// Address of the API.
+    #[arg(long, env = "JOBTRACKER_BIND", default_value = "127.0.0.1:5000")]
+    pub api_bind: String,
+    /// Address of the representer.
+    #[arg(long, env = "REPRESENTER_BIND", default_value = "127.0.0.1:5100")]
+    pub representer_bind: String,
+    /// Address of the applier.
+    #[arg(long, env = "APPLIER_BIND", default_value = "127.0.0.1:5200")]
+    pub applier_bind: String,
+    /// Where SQLite and the outbox live (kept between runs).
+    #[arg(long, env = "DEVSTACK_DATA_DIR", default_value = "./data")]
+    pub data_dir: String,
+    /// The API's database; SQLite under the data dir when unset.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Seconds between the bots' polls.
+    #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 2)]
+    pub poll_interval_seconds: u64,
+}
+
+/// Parses a service's own `Config` from environment-variable pairs: each variable is mapped to
+/// the flag that reads it, so the service sees exactly what it would see in compose.
+pub fn config_from_env<C: Parser + CommandFactory>(
+    binary: &str,
+    vars: &BTreeMap<&str, String>,
+) -> Result<C, String> {
+    let command = C::command();
+    let mut args = vec![binary.to_owned()];
+    for (var, value) in vars {
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == *var))
+            .ok_or_else(|| format!("{binary} has no setting {var}"))?;
+        let long = arg
+            .get_long()
+            .ok_or_else(|| format!("{binary}: {var} has no flag"))?;
+        args.push(format!("--{long}={value}"));
+    }
+    C::try_parse_from(args).map_err(|e| format!("{binary}: {e}"))
+}
+
+fn local(bind: &str) -> String {
+    let port = bind.rsplit(':').next().unwrap_or("80");
+    format!("http://localhost:{port}")
+}
+
+/// What a running stack gives its user.
+#[derive(Debug)]
+pub struct Running {
+    /// The mock.
+    pub mock: ClerkMock,
+    /// API base URL.
+    pub api_url: String,
+    stop: watch::Sender<bool>,
+    api_stop: oneshot::Sender<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The variables each service gets, as compose sets them.
+pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, String>; 3] {
+    let machine = |n: &str| {
+        mock.machine_by_name(n)
+            .map(|m| (m.id, m.secret_key))
+            .unwrap_or_default()
+    };
+    let (api_id, api_key) = machine("JobTracker.API");
+    let (rep_id, rep_key) = machine("CandidateRepresenter.Bot");
+    let (app_id, app_key) = machine("JobApplier.Bot");
+    let _ = api_id;
+    let clerk = mock.api_url();
+    let api_url = local(&o.api_bind);
+    let database_url = o.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}/jobtracker.db?mode=rwc",
+            o.data_dir.trim_end_matches('/')
+        )
+    });
+    let api = BTreeMap::from([
+        ("JOBTRACKER_BIND", o.api_bind.clone()),
+        ("DATABASE_URL", database_url),
+        ("CLERK_API_BASE_URL", clerk.clone()),
+        ("CLERK_MACHINE_SECRET_KEY", api_key),
+        ("CLERK_SECRET_KEY", mock.instance_secret_key()),
+        ("CLERK_AUTHORIZED_PARTIES", mock.authorized_party()),
+        ("CANDIDATE_REPRESENTER_MACHINE_ID", rep_id),
+        ("JOB_APPLIER_MACHINE_ID", app_id),
+    ]);
+    let bot = |key: String| {
+        BTreeMap::from([
+            ("JOBTRACKER_API_URL", api_url.clone()),
+            ("CLERK_API_BASE_URL", clerk.clone()),
+            ("CLERK_MACHINE_SECRET_KEY", key),
+            ("POLL_INTERVAL_SECONDS", o.poll_interval_seconds.to_string()),
+        ])
+    };
+    let mut representer = bot(rep_key);
+    representer.insert("REPRESENTER_BIND", o.representer_bind.clone());
+    representer.insert("CLERK_SECRET_KEY", mock.instance_secret_key());
+    let mut applier = bot(app_key);
+    applier.insert("APPLIER_BIND", o.applier_bind.clone());
+    applier.insert(
+        "APPLIER_OUTBOX_DIR",
+        format!("{}/outbox", o.data_dir.trim_end_matches('/')),
+    );
+    [api, representer, applier]
+}
+
+/// Starts everything.
+pub async fn start(o: &Options) -> Result<Running, String> {
+    let mock_config = clerk_mock_service::Config {
+        bind: o
+            .clerk_mock_bind
+            .parse()
+            .map_err(|e| format!("CLERK_MOCK_BIND: {e}"))?,
+        seed: None,
+        print_seed: false,
+    };
+    let mock = clerk_mock_service::start(&mock_config).await?;
+    let [api_env, rep_env, app_env] = service_env(o, &mock);
+
+    let api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
+    let api = jobtracker_api::Application::build(&api_config).await?;
+    let api_url = local(&o.api_bind);
+    let (api_stop, api_rx) = oneshot::channel::<()>();
+    let api_task = tokio::spawn(async move {
+        if let Err(e) = api
+            .run_until(async {
+                let _ = api_rx.await;
+            })
+            .await
+        {
+            tracing::error!(error = %e, "jobtracker-api stopped");
+        }
+    });
+
+    let (stop, stop_rx) = watch::channel(false);
+    let interval = Duration::from_secs(o.poll_interval_seconds.max(1));
+    let rep_config: candidate_representer::Config =
+        config_from_env("candidate-representer", &rep_env)?;
+    let representer = Arc::new(candidate_representer::Representer::from_config(
+        &rep_config,
+    )?);
+    let app_config: job_applier::Config = config_from_env("job-applier", &app_env)?;
+    let applier = Arc::new(job_applier::Applier::from_config(&app_config)?);
+
+    let mut tasks = vec![api_task];
+    for (bind, router) in [
+        (rep_config.bind, representer.clone().router()),
+        (app_config.bind, applier.clone().router()),
+    ] {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+        }));
+    }
+    tasks.push(tokio::spawn(representer.run(interval, stop_rx.clone())));
+    tasks.push(tokio::spawn(applier.run(interval, stop_rx)));
+    Ok(Running {
+        mock,
+        api_url,
+        stop,
+        api_stop,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Stops the bots (after the item in hand), then the API, then the mock.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.api_stop.send(());
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        drop(self.mock);
+    }
+
+    /// A one-hour session JWT for the first demo user, minted the way the README's curl does.
+    pub async fn demo_session_token(&self) -> Option<(String, String)> {
+        let user = self.mock.users().into_iter().next()?;
+        let http = reqwest::Client::new();
+        let key = self.mock.instance_secret_key();
+        let session: serde_json::Value = http
+            .post(format!("{}/sessions", self.mock.api_url()))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"user_id": user.id}))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let token: serde_json::Value = http
+            .post(format!(
+                "{}/sessions/{}/tokens",
+                self.mock.api_url(),
+                session["id"].as_str()?
+            ))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"expires_in_seconds": 3600}))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        Some((user.id, token["jwt"].as_str()?.to_owned()))
+    }
+
+    /// What to tell the person who started it.
+    pub async fn banner(&self, o: &Options) -> String {
+        let key = self.mock.instance_secret_key();
+        let mock = self.mock.uri().replace("127.0.0.1", "localhost");
+        let applier = self
+            .mock
+            .machine_by_name("JobApplier.Bot")
+            .map(|m| m.secret_key)
+            .unwrap_or_default();
+        let (user, token) = self.demo_session_token().await.unwrap_or_default();
+        format!(
+            "\nJobTracker M2M is running (Ctrl-C stops everything; data is kept in {data}).\n\n\
+             \x20 Swagger UI         {api}/swagger\n\
+             \x20 API                {api}        (OpenAPI: {api}/openapi.json)\n\
+             \x20 mock Clerk         {mock}/v1\n\
+             \x20 representer        {rep}/healthz  /metrics  POST /v1/ask\n\
+             \x20 applier            {app}/healthz  /metrics  (outbox: {data}/outbox)\n\n\
+             A session JWT for {user} (valid 1 hour; paste it into Swagger UI's Authorize):\n\n{token}\n\n\
+             Get another one:\n\
+             \x20 SID=$(curl -s -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
+             \x20   -d '{{\"user_id\":\"{user}\"}}' {mock}/v1/sessions | sed -E 's/.*\"id\":\"([^\"]+)\".*/\\1/')\n\
+             \x20 curl -s -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
+             \x20   -d '{{\"expires_in_seconds\":3600}}' {mock}/v1/sessions/$SID/tokens\n\n\
+             An M2M token as the job-applier (the API accepts it too):\n\
+             \x20 curl -s -X POST -H 'Authorization: Bearer {applier}' -H 'Content-Type: application/json' -d '{{}}' {mock}/v1/m2m_tokens\n",
+            data = o.data_dir,
+            api = self.api_url,
+            rep = local(&o.representer_bind),
+            app = local(&o.applier_bind),
+        )
+    }
+}
