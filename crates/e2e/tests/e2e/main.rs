@@ -2,6 +2,8 @@
 //! SQLite and, when TEST_POSTGRES_URL is set, on Postgres.
 
 mod bots;
+mod browser;
+mod smoke;
 mod tokens;
 
 /// `both!(name)` runs `async fn name(backend)` as `name::sqlite` and `name::postgres`.
