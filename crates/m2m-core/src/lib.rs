@@ -42,7 +42,10 @@ pub use clerk::{ClerkClient, ClerkError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, Env, M2mClientConfig};
 pub use secret::{BearerToken, fingerprint};
-pub use token_source::{MintSettings, MintedTokenSource, ServiceTokens, TokenError, TokenSource};
+pub use token_source::{
+    MintSettings, MintedTokenSource, ServiceTokens, TokenError, TokenSource,
+    service_tokens_env_name,
+};
 pub use verify::{
     MachinePrincipal, Principal, UserPrincipal, Verifier, VerifierConfig, VerifyError,
 };

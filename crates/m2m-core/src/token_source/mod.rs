@@ -6,7 +6,7 @@ mod service_tokens;
 use std::sync::Arc;
 
 pub use minted::{MintSettings, MintedTokenSource};
-pub use service_tokens::{ServiceTokens, normalise_service_name};
+pub use service_tokens::{ServiceTokens, normalise_service_name, service_tokens_env_name};
 
 use crate::clerk::ClerkError;
 use crate::secret::BearerToken;

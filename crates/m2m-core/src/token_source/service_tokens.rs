@@ -43,6 +43,16 @@ pub fn normalise_service_name(service: &str) -> String {
         .collect()
 }
 
+/// The variables the older package used for `service`:
+/// (`CLERK_M2M_TOKEN_<SERVICE>`, `CLERK_M2M_MACHINE_ID_<SERVICE>`).
+pub fn service_tokens_env_name(service: &str) -> (String, String) {
+    let name = normalise_service_name(service);
+    (
+        format!("{TOKEN_PREFIX}{name}"),
+        format!("{MACHINE_ID_PREFIX}{name}"),
+    )
+}
+
 impl ServiceTokens {
     /// Reads every `CLERK_M2M_TOKEN`, `CLERK_M2M_TOKEN_*` and `CLERK_M2M_MACHINE_ID_*` variable.
     pub fn from_vars<I, K, V>(vars: I) -> Self

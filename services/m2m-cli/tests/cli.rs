@@ -1,0 +1,309 @@
+//! The `m2m` binary against clerk-mock.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use clerk_mock::ClerkMock;
+use serde_json::Value;
+
+fn m2m(mock: &ClerkMock, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_m2m"));
+    cmd.env_clear()
+        .env("CLERK_API_BASE_URL", mock.api_url())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("m2m runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("output")
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_verify_list_revoke() {
+    let mock = ClerkMock::start_demo().await;
+    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
+    let api = mock.machine_by_name("JobTracker.API").expect("api");
+    let created = json(&m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", &applier.secret_key)],
+        &[
+            "token",
+            "create",
+            "--lifetime",
+            "365d",
+            "--claims",
+            r#"{"purpose":"static"}"#,
+            "--json",
+        ],
+        None,
+    ));
+    let token = created["token"].as_str().expect("token").to_owned();
+    assert_eq!(created["subject"], applier.id);
+    assert_eq!(
+        created["expiration"].as_i64().expect("exp")
+            - created["created_at"].as_i64().expect("created"),
+        365 * 86_400 * 1000
+    );
+
+    // The token travels on stdin, not in arguments; the receiver's key verifies it.
+    let verified = json(&m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", &api.secret_key)],
+        &["token", "verify", "--json"],
+        Some(&token),
+    ));
+    assert_eq!(verified["id"], created["id"]);
+    let text = m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", &api.secret_key)],
+        &["token", "verify"],
+        Some(&token),
+    );
+    assert!(String::from_utf8_lossy(&text.stdout).starts_with("valid: id mt_"));
+
+    let listed = json(&m2m(
+        &mock,
+        &[("CLERK_SECRET_KEY", &mock.instance_secret_key())],
+        &["token", "list", "--subject", &applier.id, "--json"],
+        None,
+    ));
+    assert_eq!(listed["total_count"], 1);
+
+    let id = created["id"].as_str().expect("id");
+    let revoked = json(&m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", &applier.secret_key)],
+        &["token", "revoke", id, "--reason", "rotated", "--json"],
+        None,
+    ));
+    assert_eq!(revoked["revoked"], true);
+    let after = m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", &api.secret_key)],
+        &["token", "verify"],
+        Some(&token),
+    );
+    assert!(!after.status.success());
+    assert!(String::from_utf8_lossy(&after.stderr).contains("resource_not_found"));
+    assert!(
+        !String::from_utf8_lossy(&after.stderr).contains(&token),
+        "the token is never echoed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_come_from_arguments_and_errors_are_clear() {
+    let mock = ClerkMock::start_demo().await;
+    let out = m2m(&mock, &[], &["token", "create"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("set CLERK_MACHINE_SECRET_KEY or pass --key-file")
+    );
+    let out = m2m(&mock, &[], &["token", "create", "--key", "ak_x"], None);
+    assert!(!out.status.success(), "there is no --key flag");
+    let out = m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", &mock.instance_secret_key())],
+        &["token", "create"],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("instance secret key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", "ak_not_a_real_key")],
+        &["token", "create"],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("clerk_key_invalid") && err.contains("check the key"),
+        "{err}"
+    );
+    assert!(!err.contains("ak_not_a_real_key"));
+    let out = m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", "ak_x")],
+        &["token", "create", "--lifetime", "forever"],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid lifetime"));
+    let out = m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", "ak_x")],
+        &["token", "verify"],
+        Some(""),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no token"));
+
+    let dir = std::env::temp_dir().join(format!("m2m-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key_file = dir.join("key");
+    std::fs::write(
+        &key_file,
+        format!(
+            "{}\n",
+            mock.machine_by_name("JobApplier.Bot")
+                .expect("m")
+                .secret_key
+        ),
+    )
+    .expect("write");
+    let out = m2m(
+        &mock,
+        &[],
+        &[
+            "token",
+            "create",
+            "--key-file",
+            key_file.to_str().expect("path"),
+            "--json",
+        ],
+        None,
+    );
+    assert!(
+        json(&out)["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("mt_"))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_writes_the_env_lines_of_the_older_package() {
+    let mock = ClerkMock::start_demo().await;
+    let dir = std::env::temp_dir().join(format!("m2m-setup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("m2m.toml");
+    let rep_key_file = dir.join("rep.key");
+    std::fs::write(
+        &rep_key_file,
+        mock.machine_by_name("CandidateRepresenter.Bot")
+            .expect("m")
+            .secret_key,
+    )
+    .expect("write");
+    std::fs::write(
+        &config,
+        format!(
+            "[[services]]\nname = \"job-applier\"\nsecret_key_env = \"APPLIER_KEY\"\nlifetime = \"365d\"\n\n[[services]]\nname = \"candidate-representer\"\nsecret_key_file = \"{}\"\n",
+            rep_key_file.display()
+        ),
+    )
+    .expect("write");
+    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
+    let target = dir.join(".env.m2m");
+    let out = m2m(
+        &mock,
+        &[("APPLIER_KEY", &applier.secret_key)],
+        &[
+            "setup",
+            "--config",
+            config.to_str().expect("p"),
+            "--write",
+            target.to_str().expect("p"),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = std::fs::read_to_string(&target).expect("written");
+    assert!(env.contains(&format!("CLERK_M2M_MACHINE_ID_JOB_APPLIER={}", applier.id)));
+    assert!(
+        env.lines()
+            .any(|l| l.starts_with("CLERK_M2M_TOKEN_JOB_APPLIER=mt_"))
+    );
+    assert!(
+        env.lines()
+            .any(|l| l.starts_with("CLERK_M2M_TOKEN_CANDIDATE_REPRESENTER=mt_"))
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&target)
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    // The written tokens are what the bots read (older package's operations).
+    let tokens = m2m_core::ServiceTokens::from_vars(env.lines().filter_map(|l| l.split_once('=')));
+    assert!(tokens.is_configured("job-applier"));
+    assert_eq!(
+        tokens.expected_machine_id("job-applier"),
+        Some(applier.id.as_str())
+    );
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[services]]\nname = \"x\"\nsecret_key_env = \"MISSING\"\n",
+    )
+    .expect("write");
+    let out = m2m(
+        &mock,
+        &[],
+        &["setup", "--config", bad.to_str().expect("p")],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MISSING is not set"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
+        .arg("--help")
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for s in [
+        "token",
+        "setup",
+        "CLERK_MACHINE_SECRET_KEY",
+        "CLERK_API_BASE_URL",
+    ] {
+        assert!(help.contains(s), "{s}");
+    }
+    let token_help = String::from_utf8_lossy(
+        &Command::new(env!("CARGO_BIN_EXE_m2m"))
+            .args(["token", "--help"])
+            .output()
+            .expect("runs")
+            .stdout,
+    )
+    .into_owned();
+    for s in ["create", "verify", "revoke", "list"] {
+        assert!(token_help.contains(s), "{s}");
+    }
+}
