@@ -126,6 +126,8 @@ impl Stack {
             m2m_token_lifetime_seconds: 3600,
             m2m_token_refresh_buffer_seconds: 300,
             m2m_token_format: "opaque".into(),
+            m2m_token_refresh_jitter_seconds: 0,
+            m2m_token_min_remaining_ttl_seconds: None,
             poll_interval_seconds: 1,
             rust_log: "info".into(),
             log_format: "pretty".into(),

@@ -41,6 +41,14 @@ pub struct BotArgs {
     /// `opaque` or `jwt`.
     #[arg(long, env = "M2M_TOKEN_FORMAT", default_value = "opaque")]
     pub m2m_token_format: String,
+    /// Up to this many extra seconds of buffer, random per token, so a fleet does not refresh in
+    /// lockstep.
+    #[arg(long, env = "M2M_TOKEN_REFRESH_JITTER_SECONDS", default_value_t = 0)]
+    pub m2m_token_refresh_jitter_seconds: u64,
+    /// Ask Clerk to reuse a live token with at least this many seconds left (must exceed the
+    /// buffer); unset or empty: never.
+    #[arg(long, env = "M2M_TOKEN_MIN_REMAINING_TTL_SECONDS")]
+    pub m2m_token_min_remaining_ttl_seconds: Option<String>,
     /// Seconds between polls when idle.
     #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 5)]
     pub poll_interval_seconds: u64,
@@ -75,6 +83,12 @@ impl BotArgs {
                 Some(self.m2m_token_refresh_buffer_seconds.to_string())
             }
             "M2M_TOKEN_FORMAT" => Some(self.m2m_token_format.clone()),
+            "M2M_TOKEN_REFRESH_JITTER_SECONDS" => {
+                Some(self.m2m_token_refresh_jitter_seconds.to_string())
+            }
+            "M2M_TOKEN_MIN_REMAINING_TTL_SECONDS" => {
+                self.m2m_token_min_remaining_ttl_seconds.clone()
+            }
             other => extra(other),
         })
     }

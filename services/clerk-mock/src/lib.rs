@@ -16,9 +16,9 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "CLERK_MOCK_BIND", default_value = "0.0.0.0:8080")]
     pub bind: SocketAddr,
-    /// Seed file (JSON); the repository's default seed when unset.
+    /// Seed file (JSON); the repository's default seed when unset or empty.
     #[arg(long, env = "CLERK_MOCK_SEED")]
-    pub seed: Option<PathBuf>,
+    pub seed: Option<String>,
     /// Print the effective seed (keys, machines, users) as JSON and exit.
     #[arg(long)]
     pub print_seed: bool,
@@ -26,10 +26,16 @@ pub struct Config {
 
 /// Loads the seed named by the config (or the default one).
 pub fn load_seed(config: &Config) -> Result<Seed, String> {
-    match &config.seed {
+    match config
+        .seed
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+    {
         None => Ok(Seed::demo()),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("CLERK_MOCK_SEED: cannot read {}: {e}", path.display()))?;
             Seed::from_json(&text).map_err(|e| format!("CLERK_MOCK_SEED: {}: {e}", path.display()))
         }

@@ -105,9 +105,14 @@ impl Applier {
         let env = config.common.env(|_| None);
         let client = JobTrackerClient::from_env(&env, "job-applier", m2m_core::clock::system())
             .map_err(|e| e.to_string())?;
-        let submitter = match &config.submit_url {
+        let submitter = match config
+            .submit_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
             Some(url) => {
-                Env::from_fn(|_| Some(url.clone()))
+                Env::from_fn(|_| Some(url.to_owned()))
                     .url("APPLIER_SUBMIT_URL", "")
                     .map_err(|e| e.to_string())?;
                 Submitter::webhook(url)

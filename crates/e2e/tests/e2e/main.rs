@@ -3,6 +3,7 @@
 
 mod bots;
 mod browser;
+mod contract;
 mod smoke;
 mod tokens;
 

@@ -1,0 +1,228 @@
+//! Configuration and documentation cannot drift from the code: every variable a service reads is
+//! in `.env.example` and `docker-compose.yml`, and every variable, binary and `m2m` command the
+//! docs name exists.
+
+use std::collections::BTreeSet;
+
+use clap::CommandFactory;
+use regex::Regex;
+
+fn repo(path: &str) -> String {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+fn env_vars(cmd: clap::Command) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for a in cmd.get_arguments() {
+        if let Some(e) = a.get_env() {
+            out.insert(e.to_string_lossy().into_owned());
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        out.extend(env_vars(sub.clone()));
+    }
+    out
+}
+
+/// The lines of the YAML block that starts with the line `header` (indentation included).
+fn block(text: &str, header: &str) -> String {
+    let indent = header.len() - header.trim_start().len();
+    let mut lines = text.lines().skip_while(|l| *l != header);
+    let Some(first) = lines.next() else {
+        return String::new();
+    };
+    let mut out = vec![first];
+    for l in lines {
+        let depth = l.len() - l.trim_start().len();
+        if !l.trim().is_empty() && depth <= indent {
+            break;
+        }
+        out.push(l);
+    }
+    out.join("\n")
+}
+
+fn block_of(text: &str, header: &str) -> String {
+    text.lines()
+        .find(|l| l.starts_with(header))
+        .map(|h| block(text, h))
+        .unwrap_or_default()
+}
+
+/// `KEY:` names in a block.
+fn keys(block: &str) -> BTreeSet<String> {
+    block
+        .lines()
+        .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_owned()))
+        .filter(|k| {
+            k.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect()
+}
+
+/// (service name in compose, variables it reads)
+fn services() -> Vec<(&'static str, BTreeSet<String>)> {
+    vec![
+        (
+            "jobtracker-api",
+            env_vars(jobtracker_api::Config::command()),
+        ),
+        (
+            "candidate-representer",
+            env_vars(candidate_representer::Config::command()),
+        ),
+        ("job-applier", env_vars(job_applier::Config::command())),
+        (
+            "clerk-mock",
+            env_vars(clerk_mock_service::Config::command()),
+        ),
+    ]
+}
+
+#[test]
+fn every_variable_a_service_reads_is_in_env_example_and_compose() {
+    let example = repo(".env.example");
+    let compose = repo("docker-compose.yml");
+    for (service, vars) in services() {
+        let block = block(&compose, &format!("  {service}:"));
+        assert!(!block.is_empty(), "{service} is not in compose");
+        let mut set = keys(&block);
+        // Anchors the service merges.
+        for (anchor, name) in [("*common", "x-common:"), ("*bot", "x-bot:")] {
+            if block.contains(anchor) {
+                set.extend(keys(&block_of(&compose, name)));
+            }
+        }
+        for var in vars {
+            assert!(
+                example.contains(&var),
+                "{var} ({service}) is not documented in .env.example"
+            );
+            assert!(
+                set.contains(&var),
+                "{var} is read by {service} but compose does not set it"
+            );
+        }
+    }
+    // Every ${VAR} compose interpolates is documented too.
+    let interpolated = Regex::new(r"\$\{([A-Z0-9_]+)").expect("regex");
+    for cap in interpolated.captures_iter(&compose) {
+        assert!(
+            example.contains(&cap[1]),
+            "compose reads ${{{}}} but .env.example does not document it",
+            &cap[1]
+        );
+    }
+}
+
+#[test]
+fn the_design_variables_are_all_documented() {
+    let example = repo(".env.example");
+    for var in [
+        "CLERK_API_BASE_URL",
+        "CLERK_MACHINE_SECRET_KEY",
+        "CLERK_M2M_TOKEN",
+        "ENABLE_M2M_AUTH",
+        "M2M_TOKEN_LIFETIME_SECONDS",
+        "M2M_TOKEN_REFRESH_BUFFER_SECONDS",
+        "M2M_TOKEN_FORMAT",
+        "JOBTRACKER_API_URL",
+        "JOBTRACKER_BIND",
+        "DATABASE_URL",
+        "CLERK_SECRET_KEY",
+        "CLERK_JWT_KEY",
+        "CLERK_JWKS_URL",
+        "CLERK_AUTHORIZED_PARTIES",
+        "CLERK_ISSUER",
+        "CANDIDATE_REPRESENTER_MACHINE_ID",
+        "JOB_APPLIER_MACHINE_ID",
+        "M2M_VERIFY_CACHE_TTL_SECONDS",
+        "REPRESENTER_BIND",
+        "APPLIER_BIND",
+        "POLL_INTERVAL_SECONDS",
+        "APPLIER_OUTBOX_DIR",
+        "APPLIER_SUBMIT_URL",
+        "RUST_LOG",
+        "LOG_FORMAT",
+    ] {
+        assert!(
+            example.contains(var),
+            "{var} (DESIGN §4) is missing from .env.example"
+        );
+    }
+}
+
+#[test]
+fn the_docs_name_only_variables_binaries_and_commands_that_exist() {
+    let mut known: BTreeSet<String> = services().into_iter().flat_map(|(_, v)| v).collect();
+    known.extend(env_vars(devstack::Options::command()));
+    known.extend(env_vars(m2m_cli::Cli::command()));
+    let compose = repo("docker-compose.yml");
+    let interpolated = Regex::new(r"\$\{([A-Z0-9_]+)").expect("regex");
+    known.extend(
+        interpolated
+            .captures_iter(&compose)
+            .map(|c| c[1].to_owned()),
+    );
+    // Read by the test harness and CI, not by a service.
+    known.extend(["TEST_POSTGRES_URL", "REQUIRE_BROWSER_TEST"].map(str::to_owned));
+    // Compose's own database settings.
+    known.extend(["POSTGRES_USER", "POSTGRES_DB"].map(str::to_owned));
+
+    let mut docs = vec![
+        ("README.md".to_owned(), repo("README.md")),
+        (".env.example".to_owned(), repo(".env.example")),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    for entry in std::fs::read_dir(&dir).expect("docs/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            let name = format!("docs/{}", path.file_name().expect("name").to_string_lossy());
+            docs.push((name, std::fs::read_to_string(&path).expect("read")));
+        }
+    }
+    let var = Regex::new(r"\b((?:CLERK|M2M|JOBTRACKER|APPLIER|REPRESENTER|CANDIDATE|JOB|ENABLE|POLL|DATABASE|RESUME|LOG|RUST|DEVSTACK|API|TEST|REQUIRE|POSTGRES)_[A-Z0-9_]*[A-Z0-9])\b").expect("regex");
+    let per_service = Regex::new(r"^CLERK_M2M_(TOKEN|MACHINE_ID)_[A-Z0-9_]+$").expect("regex");
+    let bins = [
+        "clerk-mock",
+        "jobtracker-api",
+        "candidate-representer",
+        "job-applier",
+        "m2m",
+        "devstack",
+    ];
+    let bin = Regex::new(r"--bin ([a-z0-9-]+)").expect("regex");
+    let m2m_cmd = Regex::new(r"`m2m ((?:[a-z]+ ?)+)").expect("regex");
+    let cli = m2m_cli::Cli::command();
+    let mut problems = Vec::new();
+    for (name, text) in &docs {
+        for cap in var.captures_iter(text) {
+            let v = &cap[1];
+            if !known.contains(v) && !per_service.is_match(v) && !v.ends_with("_SERVICE") {
+                problems.push(format!("{name}: {v} is not read by anything"));
+            }
+        }
+        for cap in bin.captures_iter(text) {
+            if !bins.contains(&&cap[1]) {
+                problems.push(format!("{name}: there is no binary {}", &cap[1]));
+            }
+        }
+        for cap in m2m_cmd.captures_iter(text) {
+            let mut cmd = &cli;
+            for word in cap[1].split_whitespace() {
+                match cmd.find_subcommand(word) {
+                    Some(sub) => cmd = sub,
+                    None => {
+                        problems.push(format!("{name}: `m2m {}` is not a command", cap[1].trim()));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
