@@ -196,7 +196,7 @@ fn the_docs_name_only_variables_binaries_and_commands_that_exist() {
         "devstack",
     ];
     let bin = Regex::new(r"--bin ([a-z0-9-]+)").expect("regex");
-    let m2m_cmd = Regex::new(r"`m2m ((?:[a-z]+ ?)+)").expect("regex");
+    let m2m_cmd = Regex::new(r"`m2m ([^`]*)`").expect("regex");
     let cli = m2m_cli::Cli::command();
     let mut problems = Vec::new();
     for (name, text) in &docs {
@@ -213,7 +213,11 @@ fn the_docs_name_only_variables_binaries_and_commands_that_exist() {
         }
         for cap in m2m_cmd.captures_iter(text) {
             let mut cmd = &cli;
-            for word in cap[1].split_whitespace() {
+            // The subcommand words, up to the first flag or argument.
+            for word in cap[1]
+                .split_whitespace()
+                .take_while(|w| w.bytes().all(|b| b.is_ascii_lowercase()))
+            {
                 match cmd.find_subcommand(word) {
                     Some(sub) => cmd = sub,
                     None => {
