@@ -41,10 +41,17 @@ fn free_port() -> u16 {
 
 fn spawn(name: &'static str, env: &[(&str, String)]) -> (&'static str, Child) {
     let mut cmd = Command::new(binary(name));
+    // SMOKE_LOG_DIR keeps each service's log in a file, for diagnosing a failure.
+    let log = std::env::var("SMOKE_LOG_DIR")
+        .ok()
+        .and_then(|dir| std::fs::File::create(format!("{dir}/{name}.log")).ok());
     cmd.env_clear()
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SMOKE_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(log.map_or_else(Stdio::inherit, Stdio::from));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -262,6 +269,104 @@ async fn the_binaries_run_the_pipeline_from_environment_variables_alone() {
         };
         assert!(status.success(), "{name} exited with {status}");
     }
+    children.0.clear();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_fails_no_in_flight_request() {
+    // Every request is verified at a slow Clerk, so many are in flight when SIGTERM arrives.
+    let mock = clerk_mock::ClerkMock::start_demo().await;
+    let dir = std::env::temp_dir().join(format!("sigterm-{}", jobtracker_api::db::new_id("s")));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let m = |n: &str| mock.machine_by_name(n).expect("machine");
+    let mut children = Children(vec![spawn(
+        "jobtracker-api",
+        &[
+            ("JOBTRACKER_BIND", format!("127.0.0.1:{port}")),
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/jobtracker.db?mode=rwc", dir.display()),
+            ),
+            ("CLERK_API_BASE_URL", mock.api_url()),
+            ("CLERK_MACHINE_SECRET_KEY", m("JobTracker.API").secret_key),
+            ("CLERK_SECRET_KEY", mock.instance_secret_key()),
+            ("JOB_APPLIER_MACHINE_ID", m("JobApplier.Bot").id),
+            ("M2M_VERIFY_CACHE_TTL_SECONDS", "0".into()),
+        ],
+    )]);
+    let http = reqwest::Client::new();
+    wait_ok(&http, &format!("{api}/readyz")).await;
+    let token: Value = http
+        .post(format!("{}/m2m_tokens", mock.api_url()))
+        .bearer_auth(m("JobApplier.Bot").secret_key)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("mint")
+        .json()
+        .await
+        .expect("json");
+    let token = token["token"].as_str().expect("token").to_owned();
+    mock.set_latency(Duration::from_millis(1500));
+    mock.reset_calls();
+
+    let client = reqwest::Client::new();
+    let requests: Vec<_> = (0..40)
+        .map(|_| {
+            let (client, url, token) = (client.clone(), format!("{api}/api/whoami"), token.clone());
+            tokio::spawn(async move {
+                client
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    // Every request is inside the API (waiting on Clerk) before the signal: truly in flight.
+    let started = Instant::now();
+    while mock.calls(clerk_mock::Endpoint::VerifyToken) < 40 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "only {} requests reached the API",
+            mock.calls(clerk_mock::Endpoint::VerifyToken)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, child) = &mut children.0[0];
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let mut statuses = Vec::new();
+    for r in requests {
+        statuses.push(
+            r.await
+                .expect("join")
+                .expect("an in-flight request was cut off"),
+        );
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the API did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        http.get(format!("{api}/healthz")).send().await.is_err(),
+        "it no longer accepts connections"
+    );
     children.0.clear();
     let _ = std::fs::remove_dir_all(&dir);
 }
