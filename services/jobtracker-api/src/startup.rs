@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::http::{ApiContext, router};
+use crate::http::{ApiContext, router_with};
 use crate::metrics::Metrics;
 
 /// A bound, ready-to-serve API.
@@ -82,8 +82,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.run_with(axum::Router::new(), shutdown).await
+    }
+
+    /// As [`run_until`](Self::run_until), with `extra` routes behind the same middleware.
+    pub async fn run_with(
+        self,
+        extra: axum::Router<ApiContext>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "jobtracker-api listening; Swagger UI at /swagger");
-        let app = router(self.ctx);
+        let app = router_with(self.ctx, extra);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await

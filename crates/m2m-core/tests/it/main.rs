@@ -5,7 +5,7 @@ mod authed_client;
 mod clerk_client;
 mod config;
 mod fuzz;
-mod logs;
+
 mod support;
 mod token_source;
 mod verify;

@@ -139,11 +139,17 @@ async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) ->
 
 /// The whole application: API routes, `/openapi.json`, `/swagger`, middleware.
 pub fn router(ctx: ApiContext) -> Router {
+    router_with(ctx, Router::new())
+}
+
+/// [`router`] plus `extra` routes behind the same middleware (benchmarks compare a route with
+/// and without authentication this way; the service itself adds none).
+pub fn router_with(ctx: ApiContext, extra: Router<ApiContext>) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let (api, openapi) = api(ctx.resume_max_bytes);
     let metrics = ctx.metrics.clone();
     Router::new()
-        .merge(api.with_state(ctx))
+        .merge(api.merge(extra).with_state(ctx))
         .merge(SwaggerUi::new("/swagger").url("/openapi.json", openapi))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(middleware::from_fn_with_state(metrics, track))

@@ -1,4 +1,11 @@
 //! No token or key reaches the logs at any level, through a whole mint–use–refresh–401 cycle.
+//!
+//! Its own test binary with a global subscriber: a thread-local one would miss events whose
+//! callsites other tests, running in parallel without a subscriber, had already registered.
+
+#[allow(dead_code)]
+#[path = "it/support.rs"]
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -10,7 +17,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{client, minted};
+use support::{client, minted};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -43,7 +50,8 @@ async fn no_token_or_key_is_logged_at_any_level() {
         .with_writer(capture.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("the only subscriber in this process");
 
     let mock = ClerkMock::start_demo().await;
     let key = mock

@@ -1,0 +1,344 @@
+//! The load benchmark behind docs/benchmarks.md; everything measured side by side in one run.
+//! `cargo run --release -p bench --bin loadbench` (prints Markdown).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::routing::get;
+use bench::{machine, percentile, proc_status_kib};
+use clerk_mock::{ClerkMock, Endpoint};
+use m2m_core::clerk::ClerkClient;
+use m2m_core::verify::{JwtPolicy, KeySource, OpaqueCacheSettings, VerifierConfig};
+use m2m_core::{ManualClock, MintSettings, MintedTokenSource};
+use rand::Rng;
+use serde_json::{Value, json};
+
+const REQUESTS: usize = 10_000;
+const CONCURRENCY: usize = 32;
+
+struct Api {
+    base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_api(mock: &ClerkMock, ttl: u64, dir: &std::path::Path, name: &str) -> Api {
+    let m = |n: &str| mock.machine_by_name(n).expect("machine");
+    let config = jobtracker_api::Config {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        database_url: format!("sqlite://{}/{name}.db?mode=rwc", dir.display()),
+        clerk_api_base_url: mock.api_url(),
+        clerk_machine_secret_key: Some(m("JobTracker.API").secret_key),
+        clerk_secret_key: Some(mock.instance_secret_key()),
+        clerk_jwt_key: None,
+        clerk_jwks_url: None,
+        clerk_authorized_parties: None,
+        clerk_issuer: None,
+        m2m_verify_cache_ttl_seconds: ttl,
+        candidate_representer_machine_id: Some(m("CandidateRepresenter.Bot").id),
+        job_applier_machine_id: Some(m("JobApplier.Bot").id),
+        resume_max_bytes: 1 << 20,
+        rust_log: "warn".into(),
+        log_format: "pretty".into(),
+    };
+    let app = jobtracker_api::Application::build(&config)
+        .await
+        .expect("API starts");
+    let base = format!("http://{}", app.local_addr());
+    // The same JSON as /api/whoami returns for this machine, without authentication, behind
+    // the same middleware.
+    let fixed = json!({"kind": "machine", "machine_id": m("JobApplier.Bot").id, "token_id": "mt_00000000000000000000000000000000", "scopes": [m("JobTracker.API").id], "role": "job-applier"});
+    let extra = axum::Router::new().route(
+        "/bench/whoami-noauth",
+        get(move || {
+            let v = fixed.clone();
+            async move { Json(v) }
+        }),
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_with(extra, async {
+        let _ = rx.await;
+    }));
+    Api { base, _stop: tx }
+}
+
+struct Load {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+async fn load(http: &reqwest::Client, url: &str, token: Option<&str>) -> Load {
+    let started = Instant::now();
+    let per = REQUESTS / CONCURRENCY;
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (http, url, token) = (http.clone(), url.to_owned(), token.map(str::to_owned));
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per);
+                let mut errors = 0;
+                for _ in 0..per {
+                    let t = Instant::now();
+                    let mut req = http.get(&url);
+                    if let Some(tok) = &token {
+                        req = req.bearer_auth(tok);
+                    }
+                    match req.send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                        }
+                        _ => errors += 1,
+                    }
+                    lat.push(t.elapsed());
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(REQUESTS);
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.expect("join");
+        all.extend(lat);
+        errors += e;
+    }
+    let wall = started.elapsed();
+    all.sort();
+    Load {
+        rps: all.len() as f64 / wall.as_secs_f64(),
+        p50: percentile(&all, 50.0),
+        p99: percentile(&all, 99.0),
+        errors,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn mint(mock: &ClerkMock, machine: &str) -> String {
+    let key = mock.machine_by_name(machine).expect("machine").secret_key;
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/m2m_tokens", mock.api_url()))
+        .bearer_auth(key)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("mint")
+        .json()
+        .await
+        .expect("json");
+    v["token"].as_str().expect("token").to_owned()
+}
+
+async fn token_source_burst(source: &MintedTokenSource) -> (Duration, Duration) {
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let s = source.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                s.token().await.expect("token");
+                t.elapsed()
+            })
+        })
+        .collect();
+    let mut waits = Vec::new();
+    for t in tasks {
+        waits.push(t.await.expect("join"));
+    }
+    waits.sort();
+    (percentile(&waits, 50.0), percentile(&waits, 99.0))
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = std::env::temp_dir().join(format!("loadbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mock = ClerkMock::start_demo().await;
+    let cached = start_api(&mock, 60, &dir, "cached").await;
+    let uncached = start_api(&mock, 0, &dir, "uncached").await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("client");
+    let token = mint(&mock, "JobApplier.Bot").await;
+    let session = mock.session_token_with(&mock.users()[0].id.clone(), |_, c| {
+        c["exp"] = json!(c["iat"].as_i64().unwrap_or(0) + 3600)
+    });
+
+    // Warm-up: connections, JWKS, the verification cache.
+    let _ = load(&http, &format!("{}/api/whoami", cached.base), Some(&token)).await;
+    let _ = load(&http, &format!("{}/bench/whoami-noauth", cached.base), None).await;
+
+    println!(
+        "# loadbench\n\nMachine: {}. Load generator, API and mock Clerk share the machine (and this process).\n",
+        machine()
+    );
+    println!("## API: authenticated GET on a cache hit vs no auth vs verify-every-request\n");
+    println!(
+        "{REQUESTS} requests per row, {CONCURRENCY} concurrent connections, keep-alive, same middleware stack.\n"
+    );
+    println!("| scenario | req/s | p50 | p99 | Clerk verify calls | errors |");
+    println!("|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for (label, url, tok, latency) in [
+        (
+            "no auth (same handler output, `/bench/whoami-noauth`)",
+            format!("{}/bench/whoami-noauth", cached.base),
+            None,
+            Duration::ZERO,
+        ),
+        (
+            "opaque M2M token, cache hit (TTL 60 s, default)",
+            format!("{}/api/whoami", cached.base),
+            Some(token.clone()),
+            Duration::ZERO,
+        ),
+        (
+            "session JWT (verified locally)",
+            format!("{}/api/whoami", cached.base),
+            Some(session.clone()),
+            Duration::ZERO,
+        ),
+        (
+            "opaque M2M token, `M2M_VERIFY_CACHE_TTL_SECONDS=0`, Clerk +20 ms",
+            format!("{}/api/whoami", uncached.base),
+            Some(token.clone()),
+            Duration::from_millis(20),
+        ),
+    ] {
+        mock.set_latency(latency);
+        let before = mock.calls(Endpoint::VerifyToken);
+        let r = load(&http, &url, tok.as_deref()).await;
+        let calls = mock.calls(Endpoint::VerifyToken) - before;
+        println!(
+            "| {label} | {:.0} | {} | {} | {calls} | {} |",
+            r.rps,
+            ms(r.p50),
+            ms(r.p99),
+            r.errors
+        );
+        rows.push(r);
+    }
+    mock.set_latency(Duration::ZERO);
+    println!(
+        "\nRatios: cache-hit auth / no auth = {:.2}× throughput, {:.2}× p50; verify-every-request / cache hit = {:.3}× throughput, p50 {:.1}× higher.\n",
+        rows[1].rps / rows[0].rps,
+        rows[1].p50.as_secs_f64() / rows[0].p50.as_secs_f64(),
+        rows[3].rps / rows[1].rps,
+        rows[3].p50.as_secs_f64() / rows[1].p50.as_secs_f64(),
+    );
+    println!(
+        "Process peak RSS after the API load (API ×2 + mock + load generator): {} MiB.\n",
+        proc_status_kib("VmHWM") / 1024
+    );
+
+    // Session JWT verification on one core.
+    let clock = ManualClock::new();
+    let pem_cfg = VerifierConfig {
+        api_base_url: mock.api_url(),
+        verify_key: Some(secrecy::SecretString::from(
+            mock.machine_by_name("JobTracker.API")
+                .expect("api")
+                .secret_key,
+        )),
+        key_source: Some(KeySource::from_pem(&mock.public_key_pem()).expect("pem")),
+        policy: JwtPolicy::default(),
+        cache: OpaqueCacheSettings::default(),
+    };
+    let client = ClerkClient::new(mock.api_url()).expect("client");
+    let verifier = pem_cfg.build(&client, Arc::new(clock.clone()));
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(3) {
+        verifier.verify_token(&session).await.expect("valid");
+        n += 1;
+    }
+    println!(
+        "## Session JWT verification, one core\n\n{:.0} verifications/s (RS256, signature + claims, key from `CLERK_JWT_KEY`; {n} in 3 s, sequential).\n",
+        n as f64 / 3.0
+    );
+
+    // Token source: 1,000 concurrent callers.
+    mock.set_latency(Duration::from_millis(20));
+    let key = secrecy::SecretString::from(
+        mock.machine_by_name("JobApplier.Bot")
+            .expect("m")
+            .secret_key,
+    );
+    let source = MintedTokenSource::new(
+        client.clone(),
+        key,
+        MintSettings::default(),
+        Arc::new(clock.clone()),
+    );
+    let before = mock.calls(Endpoint::CreateToken);
+    let (cold50, cold99) = token_source_burst(&source).await;
+    let cold_calls = mock.calls(Endpoint::CreateToken) - before;
+    clock.advance(Duration::from_secs(3301));
+    let before = mock.calls(Endpoint::CreateToken);
+    let (exp50, exp99) = token_source_burst(&source).await;
+    let exp_calls = mock.calls(Endpoint::CreateToken) - before;
+    let (_, warm99) = token_source_burst(&source).await;
+    mock.set_latency(Duration::ZERO);
+    println!("## Token source: 1,000 concurrent callers (Clerk create +20 ms)\n");
+    println!("| moment | create calls | p50 wait | p99 wait |\n|---|---|---|---|");
+    println!(
+        "| cold start | {cold_calls} | {} | {} |",
+        ms(cold50),
+        ms(cold99)
+    );
+    println!(
+        "| at expiry − buffer | {exp_calls} | {} | {} |",
+        ms(exp50),
+        ms(exp99)
+    );
+    println!("| cached (no refresh due) | 0 | — | {} |\n", ms(warm99));
+
+    // A million distinct bearer tokens.
+    let before_rss = proc_status_kib("VmRSS");
+    let before_calls = mock.calls(Endpoint::VerifyToken) + mock.calls(Endpoint::Jwks);
+    let mut rng = rand::rng();
+    let started = Instant::now();
+    for i in 0..1_000_000u32 {
+        let junk: String = (0..rng.random_range(8..60))
+            .map(|_| rng.random_range(b'!'..=b'~') as char)
+            .collect();
+        let token = match i % 4 {
+            0 => junk,
+            1 => format!("mt_{}", &junk[..junk.len().min(10)]),
+            2 => format!("eyJ{junk}.eyJ{junk}"),
+            _ => format!("ak_{junk}"),
+        };
+        let _ = verifier.verify_token(&token).await;
+    }
+    let malformed_time = started.elapsed();
+    let malformed_calls =
+        mock.calls(Endpoint::VerifyToken) + mock.calls(Endpoint::Jwks) - before_calls;
+    let after_malformed = proc_status_kib("VmRSS");
+    let before_calls = mock.calls(Endpoint::VerifyToken);
+    for _ in 0..20_000 {
+        let suffix: String = (0..32)
+            .map(|_| rng.random_range(b'A'..=b'Z') as char)
+            .collect();
+        let _ = verifier.verify_token(&format!("mt_{suffix}")).await;
+    }
+    let unknown_calls = mock.calls(Endpoint::VerifyToken) - before_calls;
+    let after_unknown = proc_status_kib("VmRSS");
+    println!("## A million distinct bearer tokens\n");
+    println!("| input | tokens | Clerk calls | RSS change | time |\n|---|---|---|---|---|");
+    println!(
+        "| malformed (random junk, short `mt_`, broken JWTs, `ak_…`) | 1,000,000 | {malformed_calls} | {:+} KiB | {:.1} s |",
+        after_malformed as i64 - before_rss as i64,
+        malformed_time.as_secs_f64()
+    );
+    println!(
+        "| well-formed unknown `mt_` tokens (negative-cached) | 20,000 | {unknown_calls} | {:+} KiB | — |",
+        after_unknown as i64 - after_malformed as i64
+    );
+    println!(
+        "\nThe verification cache holds at most 100,000 entries (`OpaqueCacheSettings::max_entries`), so its memory is bounded whatever the input; malformed tokens are never cached and never reach Clerk."
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
