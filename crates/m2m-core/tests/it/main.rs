@@ -5,7 +5,6 @@ mod authed_client;
 mod clerk_client;
 mod config;
 mod fuzz;
-
 mod support;
 mod token_source;
 mod verify;
