@@ -88,6 +88,8 @@ pub struct EffectiveSeed {
 pub struct ClerkMock {
     server: MockServer,
     state: Arc<Mutex<State>>,
+    /// Requests served when the handler was last (re)mounted.
+    mounted_at: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for ClerkMock {
@@ -200,17 +202,60 @@ impl ClerkMock {
             (None, None) => SigningKey::shared(),
         };
         let state = Arc::new(Mutex::new(State::from_seed(&seed, key)?));
+        // No request recording: a long-running mock would otherwise keep every request it ever
+        // served. Tests count calls with `calls(Endpoint)`.
+        let builder = MockServer::builder().disable_request_recording();
         let server = match listener {
-            Some(l) => MockServer::builder().listener(l).start().await,
-            None => MockServer::start().await,
+            Some(l) => builder.listener(l).start().await,
+            None => builder.start().await,
         };
+        let mock = Self {
+            server,
+            state,
+            mounted_at: std::sync::atomic::AtomicU64::new(0),
+        };
+        mock.mount().await;
+        Ok(mock)
+    }
+
+    async fn mount(&self) {
         Mock::given(wiremock::matchers::any())
             .respond_with(Handler {
-                state: state.clone(),
+                state: self.state.clone(),
             })
-            .mount(&server)
+            .mount(&self.server)
             .await;
-        Ok(Self { server, state })
+    }
+
+    /// Requests served since the mock started.
+    pub fn total_requests(&self) -> u64 {
+        self.lock().calls.values().sum()
+    }
+
+    /// Frees the copy of every request that wiremock keeps per mounted mock (even with
+    /// recording disabled) by resetting the server and mounting the handler again. State and
+    /// counters are kept. A request arriving in the microseconds between the two steps gets
+    /// wiremock's bare 404, so long-running servers call this only now and then
+    /// ([`compact_if_over`](Self::compact_if_over)); tests never need it.
+    pub async fn compact(&self) {
+        self.server.reset().await;
+        self.mount().await;
+        self.mounted_at
+            .store(self.total_requests(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// [`compact`](Self::compact)s when more than `requests` were served since the last time.
+    /// Returns whether it did.
+    pub async fn compact_if_over(&self, requests: u64) -> bool {
+        let since = self
+            .total_requests()
+            .saturating_sub(self.mounted_at.load(std::sync::atomic::Ordering::Relaxed));
+        if since > requests {
+            self.compact().await;
+            true
+        } else {
+            false
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -483,11 +528,6 @@ impl ClerkMock {
     /// While set, every route but `/healthz` answers this status (an outage window).
     pub fn set_outage(&self, status: Option<u16>) {
         self.lock().outage = status;
-    }
-
-    /// Every request wiremock recorded.
-    pub async fn received_requests(&self) -> Vec<Request> {
-        self.server.received_requests().await.unwrap_or_default()
     }
 
     /// The seed in effect, with generated values filled in.

@@ -71,8 +71,22 @@ pub async fn run(config: Config) -> Result<(), String> {
             user.id
         );
     }
-    m2m_core::service::shutdown_signal().await;
+    tokio::select! {
+        () = m2m_core::service::shutdown_signal() => {}
+        () = compact_forever(&mock) => {}
+    }
     tracing::info!("clerk-mock stopping");
     drop(mock);
     Ok(())
+}
+
+/// Runs forever: every minute, frees wiremock's copies of the requests served if more than
+/// 10,000 came in since the last time (see [`ClerkMock::compact`]).
+pub async fn compact_forever(mock: &ClerkMock) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        if mock.compact_if_over(10_000).await {
+            tracing::debug!("clerk-mock compacted its request log");
+        }
+    }
 }

@@ -16,7 +16,10 @@ async fn main() -> ExitCode {
         }
     };
     println!("{}", running.banner(&options).await);
-    m2m_core::service::shutdown_signal().await;
+    tokio::select! {
+        () = m2m_core::service::shutdown_signal() => {}
+        () = clerk_mock_service::compact_forever(&running.mock) => {}
+    }
     running.stop().await;
     ExitCode::SUCCESS
 }

@@ -1103,3 +1103,39 @@ fn the_default_seed_names_the_mirrored_machines_with_fixed_ids() {
         "unknown seed fields are rejected"
     );
 }
+
+#[tokio::test]
+async fn compaction_keeps_state_and_counters() {
+    let mock = ClerkMock::start_demo().await;
+    let (api, rep, _) = demo_machines(&mock);
+    let t = call(
+        &mock,
+        Method::POST,
+        "/m2m_tokens",
+        Some(&rep.secret_key),
+        Some(json!({})),
+    )
+    .await
+    .body["token"]
+        .clone();
+    assert!(
+        !mock.compact_if_over(10).await,
+        "below the threshold nothing happens"
+    );
+    mock.compact().await;
+    assert_eq!(mock.calls(Endpoint::CreateToken), 1, "counters survive");
+    assert_eq!(
+        call(
+            &mock,
+            Method::POST,
+            "/m2m_tokens/verify",
+            Some(&api.secret_key),
+            Some(json!({"token": t}))
+        )
+        .await
+        .status,
+        200,
+        "tokens survive and requests are served"
+    );
+    assert_eq!(mock.total_requests(), 2);
+}
