@@ -71,9 +71,10 @@ struct Load {
 
 async fn load(http: &reqwest::Client, url: &str, token: Option<&str>) -> Load {
     let started = Instant::now();
-    let per = REQUESTS / CONCURRENCY;
     let tasks: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
+        .map(|worker| {
+            // Exactly REQUESTS in all: the first workers take the remainder.
+            let per = REQUESTS / CONCURRENCY + usize::from(worker < REQUESTS % CONCURRENCY);
             let (http, url, token) = (http.clone(), url.to_owned(), token.map(str::to_owned));
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(per);
