@@ -914,14 +914,7 @@ impl State {
         let body = parse_object(body, false)?;
         only_params(&body, &["name", "scoped_machines", "default_token_ttl"])?;
         let name = match body.get("name") {
-            Some(Value::String(n)) if !n.is_empty() && n.len() <= 255 => n.clone(),
-            Some(_) => {
-                return Err(form_error(
-                    "form_param_format_invalid",
-                    "name",
-                    "name must be 1 to 255 characters",
-                ));
-            }
+            Some(v) => machine_name(v)?,
             None => {
                 return Err(form_error(
                     "form_param_missing",
@@ -930,18 +923,9 @@ impl State {
                 ));
             }
         };
-        let ttl = match body.get("default_token_ttl") {
-            None | Some(Value::Null) => 3600,
-            Some(v) => match v.as_u64() {
-                Some(t) if (1..=315_360_000).contains(&t) => t,
-                _ => {
-                    return Err(form_error(
-                        "form_param_value_invalid",
-                        "default_token_ttl",
-                        "default_token_ttl must be between 1 and 315360000",
-                    ));
-                }
-            },
+        let ttl = match body.get("default_token_ttl").filter(|v| !v.is_null()) {
+            Some(v) => token_ttl(v)?,
+            None => 3600,
         };
         let mut scoped = Vec::new();
         let now = self.now_ms();
@@ -1000,30 +984,22 @@ impl State {
         let body = parse_object(body, true)?;
         only_params(&body, &["name", "default_token_ttl"])?;
         let now = self.now_ms();
+        let name = body
+            .get("name")
+            .filter(|v| !v.is_null())
+            .map(machine_name)
+            .transpose()?;
+        let ttl = body
+            .get("default_token_ttl")
+            .filter(|v| !v.is_null())
+            .map(token_ttl)
+            .transpose()?;
         let m = self.machine_mut(id).ok_or_else(|| machine_not_found(id))?;
-        if let Some(v) = body.get("name").filter(|v| !v.is_null()) {
-            match v.as_str() {
-                Some(n) if !n.is_empty() && n.len() <= 255 => m.name = n.to_owned(),
-                _ => {
-                    return Err(form_error(
-                        "form_param_format_invalid",
-                        "name",
-                        "name must be 1 to 255 characters",
-                    ));
-                }
-            }
+        if let Some(n) = name {
+            m.name = n;
         }
-        if let Some(v) = body.get("default_token_ttl").filter(|v| !v.is_null()) {
-            match v.as_u64() {
-                Some(t) if (1..=315_360_000).contains(&t) => m.default_token_ttl = t,
-                _ => {
-                    return Err(form_error(
-                        "form_param_value_invalid",
-                        "default_token_ttl",
-                        "default_token_ttl must be between 1 and 315360000",
-                    ));
-                }
-            }
+        if let Some(t) = ttl {
+            m.default_token_ttl = t;
         }
         m.updated_at = now;
         let m = m.clone();
@@ -1324,6 +1300,30 @@ impl State {
 fn key_invalid() -> Reply {
     let msg = "The provided Clerk Secret Key is invalid. Make sure that your Clerk Secret Key is correct.";
     error(401, "clerk_key_invalid", msg, msg)
+}
+
+/// A machine name: 1 to 255 characters.
+fn machine_name(v: &Value) -> Result<String, Reply> {
+    match v.as_str() {
+        Some(n) if !n.is_empty() && n.len() <= 255 => Ok(n.to_owned()),
+        _ => Err(form_error(
+            "form_param_format_invalid",
+            "name",
+            "name must be 1 to 255 characters",
+        )),
+    }
+}
+
+/// A machine's default token lifetime: 1 s to 10 years.
+fn token_ttl(v: &Value) -> Result<u64, Reply> {
+    match v.as_u64() {
+        Some(t) if (1..=315_360_000).contains(&t) => Ok(t),
+        _ => Err(form_error(
+            "form_param_value_invalid",
+            "default_token_ttl",
+            "default_token_ttl must be between 1 and 315360000",
+        )),
+    }
 }
 
 fn form_error(code: &str, param: &str, long: &str) -> Reply {
