@@ -1373,11 +1373,22 @@ fn only_params(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), Reply>
 }
 
 fn parse_bool(v: Option<&str>, name: &str) -> Result<bool, Reply> {
-    match v {
+    match v.map(str::to_ascii_lowercase).as_deref() {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
         Some(_) => Err(bad_param(name, format!("{name} must be true or false"))),
     }
+}
+
+/// The spec types these query parameters as `number`, and Clerk's Python SDK sends `10.0`:
+/// accept any integral number.
+fn integral(s: &str) -> Option<u64> {
+    s.parse::<u64>().ok().or_else(|| {
+        s.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1e15)
+            .map(|f| f as u64)
+    })
 }
 
 fn parse_range(
@@ -1389,8 +1400,8 @@ fn parse_range(
 ) -> Result<u64, Reply> {
     match v {
         None => Ok(default),
-        Some(s) => match s.parse::<u64>() {
-            Ok(n) if n >= min && n <= max => Ok(n),
+        Some(s) => match integral(s) {
+            Some(n) if n >= min && n <= max => Ok(n),
             _ => Err(bad_param(
                 name,
                 format!("{name} must be an integer between {min} and {max}"),

@@ -1139,3 +1139,47 @@ async fn compaction_keeps_state_and_counters() {
     );
     assert_eq!(mock.total_requests(), 2);
 }
+
+#[tokio::test]
+async fn numeric_query_parameters_accept_what_clerks_sdks_send() {
+    // clerk-backend-api (Python) sends limit=10.0 and offset=0.0; the spec types them as number.
+    let mock = ClerkMock::start_demo().await;
+    let (_, rep, _) = demo_machines(&mock);
+    let sk = mock.instance_secret_key();
+    let ok = call(
+        &mock,
+        Method::GET,
+        &format!(
+            "/v1/m2m_tokens?subject={}&revoked=False&limit=10.0&offset=0.0",
+            rep.id
+        ),
+        Some(&sk),
+        None,
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(
+        call(
+            &mock,
+            Method::GET,
+            "/v1/machines?limit=10.0&offset=0.0",
+            Some(&sk),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        call(
+            &mock,
+            Method::GET,
+            &format!("/v1/m2m_tokens?subject={}&limit=10.5", rep.id),
+            Some(&sk),
+            None
+        )
+        .await
+        .status,
+        400
+    );
+}
