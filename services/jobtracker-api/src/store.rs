@@ -126,6 +126,32 @@ pub struct NewEvent<'a> {
     pub detail: Option<String>,
 }
 
+impl<'a> NewEvent<'a> {
+    /// An event that changes no status (claims, leases, answers).
+    fn note(actor: &'a str, action: &'a str, detail: Option<String>) -> Self {
+        Self {
+            actor,
+            action,
+            from: None,
+            to: None,
+            detail,
+        }
+    }
+}
+
+/// Records `event` in the change's own transaction and commits both: the audit trail never
+/// misses a change, nor holds one that did not happen.
+async fn commit_with_event(
+    mut tx: Transaction<'_, Any>,
+    application_id: &str,
+    event: NewEvent<'_>,
+    at: i64,
+) -> Result<bool> {
+    insert_event(&mut tx, application_id, event, at).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 async fn insert_event(
     tx: &mut Transaction<'_, Any>,
     application_id: &str,
@@ -468,9 +494,7 @@ impl Db {
             to: Some(to),
             detail,
         };
-        insert_event(&mut tx, &seen.id, event, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_with_event(tx, &seen.id, event, now).await
     }
 
     /// Leases the oldest ready application (queued, every question answered and none awaiting
@@ -503,15 +527,12 @@ impl Db {
             return Ok(None);
         };
         let id: String = row.try_get("id")?;
-        let event = NewEvent {
+        let event = NewEvent::note(
             actor,
-            action: "claimed",
-            from: None,
-            to: None,
-            detail: Some(format!("lease {}s", lease_ms / 1000)),
-        };
-        insert_event(&mut tx, &id, event, now).await?;
-        tx.commit().await?;
+            "claimed",
+            Some(format!("lease {}s", lease_ms / 1000)),
+        );
+        commit_with_event(tx, &id, event, now).await?;
         Ok(Some(id))
     }
 
@@ -539,21 +560,7 @@ impl Db {
             Some(l) => ("lease_renewed", Some(format!("lease {}s", l / 1000))),
             None => ("lease_released", None),
         };
-        insert_event(
-            &mut tx,
-            id,
-            NewEvent {
-                actor,
-                action,
-                from: None,
-                to: None,
-                detail,
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_with_event(tx, id, NewEvent::note(actor, action, detail), now).await
     }
 
     pub async fn question(
@@ -619,21 +626,7 @@ impl Db {
             Some(r) if needs_review => format!("question {question_id}: {r}"),
             _ => format!("question {question_id}"),
         });
-        insert_event(
-            &mut tx,
-            &app.id,
-            NewEvent {
-                actor,
-                action,
-                from: None,
-                to: None,
-                detail,
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        commit_with_event(tx, &app.id, NewEvent::note(actor, action, detail), now).await
     }
 
     pub async fn list_questions(
