@@ -23,12 +23,13 @@ fn benches(c: &mut Criterion) {
             key_source: Some(KeySource::from_pem(&mock.public_key_pem()).expect("pem")),
             policy: JwtPolicy {
                 authorized_parties: vec![mock.authorized_party()],
-                issuer: None,
+                ..JwtPolicy::default()
             },
             cache: OpaqueCacheSettings {
                 ttl: std::time::Duration::from_secs(3600),
                 ..Default::default()
             },
+            machine_id: Some(api.id.clone()),
         };
         let clock = ManualClock::new();
         let verifier = cfg.build(

@@ -358,6 +358,43 @@ impl ClerkMock {
         }
     }
 
+    /// Stops machine `from` from calling machine `to`, as
+    /// `DELETE /v1/machines/{from}/scopes/{to}` would; affects only tokens created afterwards.
+    /// Returns whether the scope existed.
+    pub fn remove_scope(&self, from: &str, to: &str) -> bool {
+        let mut s = self.lock();
+        match s.machines.iter_mut().find(|m| m.id == from) {
+            Some(m) => {
+                let before = m.scoped.len();
+                m.scoped.retain(|(t, _)| t != to);
+                m.scoped.len() != before
+            }
+            None => false,
+        }
+    }
+
+    /// Mints a token as machine `machine_id` would with `POST /m2m_tokens` and `body` (e.g.
+    /// `{}` or `{"token_format": "jwt"}`), without counting the call. Returns Clerk's 201 body,
+    /// whose `token` is the bearer value.
+    ///
+    /// # Panics
+    /// If the machine does not exist or the mock refuses the body.
+    pub fn mint(&self, machine_id: &str, body: &Value) -> Value {
+        let Some(key) = self.machine(machine_id).map(|m| m.secret_key) else {
+            panic!("clerk-mock: no machine {machine_id}")
+        };
+        let (_, reply) = self.lock().handle(
+            "POST",
+            "/m2m_tokens",
+            &[],
+            &bearer(&key),
+            body.to_string().as_bytes(),
+        );
+        self.undo_count(Endpoint::CreateToken);
+        assert_eq!(reply.status, 201, "clerk-mock: mint failed: {}", reply.body);
+        reply.body
+    }
+
     /// Every user.
     pub fn users(&self) -> Vec<UserInfo> {
         self.lock()

@@ -32,12 +32,13 @@ pub struct BotArgs {
     /// `false` sends no token (testing only).
     #[arg(long, env = "ENABLE_M2M_AUTH", default_value = "true")]
     pub enable_m2m_auth: String,
-    /// Requested token lifetime, seconds.
-    #[arg(long, env = "M2M_TOKEN_LIFETIME_SECONDS", default_value_t = 3600)]
-    pub m2m_token_lifetime_seconds: u64,
-    /// Refresh this long before expiry, seconds.
-    #[arg(long, env = "M2M_TOKEN_REFRESH_BUFFER_SECONDS", default_value_t = 300)]
-    pub m2m_token_refresh_buffer_seconds: u64,
+    /// Requested token lifetime, seconds [default: 3600 for opaque tokens, 300 for JWTs, which
+    /// cannot be revoked and so are kept short].
+    #[arg(long, env = "M2M_TOKEN_LIFETIME_SECONDS")]
+    pub m2m_token_lifetime_seconds: Option<u64>,
+    /// Refresh this long before expiry, seconds [default: 300 for opaque tokens, 60 for JWTs].
+    #[arg(long, env = "M2M_TOKEN_REFRESH_BUFFER_SECONDS")]
+    pub m2m_token_refresh_buffer_seconds: Option<u64>,
     /// `opaque` or `jwt`.
     #[arg(long, env = "M2M_TOKEN_FORMAT", default_value = "opaque")]
     pub m2m_token_format: String,
@@ -78,9 +79,9 @@ impl BotArgs {
             "CLERK_MACHINE_SECRET_KEY" => self.clerk_machine_secret_key.clone(),
             "CLERK_M2M_TOKEN" => self.clerk_m2m_token.clone(),
             "ENABLE_M2M_AUTH" => Some(self.enable_m2m_auth.clone()),
-            "M2M_TOKEN_LIFETIME_SECONDS" => Some(self.m2m_token_lifetime_seconds.to_string()),
+            "M2M_TOKEN_LIFETIME_SECONDS" => self.m2m_token_lifetime_seconds.map(|v| v.to_string()),
             "M2M_TOKEN_REFRESH_BUFFER_SECONDS" => {
-                Some(self.m2m_token_refresh_buffer_seconds.to_string())
+                self.m2m_token_refresh_buffer_seconds.map(|v| v.to_string())
             }
             "M2M_TOKEN_FORMAT" => Some(self.m2m_token_format.clone()),
             "M2M_TOKEN_REFRESH_JITTER_SECONDS" => {

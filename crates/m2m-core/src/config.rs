@@ -143,12 +143,16 @@ impl M2mClientConfig {
         if let Some(key) = &machine_secret_key {
             check_machine_key(key)?;
         }
-        let defaults = MintSettings::default();
         let format = match env.get("M2M_TOKEN_FORMAT") {
             None => TokenFormat::Opaque,
             Some(v) => v
                 .parse()
                 .map_err(|e: String| ConfigError::new("M2M_TOKEN_FORMAT", e))?,
+        };
+        // JWTs cannot be revoked: their defaults are short (MintSettings::jwt).
+        let defaults = match format {
+            TokenFormat::Jwt => MintSettings::jwt(),
+            TokenFormat::Opaque => MintSettings::default(),
         };
         let min_remaining_ttl = match env.get("M2M_TOKEN_MIN_REMAINING_TTL_SECONDS") {
             None => None,

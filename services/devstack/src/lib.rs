@@ -88,7 +88,6 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
     let (api_id, api_key) = machine("JobTracker.API");
     let (rep_id, rep_key) = machine("CandidateRepresenter.Bot");
     let (app_id, app_key) = machine("JobApplier.Bot");
-    let _ = api_id;
     let clerk = mock.api_url();
     let api_url = local(&o.api_bind);
     let database_url = o.database_url.clone().unwrap_or_else(|| {
@@ -102,6 +101,7 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
         ("DATABASE_URL", database_url),
         ("CLERK_API_BASE_URL", clerk.clone()),
         ("CLERK_MACHINE_SECRET_KEY", api_key),
+        ("CLERK_MACHINE_ID", api_id),
         ("CLERK_SECRET_KEY", mock.instance_secret_key()),
         ("CLERK_AUTHORIZED_PARTIES", mock.authorized_party()),
         ("CANDIDATE_REPRESENTER_MACHINE_ID", rep_id),

@@ -34,6 +34,10 @@ pub struct Config {
     /// This service's machine secret key (`ak_…`): opaque M2M tokens are verified with it.
     #[arg(long, env = "CLERK_MACHINE_SECRET_KEY", hide_env_values = true)]
     pub clerk_machine_secret_key: Option<String>,
+    /// This API's own machine id (`mch_…`). An M2M token is accepted only if its scopes list
+    /// it; without it, JWT-format M2M tokens are refused.
+    #[arg(long, env = "CLERK_MACHINE_ID")]
+    pub clerk_machine_id: Option<String>,
     /// Instance secret key (`sk_…`): session JWT keys come from `GET /jwks`.
     #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
     pub clerk_secret_key: Option<String>,
@@ -50,6 +54,7 @@ pub struct Config {
     #[arg(long, env = "CLERK_ISSUER")]
     pub clerk_issuer: Option<String>,
     /// Seconds a Clerk verification of an opaque token is reused; 0 verifies every request.
+    /// Also the longest a revoked opaque token keeps working here.
     #[arg(long, env = "M2M_VERIFY_CACHE_TTL_SECONDS", default_value_t = 60)]
     pub m2m_verify_cache_ttl_seconds: u64,
     /// Machine id (`mch_…`) that gets the candidate-representer role.
@@ -74,6 +79,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("clerk_api_base_url", &self.clerk_api_base_url)
+            .field("clerk_machine_id", &self.clerk_machine_id)
             .field(
                 "candidate_representer_machine_id",
                 &self.candidate_representer_machine_id,
@@ -90,6 +96,7 @@ impl Config {
         let env = Env::from_fn(|k| match k {
             "CLERK_API_BASE_URL" => Some(self.clerk_api_base_url.clone()),
             "CLERK_MACHINE_SECRET_KEY" => self.clerk_machine_secret_key.clone(),
+            "CLERK_MACHINE_ID" => self.clerk_machine_id.clone(),
             "CLERK_SECRET_KEY" => self.clerk_secret_key.clone(),
             "CLERK_JWT_KEY" => self.clerk_jwt_key.clone(),
             "CLERK_JWKS_URL" => self.clerk_jwks_url.clone(),

@@ -32,6 +32,7 @@ async fn start_api(mock: &ClerkMock, ttl: u64, dir: &std::path::Path, name: &str
         clerk_secret_key: Some(mock.instance_secret_key()),
         clerk_jwt_key: None,
         clerk_jwks_url: None,
+        clerk_machine_id: Some(m("JobTracker.API").id),
         clerk_authorized_parties: None,
         clerk_issuer: None,
         m2m_verify_cache_ttl_seconds: ttl,
@@ -263,6 +264,7 @@ async fn main() {
         key_source: Some(KeySource::from_pem(&mock.public_key_pem()).expect("pem")),
         policy: JwtPolicy::default(),
         cache: OpaqueCacheSettings::default(),
+        machine_id: mock.machine_by_name("JobTracker.API").map(|m| m.id),
     };
     let client = ClerkClient::new(mock.api_url()).expect("client");
     let verifier = pem_cfg.build(&client, Arc::new(clock.clone()));

@@ -71,4 +71,7 @@ pub mod reason {
     pub const NOT_FOUND: &str = "token-not-found";
     /// Clerk says revoked.
     pub const REVOKED: &str = "token-revoked";
+    /// An M2M token whose scopes do not name this service's machine (`CLERK_MACHINE_ID`), or
+    /// any M2M token that needs that check while this service's machine id is not configured.
+    pub const NOT_SCOPED: &str = "token-not-scoped-to-receiver";
 }

@@ -24,6 +24,10 @@ pub struct JwtPolicy {
     pub authorized_parties: Vec<String>,
     /// When set, `iss` must equal it.
     pub issuer: Option<String>,
+    /// This service's own machine id (`mch_…`, `CLERK_MACHINE_ID`). An M2M JWT is accepted only
+    /// if it lists this id as a receiver (`scopes` or `aud`); without it every M2M JWT is
+    /// refused, since any machine's token for any other service would otherwise pass.
+    pub receiver: Option<String>,
 }
 
 /// Verifies session and M2M JWTs with keys from a [`KeyStore`].
@@ -112,16 +116,19 @@ impl JwtVerifier {
         if !machine_id.starts_with("mch_") {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
         }
-        let scopes = match (claims.get("scopes"), claims.get("aud")) {
-            (Some(Value::String(s)), _) => s.split_whitespace().map(str::to_owned).collect(),
-            (_, Some(Value::Array(a))) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            (_, Some(Value::String(a))) => vec![a.clone()],
-            _ => Vec::new(),
-        };
+        let scopes = receivers(claims.get("scopes"));
+        let audience = receivers(claims.get("aud"));
+        // Receiver binding: the token must name this service. Clerk's fixtures carry the
+        // receivers as `scopes` (space-separated) and as `aud`; either naming us is enough.
+        let bound = self
+            .policy
+            .receiver
+            .as_deref()
+            .is_some_and(|me| scopes.iter().chain(&audience).any(|s| s == me));
+        if !bound {
+            return Err(VerifyError::Invalid(reason::NOT_SCOPED));
+        }
+        let scopes = if scopes.is_empty() { audience } else { scopes };
         let custom: serde_json::Map<String, Value> = claims
             .as_object()
             .map(|m| {
@@ -215,6 +222,19 @@ impl JwtVerifier {
             return Err(VerifyError::Invalid(reason::ISSUER));
         }
         Ok(claims)
+    }
+}
+
+/// A receivers claim: a space-separated string, or an array of strings.
+fn receivers(claim: Option<&Value>) -> Vec<String> {
+    match claim {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -90,6 +90,21 @@ impl Verifier {
     }
 }
 
+/// A machine id: `mch_` and letters or digits.
+pub(crate) fn check_machine_id(var: &str, id: &str) -> Result<(), ConfigError> {
+    let ok = id
+        .strip_prefix("mch_")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            var,
+            "expected a machine id: mch_ followed by letters and digits",
+        ))
+    }
+}
+
 /// The API side's settings (DESIGN §4).
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
@@ -104,6 +119,10 @@ pub struct VerifierConfig {
     pub policy: JwtPolicy,
     /// `M2M_VERIFY_CACHE_TTL_SECONDS` (default 60; 0 disables the cache).
     pub cache: OpaqueCacheSettings,
+    /// `CLERK_MACHINE_ID`: this service's own machine (`mch_…`). Every M2M token must list it in
+    /// its scopes. Without it, M2M JWTs are refused, and so are opaque tokens when they can only
+    /// be verified with the instance key (Clerk then checks no scope).
+    pub machine_id: Option<String>,
 }
 
 impl VerifierConfig {
@@ -144,6 +163,10 @@ impl VerifierConfig {
             ttl: env.seconds("M2M_VERIFY_CACHE_TTL_SECONDS", Duration::from_secs(60))?,
             ..OpaqueCacheSettings::default()
         };
+        let machine_id = env.get("CLERK_MACHINE_ID");
+        if let Some(id) = &machine_id {
+            check_machine_id("CLERK_MACHINE_ID", id)?;
+        }
         let verify_key = machine_key.or(instance_key);
         if verify_key.is_none() && key_source.is_none() {
             return Err(ConfigError::new(
@@ -158,24 +181,51 @@ impl VerifierConfig {
             policy: JwtPolicy {
                 authorized_parties,
                 issuer: env.get("CLERK_ISSUER"),
+                receiver: machine_id.clone(),
             },
             cache,
+            machine_id,
         })
     }
 
     /// Builds the verifier.
+    ///
+    /// The receiver binding is logged once here: which M2M tokens will be refused for want of
+    /// `CLERK_MACHINE_ID`, and how long a revoked opaque token may keep working.
     pub fn build(&self, client: &ClerkClient, clock: Arc<dyn Clock>) -> Verifier {
-        let opaque = self
-            .verify_key
-            .clone()
-            .map(|k| OpaqueVerifier::new(client.clone(), k, self.cache.clone(), clock.clone()));
+        let opaque = self.verify_key.clone().map(|k| {
+            OpaqueVerifier::new(client.clone(), k, self.cache.clone(), clock.clone())
+                .with_receiver(self.machine_id.clone())
+        });
+        let mut policy = self.policy.clone();
+        if policy.receiver.is_none() {
+            policy.receiver.clone_from(&self.machine_id);
+        }
         let jwt = self.key_source.clone().map(|s| {
             JwtVerifier::new(
                 KeyStore::new(s, client.clone(), clock.clone()),
-                self.policy.clone(),
+                policy.clone(),
                 clock,
             )
         });
+        if policy.receiver.is_none() {
+            if jwt.is_some() {
+                tracing::warn!(
+                    "CLERK_MACHINE_ID is not set: M2M tokens in JWT format are refused (token-not-scoped-to-receiver)"
+                );
+            }
+            if opaque.as_ref().is_some_and(|o| !o.can_bind()) {
+                tracing::warn!(
+                    "CLERK_MACHINE_ID is not set and opaque M2M tokens can only be verified with the instance key: they are refused (token-not-scoped-to-receiver)"
+                );
+            }
+        }
+        if opaque.is_some() {
+            tracing::info!(
+                cache_ttl_secs = self.cache.ttl.as_secs(),
+                "opaque M2M verdicts are cached: a revoked token keeps working for at most M2M_VERIFY_CACHE_TTL_SECONDS"
+            );
+        }
         Verifier::new(opaque, jwt)
     }
 }

@@ -66,19 +66,24 @@ pub struct OpaqueVerifier {
     clock: Arc<dyn Clock>,
     cache: moka::future::Cache<[u8; 32], Arc<Entry>>,
     stats: Arc<OpaqueStats>,
+    receiver: Option<String>,
+    instance_key: bool,
 }
 
 impl fmt::Debug for OpaqueVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpaqueVerifier")
             .field("settings", &self.settings)
+            .field("receiver", &self.receiver)
+            .field("instance_key", &self.instance_key)
             .finish_non_exhaustive()
     }
 }
 
 impl OpaqueVerifier {
-    /// `key` is the receiving machine's secret key (only tokens scoped to it verify) or the
-    /// instance secret key (any token of the instance verifies).
+    /// `key` is the receiving machine's secret key (Clerk then verifies only tokens scoped to
+    /// it) or the instance secret key (Clerk then verifies any token of the instance, so this
+    /// verifier refuses every token until [`Self::with_receiver`] names this service).
     pub fn new(
         client: ClerkClient,
         key: SecretString,
@@ -93,6 +98,10 @@ impl OpaqueVerifier {
             .max_capacity(settings.max_entries)
             .time_to_live(backstop)
             .build();
+        let instance_key = {
+            use secrecy::ExposeSecret;
+            !key.expose_secret().starts_with("ak_")
+        };
         Self {
             client,
             key,
@@ -100,7 +109,22 @@ impl OpaqueVerifier {
             clock,
             cache,
             stats: Arc::default(),
+            receiver: None,
+            instance_key,
         }
+    }
+
+    /// Binds the verifier to this service's machine id (`mch_…`): a token is accepted only if
+    /// Clerk's answer lists it in `scopes`, whichever key verifies it.
+    pub fn with_receiver(mut self, machine_id: Option<String>) -> Self {
+        self.receiver = machine_id;
+        self
+    }
+
+    /// Whether a token can be accepted at all: with the instance key, Clerk checks no scope,
+    /// so without a receiver id nothing is bound to this service.
+    pub(crate) fn can_bind(&self) -> bool {
+        self.receiver.is_some() || !self.instance_key
     }
 
     /// Hit/miss/call counters.
@@ -110,6 +134,9 @@ impl OpaqueVerifier {
 
     /// Verifies `token` (already shape-checked as `mt_…`).
     pub async fn verify(&self, token: &str) -> Result<MachinePrincipal, VerifyError> {
+        if !self.can_bind() {
+            return Err(VerifyError::Invalid(reason::NOT_SCOPED));
+        }
         if self.settings.ttl.is_zero() {
             self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
             return match self.ask_clerk(token).await? {
@@ -192,6 +219,11 @@ impl OpaqueVerifier {
         }
         if !t.subject.starts_with("mch_") {
             return Err(reason::TYPE_MISMATCH);
+        }
+        if let Some(me) = &self.receiver
+            && !t.scopes.iter().any(|s| s == me)
+        {
+            return Err(reason::NOT_SCOPED);
         }
         let left = t
             .expiration

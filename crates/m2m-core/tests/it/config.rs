@@ -30,6 +30,25 @@ fn defaults_match_the_mirrored_system() {
 }
 
 #[test]
+fn jwt_tokens_default_to_a_short_lifetime_because_they_cannot_be_revoked() {
+    let c = load(&[KEY, ("M2M_TOKEN_FORMAT", "jwt")], None).expect("config");
+    assert_eq!(c.mint.format, TokenFormat::Jwt);
+    assert_eq!(c.mint.lifetime, Duration::from_secs(300));
+    assert_eq!(c.mint.refresh_buffer, Duration::from_secs(60));
+    let c = load(
+        &[
+            KEY,
+            ("M2M_TOKEN_FORMAT", "jwt"),
+            ("M2M_TOKEN_LIFETIME_SECONDS", "900"),
+        ],
+        None,
+    )
+    .expect("config");
+    assert_eq!(c.mint.lifetime, Duration::from_secs(900));
+    assert_eq!(c.mint.refresh_buffer, Duration::from_secs(60));
+}
+
+#[test]
 fn malformed_values_name_the_variable_and_never_echo_secrets() {
     for (pairs, var) in [
         (
@@ -214,8 +233,17 @@ fn verifier_config_reads_the_api_variables() {
         ),
         ("CLERK_ISSUER", "https://clerk.example.com"),
         ("M2M_VERIFY_CACHE_TTL_SECONDS", "0"),
+        ("CLERK_MACHINE_ID", "mch_2JobTrackerApi0000000000000"),
     ])
     .expect("config");
+    assert_eq!(
+        c.machine_id.as_deref(),
+        Some("mch_2JobTrackerApi0000000000000")
+    );
+    assert_eq!(
+        c.policy.receiver.as_deref(),
+        Some("mch_2JobTrackerApi0000000000000")
+    );
     assert!(
         matches!(c.key_source, Some(m2m_core::verify::KeySource::Pem(_))),
         "the PEM wins: no network"
@@ -288,6 +316,27 @@ fn verifier_config_errors_name_the_variable() {
                 ("M2M_VERIFY_CACHE_TTL_SECONDS", "1m"),
             ],
             "M2M_VERIFY_CACHE_TTL_SECONDS",
+        ),
+        (
+            vec![
+                ("CLERK_MACHINE_SECRET_KEY", "ak_api"),
+                ("CLERK_MACHINE_ID", "ak_api"),
+            ],
+            "CLERK_MACHINE_ID",
+        ),
+        (
+            vec![
+                ("CLERK_MACHINE_SECRET_KEY", "ak_api"),
+                ("CLERK_MACHINE_ID", "mch_"),
+            ],
+            "CLERK_MACHINE_ID",
+        ),
+        (
+            vec![
+                ("CLERK_MACHINE_SECRET_KEY", "ak_api"),
+                ("CLERK_MACHINE_ID", "mch_2a b"),
+            ],
+            "CLERK_MACHINE_ID",
         ),
     ] {
         assert_eq!(

@@ -5,6 +5,7 @@ mod authed_client;
 mod clerk_client;
 mod config;
 mod fuzz;
+mod receiver;
 mod support;
 mod token_source;
 mod verify;

@@ -36,9 +36,10 @@ pub fn config(mock: &ClerkMock) -> VerifierConfig {
         ))),
         policy: JwtPolicy {
             authorized_parties: vec![mock.authorized_party()],
-            issuer: None,
+            ..JwtPolicy::default()
         },
         cache: OpaqueCacheSettings::default(),
+        machine_id: Some(mock.machine_by_name("JobTracker.API").expect("api").id),
     }
 }
 
@@ -542,6 +543,7 @@ fn verifier_for(url: String, clock: &ManualClock) -> Verifier {
         key_source: Some(KeySource::Url(url)),
         policy: JwtPolicy::default(),
         cache: OpaqueCacheSettings::default(),
+        machine_id: None,
     };
     cfg.build(
         &client("http://127.0.0.1:9", clock),

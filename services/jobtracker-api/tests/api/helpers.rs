@@ -52,6 +52,7 @@ pub fn config(mock: &ClerkMock, database_url: String) -> Config {
         clerk_secret_key: Some(mock.instance_secret_key()),
         clerk_jwt_key: None,
         clerk_jwks_url: None,
+        clerk_machine_id: Some(machine("JobTracker.API").id),
         clerk_authorized_parties: Some(mock.authorized_party()),
         clerk_issuer: Some(mock.issuer()),
         m2m_verify_cache_ttl_seconds: 60,

@@ -415,3 +415,51 @@ async fn clerk_outage_is_503_not_401(app: &TestApp) {
     assert!(a.headers.get("retry-after").is_some());
 }
 both!(clerk_outage_is_503_not_401);
+
+/// The attack that motivated receiver binding, through the real router: the applier's scope to
+/// the API is removed, then it mints tokens of both formats; both are refused, and a JWT minted
+/// after the scope is restored is accepted again.
+async fn tokens_not_scoped_to_the_api_are_refused_in_both_formats(app: &TestApp) {
+    let api = app.mock.machine_by_name("JobTracker.API").expect("api").id;
+    let applier = app.mock.machine_by_name("JobApplier.Bot").expect("bot").id;
+    let scope_url = format!("{}/machines/{applier}/scopes", app.mock.api_url());
+    let removed = app
+        .http
+        .delete(format!("{scope_url}/{api}"))
+        .bearer_auth(app.mock.instance_secret_key())
+        .send()
+        .await
+        .expect("mock");
+    assert_eq!(removed.status(), StatusCode::OK);
+    for (format, reason) in [
+        ("opaque", "token-not-found"),
+        ("jwt", "token-not-scoped-to-receiver"),
+    ] {
+        let token = app
+            .machine_token("JobApplier.Bot", json!({ "token_format": format }))
+            .await;
+        let a = app.get("/api/whoami", &token).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{format}");
+        assert_eq!(a.body["detail"], reason, "{format}");
+        assert!(
+            !String::from_utf8_lossy(&a.bytes).contains(&token),
+            "{format}: the token is echoed"
+        );
+    }
+    let added = app
+        .http
+        .post(&scope_url)
+        .bearer_auth(app.mock.instance_secret_key())
+        .json(&json!({ "to_machine_id": api }))
+        .send()
+        .await
+        .expect("mock");
+    assert_eq!(added.status(), StatusCode::OK);
+    let jwt = app
+        .machine_token("JobApplier.Bot", json!({ "token_format": "jwt" }))
+        .await;
+    let a = app.get("/api/whoami", &jwt).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body["role"], "job-applier");
+}
+both!(tokens_not_scoped_to_the_api_are_refused_in_both_formats);
