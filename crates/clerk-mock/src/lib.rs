@@ -15,6 +15,8 @@
 //! through call counters, injected latency and faults, an adjustable clock, and helpers that sign
 //! arbitrary JWTs. See `docs/clerk-mock.md` for what is faithful and what is simplified.
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod ids;
 pub mod jwt;
 mod seed;
