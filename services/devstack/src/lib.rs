@@ -117,7 +117,8 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
     };
     let mut representer = bot(rep_key);
     representer.insert("REPRESENTER_BIND", o.representer_bind.clone());
-    representer.insert("CLERK_SECRET_KEY", mock.instance_secret_key());
+    // Session tokens on /v1/ask are verified with the instance's public keys: no secret key.
+    representer.insert("CLERK_JWKS_URL", mock.jwks_url());
     let mut applier = bot(app_key);
     applier.insert("APPLIER_BIND", o.applier_bind.clone());
     applier.insert(
