@@ -159,6 +159,17 @@ async fn ask_admits_a_user_about_themselves_and_allow_listed_machines_only() {
         "no refused caller reached the API"
     );
 
+    // An admitted caller with a bad body: 422, and still no API call.
+    let bad = reqwest::Client::new()
+        .post(format!("{base}/v1/ask"))
+        .bearer_auth(&alice_token)
+        .body("{\"user_id\": 7}")
+        .send()
+        .await
+        .expect("representer");
+    assert_eq!(bad.status(), 422);
+    assert_eq!(profile_reads(&stack).await, before);
+
     // A user about themselves, and the allow-listed machine about anyone (opaque and JWT).
     let (status, body, _) = ask(&base, Some(&alice_token), &alice).await;
     assert_eq!(status, 200, "{body}");

@@ -357,3 +357,62 @@ async fn impersonation_is_audited_with_both_identities(app: &TestApp) {
     assert_eq!(last["actor"], format!("user:{} (act:unknown)", app.alice));
 }
 both!(impersonation_is_audited_with_both_identities);
+
+async fn claim_and_lease_bodies_are_checked(app: &TestApp) {
+    let a = app.application(&app.alice, &[], "queued").await;
+    let app_id = id(&a);
+    let applier = app.machine("JobApplier.Bot").await;
+    let forged = app
+        .post(
+            "/api/job-applications/claim",
+            &applier,
+            json!({"lease_id": "lease_000000000000000000000000"}),
+        )
+        .await;
+    assert_eq!(forged.status, 422, "a claim takes no lease_id");
+    assert_eq!(forged.body["field"], "lease_id");
+    let huge = "x".repeat(70 * 1024);
+    let big = app
+        .send(
+            app.http
+                .post(format!("{}/api/job-applications/claim", app.base))
+                .bearer_auth(&applier)
+                .header("content-type", "application/json")
+                .body(format!("{{\"pad\": \"{huge}\"}}")),
+        )
+        .await;
+    assert_eq!(big.status, 413);
+    assert_eq!(
+        big.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    assert_eq!(
+        app.post("/api/job-applications/claim", &applier, json!("{"))
+            .await
+            .status,
+        422
+    );
+    let claimed = app.claim(&applier, 60).await;
+    assert_eq!(claimed.status, 200, "nothing above claimed it");
+    let lease = claimed.body["lease_id"].as_str().expect("lease").to_owned();
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/job-applications/{app_id}/status"),
+            Some(&applier),
+            Some(json!({"status": "failed", "reason": "x", "submission_ref": "y", "lease_id": lease})),
+        )
+        .await;
+    assert_eq!(r.status, 422, "submission_ref goes with submitted only");
+    assert_eq!(r.body["field"], "submission_ref");
+    let actions: Vec<Value> = app
+        .events(&app_id)
+        .await
+        .iter()
+        .map(|e| e["action"].clone())
+        .collect();
+    assert_eq!(actions, ["created", "claimed"]);
+}
+both!(claim_and_lease_bodies_are_checked);
