@@ -108,7 +108,8 @@ async fn answers_racing_submit(app: &TestApp) {
     }
     assert_eq!(landed_after, 0, "answers committed after the submission");
     eprintln!(
-        "answers_racing_submit: {TRIALS} trials x {RACERS} answers: {refused_total} refused after the submission, 0 landed after it"
+        "answers_racing_submit ({:?}): {TRIALS} trials x {RACERS} answers: {refused_total} refused after the submission, 0 landed after it",
+        app.db.backend
     );
 }
 both!(answers_racing_submit);
@@ -180,7 +181,8 @@ async fn bot_answers_racing_claim(app: &TestApp) {
     }
     assert_eq!(during_claim, 0, "bot answers committed during a claim");
     eprintln!(
-        "bot_answers_racing_claim: {TRIALS} trials x {RACERS} bot answers: {refused_total} refused during the claim, 0 landed during it"
+        "bot_answers_racing_claim ({:?}): {TRIALS} trials x {RACERS} bot answers: {refused_total} refused during the claim, 0 landed during it",
+        app.db.backend
     );
 }
 both!(bot_answers_racing_claim);
