@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
+use crate::SigningKey;
 use crate::seed::Seed;
 use crate::state::State;
-use crate::SigningKey;
 
 /// One mock instance's state, answering raw requests.
 #[derive(Debug)]
@@ -54,9 +54,7 @@ impl Harness {
             .query_pairs()
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        let (_, reply) = self
-            .state
-            .handle(method, url.path(), &query, headers, body);
+        let (_, reply) = self.state.handle(method, url.path(), &query, headers, body);
         Some((reply.status, reply.body))
     }
 }

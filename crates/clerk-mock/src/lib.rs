@@ -440,6 +440,23 @@ impl ClerkMock {
         self.session_token_with(user_id, |_, _| {})
     }
 
+    /// A session token for `user_id` as Clerk mints it while `actor_id` (an admin user)
+    /// impersonates them: the claims carry Clerk's `act` claim,
+    /// `{"iss": "https://dashboard.clerk.com", "sid": "sess_…", "sub": actor_id}`.
+    ///
+    /// # Panics
+    /// If the user does not exist.
+    pub fn impersonation_token(&self, user_id: &str, actor_id: &str) -> String {
+        let actor_session = ids::session_id();
+        self.session_token_with(user_id, |_, claims| {
+            claims["act"] = json!({
+                "iss": "https://dashboard.clerk.com",
+                "sid": actor_session,
+                "sub": actor_id,
+            });
+        })
+    }
+
     /// A session token for `user_id` whose header and claims `edit` may change arbitrarily
     /// (expired, other `azp`, no `azp`, another `cat`, `sts: "pending"`, …). Signed with the
     /// instance key.

@@ -137,14 +137,32 @@ impl Stack {
 
     /// A representer built from its settings.
     pub fn representer(&self, edit: impl FnOnce(&mut BotArgs)) -> Arc<Representer> {
-        let mut common = self.bot_args("CandidateRepresenter.Bot");
-        edit(&mut common);
-        let config = candidate_representer::Config {
-            common,
-            clerk_secret_key: Some(self.mock.instance_secret_key()),
+        self.representer_with(|c| edit(&mut c.common))
+    }
+
+    /// The settings a representer gets here: its own machine key, and the mock's JWKS URL to
+    /// verify session tokens on `/v1/ask` (no instance key), no machine allowed to ask.
+    pub fn representer_config(&self) -> candidate_representer::Config {
+        candidate_representer::Config {
+            common: self.bot_args("CandidateRepresenter.Bot"),
             clerk_jwt_key: None,
+            clerk_jwks_url: Some(self.mock.jwks_url()),
+            clerk_machine_id: self
+                .mock
+                .machine_by_name("CandidateRepresenter.Bot")
+                .map(|m| m.id),
+            allowed_machine_ids: String::new(),
             bind: "127.0.0.1:0".parse().expect("addr"),
-        };
+        }
+    }
+
+    /// A representer built from [`representer_config`](Self::representer_config) after `edit`.
+    pub fn representer_with(
+        &self,
+        edit: impl FnOnce(&mut candidate_representer::Config),
+    ) -> Arc<Representer> {
+        let mut config = self.representer_config();
+        edit(&mut config);
         Arc::new(Representer::from_config(&config).expect("representer config"))
     }
 

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobtracker_types::{
-    AnswerInput, Application, ApplicationStatus, CreateApplication, Event, LeaseRequest, Page,
-    Problem, QuestionWithContext, Resume, StatusUpdate, User, UserProfileInput, Whoami,
+    AnswerInput, Application, ApplicationStatus, ClaimedApplication, CreateApplication, Event,
+    LeaseRelease, LeaseRequest, Page, Problem, QuestionWithContext, Resume, StatusUpdate, User,
+    UserProfileInput, Whoami,
 };
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::Clock;
@@ -394,10 +395,14 @@ impl JobTrackerClient {
         .await
     }
 
-    /// `POST /api/job-applications/claim`: `None` when nothing is ready.
-    pub async fn claim(&self, lease: Duration) -> Result<Option<Application>, ClientError> {
+    /// `POST /api/job-applications/claim`: `None` when nothing is ready. The answer carries the
+    /// claim's `lease_id`: pass it to [`update_status`](Self::update_status) (in the
+    /// [`StatusUpdate`]), [`renew_lease`](Self::renew_lease) and
+    /// [`release_lease`](Self::release_lease); once another claim supersedes it they get 409.
+    pub async fn claim(&self, lease: Duration) -> Result<Option<ClaimedApplication>, ClientError> {
         let body = LeaseRequest {
             lease_seconds: Some(lease.as_secs() as u32),
+            lease_id: None,
         };
         let response = self
             .send(Method::POST, "/api/job-applications/claim", |b| {
@@ -410,10 +415,16 @@ impl JobTrackerClient {
         self.json(response).await.map(Some)
     }
 
-    /// `PUT /api/job-applications/{id}/lease`.
-    pub async fn renew_lease(&self, id: &str, lease: Duration) -> Result<Application, ClientError> {
+    /// `PUT /api/job-applications/{id}/lease`: extends the live claim `lease_id`.
+    pub async fn renew_lease(
+        &self,
+        id: &str,
+        lease_id: &str,
+        lease: Duration,
+    ) -> Result<Application, ClientError> {
         let body = LeaseRequest {
             lease_seconds: Some(lease.as_secs() as u32),
+            lease_id: Some(lease_id.to_owned()),
         };
         self.call(
             Method::PUT,
@@ -423,13 +434,16 @@ impl JobTrackerClient {
         .await
     }
 
-    /// `DELETE /api/job-applications/{id}/lease`.
-    pub async fn release_lease(&self, id: &str) -> Result<(), ClientError> {
+    /// `DELETE /api/job-applications/{id}/lease`: gives the claim `lease_id` back.
+    pub async fn release_lease(&self, id: &str, lease_id: &str) -> Result<(), ClientError> {
+        let body = LeaseRelease {
+            lease_id: Some(lease_id.to_owned()),
+        };
         let response = self
             .send(
                 Method::DELETE,
                 &format!("/api/job-applications/{id}/lease"),
-                |b| b,
+                |b| b.json(&body),
             )
             .await?;
         if response.status().is_success() {

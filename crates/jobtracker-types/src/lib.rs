@@ -257,6 +257,10 @@ pub struct Question {
     pub needs_review: bool,
     /// Why review is needed.
     pub review_reason: Option<String>,
+    /// Who asked for review: `user:…` when the candidate will answer it themselves (no bot may
+    /// then answer it), `machine:…` when the representer could not ground an answer.
+    #[serde(default)]
+    pub review_requested_by: Option<String>,
 }
 
 /// A question with the context a bot needs to answer it.
@@ -319,22 +323,52 @@ pub struct StatusUpdate {
     /// Reason (required for `failed`).
     #[serde(default)]
     pub reason: Option<String>,
-    /// Submission reference (for `submitted`).
-    #[serde(default)]
+    /// The job-applier's submission reference (with `submitted` only). Users may not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submission_ref: Option<String>,
     /// When given, the change applies only if the application is still at this version.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_version: Option<i64>,
+    /// The job-applier's fencing token: the `lease_id` its claim returned. Required from the
+    /// applier (a missing or superseded one gets 409); users may not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
 }
 
-/// `POST /api/job-applications/claim` and lease renewal.
+/// `POST /api/job-applications/claim` and lease renewal (`PUT …/lease`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseRequest {
     /// Lease length in seconds (default 300, 10–3600).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = 300)]
     pub lease_seconds: Option<u32>,
+    /// Renewal only: the `lease_id` the claim returned (missing or superseded: 409). A claim
+    /// must not send one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
+}
+
+/// `DELETE /api/job-applications/{id}/lease`: gives the claim back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRelease {
+    /// The `lease_id` the claim returned (missing or superseded: 409).
+    #[serde(default)]
+    pub lease_id: Option<String>,
+}
+
+/// What `POST /api/job-applications/claim` returns: the application and the claim's fencing
+/// token. Every later write of the claimant (`PATCH …/status`, `PUT`/`DELETE …/lease`) presents
+/// `lease_id`; once another claim supersedes it, those writes get 409.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClaimedApplication {
+    /// The application, now leased to the caller.
+    #[serde(flatten)]
+    pub application: Application,
+    /// New for every claim (`lease_…`).
+    #[schema(example = "lease_0190a1b2c3d4000001a1b2c3")]
+    pub lease_id: String,
 }
 
 /// `PUT /api/job-applications/{id}/questions/{qid}/answer`.
@@ -359,7 +393,8 @@ pub struct Event {
     pub id: String,
     /// The application.
     pub application_id: String,
-    /// `user:user_…` or `machine:mch_…`.
+    /// `user:user_…`, `user:user_… (act:user_…)` when an admin impersonated the user, or
+    /// `machine:mch_…`.
     #[schema(example = "machine:mch_2JobApplierBot0000000000000")]
     pub actor: String,
     /// `created`, `status_changed`, `claimed`, `lease_renewed`, `lease_released`, `answered`, `marked_for_review`.
@@ -393,6 +428,9 @@ pub enum Whoami {
         user_id: String,
         /// `sess_…`
         session_id: String,
+        /// When someone is impersonating the user (Clerk's `act` claim): the impersonator's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
     },
     /// A service.
     Machine {

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -17,6 +18,7 @@ use jobtracker_client::bot::{BotArgs, serve_worker};
 use jobtracker_client::worker::{Counters, poll_loop};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{AnswerInput, UserProfileInput};
+use m2m_core::auth_axum::AuthRejection;
 use m2m_core::config::Env;
 use m2m_core::{Principal, Verifier, VerifierConfig};
 use serde::Deserialize;
@@ -32,12 +34,22 @@ use tokio::sync::watch;
 pub struct Config {
     #[command(flatten)]
     pub common: BotArgs,
-    /// Instance secret key (`sk_…`), only to verify users' session tokens on `/v1/ask`.
-    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
-    pub clerk_secret_key: Option<String>,
-    /// PEM key, alternative to `CLERK_SECRET_KEY` for `/v1/ask`.
+    /// PEM public key of the Clerk instance: verifies users' session JWTs (and M2M JWTs) on
+    /// `/v1/ask` without a network call. No secret key is needed for that.
     #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
     pub clerk_jwt_key: Option<String>,
+    /// JWKS URL, alternative to `CLERK_JWT_KEY` (e.g. the Frontend API's
+    /// `/.well-known/jwks.json`).
+    #[arg(long, env = "CLERK_JWKS_URL")]
+    pub clerk_jwks_url: Option<String>,
+    /// The representer's own machine id (`mch_…`). An M2M token on `/v1/ask` is accepted only
+    /// if its scopes list it; without it, JWT-format M2M tokens are refused.
+    #[arg(long, env = "CLERK_MACHINE_ID")]
+    pub clerk_machine_id: Option<String>,
+    /// Comma-separated machine ids (`mch_…`) that may ask about any candidate on `/v1/ask`.
+    /// Empty (the default): no machine may; users may ask about themselves only.
+    #[arg(long, env = "REPRESENTER_ALLOWED_MACHINE_IDS", default_value = "")]
+    pub allowed_machine_ids: String,
     /// Address of `/healthz`, `/metrics` and `/v1/ask`.
     #[arg(long, env = "REPRESENTER_BIND", default_value = "0.0.0.0:5100")]
     pub bind: SocketAddr,
@@ -47,10 +59,33 @@ impl Config {
     /// The settings as m2m-core's `Env`, so validation and messages are shared.
     pub fn env(&self) -> Env<'_> {
         self.common.env(move |k| match k {
-            "CLERK_SECRET_KEY" => self.clerk_secret_key.clone(),
             "CLERK_JWT_KEY" => self.clerk_jwt_key.clone(),
+            "CLERK_JWKS_URL" => self.clerk_jwks_url.clone(),
+            "CLERK_MACHINE_ID" => self.clerk_machine_id.clone(),
             _ => None,
         })
+    }
+
+    /// `REPRESENTER_ALLOWED_MACHINE_IDS`, checked: each a machine id.
+    pub fn allowed_machines(&self) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for id in self
+            .allowed_machine_ids
+            .split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        {
+            if !id.starts_with("mch_")
+                || id.len() > 64
+                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(format!(
+                    "configuration error: REPRESENTER_ALLOWED_MACHINE_IDS: expected machine ids (mch_…) separated by commas, got {id:?}"
+                ));
+            }
+            out.push(id.to_owned());
+        }
+        Ok(out)
     }
 }
 
@@ -72,17 +107,26 @@ const COUNTERS: &[(&str, &str)] = &[
 pub struct Representer {
     client: JobTrackerClient,
     counters: Counters,
-    verifier: Option<Verifier>,
+    verifier: Option<Arc<Verifier>>,
+    allowed_machines: Vec<String>,
 }
 
 impl Representer {
-    /// A representer using `client`; `verifier` guards `/v1/ask` (without one, it answers 500).
+    /// A representer using `client`; `verifier` authenticates `/v1/ask`'s callers (without one,
+    /// it refuses every request with 500).
     pub fn new(client: JobTrackerClient, verifier: Option<Verifier>) -> Self {
         Self {
             client,
             counters: Counters::new("representer", COUNTERS),
-            verifier,
+            verifier: verifier.map(Arc::new),
+            allowed_machines: Vec::new(),
         }
+    }
+
+    /// Machines that may ask `/v1/ask` about any candidate (none by default).
+    pub fn with_allowed_machines(mut self, machines: Vec<String>) -> Self {
+        self.allowed_machines = machines;
+        self
     }
 
     /// Builds it from the settings: errors name the variable.
@@ -91,8 +135,14 @@ impl Representer {
         let env = config.env();
         let client = JobTrackerClient::from_env(&env, "candidate-representer", clock.clone())
             .map_err(|e| e.to_string())?;
+        let allowed = config.allowed_machines()?;
         let verifier = match VerifierConfig::from_env(&env) {
             Ok(vc) => {
+                if vc.key_source.is_none() {
+                    tracing::warn!(
+                        "/v1/ask cannot verify users' session tokens: set CLERK_JWT_KEY or CLERK_JWKS_URL"
+                    );
+                }
                 let clerk =
                     m2m_core::ClerkClient::new(&vc.api_base_url).map_err(|e| e.to_string())?;
                 Some(vc.build(&clerk, clock))
@@ -102,7 +152,7 @@ impl Representer {
                 None
             }
         };
-        Ok(Self::new(client, verifier))
+        Ok(Self::new(client, verifier).with_allowed_machines(allowed))
     }
 
     /// The counters.
@@ -222,26 +272,49 @@ fn problem(status: StatusCode, detail: &str) -> axum::response::Response {
         .into_response()
 }
 
-/// Answers an ad-hoc question with the same rules. The caller must authenticate: a user may ask
-/// only about themselves; a machine (with a token scoped to this bot) about anyone.
+/// The caller of `/v1/ask`, authenticated by m2m-core's extractor and admitted by the
+/// representer's own policy before anything else happens: a user (about themselves only, checked
+/// once the body is read), or a machine on `REPRESENTER_ALLOWED_MACHINE_IDS`. Everyone else gets
+/// 401 or 403 and no call reaches the API.
+#[derive(Debug)]
+pub struct Asker(Principal);
+
+impl FromRequestParts<Arc<Representer>> for Asker {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        me: &Arc<Representer>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(verifier) = &me.verifier else {
+            return Err(problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this representer cannot verify callers (set CLERK_MACHINE_SECRET_KEY, and CLERK_JWT_KEY or CLERK_JWKS_URL)",
+            ));
+        };
+        let principal = Principal::from_request_parts(parts, verifier)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if let Principal::Machine(m) = &principal
+            && !me.allowed_machines.contains(&m.machine_id)
+        {
+            tracing::warn!(machine_id = %m.machine_id, "/v1/ask refused a machine that is not on REPRESENTER_ALLOWED_MACHINE_IDS");
+            return Err(AuthRejection::Forbidden(
+                "this machine may not ask the representer (REPRESENTER_ALLOWED_MACHINE_IDS)",
+            )
+            .into_response());
+        }
+        Ok(Self(principal))
+    }
+}
+
+/// Answers an ad-hoc question with the same rules, for a caller [`Asker`] admitted: a user
+/// about themselves, or an allowed machine about anyone.
 async fn ask(
+    Asker(principal): Asker,
     State(me): State<Arc<Representer>>,
-    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> axum::response::Response {
-    let Some(verifier) = &me.verifier else {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "this representer cannot verify callers (set CLERK_MACHINE_SECRET_KEY and CLERK_SECRET_KEY or CLERK_JWT_KEY)",
-        );
-    };
-    let principal = match verifier
-        .verify_header(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => return m2m_core::auth_axum::AuthRejection::Verify(e).into_response(),
-    };
     let Ok(req) = serde_json::from_slice::<Ask>(&body) else {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -257,7 +330,7 @@ async fn ask(
     if let Principal::User(u) = &principal
         && u.user_id != req.user_id
     {
-        return problem(StatusCode::FORBIDDEN, "you may only ask about yourself");
+        return AuthRejection::Forbidden("you may only ask about yourself").into_response();
     }
     let profile = match me.client.get_user(&req.user_id).await {
         Ok(u) => u.profile,

@@ -25,8 +25,9 @@ fn help_lists_every_variable() {
         "RUST_LOG",
         "LOG_FORMAT",
         "REPRESENTER_BIND",
-        "CLERK_SECRET_KEY",
         "CLERK_JWT_KEY",
+        "CLERK_JWKS_URL",
+        "REPRESENTER_ALLOWED_MACHINE_IDS",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
@@ -38,6 +39,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("CLERK_MACHINE_SECRET_KEY", "sk_live_wrong_kind"),
         ("M2M_TOKEN_FORMAT", "paseto"),
         ("JOBTRACKER_API_URL", "localhost"),
+        ("REPRESENTER_ALLOWED_MACHINE_IDS", "user_not_a_machine"),
     ] {
         let mut cmd = bin();
         if var != "CLERK_MACHINE_SECRET_KEY" {

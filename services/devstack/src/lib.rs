@@ -104,7 +104,7 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
         ("CLERK_MACHINE_ID", api_id),
         ("CLERK_SECRET_KEY", mock.instance_secret_key()),
         ("CLERK_AUTHORIZED_PARTIES", mock.authorized_party()),
-        ("CANDIDATE_REPRESENTER_MACHINE_ID", rep_id),
+        ("CANDIDATE_REPRESENTER_MACHINE_ID", rep_id.clone()),
         ("JOB_APPLIER_MACHINE_ID", app_id),
     ]);
     let bot = |key: String| {
@@ -117,7 +117,9 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
     };
     let mut representer = bot(rep_key);
     representer.insert("REPRESENTER_BIND", o.representer_bind.clone());
-    representer.insert("CLERK_SECRET_KEY", mock.instance_secret_key());
+    // Session tokens on /v1/ask are verified with the instance's public keys: no secret key.
+    representer.insert("CLERK_JWKS_URL", mock.jwks_url());
+    representer.insert("CLERK_MACHINE_ID", rep_id);
     let mut applier = bot(app_key);
     applier.insert("APPLIER_BIND", o.applier_bind.clone());
     applier.insert(

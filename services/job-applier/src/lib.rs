@@ -139,13 +139,17 @@ impl Applier {
 
     /// Claims and processes one application. Returns whether there was one.
     pub async fn run_once(&self) -> Result<bool, ClientError> {
-        let Some(app) = self.client.claim(self.lease).await? else {
+        let Some(claimed) = self.client.claim(self.lease).await? else {
             return Ok(false);
         };
+        // The claim's fencing token: every later write presents it, so once another claim
+        // supersedes this one (our lease lapsed), nothing of ours lands.
+        let lease_id = claimed.lease_id;
+        let app = claimed.application;
         self.counters.inc("claimed");
         tracing::info!(application_id = %app.id, attempt = app.attempts, "claimed");
         let lost = Arc::new(AtomicBool::new(false));
-        let renewer = self.spawn_renewer(&app.id, lost.clone());
+        let renewer = self.spawn_renewer(&app.id, &lease_id, lost.clone());
         let outcome = self.process(&app, &lost).await;
         renewer.abort();
         match outcome {
@@ -155,6 +159,7 @@ impl Applier {
                     reason: None,
                     submission_ref: Some(reference.clone()),
                     expected_version: None,
+                    lease_id: Some(lease_id.clone()),
                 };
                 match self.client.update_status(&app.id, &update).await {
                     Ok(_) => {
@@ -162,10 +167,11 @@ impl Applier {
                         tracing::info!(application_id = %app.id, %reference, "submitted");
                     }
                     Err(ClientError::Conflict(p)) => {
-                        // The lease lapsed and another applier took over; it will find the
-                        // submission (outbox) or the webhook deduplicates it.
+                        // The lease lapsed and another applier took over (it will find the
+                        // submission in the outbox, or the webhook deduplicates it), or the
+                        // application stopped being ready (a question was flagged for review).
                         self.counters.inc("lost_claims");
-                        tracing::warn!(application_id = %app.id, detail = %p.detail, "submitted, but the claim was lost before recording it");
+                        tracing::warn!(application_id = %app.id, detail = %p.detail, "submitted, but the API refused to record it");
                     }
                     Err(e) => return Err(e),
                 }
@@ -174,17 +180,18 @@ impl Applier {
                 self.counters.inc("lost_claims");
                 tracing::warn!(application_id = %app.id, "claim lost while working; leaving it to whoever holds it now");
             }
-            Err(Failure::Permanent(reason)) => self.fail(&app, &reason).await?,
+            Err(Failure::Permanent(reason)) => self.fail(&app, &lease_id, &reason).await?,
             Err(Failure::Transient(reason)) if app.attempts >= self.max_attempts => {
                 self.fail(
                     &app,
+                    &lease_id,
                     &format!("gave up after {} attempts: {reason}", app.attempts),
                 )
                 .await?
             }
             Err(Failure::Transient(reason)) => {
                 tracing::warn!(application_id = %app.id, %reason, "transient failure; releasing the claim for a later attempt");
-                match self.client.release_lease(&app.id).await {
+                match self.client.release_lease(&app.id, &lease_id).await {
                     Ok(()) | Err(ClientError::Conflict(_)) => self.counters.inc("released"),
                     Err(e) => return Err(e),
                 }
@@ -193,12 +200,18 @@ impl Applier {
         Ok(true)
     }
 
-    async fn fail(&self, app: &Application, reason: &str) -> Result<(), ClientError> {
+    async fn fail(
+        &self,
+        app: &Application,
+        lease_id: &str,
+        reason: &str,
+    ) -> Result<(), ClientError> {
         let update = StatusUpdate {
             status: ApplicationStatus::Failed,
             reason: Some(reason.to_owned()),
             submission_ref: None,
             expected_version: None,
+            lease_id: Some(lease_id.to_owned()),
         };
         match self.client.update_status(&app.id, &update).await {
             Ok(_) => {
@@ -211,12 +224,22 @@ impl Applier {
         }
     }
 
-    fn spawn_renewer(&self, id: &str, lost: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-        let (client, id, lease) = (self.client.clone(), id.to_owned(), self.lease);
+    fn spawn_renewer(
+        &self,
+        id: &str,
+        lease_id: &str,
+        lost: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (client, id, lease_id, lease) = (
+            self.client.clone(),
+            id.to_owned(),
+            lease_id.to_owned(),
+            self.lease,
+        );
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                match client.renew_lease(&id, lease).await {
+                match client.renew_lease(&id, &lease_id, lease).await {
                     Ok(_) => tracing::debug!(application_id = %id, "lease renewed"),
                     Err(ClientError::Conflict(_)) => {
                         lost.store(true, Ordering::SeqCst);

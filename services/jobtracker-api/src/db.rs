@@ -3,12 +3,14 @@
 //! chosen by [`Backend`].
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use m2m_core::clock::{self, Clock};
 use rand::Rng;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,13 +21,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// The pool and its backend.
+/// The pool, its backend and the clock that leases are measured with.
 #[derive(Debug, Clone)]
 pub struct Db {
     /// The pool.
     pub pool: AnyPool,
     /// The backend.
     pub backend: Backend,
+    /// "Now" for leases and timestamps (the system clock unless a test injects one).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Db {
@@ -71,7 +75,32 @@ impl Db {
             .run(&pool)
             .await
             .map_err(|e| format!("database migration failed: {e}"))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            clock: clock::system(),
+        })
+    }
+
+    /// The same database measuring time with `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Unix milliseconds now, on this database's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.unix_now().as_millis() as i64
+    }
+
+    /// A transaction for a change: on SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so its reads and writes see one state and cannot interleave with another
+    /// writer's; on Postgres, lock the rows a rule reads with `SELECT … FOR UPDATE` first.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Whether the database answers.

@@ -78,6 +78,53 @@ pub const POLICY: &[(Action, Access, Access, Access)] = &[
     (Action::AnswerQuestion, Own, Any, No),
 ];
 
+/// Every `/api` operation and the action it performs: the route table the OpenAPI document is
+/// checked against (`tests/api/routes.rs`). Operations of `Action::Whoami` answer any
+/// authenticated caller; every other one can refuse (403).
+pub const ROUTES: &[(&str, &str, Action)] = &[
+    ("get", "/api/whoami", Action::Whoami),
+    ("post", "/api/users", Action::UpsertProfile),
+    ("get", "/api/users/me", Action::GetMe),
+    ("get", "/api/users/{user_id}", Action::GetUser),
+    ("post", "/api/users/{user_id}/resumes", Action::UploadResume),
+    ("get", "/api/users/{user_id}/resumes", Action::ListResumes),
+    (
+        "get",
+        "/api/resumes/{resume_id}/content",
+        Action::DownloadResume,
+    ),
+    ("post", "/api/job-applications", Action::CreateApplication),
+    ("get", "/api/job-applications", Action::ListApplications),
+    ("get", "/api/job-applications/{id}", Action::GetApplication),
+    (
+        "get",
+        "/api/job-applications/{id}/events",
+        Action::ListEvents,
+    ),
+    (
+        "patch",
+        "/api/job-applications/{id}/status",
+        Action::UpdateStatus,
+    ),
+    ("post", "/api/job-applications/claim", Action::Claim),
+    (
+        "put",
+        "/api/job-applications/{id}/lease",
+        Action::ManageLease,
+    ),
+    (
+        "delete",
+        "/api/job-applications/{id}/lease",
+        Action::ManageLease,
+    ),
+    ("get", "/api/questions", Action::ListQuestions),
+    (
+        "put",
+        "/api/job-applications/{id}/questions/{qid}/answer",
+        Action::AnswerQuestion,
+    ),
+];
+
 /// What `role` may reach for `action`.
 pub fn access(role: Role, action: Action) -> Access {
     POLICY

@@ -27,7 +27,7 @@ impl Application {
         Self::build_with_clock(config, clock::system()).await
     }
 
-    /// As [`build`](Self::build), with the clock the verifier uses.
+    /// As [`build`](Self::build), with the clock the verifier and the leases use.
     pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let verifier_config = config.verifier().map_err(|e| e.to_string())?;
         let roles = config.roles().map_err(|e| e.to_string())?;
@@ -44,14 +44,16 @@ impl Application {
             }))
             .build()
             .map_err(|e| format!("CLERK_API_BASE_URL: {e}"))?;
-        let verifier = verifier_config.build(&client, clock);
+        let verifier = verifier_config.build(&client, clock.clone());
         if let Some(stats) = verifier.opaque_stats() {
             metrics.set_verify_stats(stats.clone());
         }
         if let Err(e) = verifier.prefetch_keys().await {
             tracing::warn!(error = %e, "could not load Clerk's JWT keys at start; will retry on demand");
         }
-        let db = Db::connect(&config.database_url).await?;
+        let db = Db::connect(&config.database_url)
+            .await?
+            .with_clock(clock.clone());
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| format!("JOBTRACKER_BIND: cannot listen on {}: {e}", config.bind))?;

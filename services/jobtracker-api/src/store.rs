@@ -1,5 +1,8 @@
-//! Every query. Writes that belong together run in one transaction; status changes are
-//! conditional on the version read, so concurrent changes cannot lose an update.
+//! Every query. Writes that belong together run in one transaction, and every rule about who
+//! may change what is part of the statement that writes: `UPDATE … WHERE` the status, the
+//! claim, its `lease_id` and the question's owner still allow it, after the application row is
+//! locked (`SELECT … FOR UPDATE` on Postgres, `BEGIN IMMEDIATE` on SQLite). Zero rows changed
+//! means the rule did not hold at that moment: 409, nothing written, no event.
 
 use jobtracker_types::{
     Application, ApplicationStatus, Event, Question, QuestionWithContext, Resume, User,
@@ -8,7 +11,7 @@ use jobtracker_types::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::db::{Backend, Db, new_id, now_ms, rfc3339};
+use crate::db::{Backend, Db, new_id, rfc3339};
 use crate::error::ApiError;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -83,6 +86,7 @@ fn question_from(row: &AnyRow) -> Result<Question> {
         answered_at: row.try_get::<Option<i64>, _>("answered_at")?.map(rfc3339),
         needs_review: row.try_get::<i64, _>("needs_review")? != 0,
         review_reason: row.try_get("review_reason")?,
+        review_requested_by: row.try_get("review_requested_by")?,
     })
 }
 
@@ -115,6 +119,21 @@ pub struct AppState {
 }
 
 const APP_COLUMNS: &str = "id, user_id, company, position, job_url, resume_id, status, reason, submission_ref, claimed_by, lease_expires_at, attempts, version, created_at, updated_at";
+
+/// What a status change must still find true when it writes.
+#[derive(Debug, Clone, Copy)]
+pub enum StatusGuard<'a> {
+    /// A user's change: the application is still at the version that was read.
+    Version,
+    /// The job-applier's change: it still holds the live claim `lease_id`; `require_ready`
+    /// (submitting) also needs every question answered and none awaiting review.
+    Lease {
+        /// The claim's fencing token.
+        lease_id: &'a str,
+        /// Whether the application must still be ready.
+        require_ready: bool,
+    },
+}
 
 /// An event to write.
 #[derive(Debug)]
@@ -185,7 +204,7 @@ fn page<T>(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> (Vec<T>,
 
 impl Db {
     pub async fn upsert_user(&self, id: &str, p: &UserProfileInput) -> Result<User> {
-        let now = now_ms();
+        let now = self.now_ms();
         sqlx::query(
             "INSERT INTO users (id, full_name, email, phone, location, headline, years_experience, skills, work_authorization, \
              requires_sponsorship, salary_expectation, notice_period_days, willing_to_relocate, remote_preference, links, created_at, updated_at) \
@@ -244,7 +263,7 @@ impl Db {
             .bind(size)
             .bind(sha256)
             .bind(content)
-            .bind(now_ms())
+            .bind(self.now_ms())
             .execute(&self.pool)
             .await?;
         self.resume(&id).await?.ok_or(ApiError::NotFound("resume"))
@@ -296,7 +315,7 @@ impl Db {
         actor: &str,
     ) -> Result<Application> {
         let id = new_id("app");
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO job_applications (id, user_id, company, position, job_url, resume_id, status, attempts, version, created_at, updated_at) \
@@ -446,10 +465,60 @@ impl Db {
         Ok(page(items, limit, |e| e.id.clone()))
     }
 
-    /// Changes the status if it is still `seen.status` and, for users, still at `seen.version`;
-    /// for the applier (`require_claim`), if it still holds the claim instead (answers edited
-    /// during a claim bump the version but must not fail the submission). `Ok(false)`: someone
-    /// else changed it first.
+    /// Locks the application row for the rest of `tx` (Postgres; SQLite's `BEGIN IMMEDIATE`
+    /// already holds the database's write lock), so a rule read inside `tx` still holds when
+    /// `tx` writes.
+    async fn lock_application(&self, tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM job_applications WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Why a guarded write to `id` changed nothing, read inside the same transaction for the
+    /// 409's message (the decision was the statement's).
+    async fn claim_conflict(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        id: &str,
+        actor: &str,
+        lease_id: &str,
+        now: i64,
+    ) -> Result<ApiError> {
+        let row = sqlx::query(
+            "SELECT status, claimed_by, lease_id, lease_expires_at FROM job_applications WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(ApiError::NotFound("job application"));
+        };
+        let status = status_of(row.try_get("status")?)?;
+        let holder: Option<String> = row.try_get("claimed_by")?;
+        let current: Option<String> = row.try_get("lease_id")?;
+        let expires: Option<i64> = row.try_get("lease_expires_at")?;
+        let detail = if status != ApplicationStatus::Queued {
+            format!("the application is {status} now")
+        } else if holder.as_deref() != Some(actor) || current.as_deref() != Some(lease_id) {
+            "this lease_id does not hold the claim (it was released, or superseded by a newer claim)"
+                .to_owned()
+        } else if expires.is_none_or(|t| t <= now) {
+            "the lease has lapsed; claim the application again".to_owned()
+        } else {
+            "the application is no longer ready: a question is unanswered or awaiting review"
+                .to_owned()
+        };
+        Ok(ApiError::Conflict(detail))
+    }
+
+    /// Changes the status if it is still `seen.status` and the `guard` holds, in one statement.
+    /// Users: still at `seen.version`. The applier: its claim is live and fenced by `lease_id`
+    /// (answers edited during a claim bump the version but must not fail the submission), and,
+    /// to submit, the application is still ready. Otherwise 409 and nothing is written.
     pub async fn change_status(
         &self,
         seen: &AppState,
@@ -457,30 +526,52 @@ impl Db {
         reason: Option<&str>,
         submission_ref: Option<&str>,
         actor: &str,
-        require_claim: bool,
-    ) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        guard: StatusGuard<'_>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.lock_application(&mut tx, &seen.id).await?;
+        let now = self.now_ms();
+        let (by_lease, lease_id, require_ready) = match guard {
+            StatusGuard::Version => (false, None, false),
+            StatusGuard::Lease {
+                lease_id,
+                require_ready,
+            } => (true, Some(lease_id), require_ready),
+        };
         let changed = sqlx::query(
             "UPDATE job_applications SET status = $1, reason = $2, submission_ref = COALESCE($3, submission_ref), claimed_by = NULL, \
-             lease_expires_at = NULL, version = version + 1, updated_at = $4 \
-             WHERE id = $5 AND status = $9 AND ($7 = 1 OR version = $6) AND ($7 = 0 OR claimed_by = $8)",
+             lease_id = NULL, lease_expires_at = NULL, version = version + 1, updated_at = $4 \
+             WHERE id = $5 AND status = $6 \
+             AND ($7 = 1 OR version = $8) \
+             AND ($7 = 0 OR (claimed_by = $9 AND lease_id = $10 AND lease_expires_at > $4)) \
+             AND ($11 = 0 OR NOT EXISTS (SELECT 1 FROM questions q WHERE q.application_id = $5 AND (q.answer IS NULL OR q.needs_review <> 0)))",
         )
         .bind(to.code())
         .bind(reason)
         .bind(submission_ref)
         .bind(now)
         .bind(&seen.id)
-        .bind(seen.version)
-        .bind(i64::from(require_claim))
-        .bind(actor)
         .bind(seen.status.code())
+        .bind(i64::from(by_lease))
+        .bind(seen.version)
+        .bind(actor)
+        .bind(lease_id)
+        .bind(i64::from(require_ready))
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if changed == 0 {
+            let e = match lease_id {
+                Some(l) => {
+                    self.claim_conflict(&mut tx, &seen.id, actor, l, now)
+                        .await?
+                }
+                None => {
+                    ApiError::Conflict("the application changed meanwhile; reload and retry".into())
+                }
+            };
             tx.rollback().await?;
-            return Ok(false);
+            return Err(e);
         }
         let detail = match (reason, submission_ref) {
             (Some(r), _) => Some(r.to_owned()),
@@ -494,73 +585,110 @@ impl Db {
             to: Some(to),
             detail,
         };
-        commit_with_event(tx, &seen.id, event, now).await
+        commit_with_event(tx, &seen.id, event, now).await?;
+        Ok(())
     }
 
     /// Leases the oldest ready application (queued, every question answered and none awaiting
-    /// review, not leased or lease lapsed) to `actor`. Atomic on both backends.
-    pub async fn claim(&self, actor: &str, lease_ms: i64) -> Result<Option<String>> {
-        let now = now_ms();
-        let ready = "SELECT a.id FROM job_applications a WHERE a.status = 1 \
-             AND (a.lease_expires_at IS NULL OR a.lease_expires_at < $3) \
-             AND NOT EXISTS (SELECT 1 FROM questions q WHERE q.application_id = a.id AND (q.answer IS NULL OR q.needs_review <> 0)) \
-             ORDER BY a.id LIMIT 1";
-        // Postgres: SKIP LOCKED lets concurrent claimers pass over a row another is taking; the
-        // outer conditions are re-checked after any wait. SQLite: one UPDATE is atomic.
+    /// review, not leased or lease lapsed) to `actor` with a new `lease_id`. The candidate is
+    /// locked first (Postgres: `FOR UPDATE SKIP LOCKED`, so concurrent claimers pass over it;
+    /// SQLite: the write lock), then the lease is written only if it is still ready then.
+    /// Returns `(application id, lease_id)`.
+    pub async fn claim(&self, actor: &str, lease_ms: i64) -> Result<Option<(String, String)>> {
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE job_applications SET claimed_by = $1, lease_expires_at = $2, attempts = attempts + 1, updated_at = $3 \
-             WHERE id = ({ready}{lock}) AND status = 1 AND (lease_expires_at IS NULL OR lease_expires_at < $3) RETURNING id"
-        ));
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(sql)
-            .bind(actor)
-            .bind(now + lease_ms)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let id: String = row.try_get("id")?;
-        let event = NewEvent::note(
-            actor,
-            "claimed",
-            Some(format!("lease {}s", lease_ms / 1000)),
+        let ready = "a.status = 1 AND (a.claimed_by IS NULL OR a.lease_expires_at IS NULL OR a.lease_expires_at <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM questions q WHERE q.application_id = a.id AND (q.answer IS NULL OR q.needs_review <> 0))";
+        let pick = format!(
+            "SELECT a.id FROM job_applications a WHERE {ready} ORDER BY a.id LIMIT 1{lock}"
         );
-        commit_with_event(tx, &id, event, now).await?;
-        Ok(Some(id))
+        let take = format!(
+            "UPDATE job_applications SET claimed_by = $2, lease_id = $3, lease_expires_at = $4, attempts = attempts + 1, updated_at = $1 \
+             WHERE id = $5 AND id IN (SELECT a.id FROM job_applications a WHERE a.id = $5 AND {ready})"
+        );
+        // A candidate can stop being ready between the pick and the take only on Postgres (the
+        // pick reads a snapshot); then the next pick passes over it.
+        for _ in 0..5 {
+            let mut tx = self.begin_write().await?;
+            let now = self.now_ms();
+            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(pick.clone()))
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let id: String = row.try_get("id")?;
+            let lease_id = new_id("lease");
+            let taken = sqlx::query(sqlx::AssertSqlSafe(take.clone()))
+                .bind(now)
+                .bind(actor)
+                .bind(&lease_id)
+                .bind(now + lease_ms)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if taken == 0 {
+                tx.rollback().await?;
+                continue;
+            }
+            let event = NewEvent::note(
+                actor,
+                "claimed",
+                Some(format!("lease {}s", lease_ms / 1000)),
+            );
+            commit_with_event(tx, &id, event, now).await?;
+            return Ok(Some((id, lease_id)));
+        }
+        Ok(None)
     }
 
-    /// Extends (`Some`) or releases (`None`) `actor`'s lease. `Ok(false)`: not `actor`'s claim.
-    pub async fn set_lease(&self, id: &str, actor: &str, lease_ms: Option<i64>) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+    /// Extends (`Some`) or releases (`None`) the claim `lease_id` of `actor`. Renewal needs a
+    /// live lease; release only that `lease_id` still be the claim (a lapsed one that nobody
+    /// took over may be given back). Otherwise 409.
+    pub async fn set_lease(
+        &self,
+        id: &str,
+        actor: &str,
+        lease_id: &str,
+        lease_ms: Option<i64>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.lock_application(&mut tx, id).await?;
+        let now = self.now_ms();
         let changed = sqlx::query(
-            "UPDATE job_applications SET lease_expires_at = $1, claimed_by = CASE WHEN $2 = 1 THEN claimed_by ELSE NULL END, updated_at = $3 \
-             WHERE id = $4 AND claimed_by = $5 AND status = 1",
+            "UPDATE job_applications SET lease_expires_at = $1, \
+             claimed_by = CASE WHEN $2 = 1 THEN claimed_by ELSE NULL END, \
+             lease_id = CASE WHEN $2 = 1 THEN lease_id ELSE NULL END, updated_at = $3 \
+             WHERE id = $4 AND status = 1 AND claimed_by = $5 AND lease_id = $6 \
+             AND ($2 = 0 OR lease_expires_at > $3)",
         )
         .bind(lease_ms.map(|l| now + l))
         .bind(i64::from(lease_ms.is_some()))
         .bind(now)
         .bind(id)
         .bind(actor)
+        .bind(lease_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if changed == 0 {
+            let e = self
+                .claim_conflict(&mut tx, id, actor, lease_id, now)
+                .await?;
             tx.rollback().await?;
-            return Ok(false);
+            return Err(e);
         }
         let (action, detail) = match lease_ms {
             Some(l) => ("lease_renewed", Some(format!("lease {}s", l / 1000))),
             None => ("lease_released", None),
         };
-        commit_with_event(tx, id, NewEvent::note(actor, action, detail), now).await
+        commit_with_event(tx, id, NewEvent::note(actor, action, detail), now).await?;
+        Ok(())
     }
 
     pub async fn question(
@@ -576,45 +704,58 @@ impl Db {
         row.as_ref().map(question_from).transpose()
     }
 
-    /// Answers or flags a question. When `protect_user_answers`, an answer a user gave is never
-    /// overwritten. `Ok(false)`: nothing changed (the guard held).
+    /// Answers or flags a question, in one guarded statement: only while the application is
+    /// `saved`/`queued`; for a bot (`by_bot`) also only while no claim is live and the question
+    /// holds neither a user's answer nor a user's review hold. Otherwise 409 (404 when there is
+    /// no such question), nothing written, no event.
     #[allow(clippy::too_many_arguments)]
     pub async fn answer(
         &self,
-        app: &AppState,
+        application_id: &str,
         question_id: &str,
         answer: Option<&str>,
         needs_review: bool,
         review_reason: Option<&str>,
         actor: &str,
-        protect_user_answers: bool,
-    ) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        by_bot: bool,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.lock_application(&mut tx, application_id).await?;
+        let now = self.now_ms();
         let changed = sqlx::query(
-            "UPDATE questions SET answer = $1, answered_by = $2, answered_at = $3, needs_review = $4, review_reason = $5 \
-             WHERE id = $6 AND application_id = $7 AND ($8 = 0 OR answered_by IS NULL OR answered_by NOT LIKE 'user:%')",
+            "UPDATE questions SET answer = $1, answered_by = $2, answered_at = $3, needs_review = $4, review_reason = $5, \
+             review_requested_by = $6 \
+             WHERE id = $7 AND application_id = $8 \
+             AND EXISTS (SELECT 1 FROM job_applications a WHERE a.id = $8 AND a.status IN (0, 1) \
+                 AND ($9 = 0 OR a.claimed_by IS NULL OR a.lease_expires_at IS NULL OR a.lease_expires_at <= $10)) \
+             AND ($9 = 0 OR ((answered_by IS NULL OR answered_by NOT LIKE 'user:%') \
+                 AND (needs_review = 0 OR review_requested_by IS NULL OR review_requested_by NOT LIKE 'user:%')))",
         )
         .bind(answer)
         .bind(answer.map(|_| actor))
         .bind(answer.map(|_| now))
         .bind(i64::from(needs_review))
         .bind(review_reason)
+        .bind(needs_review.then_some(actor))
         .bind(question_id)
-        .bind(&app.id)
-        .bind(i64::from(protect_user_answers))
+        .bind(application_id)
+        .bind(i64::from(by_bot))
+        .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if changed == 0 {
+            let e = self
+                .answer_conflict(&mut tx, application_id, question_id, now)
+                .await?;
             tx.rollback().await?;
-            return Ok(false);
+            return Err(e);
         }
         sqlx::query(
             "UPDATE job_applications SET version = version + 1, updated_at = $1 WHERE id = $2",
         )
         .bind(now)
-        .bind(&app.id)
+        .bind(application_id)
         .execute(&mut *tx)
         .await?;
         let action = if needs_review {
@@ -626,7 +767,57 @@ impl Db {
             Some(r) if needs_review => format!("question {question_id}: {r}"),
             _ => format!("question {question_id}"),
         });
-        commit_with_event(tx, &app.id, NewEvent::note(actor, action, detail), now).await
+        commit_with_event(
+            tx,
+            application_id,
+            NewEvent::note(actor, action, detail),
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Why an answer changed nothing, for the 409's message.
+    async fn answer_conflict(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        application_id: &str,
+        question_id: &str,
+        now: i64,
+    ) -> Result<ApiError> {
+        let row = sqlx::query(
+            "SELECT a.status, a.claimed_by, a.lease_expires_at, q.answered_by, q.needs_review, q.review_requested_by \
+             FROM questions q JOIN job_applications a ON a.id = q.application_id WHERE q.id = $1 AND a.id = $2",
+        )
+        .bind(question_id)
+        .bind(application_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(ApiError::NotFound("question"));
+        };
+        let status = status_of(row.try_get("status")?)?;
+        let claimed = row.try_get::<Option<String>, _>("claimed_by")?.is_some()
+            && row
+                .try_get::<Option<i64>, _>("lease_expires_at")?
+                .is_some_and(|t| t > now);
+        let by_user = |c: &str| -> Result<bool> {
+            Ok(row
+                .try_get::<Option<String>, _>(c)?
+                .is_some_and(|a| a.starts_with("user:")))
+        };
+        let detail = if !matches!(status, ApplicationStatus::Saved | ApplicationStatus::Queued) {
+            format!("answers are frozen once an application is {status}")
+        } else if claimed {
+            "the application is being submitted: bots cannot change answers during a claim".into()
+        } else if by_user("answered_by")? {
+            "the candidate answered this question; it is not overwritten".into()
+        } else if row.try_get::<i64, _>("needs_review")? != 0 && by_user("review_requested_by")? {
+            "the candidate will answer this question themselves".into()
+        } else {
+            "the question changed meanwhile; reload and retry".into()
+        };
+        Ok(ApiError::Conflict(detail))
     }
 
     pub async fn list_questions(

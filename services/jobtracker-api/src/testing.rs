@@ -1,7 +1,50 @@
 //! Test support shared by this crate's tests and the end-to-end suite: a database of its own per
 //! test, removed afterwards.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use m2m_core::clock::{Clock, SleepFuture, SystemClock};
 use sqlx::Connection;
+
+/// The system clock plus an offset that tests move forward: leases lapse without waiting, while
+/// time keeps running (tokens minted meanwhile stay valid).
+#[derive(Debug, Clone, Default)]
+pub struct OffsetClock {
+    offset_ms: Arc<AtomicU64>,
+}
+
+impl OffsetClock {
+    /// A clock at the system time.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves it forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn offset(&self) -> Duration {
+        Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Instant {
+        SystemClock.now() + self.offset()
+    }
+
+    fn unix_now(&self) -> Duration {
+        SystemClock.unix_now() + self.offset()
+    }
+
+    fn sleep(&self, duration: Duration) -> SleepFuture {
+        SystemClock.sleep(duration)
+    }
+}
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

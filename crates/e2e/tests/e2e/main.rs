@@ -4,6 +4,7 @@
 mod bots;
 mod browser;
 mod contract;
+mod doors;
 mod faults;
 mod smoke;
 mod tokens;

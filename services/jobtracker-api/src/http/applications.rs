@@ -2,23 +2,27 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jobtracker_types::{
-    AnswerInput, Application, ApplicationStatus, CreateApplication, Event, LeaseRequest, Page,
-    Problem, QuestionWithContext, StatusUpdate,
+    AnswerInput, Application, ApplicationStatus, ClaimedApplication, CreateApplication, Event,
+    LeaseRelease, LeaseRequest, Page, QuestionWithContext, StatusUpdate,
 };
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
+use super::responses::{
+    Conflict, Forbidden, Invalid, JsonBody, NotFound, OptionalJsonBody, Unauthorized, Unavailable,
+};
 use super::users::PageQuery;
 use super::{ApiContext, validate};
-use crate::db::now_ms;
 use crate::error::ApiError;
 use crate::policy::{Action, Role, transition_allowed};
-use crate::store::AppState;
+use crate::store::{AppState, StatusGuard};
 
 async fn load(
     ctx: &ApiContext,
@@ -47,7 +51,7 @@ async fn full(ctx: &ApiContext, id: &str) -> Result<Json<Application>, ApiError>
 
 /// Creates an application for the caller, with its screening questions.
 #[utoipa::path(post, path = "/api/job-applications", tag = "applications", request_body = CreateApplication,
-    responses((status = 201, body = Application), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Application), Unauthorized, Forbidden, NotFound, JsonBody, Unavailable),
     security(("bearer" = [])))]
 pub async fn create(
     caller: Caller,
@@ -111,7 +115,7 @@ pub struct ListQuery {
 
 /// Applications: a user's own, or anyone's for the bots.
 #[utoipa::path(get, path = "/api/job-applications", tag = "applications", params(ListQuery),
-    responses((status = 200, body = Page<Application>), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<Application>), Unauthorized, Forbidden, Invalid, Unavailable), security(("bearer" = [])))]
 pub async fn list(
     caller: Caller,
     State(ctx): State<ApiContext>,
@@ -143,7 +147,7 @@ pub async fn list(
 
 /// One application with its questions.
 #[utoipa::path(get, path = "/api/job-applications/{id}", tag = "applications", params(("id" = String, Path)),
-    responses((status = 200, body = Application), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = Application), Unauthorized, Forbidden, NotFound, Invalid, Unavailable), security(("bearer" = [])))]
 pub async fn get(
     caller: Caller,
     State(ctx): State<ApiContext>,
@@ -155,7 +159,7 @@ pub async fn get(
 
 /// The audit trail of an application, oldest first.
 #[utoipa::path(get, path = "/api/job-applications/{id}/events", tag = "applications", params(("id" = String, Path), PageQuery),
-    responses((status = 200, body = Page<Event>), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<Event>), Unauthorized, Forbidden, NotFound, Invalid, Unavailable), security(("bearer" = [])))]
 pub async fn events(
     caller: Caller,
     State(ctx): State<ApiContext>,
@@ -171,9 +175,10 @@ pub async fn events(
     Ok(Json(Page { items, next_cursor }))
 }
 
-/// Changes the status, following the state machine (see docs/api.md).
+/// Changes the status, following the state machine (see docs/api.md). The job-applier presents
+/// the `lease_id` of its live claim; submitting also needs the application still ready.
 #[utoipa::path(patch, path = "/api/job-applications/{id}/status", tag = "applications", params(("id" = String, Path)), request_body = StatusUpdate,
-    responses((status = 200, body = Application), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = Application), Unauthorized, Forbidden, NotFound, Conflict, JsonBody, Unavailable),
     security(("bearer" = [])))]
 pub async fn update_status(
     caller: Caller,
@@ -184,6 +189,26 @@ pub async fn update_status(
     let app = load(&ctx, &caller, &id, Action::UpdateStatus).await?;
     validate::opt_text("reason", input.reason.as_deref(), 2000)?;
     validate::opt_text("submission_ref", input.submission_ref.as_deref(), 500)?;
+    let is_applier = caller.role == Role::Applier;
+    if !is_applier {
+        for (field, given) in [
+            ("submission_ref", input.submission_ref.is_some()),
+            ("lease_id", input.lease_id.is_some()),
+        ] {
+            if given {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("{field} belongs to the job-applier's submission"),
+                ));
+            }
+        }
+    }
+    if input.submission_ref.is_some() && input.status != ApplicationStatus::Submitted {
+        return Err(ApiError::invalid(
+            "submission_ref",
+            "submission_ref goes with submitted only",
+        ));
+    }
     if input.status == ApplicationStatus::Failed && input.reason.is_none() {
         return Err(ApiError::invalid(
             "reason",
@@ -214,41 +239,54 @@ pub async fn update_status(
             },
         );
     }
-    let require_claim = caller.role == Role::Applier;
-    if require_claim {
-        let live = app.claimed_by.as_deref() == Some(caller.actor.as_str())
-            && app.lease_expires_at.is_some_and(|t| t > now_ms());
-        if !live {
-            return Err(ApiError::Conflict(
-                "claim the application (and hold a live lease) before changing its status".into(),
-            ));
+    let guard = if is_applier {
+        StatusGuard::Lease {
+            lease_id: lease_id(input.lease_id.as_deref())?,
+            require_ready: input.status == ApplicationStatus::Submitted,
         }
-    }
-    if !ctx
-        .db
+    } else {
+        StatusGuard::Version
+    };
+    ctx.db
         .change_status(
             &app,
             input.status,
             input.reason.as_deref(),
             input.submission_ref.as_deref(),
             &caller.actor,
-            require_claim,
+            guard,
         )
-        .await?
-    {
-        return Err(ApiError::Conflict(
-            "the application changed meanwhile; reload and retry".into(),
-        ));
-    }
+        .await?;
     full(&ctx, &id).await
 }
 
-/// An optional JSON body: empty means the defaults.
-fn optional_json(body: &[u8]) -> Result<LeaseRequest, ApiError> {
+/// The claimant's fencing token: 409 when missing (the caller cannot show it holds the claim),
+/// 422 when it is not a lease id at all.
+fn lease_id(given: Option<&str>) -> Result<&str, ApiError> {
+    let l = given.ok_or_else(|| {
+        ApiError::Conflict(
+            "present the lease_id your claim returned: without it the claim cannot be yours".into(),
+        )
+    })?;
+    validate::id("lease_id", l, "lease")?;
+    Ok(l)
+}
+
+/// An optional JSON body: empty means the defaults. 413 over the body limit.
+fn optional_json<T: DeserializeOwned + Default>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge("request body too large".into())
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(LeaseRequest::default());
+        return Ok(T::default());
     }
-    super::extract::parse_json(body)
+    super::extract::parse_json(&body)
 }
 
 fn lease_ms(req: &LeaseRequest) -> Result<i64, ApiError> {
@@ -262,57 +300,70 @@ fn lease_ms(req: &LeaseRequest) -> Result<i64, ApiError> {
     }
 }
 
-/// Leases the oldest ready application (queued, all questions answered) to the job-applier.
-/// 204 when there is none.
-#[utoipa::path(post, path = "/api/job-applications/claim", tag = "applications", request_body = LeaseRequest,
-    responses((status = 200, body = Application), (status = 204, description = "Nothing is ready"), (status = 403, body = Problem)),
+/// Leases the oldest ready application (queued, all questions answered, none awaiting review) to
+/// the job-applier, with a new `lease_id` that its later writes present. 204 when there is none.
+#[utoipa::path(post, path = "/api/job-applications/claim", tag = "applications", request_body(content = Option<LeaseRequest>, description = "Optional: the lease length"),
+    responses((status = 200, body = ClaimedApplication), (status = 204, description = "Nothing is ready"), Unauthorized, Forbidden, OptionalJsonBody, Unavailable),
     security(("bearer" = [])))]
 pub async fn claim(
     caller: Caller,
     State(ctx): State<ApiContext>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     caller.allowed(Action::Claim)?;
-    let lease = lease_ms(&optional_json(&body)?)?;
+    let req: LeaseRequest = optional_json(body)?;
+    if req.lease_id.is_some() {
+        return Err(ApiError::invalid(
+            "lease_id",
+            "a claim gets a new lease_id; it does not take one",
+        ));
+    }
+    let lease = lease_ms(&req)?;
     match ctx.db.claim(&caller.actor, lease).await? {
-        Some(id) => Ok(full(&ctx, &id).await?.into_response()),
+        Some((id, lease_id)) => {
+            let Json(application) = full(&ctx, &id).await?;
+            Ok(Json(ClaimedApplication {
+                application,
+                lease_id,
+            })
+            .into_response())
+        }
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
 
-/// Extends the caller's lease.
-#[utoipa::path(put, path = "/api/job-applications/{id}/lease", tag = "applications", params(("id" = String, Path)), request_body = LeaseRequest,
-    responses((status = 200, body = Application), (status = 409, body = Problem)), security(("bearer" = [])))]
+/// Extends the caller's live lease (`lease_id` from the claim).
+#[utoipa::path(put, path = "/api/job-applications/{id}/lease", tag = "applications", params(("id" = String, Path)), request_body(content = Option<LeaseRequest>, description = "The lease_id of the claim, and the new lease length"),
+    responses((status = 200, body = Application), Unauthorized, Forbidden, NotFound, Conflict, OptionalJsonBody, Unavailable), security(("bearer" = [])))]
 pub async fn renew_lease(
     caller: Caller,
     State(ctx): State<ApiContext>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Application>, ApiError> {
     load(&ctx, &caller, &id, Action::ManageLease).await?;
-    let lease = lease_ms(&optional_json(&body)?)?;
-    if !ctx.db.set_lease(&id, &caller.actor, Some(lease)).await? {
-        return Err(ApiError::Conflict(
-            "you do not hold this application's claim".into(),
-        ));
-    }
+    let req: LeaseRequest = optional_json(body)?;
+    let lease = lease_ms(&req)?;
+    let lease_id = lease_id(req.lease_id.as_deref())?;
+    ctx.db
+        .set_lease(&id, &caller.actor, lease_id, Some(lease))
+        .await?;
     full(&ctx, &id).await
 }
 
-/// Gives the claim back without changing the status.
-#[utoipa::path(delete, path = "/api/job-applications/{id}/lease", tag = "applications", params(("id" = String, Path)),
-    responses((status = 204, description = "Released"), (status = 409, body = Problem)), security(("bearer" = [])))]
+/// Gives the claim back without changing the status (`lease_id` from the claim).
+#[utoipa::path(delete, path = "/api/job-applications/{id}/lease", tag = "applications", params(("id" = String, Path)), request_body(content = Option<LeaseRelease>, description = "The lease_id of the claim"),
+    responses((status = 204, description = "Released"), Unauthorized, Forbidden, NotFound, Conflict, OptionalJsonBody, Unavailable), security(("bearer" = [])))]
 pub async fn release_lease(
     caller: Caller,
     State(ctx): State<ApiContext>,
     Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     load(&ctx, &caller, &id, Action::ManageLease).await?;
-    if !ctx.db.set_lease(&id, &caller.actor, None).await? {
-        return Err(ApiError::Conflict(
-            "you do not hold this application's claim".into(),
-        ));
-    }
+    let req: LeaseRelease = optional_json(body)?;
+    let lease_id = lease_id(req.lease_id.as_deref())?;
+    ctx.db.set_lease(&id, &caller.actor, lease_id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -330,7 +381,7 @@ pub struct QuestionQuery {
 
 /// Screening questions with the candidate and application they belong to.
 #[utoipa::path(get, path = "/api/questions", tag = "questions", params(QuestionQuery),
-    responses((status = 200, body = Page<QuestionWithContext>), (status = 403, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<QuestionWithContext>), Unauthorized, Forbidden, Invalid, Unavailable), security(("bearer" = [])))]
 pub async fn questions(
     caller: Caller,
     State(ctx): State<ApiContext>,
@@ -353,7 +404,7 @@ pub async fn questions(
 /// Answers a screening question, or marks it for a person's review.
 #[utoipa::path(put, path = "/api/job-applications/{id}/questions/{qid}/answer", tag = "questions",
     params(("id" = String, Path), ("qid" = String, Path)), request_body = AnswerInput,
-    responses((status = 200, body = Application), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = Application), Unauthorized, Forbidden, NotFound, Conflict, JsonBody, Unavailable),
     security(("bearer" = [])))]
 pub async fn answer(
     caller: Caller,
@@ -379,44 +430,16 @@ pub async fn answer(
             ));
         }
     }
-    if !matches!(
-        app.status,
-        ApplicationStatus::Saved | ApplicationStatus::Queued
-    ) {
-        return Err(ApiError::Conflict(format!(
-            "answers are frozen once an application is {}",
-            app.status
-        )));
-    }
-    if app.claimed_by.is_some()
-        && app.lease_expires_at.is_some_and(|t| t > now_ms())
-        && caller.role != Role::User
-    {
-        return Err(ApiError::Conflict(
-            "the application is being submitted".into(),
-        ));
-    }
     ctx.db
-        .question(&id, &qid)
-        .await?
-        .ok_or(ApiError::NotFound("question"))?;
-    let protect = caller.role != Role::User;
-    if !ctx
-        .db
         .answer(
-            &app,
+            &app.id,
             &qid,
             input.answer.as_deref().map(str::trim),
             input.needs_review,
             input.review_reason.as_deref(),
             &caller.actor,
-            protect,
+            caller.role != Role::User,
         )
-        .await?
-    {
-        return Err(ApiError::Conflict(
-            "the candidate answered this question; it is not overwritten".into(),
-        ));
-    }
+        .await?;
     full(&ctx, &id).await
 }

@@ -17,12 +17,39 @@ impl FromRef<ApiContext> for Arc<Verifier> {
     }
 }
 
+/// The audit name of `principal`: `user:user_…`, or `user:user_… (act:user_…)` when someone
+/// is impersonating the user (Clerk's `act` claim), or `machine:mch_…`.
+pub fn actor_of(principal: &Principal) -> String {
+    match principal {
+        Principal::User(u) => match &u.actor {
+            Some(act) => format!("user:{} (act:{})", u.user_id, impersonator(act)),
+            None => principal.actor(),
+        },
+        Principal::Machine(_) => principal.actor(),
+    }
+}
+
+/// The impersonator's id from an `act` claim (`{"sub": "user_…", …}`): only an id's characters,
+/// at most 64, so nothing odd reaches the audit trail; `unknown` when it has no usable `sub`.
+pub fn impersonator(act: &serde_json::Value) -> String {
+    act.get("sub")
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
 /// The authenticated caller and its role. A machine with no role is refused (403), never trusted.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
     pub role: Role,
-    /// `user:…` or `machine:…`, for the audit trail.
+    /// `user:…` (with `(act:…)` when impersonated) or `machine:…`, for the audit trail.
     pub actor: String,
 }
 
@@ -47,7 +74,7 @@ impl FromRequestParts<ApiContext> for Caller {
                 }
             },
         };
-        let actor = principal.actor();
+        let actor = actor_of(&principal);
         Ok(Self {
             principal,
             role,

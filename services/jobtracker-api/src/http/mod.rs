@@ -3,6 +3,7 @@
 mod applications;
 mod extract;
 mod ops;
+mod responses;
 mod users;
 pub mod validate;
 
@@ -48,6 +49,7 @@ pub struct ApiContext {
 #[openapi(
     info(title = "JobTracker API", description = "Users authenticate with a Clerk session JWT; the candidate-representer and job-applier bots with Clerk M2M tokens. Use the Authorize button with either."),
     modifiers(&BearerAuth),
+    components(schemas(jobtracker_types::Problem)),
     tags(
         (name = "identity", description = "Who is calling"),
         (name = "users", description = "Candidate profiles"),

@@ -6,32 +6,44 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jobtracker_types::{Page, Problem, Resume, User, UserProfileInput, Whoami};
+use jobtracker_types::{Page, Resume, User, UserProfileInput, Whoami};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
+use super::responses::{
+    Forbidden, Invalid, JsonBody, NotFound, TooLarge, Unauthorized, Unavailable, Unsupported,
+};
 use super::{ApiContext, validate};
 use crate::error::ApiError;
 use crate::policy::Action;
 
-/// Who the caller is.
+/// Who the caller is: any authenticated caller, including a machine with no role here (its
+/// `role` is then null), so a misconfigured bot can see why every other route refuses it.
 #[utoipa::path(get, path = "/api/whoami", tag = "identity",
-    responses((status = 200, body = Whoami), (status = 401, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, body = Whoami), Unauthorized, Unavailable),
     security(("bearer" = [])))]
-pub async fn whoami(caller: Caller) -> Result<Json<Whoami>, ApiError> {
-    caller.allowed(Action::Whoami)?;
-    Ok(Json(match &caller.principal {
+pub async fn whoami(
+    principal: m2m_core::Principal,
+    State(ctx): State<ApiContext>,
+) -> Result<Json<Whoami>, ApiError> {
+    Ok(Json(match &principal {
         m2m_core::Principal::User(u) => Whoami::User {
             user_id: u.user_id.clone(),
             session_id: u.session_id.clone(),
+            actor: u.actor.as_ref().map(super::extract::impersonator),
         },
         m2m_core::Principal::Machine(m) => Whoami::Machine {
             machine_id: m.machine_id.clone(),
             token_id: m.token_id.clone(),
             scopes: m.scopes.clone(),
-            role: caller.role.machine_role_name().map(str::to_owned),
+            role: ctx
+                .roles
+                .iter()
+                .find(|(id, _)| *id == m.machine_id)
+                .and_then(|(_, role)| role.machine_role_name())
+                .map(str::to_owned),
         },
     }))
 }
@@ -81,7 +93,7 @@ fn check_profile(p: &UserProfileInput) -> Result<(), ApiError> {
 
 /// Creates or updates the caller's own profile; the id is the Clerk user id.
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = UserProfileInput,
-    responses((status = 200, body = User), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = User), Unauthorized, Forbidden, JsonBody, Unavailable),
     security(("bearer" = [])))]
 pub async fn upsert_profile(
     caller: Caller,
@@ -99,7 +111,7 @@ pub async fn upsert_profile(
 
 /// The caller's own profile.
 #[utoipa::path(get, path = "/api/users/me", tag = "users",
-    responses((status = 200, body = User), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = User), Unauthorized, Forbidden, NotFound, Unavailable), security(("bearer" = [])))]
 pub async fn me(caller: Caller, State(ctx): State<ApiContext>) -> Result<Json<User>, ApiError> {
     caller.allowed(Action::GetMe)?;
     let user_id = caller
@@ -114,7 +126,7 @@ pub async fn me(caller: Caller, State(ctx): State<ApiContext>) -> Result<Json<Us
 
 /// A user's profile (self, or either bot).
 #[utoipa::path(get, path = "/api/users/{user_id}", tag = "users", params(("user_id" = String, Path, description = "Clerk user id")),
-    responses((status = 200, body = User), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = User), Unauthorized, Forbidden, NotFound, Invalid, Unavailable), security(("bearer" = [])))]
 pub async fn get_user(
     caller: Caller,
     State(ctx): State<ApiContext>,
@@ -157,7 +169,7 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     params(("user_id" = String, Path), UploadQuery),
     request_body(description = "The file; the content must match the Content-Type",
         content((Vec<u8> = "application/pdf"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"), (Vec<u8> = "text/plain"))),
-    responses((status = 201, body = Resume), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Resume), Unauthorized, Forbidden, NotFound, TooLarge, Unsupported, Invalid, Unavailable),
     security(("bearer" = [])))]
 pub async fn upload_resume(
     caller: Caller,
@@ -233,7 +245,7 @@ pub struct PageQuery {
 
 /// A user's resumes (metadata).
 #[utoipa::path(get, path = "/api/users/{user_id}/resumes", tag = "resumes", params(("user_id" = String, Path), PageQuery),
-    responses((status = 200, body = Page<Resume>), (status = 403, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<Resume>), Unauthorized, Forbidden, Invalid, Unavailable), security(("bearer" = [])))]
 pub async fn list_resumes(
     caller: Caller,
     State(ctx): State<ApiContext>,
@@ -277,7 +289,7 @@ pub fn content_disposition(name: &str) -> String {
 
 /// Downloads a resume (owner, or the job-applier).
 #[utoipa::path(get, path = "/api/resumes/{resume_id}/content", tag = "resumes", params(("resume_id" = String, Path)),
-    responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 404, body = Problem)),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"), Unauthorized, Forbidden, NotFound, Invalid, Unavailable),
     security(("bearer" = [])))]
 pub async fn download_resume(
     caller: Caller,

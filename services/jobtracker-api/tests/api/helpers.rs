@@ -4,7 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 pub use jobtracker_api::testing::Backend;
-use jobtracker_api::testing::TestDatabase;
+use jobtracker_api::testing::{OffsetClock, TestDatabase};
 
 /// Runs a scenario on both backends: `both!(name);` makes `name::sqlite` and `name::postgres`.
 #[macro_export]
@@ -38,6 +38,8 @@ pub struct TestApp {
     pub alice: String,
     pub bob: String,
     pub db: jobtracker_api::db::Db,
+    /// The API's clock (the system clock until a test moves it).
+    pub clock: OffsetClock,
     _database: TestDatabase,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -73,7 +75,10 @@ pub async fn spawn_app_with(backend: Backend, edit: impl FnOnce(&mut Config)) ->
     let mock = ClerkMock::start_demo().await;
     let mut cfg = config(&mock, database.url.clone());
     edit(&mut cfg);
-    let app = Application::build(&cfg).await.expect("the API starts");
+    let clock = OffsetClock::new();
+    let app = Application::build_with_clock(&cfg, std::sync::Arc::new(clock.clone()))
+        .await
+        .expect("the API starts");
     let base = format!("http://{}", app.local_addr());
     let db = app.db().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -91,6 +96,7 @@ pub async fn spawn_app_with(backend: Backend, edit: impl FnOnce(&mut Config)) ->
         bob: users[1].id.clone(),
         mock,
         db,
+        clock,
         _database: database,
         _shutdown: tx,
     })
@@ -104,6 +110,56 @@ pub struct Answer {
 }
 
 impl TestApp {
+    /// Time passes for the API and for Clerk alike: leases lapse, tokens minted from now on
+    /// carry the new time.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.clock.advance(by);
+        self.mock.advance_clock(by);
+    }
+
+    /// `POST /api/job-applications/claim` with `lease_seconds`.
+    pub async fn claim(&self, token: &str, lease_seconds: u32) -> Answer {
+        self.post(
+            "/api/job-applications/claim",
+            token,
+            json!({ "lease_seconds": lease_seconds }),
+        )
+        .await
+    }
+
+    /// The applier's `PATCH …/status` → `submitted`, presenting `lease_id`.
+    pub async fn submit(&self, token: &str, app_id: &str, lease_id: &str) -> Answer {
+        self.call(
+            Method::PATCH,
+            &format!("/api/job-applications/{app_id}/status"),
+            Some(token),
+            Some(json!({"status": "submitted", "submission_ref": format!("outbox:{app_id}"), "lease_id": lease_id})),
+        )
+        .await
+    }
+
+    /// `PUT …/questions/{qid}/answer`.
+    pub async fn answer(&self, token: &str, app_id: &str, qid: &str, body: Value) -> Answer {
+        self.call(
+            Method::PUT,
+            &format!("/api/job-applications/{app_id}/questions/{qid}/answer"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    /// The audit trail in order: (actor, action, to_status, detail).
+    pub async fn events(&self, app_id: &str) -> Vec<Value> {
+        let a = self
+            .get(
+                &format!("/api/job-applications/{app_id}/events?limit=200"),
+                &self.machine("JobApplier.Bot").await,
+            )
+            .await;
+        a.body["items"].as_array().expect("items").clone()
+    }
+
     pub fn user(&self, user_id: &str) -> String {
         self.mock.session_token(user_id)
     }

@@ -4,4 +4,6 @@
 mod helpers;
 mod input;
 mod pipeline;
+mod races;
 mod routes;
+mod rules;

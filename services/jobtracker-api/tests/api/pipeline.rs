@@ -99,6 +99,19 @@ async fn the_applier_submits_only_its_own_live_claim(app: &TestApp) {
             .starts_with("machine:mch_")
     );
     assert_eq!(claimed.body["attempts"], 1);
+    let lease = claimed.body["lease_id"]
+        .as_str()
+        .expect("a claim carries its lease_id")
+        .to_owned();
+    assert!(lease.starts_with("lease_"), "{lease}");
+    assert_eq!(
+        app.get(&format!("/api/job-applications/{app_id}"), &applier)
+            .await
+            .body
+            .get("lease_id"),
+        None,
+        "the fencing token is handed to the claimant only"
+    );
     assert_eq!(
         app.post("/api/job-applications/claim", &applier, json!({}))
             .await
@@ -113,11 +126,30 @@ async fn the_applier_submits_only_its_own_live_claim(app: &TestApp) {
         422,
         "failed needs a reason"
     );
-    let done = patch_status(
+    let unfenced = patch_status(
         app,
         &applier,
         &app_id,
         json!({"status": "submitted", "submission_ref": "outbox:abc"}),
+    )
+    .await;
+    assert_eq!(unfenced.status, 409, "no lease_id: {}", unfenced.body);
+    assert_eq!(
+        patch_status(
+            app,
+            &applier,
+            &app_id,
+            json!({"status": "submitted", "lease_id": "not a lease"})
+        )
+        .await
+        .body["field"],
+        "lease_id"
+    );
+    let done = patch_status(
+        app,
+        &applier,
+        &app_id,
+        json!({"status": "submitted", "submission_ref": "outbox:abc", "lease_id": lease}),
     )
     .await;
     assert_eq!(done.status, 200, "{}", done.body);
@@ -129,7 +161,7 @@ async fn the_applier_submits_only_its_own_live_claim(app: &TestApp) {
             app,
             &applier,
             &app_id,
-            json!({"status": "failed", "reason": "x"})
+            json!({"status": "failed", "reason": "x", "lease_id": lease})
         )
         .await
         .status,
@@ -251,63 +283,75 @@ async fn an_expired_lease_can_be_claimed_again(app: &TestApp) {
     let a = app.application(&app.alice, &[], "queued").await;
     let app_id = id(&a);
     let first = app.machine("JobApplier.Bot").await;
-    assert_eq!(
-        app.post(
-            "/api/job-applications/claim",
-            &first,
-            json!({"lease_seconds": 10})
-        )
-        .await
-        .status,
-        200
-    );
+    let claimed = app.claim(&first, 10).await;
+    assert_eq!(claimed.status, 200);
+    let first_lease = claimed.body["lease_id"].as_str().expect("lease").to_owned();
     assert_eq!(
         app.post("/api/job-applications/claim", &first, json!({}))
             .await
             .status,
         204
     );
-    // Time passes: the lease lapses (moved into the past rather than waited for).
-    sqlx::query("UPDATE job_applications SET lease_expires_at = 1 WHERE id = $1")
-        .bind(&app_id)
-        .execute(&app.db.pool)
+    // Time passes: the lease lapses, and a lapsed lease is not renewed.
+    app.advance(std::time::Duration::from_secs(11));
+    let lease_path = format!("/api/job-applications/{app_id}/lease");
+    assert_eq!(
+        app.call(
+            Method::PUT,
+            &lease_path,
+            Some(&first),
+            Some(json!({"lease_seconds": 60, "lease_id": first_lease}))
+        )
         .await
-        .expect("update");
-    let again = app
-        .post("/api/job-applications/claim", &first, json!({}))
-        .await;
+        .status,
+        409,
+        "renewing a lapsed lease"
+    );
+    let again = app.claim(&first, 300).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body["attempts"], 2);
-    let renewed = app
-        .call(
-            Method::PUT,
-            &format!("/api/job-applications/{app_id}/lease"),
-            Some(&first),
-            Some(json!({"lease_seconds": 120})),
-        )
-        .await;
-    assert_eq!(renewed.status, 200);
-    assert_eq!(
-        app.call(
-            Method::PUT,
-            &format!("/api/job-applications/{app_id}/lease"),
-            Some(&first),
-            Some(json!({"lease_seconds": 5}))
-        )
+    let lease = again.body["lease_id"].as_str().expect("lease").to_owned();
+    assert_ne!(lease, first_lease, "every claim gets a new lease_id");
+    for (body, expected) in [
+        (json!({"lease_seconds": 120}), 409),
+        (json!({"lease_seconds": 120, "lease_id": first_lease}), 409),
+        (json!({"lease_seconds": 120, "lease_id": "lease_x"}), 422),
+        (json!({"lease_seconds": 5, "lease_id": lease}), 422),
+        (json!({"lease_seconds": 120, "lease_id": lease}), 200),
+    ] {
+        let r = app
+            .call(Method::PUT, &lease_path, Some(&first), Some(body.clone()))
+            .await;
+        assert_eq!(r.status, expected, "renew {body}: {}", r.body);
+    }
+    for (body, expected) in [
+        (None, 409),
+        (Some(json!({"lease_id": first_lease})), 409),
+        (Some(json!({"lease_id": lease, "extra": 1})), 422),
+        (Some(json!({"lease_id": lease})), 204),
+        (Some(json!({"lease_id": lease})), 409),
+    ] {
+        let r = app
+            .call(Method::DELETE, &lease_path, Some(&first), body.clone())
+            .await;
+        assert_eq!(r.status, expected, "release {body:?}: {}", r.body);
+    }
+    let actions: Vec<String> = app
+        .event_actions(&app_id)
         .await
-        .status,
-        422
-    );
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
     assert_eq!(
-        app.call(
-            Method::DELETE,
-            &format!("/api/job-applications/{app_id}/lease"),
-            Some(&first),
-            None
-        )
-        .await
-        .status,
-        204
+        actions,
+        [
+            "created",
+            "claimed",
+            "claimed",
+            "lease_renewed",
+            "lease_released"
+        ],
+        "refused lease writes leave no event"
     );
     assert_eq!(
         app.post("/api/job-applications/claim", &first, json!({}))

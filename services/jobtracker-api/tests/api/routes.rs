@@ -1,5 +1,8 @@
 //! Every route for each kind of caller; the OpenAPI document covers the router; ops endpoints.
 
+use std::collections::BTreeSet;
+
+use jobtracker_api::policy::{Action, ROUTES};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -190,7 +193,11 @@ async fn access_matrix(app: &TestApp) {
             Method::DELETE,
             format!("/api/job-applications/{id}/lease"),
             None,
-            vec![("rep", &rep, 403), ("applier", &applier, 204)],
+            vec![
+                ("alice", &alice, 403),
+                ("rep", &rep, 403),
+                ("applier without its lease_id", &applier, 409),
+            ],
         ),
         (
             Method::PATCH,
@@ -252,7 +259,12 @@ async fn access_matrix(app: &TestApp) {
         let s = app
             .call(method.clone(), &path, Some(&stranger), body.clone())
             .await;
-        assert_eq!(s.status, 403, "unmapped machine {method} {path}");
+        if path == "/api/whoami" {
+            assert_eq!(s.status, 200, "whoami shows a machine with no role itself");
+            assert_eq!(s.body["role"], Value::Null);
+        } else {
+            assert_eq!(s.status, 403, "unmapped machine {method} {path}");
+        }
     }
     let own = app.get("/api/job-applications", &bob).await;
     assert!(
@@ -351,6 +363,127 @@ async fn openapi_covers_the_router(app: &TestApp) {
     }
 }
 both!(openapi_covers_the_router);
+
+/// The statuses an operation must list, derived from the route table and the operation's shape:
+/// every `/api` route authenticates (401; 503 when Clerk or the database is down) and refuses
+/// (403) except `whoami`; ids in the path are validated (422) and looked up (404); a JSON body
+/// can be malformed (400), too large (413), the wrong type (415, when required) or invalid
+/// (422); the state-changing routes with rules answer 409.
+fn expected_errors(method: &str, path: &str, action: Action, op: &Value) -> BTreeSet<u16> {
+    let mut out = BTreeSet::from([401, 503]);
+    if action != Action::Whoami {
+        out.insert(403);
+    }
+    if path.contains('{') {
+        out.insert(422); // ids in the path are validated
+    }
+    if ["{id}", "{resume_id}", "{qid}"]
+        .iter()
+        .any(|p| path.contains(p))
+    {
+        out.insert(404);
+    }
+    if let Some(body) = op.get("requestBody") {
+        if body["content"].get("application/json").is_some() {
+            out.extend([400, 413, 422]);
+            if body["required"] == true {
+                out.insert(415);
+            }
+        } else {
+            // Raw uploads: size, type and name.
+            out.extend([413, 415, 422]);
+        }
+    }
+    if matches!(
+        action,
+        Action::UpdateStatus | Action::ManageLease | Action::AnswerQuestion
+    ) {
+        out.insert(409);
+    }
+    if method == "get" && !path.contains('{') && op.get("parameters").is_some() {
+        out.insert(422); // query parameters
+    }
+    // Routes that look a user's profile up.
+    if matches!(
+        (method, path),
+        ("get", "/api/users/me")
+            | ("get", "/api/users/{user_id}")
+            | ("post", "/api/job-applications")
+            | ("post", "/api/users/{user_id}/resumes")
+    ) {
+        out.insert(404);
+    }
+    out
+}
+
+async fn openapi_lists_every_status_the_route_table_implies(app: &TestApp) {
+    let doc = app
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("item").keys() {
+            if path.starts_with("/api/") {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    let table: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, table, "the document and the route table differ");
+
+    let api_id = app.mock.machine_by_name("JobTracker.API").expect("api").id;
+    app.mock.create_machine("NoRole.Bot", &[&api_id]);
+    let stranger = app.machine("NoRole.Bot").await;
+    for (method, path, action) in ROUTES {
+        let op = &doc["paths"][path][method];
+        let listed: BTreeSet<u16> = op["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+            .map(|k| k.parse().expect("numeric status"))
+            .collect();
+        let errors: BTreeSet<u16> = listed.iter().copied().filter(|s| *s >= 400).collect();
+        assert_eq!(
+            errors,
+            expected_errors(method, path, *action, op),
+            "{method} {path}: the listed error statuses"
+        );
+        assert!(
+            listed.iter().any(|s| (200..300).contains(s)),
+            "{method} {path} lists no success"
+        );
+        for status in &errors {
+            let r = &op["responses"][status.to_string()];
+            assert!(
+                r["content"].get("application/problem+json").is_some(),
+                "{method} {path} {status} is not problem+json"
+            );
+        }
+        // What the route really answers a machine with no role is listed.
+        let concrete = path
+            .replace("{user_id}", &app.alice)
+            .replace("{resume_id}", "res_000000000000000000000000")
+            .replace("{qid}", "q_000000000000000000000000")
+            .replace("{id}", "app_000000000000000000000000");
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let a = app.call(m, &concrete, Some(&stranger), None).await;
+        assert!(
+            listed.contains(&a.status.as_u16()),
+            "{method} {path} answered {} to a machine with no role, which it does not list",
+            a.status
+        );
+    }
+    // The whole point of #20's item 7: 403 everywhere but whoami.
+    for (method, path, _) in ROUTES {
+        let has_403 = doc["paths"][path][method]["responses"].get("403").is_some();
+        assert_eq!(has_403, *path != "/api/whoami", "{method} {path}");
+    }
+}
+both!(openapi_lists_every_status_the_route_table_implies);
 
 async fn swagger_ui_is_served_offline(app: &TestApp) {
     // DESIGN's route is /swagger: it redirects to the UI's folder (reqwest follows it).
