@@ -17,8 +17,9 @@ fn seed() -> &'static (Seed, SigningKey) {
     static SEED: OnceLock<(Seed, SigningKey)> = OnceLock::new();
     SEED.get_or_init(|| {
         let seed = Seed::demo();
-        let key = SigningKey::from_pkcs8_pem(seed.instance.signing_key_pem.as_deref().expect("pem"))
-            .expect("key");
+        let key =
+            SigningKey::from_pkcs8_pem(seed.instance.signing_key_pem.as_deref().expect("pem"))
+                .expect("key");
         (seed, key)
     })
 }

@@ -22,17 +22,26 @@ fuzz_target!(|data: &[u8]| {
         Ok(TokenKind::OpaqueM2m) => assert!(is_opaque_m2m(token)),
         Ok(TokenKind::M2mJwt(_)) => {
             let (h, p) = parts(token).expect("classified as a JWT");
-            let machine = p.get("sub").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("mch_"));
+            let machine = p
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| s.starts_with("mch_"));
             let m2m_cat = h.get("cat").and_then(|c| c.as_str()) == Some("cl_B7d4PD333AAA");
             assert!(machine || m2m_cat);
         }
         Ok(TokenKind::SessionJwt(_)) => {
             let (h, p) = parts(token).expect("classified as a JWT");
-            let machine = p.get("sub").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("mch_"));
+            let machine = p
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| s.starts_with("mch_"));
             let m2m_cat = h.get("cat").and_then(|c| c.as_str()) == Some("cl_B7d4PD333AAA");
             assert!(!machine && !m2m_cat);
         }
-        Err(e) => assert!(matches!(e, VerifyError::Malformed(_) | VerifyError::Invalid(_))),
+        Err(e) => assert!(matches!(
+            e,
+            VerifyError::Malformed(_) | VerifyError::Invalid(_)
+        )),
     }
     let w = world();
     match w.rt.block_on(w.verifier.verify_header(Some(data))) {

@@ -116,14 +116,21 @@ pub fn check_accepted(token: &str, principal: &m2m_core::Principal) {
         assert_eq!(t, "JWT", "accepted typ");
     }
     let exp = num(claims.get("exp")).expect("accepted without a numeric exp");
-    assert!(exp * 1000.0 > now * 1000.0 - 5000.0, "accepted an expired token");
+    assert!(
+        exp * 1000.0 > now * 1000.0 - 5000.0,
+        "accepted an expired token"
+    );
     for c in ["nbf", "iat"] {
         if let Some(v) = claims.get(c) {
             let v = v.as_f64().expect("accepted a non-numeric nbf/iat");
             assert!(v * 1000.0 <= now * 1000.0 + 5000.0, "accepted a future {c}");
         }
     }
-    assert_eq!(claims.get("iss").and_then(Value::as_str), Some(ISSUER), "iss");
+    assert_eq!(
+        claims.get("iss").and_then(Value::as_str),
+        Some(ISSUER),
+        "iss"
+    );
     let sub = claims.get("sub").and_then(Value::as_str).expect("sub");
     match principal {
         m2m_core::Principal::User(u) => {
@@ -141,7 +148,10 @@ pub fn check_accepted(token: &str, principal: &m2m_core::Principal) {
             assert!(!u.session_id.is_empty(), "sid");
         }
         m2m_core::Principal::Machine(m) => {
-            assert!(sub.starts_with("mch_"), "a non-machine accepted as a machine");
+            assert!(
+                sub.starts_with("mch_"),
+                "a non-machine accepted as a machine"
+            );
             assert_eq!(m.machine_id, sub);
             let names = |v: Option<&Value>| -> Vec<String> {
                 match v {
