@@ -29,6 +29,7 @@ fn benches(c: &mut Criterion) {
                 ttl: std::time::Duration::from_secs(3600),
                 ..Default::default()
             },
+            jwks: Default::default(),
         };
         let clock = ManualClock::new();
         let verifier = cfg.build(

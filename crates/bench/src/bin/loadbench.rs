@@ -35,6 +35,7 @@ async fn start_api(mock: &ClerkMock, ttl: u64, dir: &std::path::Path, name: &str
         clerk_authorized_parties: None,
         clerk_issuer: None,
         m2m_verify_cache_ttl_seconds: ttl,
+        verify_limits: Default::default(),
         candidate_representer_machine_id: Some(m("CandidateRepresenter.Bot").id),
         job_applier_machine_id: Some(m("JobApplier.Bot").id),
         resume_max_bytes: 1 << 20,
@@ -263,6 +264,7 @@ async fn main() {
         key_source: Some(KeySource::from_pem(&mock.public_key_pem()).expect("pem")),
         policy: JwtPolicy::default(),
         cache: OpaqueCacheSettings::default(),
+        jwks: Default::default(),
     };
     let client = ClerkClient::new(mock.api_url()).expect("client");
     let verifier = pem_cfg.build(&client, Arc::new(clock.clone()));
