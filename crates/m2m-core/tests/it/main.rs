@@ -8,4 +8,5 @@ mod fuzz;
 mod support;
 mod token_source;
 mod verify;
+mod verify_attack;
 mod verify_http;
