@@ -69,11 +69,22 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(backend: Backend, edit: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    spawn_app_clocked(backend, edit, m2m_core::clock::system()).await
+}
+
+/// As [`spawn_app_with`], with the clock the API's verifier runs on.
+pub async fn spawn_app_clocked(
+    backend: Backend,
+    edit: impl FnOnce(&mut Config),
+    clock: std::sync::Arc<dyn m2m_core::Clock>,
+) -> Option<TestApp> {
     let database = TestDatabase::create(backend).await?;
     let mock = ClerkMock::start_demo().await;
     let mut cfg = config(&mock, database.url.clone());
     edit(&mut cfg);
-    let app = Application::build(&cfg).await.expect("the API starts");
+    let app = Application::build_with_clock(&cfg, clock)
+        .await
+        .expect("the API starts");
     let base = format!("http://{}", app.local_addr());
     let db = app.db().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
