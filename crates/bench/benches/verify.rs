@@ -30,6 +30,7 @@ fn benches(c: &mut Criterion) {
                 ..Default::default()
             },
             machine_id: Some(api.id.clone()),
+            jwks: Default::default(),
         };
         let clock = ManualClock::new();
         let verifier = cfg.build(

@@ -309,6 +309,20 @@ impl ClerkMock {
         self.lock().jwks()
     }
 
+    /// Serves `keys` (JWK objects) on both JWKS routes from now on, e.g. to rotate the instance
+    /// key out (`[]` or another key's [`SigningKey::jwk`]) or to publish keys with odd `use`,
+    /// `key_ops` or `alg`; `None` goes back to the instance key alone. Tokens are still signed
+    /// with the instance key.
+    pub fn set_jwks_keys(&self, keys: Option<Vec<Value>>) {
+        self.lock().jwks_keys = keys;
+    }
+
+    /// The instance key's JWK, as the JWKS routes serve it by default.
+    pub fn instance_jwk(&self) -> Value {
+        let s = self.lock();
+        s.key.jwk(&s.instance_id)
+    }
+
     /// Every machine.
     pub fn machines(&self) -> Vec<MachineInfo> {
         let s = self.lock();

@@ -266,6 +266,8 @@ pub(crate) struct State {
     pub faults: Vec<FaultRule>,
     pub latency: Duration,
     pub outage: Option<u16>,
+    /// When set, the `keys` both JWKS routes serve instead of the instance key.
+    pub jwks_keys: Option<Vec<Value>>,
 }
 
 fn system_ms() -> i64 {
@@ -304,6 +306,7 @@ impl State {
             faults: Vec::new(),
             latency: Duration::ZERO,
             outage: None,
+            jwks_keys: None,
         };
         if !state.instance_id.starts_with("ins_") {
             return Err(format!(
@@ -572,7 +575,10 @@ impl State {
     }
 
     pub fn jwks(&self) -> Value {
-        json!({ "keys": [self.key.jwk(&self.instance_id)] })
+        match &self.jwks_keys {
+            Some(keys) => json!({ "keys": keys }),
+            None => json!({ "keys": [self.key.jwk(&self.instance_id)] }),
+        }
     }
 
     fn create_token(&mut self, headers: &http::HeaderMap, body: &[u8]) -> Result<Reply, Reply> {

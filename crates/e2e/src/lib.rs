@@ -58,6 +58,7 @@ impl Stack {
             clerk_authorized_parties: Some(mock.authorized_party()),
             clerk_issuer: None,
             m2m_verify_cache_ttl_seconds: 60,
+            verify_limits: Default::default(),
             candidate_representer_machine_id: Some(machine("CandidateRepresenter.Bot").id),
             job_applier_machine_id: Some(machine("JobApplier.Bot").id),
             resume_max_bytes: 1 << 20,

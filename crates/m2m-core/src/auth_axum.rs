@@ -110,8 +110,10 @@ where
                 VerifyError::Misconfigured(m) => {
                     tracing::error!(error = %m, "cannot verify credentials")
                 }
+                // The cause (Clerk down, budget spent, JWKS unreachable) is logged where it
+                // happens, rate-limited: one line per request would let a flood flood the log.
                 VerifyError::Unavailable { reason, .. } => {
-                    tracing::warn!(%reason, "credentials could not be verified now")
+                    tracing::debug!(%reason, "credentials could not be verified now")
                 }
                 other => tracing::debug!(reason = %other, "credentials rejected"),
             })?;

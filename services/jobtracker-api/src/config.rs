@@ -57,6 +57,9 @@ pub struct Config {
     /// Also the longest a revoked opaque token keeps working here.
     #[arg(long, env = "M2M_VERIFY_CACHE_TTL_SECONDS", default_value_t = 60)]
     pub m2m_verify_cache_ttl_seconds: u64,
+    /// Limits that keep verification standing under attack.
+    #[command(flatten)]
+    pub verify_limits: VerifyLimits,
     /// Machine id (`mch_…`) that gets the candidate-representer role.
     #[arg(long, env = "CANDIDATE_REPRESENTER_MACHINE_ID")]
     pub candidate_representer_machine_id: Option<String>,
@@ -72,6 +75,37 @@ pub struct Config {
     /// `pretty` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,
+}
+
+/// Limits that keep token verification standing under a flood of tokens, a Clerk outage and a
+/// key rotation (docs/verification.md, "Under attack").
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct VerifyLimits {
+    /// Clerk verify calls (opaque-token cache misses) this process may make back to back. Past
+    /// the budget a request gets 503 + Retry-After and Clerk is not called: random tokens cannot
+    /// spend the Clerk instance's Backend API rate limit (per instance: 100 requests / 10 s in
+    /// development, 1000 / 10 s in production), which every service shares.
+    #[arg(long, env = "M2M_VERIFY_MISS_BURST", default_value_t = 50)]
+    pub m2m_verify_miss_burst: u32,
+    /// Sustained Clerk verify calls per second that refill that budget. Bots mint about one
+    /// token an hour and each is verified about once a minute per instance, so 10/s leaves
+    /// ample room; keep burst + rate × instances under the Clerk limit.
+    #[arg(long, env = "M2M_VERIFY_MISS_PER_SECOND", default_value_t = 10)]
+    pub m2m_verify_miss_per_second: u32,
+    /// Seconds Clerk's JWT signing keys (JWKS) are fresh; refreshed in the background at 80 %
+    /// of it, so a key removed from the JWKS stops verifying within about this long.
+    #[arg(long, env = "CLERK_JWKS_CACHE_TTL_SECONDS", default_value_t = 300)]
+    pub clerk_jwks_cache_ttl_seconds: u64,
+}
+
+impl Default for VerifyLimits {
+    fn default() -> Self {
+        Self {
+            m2m_verify_miss_burst: 50,
+            m2m_verify_miss_per_second: 10,
+            clerk_jwks_cache_ttl_seconds: 300,
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -93,6 +127,10 @@ impl Config {
     /// The verification settings, validated by m2m-core (errors name the variable).
     pub fn verifier(&self) -> Result<VerifierConfig, ConfigError> {
         let ttl = self.m2m_verify_cache_ttl_seconds.to_string();
+        let limits = &self.verify_limits;
+        let burst = limits.m2m_verify_miss_burst.to_string();
+        let per_second = limits.m2m_verify_miss_per_second.to_string();
+        let jwks_ttl = limits.clerk_jwks_cache_ttl_seconds.to_string();
         let env = Env::from_fn(|k| match k {
             "CLERK_API_BASE_URL" => Some(self.clerk_api_base_url.clone()),
             "CLERK_MACHINE_SECRET_KEY" => self.clerk_machine_secret_key.clone(),
@@ -103,6 +141,9 @@ impl Config {
             "CLERK_AUTHORIZED_PARTIES" => self.clerk_authorized_parties.clone(),
             "CLERK_ISSUER" => self.clerk_issuer.clone(),
             "M2M_VERIFY_CACHE_TTL_SECONDS" => Some(ttl.clone()),
+            "M2M_VERIFY_MISS_BURST" => Some(burst.clone()),
+            "M2M_VERIFY_MISS_PER_SECOND" => Some(per_second.clone()),
+            "CLERK_JWKS_CACHE_TTL_SECONDS" => Some(jwks_ttl.clone()),
             _ => None,
         });
         VerifierConfig::from_env(&env)

@@ -124,6 +124,18 @@ impl Metrics {
                 "m2m_verify_cache_misses_total {}",
                 s.cache_misses.load(Relaxed)
             );
+            out.push_str("# HELP m2m_verify_budget_refusals_total Opaque M2M tokens refused with 503 without asking Clerk: the miss budget (M2M_VERIFY_MISS_BURST, M2M_VERIFY_MISS_PER_SECOND) was spent.\n# TYPE m2m_verify_budget_refusals_total counter\n");
+            let _ = writeln!(
+                out,
+                "m2m_verify_budget_refusals_total {}",
+                s.budget_refusals.load(Relaxed)
+            );
+            out.push_str("# HELP m2m_verify_clerk_rate_limited_total Opaque M2M tokens refused with 503 because Clerk answered 429 (or its Retry-After was running).\n# TYPE m2m_verify_clerk_rate_limited_total counter\n");
+            let _ = writeln!(
+                out,
+                "m2m_verify_clerk_rate_limited_total {}",
+                s.clerk_rate_limited.load(Relaxed)
+            );
         }
         out
     }

@@ -23,6 +23,9 @@ fn help_lists_every_variable() {
         "CLERK_AUTHORIZED_PARTIES",
         "CLERK_ISSUER",
         "M2M_VERIFY_CACHE_TTL_SECONDS",
+        "M2M_VERIFY_MISS_BURST",
+        "M2M_VERIFY_MISS_PER_SECOND",
+        "CLERK_JWKS_CACHE_TTL_SECONDS",
         "CANDIDATE_REPRESENTER_MACHINE_ID",
         "JOB_APPLIER_MACHINE_ID",
         "RESUME_MAX_BYTES",
@@ -39,6 +42,10 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("CLERK_MACHINE_SECRET_KEY", "sk_test_wrong_kind"),
         ("CLERK_JWKS_URL", "not-a-url"),
         ("JOB_APPLIER_MACHINE_ID", "user_123"),
+        ("M2M_VERIFY_MISS_BURST", "0"),
+        ("M2M_VERIFY_MISS_PER_SECOND", "0"),
+        ("CLERK_JWKS_CACHE_TTL_SECONDS", "0"),
+        ("CLERK_AUTHORIZED_PARTIES", "https://app.example.com/"),
     ] {
         let out = bin()
             .env("CLERK_SECRET_KEY", "sk_test_x")

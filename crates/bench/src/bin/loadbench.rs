@@ -1,5 +1,10 @@
 //! The load benchmark behind docs/benchmarks.md; everything measured side by side in one run.
 //! `cargo run --release -p bench --bin loadbench` (prints Markdown).
+//!
+//! `cargo run --release -p bench --bin loadbench -- --spray` measures verification under attack
+//! instead (docs/verification.md, "Under attack"): Clerk calls per 100,000 random tokens, the
+//! latency of known-key requests while the JWKS endpoint hangs, and the time to refuse a key
+//! removed from the JWKS.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +14,7 @@ use axum::routing::get;
 use bench::{machine, percentile, proc_status_kib};
 use clerk_mock::{ClerkMock, Endpoint};
 use m2m_core::clerk::ClerkClient;
-use m2m_core::verify::{JwtPolicy, KeySource, OpaqueCacheSettings, VerifierConfig};
+use m2m_core::verify::{JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig};
 use m2m_core::{ManualClock, MintSettings, MintedTokenSource};
 use rand::Rng;
 use serde_json::{Value, json};
@@ -23,8 +28,17 @@ struct Api {
 }
 
 async fn start_api(mock: &ClerkMock, ttl: u64, dir: &std::path::Path, name: &str) -> Api {
+    start_api_with(mock, dir, name, |c| c.m2m_verify_cache_ttl_seconds = ttl).await
+}
+
+async fn start_api_with(
+    mock: &ClerkMock,
+    dir: &std::path::Path,
+    name: &str,
+    edit: impl FnOnce(&mut jobtracker_api::Config),
+) -> Api {
     let m = |n: &str| mock.machine_by_name(n).expect("machine");
-    let config = jobtracker_api::Config {
+    let mut config = jobtracker_api::Config {
         bind: "127.0.0.1:0".parse().expect("addr"),
         database_url: format!("sqlite://{}/{name}.db?mode=rwc", dir.display()),
         clerk_api_base_url: mock.api_url(),
@@ -35,13 +49,15 @@ async fn start_api(mock: &ClerkMock, ttl: u64, dir: &std::path::Path, name: &str
         clerk_machine_id: Some(m("JobTracker.API").id),
         clerk_authorized_parties: None,
         clerk_issuer: None,
-        m2m_verify_cache_ttl_seconds: ttl,
+        m2m_verify_cache_ttl_seconds: 60,
+        verify_limits: Default::default(),
         candidate_representer_machine_id: Some(m("CandidateRepresenter.Bot").id),
         job_applier_machine_id: Some(m("JobApplier.Bot").id),
         resume_max_bytes: 1 << 20,
         rust_log: "warn".into(),
         log_format: "pretty".into(),
     };
+    edit(&mut config);
     let app = jobtracker_api::Application::build(&config)
         .await
         .expect("API starts");
@@ -155,6 +171,10 @@ async fn token_source_burst(source: &MintedTokenSource) -> (Duration, Duration) 
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|a| a == "--spray") {
+        spray().await;
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("loadbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let mock = ClerkMock::start_demo().await;
@@ -263,8 +283,17 @@ async fn main() {
         )),
         key_source: Some(KeySource::from_pem(&mock.public_key_pem()).expect("pem")),
         policy: JwtPolicy::default(),
-        cache: OpaqueCacheSettings::default(),
         machine_id: mock.machine_by_name("JobTracker.API").map(|m| m.id),
+        // The miss budget lifted, so the rows below measure the cache itself (every unknown token
+        // reaches Clerk once); `--spray` measures the default budget.
+        cache: OpaqueCacheSettings {
+            budget: MissBudget {
+                burst: 1_000_000,
+                per_second: 1_000_000,
+            },
+            ..OpaqueCacheSettings::default()
+        },
+        jwks: Default::default(),
     };
     let client = ClerkClient::new(mock.api_url()).expect("client");
     let verifier = pem_cfg.build(&client, Arc::new(clock.clone()));
@@ -361,6 +390,7 @@ async fn main() {
     .build(&client, Arc::new(clock.clone()));
     mock.compact().await;
     let rss0 = proc_status_kib("VmRSS");
+    let calls0 = mock.calls(Endpoint::VerifyToken);
     for (i, t) in unknown(20_000).into_iter().enumerate() {
         let _ = no_cache.verify_token(&t).await;
         if i % 1000 == 0 {
@@ -368,6 +398,7 @@ async fn main() {
         }
     }
     let rss_uncached = proc_status_kib("VmRSS") as i64 - rss0 as i64;
+    let uncached_calls = mock.calls(Endpoint::VerifyToken) - calls0;
     let before_calls = mock.calls(Endpoint::VerifyToken);
     let rss1 = proc_status_kib("VmRSS");
     for (i, t) in unknown(20_000).into_iter().enumerate() {
@@ -386,13 +417,208 @@ async fn main() {
         malformed_time.as_secs_f64()
     );
     println!(
-        "| well-formed unknown `mt_` tokens, verification cache off | 20,000 | 20000 | {rss_uncached:+} KiB | — |"
+        "| well-formed unknown `mt_` tokens, verification cache off | 20,000 | {uncached_calls} | {rss_uncached:+} KiB | — |"
     );
     println!(
         "| well-formed unknown `mt_` tokens, cache on (negative-cached) | 20,000 | {unknown_calls} | {rss_cached:+} KiB | — |"
     );
     println!(
         "\nThe verification cache holds at most 100,000 entries (`OpaqueCacheSettings::max_entries`), so its memory is bounded whatever the input; malformed tokens are never cached and never reach Clerk."
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn random_opaque() -> String {
+    let mut rng = rand::rng();
+    let tail: String = (0..32)
+        .map(|_| rng.random_range(b'A'..=b'Z') as char)
+        .collect();
+    format!("mt_{tail}")
+}
+
+/// `GET /api/whoami` with `token`: status and latency.
+async fn whoami(http: &reqwest::Client, base: &str, token: &str) -> (u16, Duration) {
+    let t = Instant::now();
+    let status = match http
+        .get(format!("{base}/api/whoami"))
+        .bearer_auth(token)
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            let _ = r.bytes().await;
+            s
+        }
+        Err(_) => 0,
+    };
+    (status, t.elapsed())
+}
+
+/// Verification under attack, outage and key rotation (issue #19).
+async fn spray() {
+    let dir = std::env::temp_dir().join(format!("loadbench-spray-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("client");
+    println!(
+        "# loadbench --spray\n\nMachine: {}. Load generator, API and mock Clerk share the machine (and this process). Default settings unless stated.\n",
+        machine()
+    );
+
+    // 1. 100,000 random opaque tokens against the default miss budget (burst 50, 10/s).
+    let mock = ClerkMock::start_demo().await;
+    let api = start_api_with(&mock, &dir, "spray", |_| {}).await;
+    let valid = mint(&mock, "JobApplier.Bot").await;
+    assert_eq!(whoami(&http, &api.base, &valid).await.0, 200);
+    const SPRAY: usize = 100_000;
+    let before = mock.calls(Endpoint::VerifyToken);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|worker| {
+            // Worker w takes ceil((SPRAY - w) / CONCURRENCY): the shares add up to SPRAY.
+            let per = (SPRAY + CONCURRENCY - 1 - worker) / CONCURRENCY;
+            let (http, base) = (http.clone(), api.base.clone());
+            tokio::spawn(async move {
+                let mut counts = [0usize; 3]; // 401, 503, other
+                for _ in 0..per {
+                    match whoami(&http, &base, &random_opaque()).await.0 {
+                        401 => counts[0] += 1,
+                        503 => counts[1] += 1,
+                        _ => counts[2] += 1,
+                    }
+                }
+                counts
+            })
+        })
+        .collect();
+    let mut counts = [0usize; 3];
+    for t in tasks {
+        let c = t.await.expect("join");
+        for i in 0..3 {
+            counts[i] += c[i];
+        }
+    }
+    let elapsed = started.elapsed();
+    let spent = mock.calls(Endpoint::VerifyToken) - before;
+    let calls_before_valid = mock.calls(Endpoint::VerifyToken);
+    let valid_status = whoami(&http, &api.base, &valid).await.0;
+    let valid_calls = mock.calls(Endpoint::VerifyToken) - calls_before_valid;
+    println!("## Clerk calls per 100,000 random opaque tokens\n");
+    println!(
+        "| random tokens | time | Clerk verify calls | budget (50 + 10/s × time) | 401 | 503 | other | valid cached token afterwards |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {SPRAY} | {:.1} s | **{spent}** | {:.0} | {} | {} | {} | {valid_status}, {valid_calls} Clerk calls |\n",
+        elapsed.as_secs_f64(),
+        50.0 + 10.0 * elapsed.as_secs_f64(),
+        counts[0],
+        counts[1],
+        counts[2],
+    );
+    drop(api);
+    drop(mock);
+
+    // 2. Known-key requests while the JWKS endpoint hangs (CLERK_JWKS_CACHE_TTL_SECONDS=2).
+    let mock = ClerkMock::start_demo().await;
+    let api = start_api_with(&mock, &dir, "hang", |c| {
+        c.verify_limits.clerk_jwks_cache_ttl_seconds = 2
+    })
+    .await;
+    let session = mock.session_token_with(&mock.users()[0].id.clone(), |_, c| {
+        c["exp"] = json!(c["iat"].as_i64().unwrap_or(0) + 3600)
+    });
+    let measure = |secs: u64| {
+        let (http, base, session) = (http.clone(), api.base.clone(), session.clone());
+        async move {
+            let until = Instant::now() + Duration::from_secs(secs);
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let (http, base, session) = (http.clone(), base.clone(), session.clone());
+                    tokio::spawn(async move {
+                        let mut out = Vec::new();
+                        while Instant::now() < until {
+                            out.push(whoami(&http, &base, &session).await);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        out
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.expect("join"));
+            }
+            let ok = all.iter().filter(|(s, _)| *s == 200).count();
+            let mut lat: Vec<Duration> = all.iter().map(|(_, d)| *d).collect();
+            lat.sort();
+            (all.len(), ok, lat)
+        }
+    };
+    let (n0, ok0, lat0) = measure(5).await;
+    mock.inject(
+        Some(Endpoint::Jwks),
+        clerk_mock::Fault::Delay(Duration::from_secs(3600)),
+        1_000_000,
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await; // the set goes stale
+    let (n1, ok1, lat1) = measure(20).await;
+    println!(
+        "## Known-key JWT requests while the JWKS endpoint hangs\n\n`CLERK_JWKS_CACHE_TTL_SECONDS=2`; 8 clients, session JWT on `GET /api/whoami`.\n"
+    );
+    println!("| JWKS endpoint | requests | 200 | p50 | p99 | max |\n|---|---|---|---|---|---|");
+    for (label, n, ok, lat) in [
+        ("answering (5 s)", n0, ok0, &lat0),
+        ("hanging, set stale (20 s)", n1, ok1, &lat1),
+    ] {
+        println!(
+            "| {label} | {n} | {ok} | {} | {} | {} |",
+            ms(percentile(lat, 50.0)),
+            ms(percentile(lat, 99.0)),
+            ms(*lat.last().unwrap_or(&Duration::ZERO))
+        );
+    }
+    println!();
+    drop(api);
+    drop(mock);
+
+    // 3. Time from removing a key at Clerk to its refusal (CLERK_JWKS_CACHE_TTL_SECONDS=2).
+    let mock = ClerkMock::start_demo().await;
+    let api = start_api_with(&mock, &dir, "rotate", |c| {
+        c.verify_limits.clerk_jwks_cache_ttl_seconds = 2
+    })
+    .await;
+    let session = mock.session_token_with(&mock.users()[0].id.clone(), |_, c| {
+        c["exp"] = json!(c["iat"].as_i64().unwrap_or(0) + 3600)
+    });
+    let other = clerk_mock::SigningKey::generate().jwk("ins_rotated_key");
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        mock.set_jwks_keys(None);
+        while whoami(&http, &api.base, &session).await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A random moment within the refresh cycle.
+        let pause = rand::rng().random_range(0..2000);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        mock.set_jwks_keys(Some(vec![other.clone()]));
+        let t0 = Instant::now();
+        while whoami(&http, &api.base, &session).await.0 != 401 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        times.push(t0.elapsed());
+    }
+    times.sort();
+    println!(
+        "## Time to refuse a key removed from the JWKS\n\n`CLERK_JWKS_CACHE_TTL_SECONDS=2`; the key is removed at a random moment, then one request every 10 ms until the first 401; 10 rotations.\n"
+    );
+    println!(
+        "| median | max |\n|---|---|\n| {} | {} |\n",
+        ms(percentile(&times, 50.0)),
+        ms(*times.last().unwrap_or(&Duration::ZERO))
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

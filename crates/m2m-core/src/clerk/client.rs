@@ -373,7 +373,11 @@ impl ClerkClient {
                 }
                 Err(err) => err,
             };
-            if !err.is_transient() || attempt >= policy.max_attempts.max(1) {
+            // A 429 on verify is never retried: the verify path runs per incoming request,
+            // and Clerk has just said to slow down (the verifier pauses instead).
+            let no_retry =
+                op == Operation::VerifyToken && matches!(err, ClerkError::RateLimited { .. });
+            if no_retry || !err.is_transient() || attempt >= policy.max_attempts.max(1) {
                 self.observe(op, outcome_label(&err));
                 return Err(err);
             }

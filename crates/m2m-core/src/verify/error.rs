@@ -67,6 +67,9 @@ pub mod reason {
     pub const PENDING_SESSION: &str = "session-pending";
     /// No key with the token's `kid`, even after refetching the JWKS.
     pub const KID: &str = "jwk-kid-mismatch";
+    /// A kind of token this service is not configured to verify (e.g. a JWT where only M2M
+    /// tokens are accepted).
+    pub const TYPE_NOT_ACCEPTED: &str = "token-type-not-accepted";
     /// Clerk does not know the opaque token (or it is revoked, expired, or not for us).
     pub const NOT_FOUND: &str = "token-not-found";
     /// Clerk says revoked.

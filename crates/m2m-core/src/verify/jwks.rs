@@ -1,15 +1,30 @@
 //! Where JWT verification keys come from, and the JWKS cache.
+//!
+//! ```text
+//! age of the key set   0 ──────────── 80 % TTL ───── TTL ─────────────── max staleness
+//!                      fresh: no network  │ background    │ stale: a request waits ≤ stale_wait
+//!                                         │ refresh       │ for the refresh in flight; if it
+//!                                         │ (single       │ completes, its set decides (a kid it
+//!                                         │ flight)       │ no longer lists is refused); if not,
+//!                                         │               │ the last good keys serve   ──▶ then 503
+//! ```
+//! A refresh never runs on the request path: it is a spawned task, one at a time, each bounded by
+//! `fetch_timeout`, and after a failure the next one starts no sooner than the retry gap after
+//! the *end* of the failed one.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::DecodingKey;
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use secrecy::SecretString;
+use tokio::sync::watch;
 
+use super::budget::LogLimiter;
 use super::error::{VerifyError, reason};
 use crate::clerk::{ClerkClient, ClerkError};
 use crate::clock::Clock;
@@ -19,6 +34,46 @@ pub const JWKS_TTL: Duration = Duration::from_secs(300);
 /// At most one refetch per this interval when a token names an unknown `kid`, so a flood of
 /// random `kid`s cannot flood Clerk.
 pub const UNKNOWN_KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// No two fetches closer than this (from the end of one to the start of the next).
+pub const MIN_FETCH_GAP: Duration = Duration::from_secs(1);
+
+/// JWKS cache settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksSettings {
+    /// How long a fetched set is fresh (`CLERK_JWKS_CACHE_TTL_SECONDS`, default 300 s, as
+    /// Clerk's SDK). A background refresh starts at 80 % of it.
+    pub ttl: Duration,
+    /// How long a request that meets a stale set waits for the refresh in flight (250 ms).
+    pub stale_wait: Duration,
+    /// How long past its fetch the last good set may still serve when no refresh succeeds
+    /// (24 h); after that JWTs get 503 until a refresh succeeds.
+    pub max_staleness: Duration,
+    /// Upper bound of one refresh, all HTTP attempts included (5 s).
+    pub fetch_timeout: Duration,
+}
+
+impl Default for JwksSettings {
+    fn default() -> Self {
+        Self {
+            ttl: JWKS_TTL,
+            stale_wait: Duration::from_millis(250),
+            max_staleness: Duration::from_secs(24 * 3600),
+            fetch_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl JwksSettings {
+    /// When a background refresh is due: at 80 % of the TTL.
+    pub fn refresh_after(&self) -> Duration {
+        self.ttl.mul_f64(0.8)
+    }
+
+    /// The pause after a failed refresh, from its end: a tenth of the TTL, 1–30 s.
+    pub fn retry_gap(&self) -> Duration {
+        (self.ttl / 10).clamp(MIN_FETCH_GAP, UNKNOWN_KID_REFETCH_INTERVAL)
+    }
+}
 
 /// Where the keys come from.
 #[derive(Clone)]
@@ -53,73 +108,155 @@ impl KeySource {
     }
 }
 
-struct Snapshot {
-    keys: HashMap<String, Arc<DecodingKey>>,
-    fetched_at: Option<Instant>,
+struct KeyEntry {
+    key: Arc<DecodingKey>,
+    /// The JWK's `alg`, if it named one of ours; a token must then use exactly it.
+    alg: Option<Algorithm>,
 }
 
-/// Keys by `kid`, refreshed every 5 minutes and on an unknown `kid` (rate-limited). A failed
-/// refresh keeps the last good keys.
-pub struct KeyStore {
+struct Snapshot {
+    keys: HashMap<String, KeyEntry>,
+    fetched_at: Option<Instant>,
+    /// Bumped by every successful refresh.
+    generation: u64,
+}
+
+#[derive(Default)]
+struct RefreshState {
+    in_flight: bool,
+    last_end: Option<Instant>,
+    last_failed: bool,
+    last_unknown_kid: Option<Instant>,
+}
+
+struct Inner {
     source: KeySource,
     client: ClerkClient,
     clock: Arc<dyn Clock>,
+    settings: JwksSettings,
     snapshot: ArcSwap<Snapshot>,
-    refresh: tokio::sync::Mutex<()>,
-    /// (last fetch attempt of any kind, last refetch caused by an unknown kid)
-    attempts: Mutex<(Option<Instant>, Option<Instant>)>,
+    state: Mutex<RefreshState>,
+    /// Bumped when a refresh attempt ends (success or not).
+    done: watch::Sender<u64>,
+    ticker: AtomicBool,
+    too_old_log: LogLimiter,
+}
+
+/// Keys by `kid`, refreshed in the background before they go stale, and on an unknown `kid`
+/// (rate-limited). A failed refresh keeps the last good keys, up to `max_staleness`.
+pub struct KeyStore {
+    inner: Arc<Inner>,
 }
 
 impl fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyStore")
-            .field("source", &self.source)
+            .field("source", &self.inner.source)
+            .field("settings", &self.inner.settings)
             .field(
                 "kids",
-                &self.snapshot.load().keys.keys().collect::<Vec<_>>(),
+                &self.inner.snapshot.load().keys.keys().collect::<Vec<_>>(),
             )
             .finish()
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unavailable(reason: &str) -> VerifyError {
+    VerifyError::Unavailable {
+        reason: reason.into(),
+        retry_after: Duration::from_secs(5),
+    }
+}
+
 impl KeyStore {
-    /// A store reading from `source`; `client` fetches remote keys.
+    /// A store reading from `source` with default settings; `client` fetches remote keys.
     pub fn new(source: KeySource, client: ClerkClient, clock: Arc<dyn Clock>) -> Self {
+        Self::with_settings(source, client, clock, JwksSettings::default())
+    }
+
+    /// A store with explicit cache settings.
+    pub fn with_settings(
+        source: KeySource,
+        client: ClerkClient,
+        clock: Arc<dyn Clock>,
+        settings: JwksSettings,
+    ) -> Self {
         Self {
-            source,
-            client,
-            clock,
-            snapshot: ArcSwap::from_pointee(Snapshot {
-                keys: HashMap::new(),
-                fetched_at: None,
+            inner: Arc::new(Inner {
+                source,
+                client,
+                clock,
+                settings,
+                snapshot: ArcSwap::from_pointee(Snapshot {
+                    keys: HashMap::new(),
+                    fetched_at: None,
+                    generation: 0,
+                }),
+                state: Mutex::new(RefreshState::default()),
+                done: watch::channel(0).0,
+                ticker: AtomicBool::new(false),
+                too_old_log: LogLimiter::new(Duration::from_secs(60)),
             }),
-            refresh: tokio::sync::Mutex::new(()),
-            attempts: Mutex::new((None, None)),
         }
     }
 
-    /// The key to verify a token whose header names `kid`.
-    pub async fn key(&self, kid: Option<&str>) -> Result<Arc<DecodingKey>, VerifyError> {
-        if let KeySource::Pem(key) = &self.source {
+    /// The key to verify a token signed with `alg` whose header names `kid`. Only keys usable
+    /// for that (RSA; `use` absent or `sig`; `key_ops` absent or with `verify`; `alg` absent or
+    /// equal to the token's) are ever returned.
+    pub async fn key(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<DecodingKey>, VerifyError> {
+        let inner = &self.inner;
+        if let KeySource::Pem(key) = &inner.source {
             return Ok(key.clone());
         }
         let Some(kid) = kid else {
             return Err(VerifyError::Invalid(reason::KID));
         };
-        let now = self.clock.now();
-        let snap = self.snapshot.load_full();
-        let fresh = snap.fetched_at.is_some_and(|t| now < t + JWKS_TTL);
-        if let Some(key) = snap.keys.get(kid) {
-            if !fresh {
-                // Stale but known: try to refresh, and keep using the key if that fails.
-                let _ = self.refresh(Why::Stale).await;
-                if let Some(k) = self.snapshot.load().keys.get(kid) {
-                    return Ok(k.clone());
-                }
+        inner.start_ticker();
+        let now = inner.clock.now();
+        let snap = inner.snapshot.load_full();
+        let fresh = snap
+            .fetched_at
+            .is_some_and(|t| now < t + inner.settings.ttl);
+        if let Some(entry) = snap.keys.get(kid) {
+            if fresh {
+                return usable(entry, alg);
             }
-            return Ok(key.clone());
+            // Stale but known: wait briefly for a refresh. If one completes, its set decides;
+            // if not (Clerk slow or down), the last good key serves, up to max staleness.
+            if let Some(rx) = inner.start_refresh(Why::Stale) {
+                wait(rx, inner.settings.stale_wait).await;
+            }
+            let latest = inner.snapshot.load_full();
+            if latest.generation != snap.generation {
+                return match latest.keys.get(kid) {
+                    Some(e) => usable(e, alg),
+                    None => Err(VerifyError::Invalid(reason::KID)),
+                };
+            }
+            if snap
+                .fetched_at
+                .is_some_and(|t| inner.clock.now() < t + inner.settings.max_staleness)
+            {
+                return usable(entry, alg);
+            }
+            if let Some(held_back) = inner.too_old_log.allow(inner.clock.now()) {
+                tracing::warn!(
+                    refused_since_last_line = held_back,
+                    "JWT signing keys are older than their maximum staleness and cannot be refreshed; refusing JWTs with 503"
+                );
+            }
+            return Err(unavailable("signing keys too old"));
         }
-        // Unknown kid: a rotated key, or junk. Refetch, at most once per interval.
+        // Unknown kid: a rotated key, or junk. Wait for at most one (bounded) refetch, itself
+        // at most one per interval.
         let why = if snap.fetched_at.is_none() {
             Why::Initial
         } else if fresh {
@@ -127,91 +264,180 @@ impl KeyStore {
         } else {
             Why::Stale
         };
-        let _ = self.refresh(why).await;
-        if let Some(k) = self.snapshot.load().keys.get(kid) {
-            return Ok(k.clone());
+        if let Some(rx) = inner.start_refresh(why) {
+            wait(
+                rx,
+                inner.settings.fetch_timeout + Duration::from_millis(100),
+            )
+            .await;
         }
-        if self.snapshot.load().fetched_at.is_none() {
-            return Err(VerifyError::Unavailable {
-                reason: "signing keys could not be loaded".into(),
-                retry_after: Duration::from_secs(5),
-            });
+        let latest = inner.snapshot.load_full();
+        match latest.fetched_at {
+            None => Err(unavailable("signing keys could not be loaded")),
+            Some(t) if inner.clock.now() >= t + inner.settings.max_staleness => {
+                Err(unavailable("signing keys too old"))
+            }
+            Some(_) => match latest.keys.get(kid) {
+                Some(e) => usable(e, alg),
+                None => Err(VerifyError::Invalid(reason::KID)),
+            },
         }
-        Err(VerifyError::Invalid(reason::KID))
     }
 
-    /// Fetches keys now (e.g. at start); returns how many RSA keys were loaded.
+    /// Fetches keys now (e.g. at start) and starts the background refresh; returns how many
+    /// usable keys were loaded.
     pub async fn prefetch(&self) -> Result<usize, VerifyError> {
-        if matches!(self.source, KeySource::Pem(_)) {
+        let inner = &self.inner;
+        if matches!(inner.source, KeySource::Pem(_)) {
             return Ok(1);
         }
-        let _ = self.refresh(Why::Initial).await;
-        match self.snapshot.load().fetched_at {
-            Some(_) => Ok(self.snapshot.load().keys.len()),
-            None => Err(VerifyError::Unavailable {
-                reason: "signing keys could not be loaded".into(),
-                retry_after: Duration::from_secs(5),
-            }),
+        inner.start_ticker();
+        if let Some(rx) = inner.start_refresh(Why::Initial) {
+            wait(
+                rx,
+                inner.settings.fetch_timeout + Duration::from_millis(100),
+            )
+            .await;
+        }
+        let snap = inner.snapshot.load();
+        match snap.fetched_at {
+            Some(_) => Ok(snap.keys.len()),
+            None => Err(unavailable("signing keys could not be loaded")),
         }
     }
+}
 
-    async fn refresh(&self, why: Why) -> Result<(), RefreshSkipped> {
-        let seen = self.snapshot.load().fetched_at;
-        let _guard = self.refresh.lock().await;
-        if self.snapshot.load().fetched_at != seen {
-            return Ok(()); // someone refreshed while we waited
+/// Waits until the refresh in flight ends, or `at_most`.
+async fn wait(mut rx: watch::Receiver<u64>, at_most: Duration) {
+    let _ = tokio::time::timeout(at_most, rx.changed()).await;
+}
+
+fn usable(entry: &KeyEntry, alg: Algorithm) -> Result<Arc<DecodingKey>, VerifyError> {
+    match entry.alg {
+        Some(a) if a != alg => Err(VerifyError::Invalid(reason::ALGORITHM)),
+        _ => Ok(entry.key.clone()),
+    }
+}
+
+/// Resets `in_flight` even if the refresh task is dropped midway (runtime shutdown).
+struct InFlight<'a>(&'a Inner, bool);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        {
+            let mut st = lock(&self.0.state);
+            st.in_flight = false;
+            st.last_end = Some(self.0.clock.now());
+            st.last_failed = !self.1;
+        }
+        self.0.done.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl Inner {
+    /// Starts a refresh unless one is running (then joins it) or the rules say not yet.
+    /// Returns a receiver that changes when the refresh ends.
+    fn start_refresh(self: &Arc<Self>, why: Why) -> Option<watch::Receiver<u64>> {
+        let mut st = lock(&self.state);
+        if st.in_flight {
+            return Some(self.done.subscribe());
         }
         let now = self.clock.now();
-        {
-            let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
-            let (any, kid) = &mut *attempts;
-            // Never more than one fetch a second, whatever happens; unknown kids at most one
-            // refetch per interval; stale keys at most one attempt per interval.
-            let too_soon =
-                |last: &Option<Instant>, gap: Duration| last.is_some_and(|t| now < t + gap);
-            let limited = too_soon(any, Duration::from_secs(1))
-                || (why == Why::UnknownKid && too_soon(kid, UNKNOWN_KID_REFETCH_INTERVAL))
-                || (why == Why::Stale && too_soon(any, UNKNOWN_KID_REFETCH_INTERVAL));
-            if limited {
-                return Err(RefreshSkipped);
-            }
-            *any = Some(now);
-            if why == Why::UnknownKid {
-                *kid = Some(now);
-            }
+        let after = |t: Option<Instant>, gap: Duration| t.is_none_or(|t| now >= t + gap);
+        let allowed = after(st.last_end, MIN_FETCH_GAP)
+            && match why {
+                Why::Initial => true,
+                Why::Stale => !st.last_failed || after(st.last_end, self.settings.retry_gap()),
+                Why::UnknownKid => after(st.last_unknown_kid, UNKNOWN_KID_REFETCH_INTERVAL),
+            };
+        if !allowed {
+            return None;
         }
-        let fetched = match &self.source {
-            KeySource::Pem(_) => return Ok(()),
-            KeySource::Url(url) => self.client.jwks_from_url(url).await,
-            KeySource::Bapi(sk) => self.client.jwks(sk).await,
+        if why == Why::UnknownKid {
+            st.last_unknown_kid = Some(now);
+        }
+        st.in_flight = true;
+        let rx = self.done.subscribe();
+        drop(st);
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let mut guard = InFlight(&inner, false);
+            guard.1 = inner.fetch_and_store().await;
+        });
+        Some(rx)
+    }
+
+    /// Refreshes before the set goes stale, from a task that holds the store only weakly.
+    fn start_ticker(self: &Arc<Self>) {
+        if self.ticker.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let tick =
+            (self.settings.ttl / 20).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(tick).await;
+                let Some(inner) = weak.upgrade() else { break };
+                let due = inner
+                    .snapshot
+                    .load()
+                    .fetched_at
+                    .is_none_or(|t| inner.clock.now() >= t + inner.settings.refresh_after());
+                if due {
+                    let _ = inner.start_refresh(Why::Stale);
+                }
+            }
+        });
+    }
+
+    /// One refresh, bounded by `fetch_timeout`. Returns whether a usable set was stored.
+    async fn fetch_and_store(&self) -> bool {
+        let fetch = async {
+            match &self.source {
+                KeySource::Pem(_) => Ok(JwkSet { keys: Vec::new() }),
+                KeySource::Url(url) => self.client.jwks_from_url(url).await,
+                KeySource::Bapi(sk) => self.client.jwks(sk).await,
+            }
         };
-        match fetched {
-            Ok(set) => {
-                let keys = rsa_keys(&set);
+        match tokio::time::timeout(self.settings.fetch_timeout, fetch).await {
+            Ok(Ok(set)) => {
+                let keys = usable_keys(&set);
                 if keys.is_empty() {
                     tracing::error!(
                         "JWKS has no usable RSA signing key; keeping the previous keys"
                     );
-                    return Ok(());
+                    return false;
                 }
                 tracing::debug!(count = keys.len(), "JWKS loaded");
+                let generation = self.snapshot.load().generation + 1;
                 self.snapshot.store(Arc::new(Snapshot {
                     keys,
                     fetched_at: Some(self.clock.now()),
+                    generation,
                 }));
+                true
             }
-            Err(ClerkError::Unauthorized { .. }) => {
+            Ok(Err(ClerkError::Unauthorized { .. })) => {
                 tracing::error!(
                     "Clerk rejected CLERK_SECRET_KEY when fetching the JWKS; keeping the previous keys"
                 );
+                false
             }
-            Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = self.settings.fetch_timeout.as_millis() as u64,
+                    "JWKS refresh timed out; keeping the previous keys"
+                );
+                false
+            }
         }
-        Ok(())
     }
 }
-
-struct RefreshSkipped;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Why {
@@ -220,13 +446,42 @@ enum Why {
     UnknownKid,
 }
 
-fn rsa_keys(set: &JwkSet) -> HashMap<String, Arc<DecodingKey>> {
+/// The keys that may verify a signature: RSA, `use` absent or `sig`, `key_ops` absent or with
+/// `verify`, `alg` absent or one of RS256/RS384/RS512 (kept, to be matched against the token's).
+/// WebCrypto's JWK import, which Clerk's SDK uses, refuses the others too.
+fn usable_keys(set: &JwkSet) -> HashMap<String, KeyEntry> {
     set.keys
         .iter()
         .filter(|k| matches!(k.algorithm, AlgorithmParameters::RSA(_)))
+        .filter(|k| {
+            matches!(
+                k.common.public_key_use,
+                None | Some(PublicKeyUse::Signature)
+            )
+        })
+        .filter(|k| {
+            k.common
+                .key_operations
+                .as_ref()
+                .is_none_or(|ops| ops.contains(&KeyOperations::Verify))
+        })
         .filter_map(|k| {
+            let alg = match k.common.key_algorithm {
+                None => None,
+                Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
+                Some(KeyAlgorithm::RS384) => Some(Algorithm::RS384),
+                Some(KeyAlgorithm::RS512) => Some(Algorithm::RS512),
+                Some(_) => return None,
+            };
             let kid = k.common.key_id.clone()?;
-            DecodingKey::from_jwk(k).ok().map(|d| (kid, Arc::new(d)))
+            let key = DecodingKey::from_jwk(k).ok()?;
+            Some((
+                kid,
+                KeyEntry {
+                    key: Arc::new(key),
+                    alg,
+                },
+            ))
         })
         .collect()
 }

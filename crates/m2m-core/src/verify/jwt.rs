@@ -176,7 +176,7 @@ impl JwtVerifier {
         // typ and alg are checked before the key is resolved (Clerk resolves first), so a token
         // with a bad header never causes a JWKS fetch; the outcome is the same rejection.
         let kid = jwt.header.get("kid").and_then(Value::as_str);
-        let key = self.keys.key(kid).await?;
+        let key = self.keys.key(kid, alg).await?;
         let valid =
             jsonwebtoken::crypto::verify(jwt.signature, jwt.signing_input.as_bytes(), &key, alg)
                 .unwrap_or(false);

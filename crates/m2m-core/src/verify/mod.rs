@@ -9,6 +9,7 @@
 //!    anything else             ──▶ 401, no network call
 //! ```
 
+mod budget;
 mod classify;
 mod error;
 mod header;
@@ -20,12 +21,15 @@ mod principal;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use budget::{MAX_CLERK_BACKOFF, MissBudget};
 pub use classify::{
     CAT_M2M, CAT_SESSION, CAT_TEMPLATE, DecodedJwt, TokenKind, classify, decode_jwt, is_opaque_m2m,
 };
 pub use error::{VerifyError, reason};
 pub use header::{MAX_HEADER_LEN, bearer_token};
-pub use jwks::{JWKS_TTL, KeySource, KeyStore, UNKNOWN_KID_REFETCH_INTERVAL};
+pub use jwks::{
+    JWKS_TTL, JwksSettings, KeySource, KeyStore, MIN_FETCH_GAP, UNKNOWN_KID_REFETCH_INTERVAL,
+};
 pub use jwt::{CLOCK_SKEW, JwtPolicy, JwtVerifier};
 pub use opaque::{OpaqueCacheSettings, OpaqueStats, OpaqueVerifier};
 pub use principal::{MachinePrincipal, Principal, TokenFormat, UserPrincipal};
@@ -53,26 +57,23 @@ impl Verifier {
         self.verify_token(token).await
     }
 
-    /// Verifies a bearer token.
+    /// Verifies a bearer token. A kind of token this verifier has no key for is the caller's
+    /// problem, not ours: 401 `token-type-not-accepted`, never a 500.
     pub async fn verify_token(&self, token: &str) -> Result<Principal, VerifyError> {
         match classify(token)? {
             TokenKind::OpaqueM2m => match &self.opaque {
                 Some(v) => v.verify(token).await.map(Principal::Machine),
-                None => Err(VerifyError::Invalid(reason::TYPE_MISMATCH)),
+                None => Err(not_accepted("opaque M2M token")),
             },
-            TokenKind::M2mJwt(jwt) => self.jwt()?.verify_m2m(&jwt).await.map(Principal::Machine),
-            TokenKind::SessionJwt(jwt) => {
-                self.jwt()?.verify_session(&jwt).await.map(Principal::User)
-            }
+            TokenKind::M2mJwt(jwt) => match &self.jwt {
+                Some(v) => v.verify_m2m(&jwt).await.map(Principal::Machine),
+                None => Err(not_accepted("M2M JWT")),
+            },
+            TokenKind::SessionJwt(jwt) => match &self.jwt {
+                Some(v) => v.verify_session(&jwt).await.map(Principal::User),
+                None => Err(not_accepted("session JWT")),
+            },
         }
-    }
-
-    fn jwt(&self) -> Result<&JwtVerifier, VerifyError> {
-        self.jwt.as_ref().ok_or_else(|| {
-            VerifyError::Misconfigured(
-                "no JWT key configured (CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY)".into(),
-            )
-        })
     }
 
     /// Opaque-token cache counters, if opaque tokens are accepted.
@@ -105,6 +106,14 @@ pub(crate) fn check_machine_id(var: &str, id: &str) -> Result<(), ConfigError> {
     }
 }
 
+fn not_accepted(kind: &'static str) -> VerifyError {
+    tracing::debug!(
+        kind,
+        "token of a type this service is not configured to accept"
+    );
+    VerifyError::Invalid(reason::TYPE_NOT_ACCEPTED)
+}
+
 /// The API side's settings (DESIGN §4).
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
@@ -117,12 +126,15 @@ pub struct VerifierConfig {
     pub key_source: Option<KeySource>,
     /// `CLERK_AUTHORIZED_PARTIES` and `CLERK_ISSUER`.
     pub policy: JwtPolicy,
-    /// `M2M_VERIFY_CACHE_TTL_SECONDS` (default 60; 0 disables the cache).
+    /// `M2M_VERIFY_CACHE_TTL_SECONDS` (default 60; 0 disables the cache) and the miss budget
+    /// (`M2M_VERIFY_MISS_BURST`, `M2M_VERIFY_MISS_PER_SECOND`).
     pub cache: OpaqueCacheSettings,
     /// `CLERK_MACHINE_ID`: this service's own machine (`mch_…`). Every M2M token must list it in
     /// its scopes. Without it, M2M JWTs are refused, and so are opaque tokens when they can only
     /// be verified with the instance key (Clerk then checks no scope).
     pub machine_id: Option<String>,
+    /// JWKS cache (`CLERK_JWKS_CACHE_TTL_SECONDS`, default 300).
+    pub jwks: JwksSettings,
 }
 
 impl VerifierConfig {
@@ -150,7 +162,7 @@ impl VerifierConfig {
         } else {
             instance_key.clone().map(KeySource::Bapi)
         };
-        let authorized_parties = env
+        let authorized_parties: Vec<String> = env
             .get("CLERK_AUTHORIZED_PARTIES")
             .map(|v| {
                 v.split(',')
@@ -159,14 +171,30 @@ impl VerifierConfig {
                     .collect()
             })
             .unwrap_or_default();
+        for p in &authorized_parties {
+            check_origin(p)?;
+        }
+        let defaults = MissBudget::default();
         let cache = OpaqueCacheSettings {
             ttl: env.seconds("M2M_VERIFY_CACHE_TTL_SECONDS", Duration::from_secs(60))?,
+            budget: MissBudget {
+                burst: positive(env, "M2M_VERIFY_MISS_BURST", defaults.burst)?,
+                per_second: positive(env, "M2M_VERIFY_MISS_PER_SECOND", defaults.per_second)?,
+            },
             ..OpaqueCacheSettings::default()
         };
         let machine_id = env.get("CLERK_MACHINE_ID");
         if let Some(id) = &machine_id {
             check_machine_id("CLERK_MACHINE_ID", id)?;
         }
+        let jwks = JwksSettings {
+            ttl: Duration::from_secs(u64::from(positive(
+                env,
+                "CLERK_JWKS_CACHE_TTL_SECONDS",
+                JWKS_TTL.as_secs() as u32,
+            )?)),
+            ..JwksSettings::default()
+        };
         let verify_key = machine_key.or(instance_key);
         if verify_key.is_none() && key_source.is_none() {
             return Err(ConfigError::new(
@@ -185,14 +213,35 @@ impl VerifierConfig {
             },
             cache,
             machine_id,
+            jwks,
         })
     }
 
-    /// Builds the verifier.
-    ///
-    /// The receiver binding is logged once here: which M2M tokens will be refused for want of
-    /// `CLERK_MACHINE_ID`, and how long a revoked opaque token may keep working.
+    /// Settings that are legal but probably not meant; [`build`](Self::build) logs each at WARN.
+    pub fn startup_warnings(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.key_source.is_some() && self.policy.authorized_parties.is_empty() {
+            out.push(
+                "session JWTs are accepted but CLERK_AUTHORIZED_PARTIES is empty: a session token minted for any origin of this Clerk instance is accepted",
+            );
+        }
+        if self.key_source.is_none()
+            && (!self.policy.authorized_parties.is_empty() || self.policy.issuer.is_some())
+        {
+            out.push(
+                "CLERK_AUTHORIZED_PARTIES / CLERK_ISSUER are set but no JWT key is (CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY): every JWT gets 401 token-type-not-accepted",
+            );
+        }
+        out
+    }
+
+    /// Builds the verifier, logging [`startup_warnings`](Self::startup_warnings), the receiver
+    /// binding (which M2M tokens will be refused for want of `CLERK_MACHINE_ID`) and how long a
+    /// revoked opaque token may keep working.
     pub fn build(&self, client: &ClerkClient, clock: Arc<dyn Clock>) -> Verifier {
+        for w in self.startup_warnings() {
+            tracing::warn!("{w}");
+        }
         let opaque = self.verify_key.clone().map(|k| {
             OpaqueVerifier::new(client.clone(), k, self.cache.clone(), clock.clone())
                 .with_receiver(self.machine_id.clone())
@@ -203,7 +252,7 @@ impl VerifierConfig {
         }
         let jwt = self.key_source.clone().map(|s| {
             JwtVerifier::new(
-                KeyStore::new(s, client.clone(), clock.clone()),
+                KeyStore::with_settings(s, client.clone(), clock.clone(), self.jwks.clone()),
                 policy.clone(),
                 clock,
             )
@@ -227,5 +276,39 @@ impl VerifierConfig {
             );
         }
         Verifier::new(opaque, jwt)
+    }
+}
+
+/// A whole number ≥ 1, or `default` when unset.
+fn positive(env: &Env<'_>, var: &str, default: u32) -> Result<u32, ConfigError> {
+    match env.get(var) {
+        None => Ok(default),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(ConfigError::new(
+                var,
+                format!("expected a whole number of at least 1, got {v:?}"),
+            )),
+        },
+    }
+}
+
+/// A session token's `azp` is a browser origin: `scheme://host[:port]`, nothing after. A value
+/// with a path or a trailing slash would never match, so it is a mistake caught at start.
+fn check_origin(p: &str) -> Result<(), ConfigError> {
+    let ok = reqwest::Url::parse(p).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.origin().ascii_serialization() == p
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "CLERK_AUTHORIZED_PARTIES",
+            format!(
+                "{p:?} is not an origin (scheme://host[:port], no path or trailing slash); session tokens' azp would never match it"
+            ),
+        ))
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
+use super::budget::{Budget, LogLimiter, MissBudget, Refusal, retry_after_secs};
 use super::error::{VerifyError, reason};
 use super::principal::{MachinePrincipal, TokenFormat};
 use crate::clerk::{ClerkClient, ClerkError, M2mToken};
@@ -21,8 +22,13 @@ pub struct OpaqueCacheSettings {
     pub ttl: Duration,
     /// How long a "not found / revoked" answer is reused (default 5 s).
     pub negative_ttl: Duration,
-    /// Entries kept at most (default 100,000), so memory stays bounded under a flood of tokens.
+    /// Entries kept at most (default 100,000) in each of the two caches (valid tokens; rejected
+    /// tokens), so memory stays bounded under a flood of tokens and a flood of rejected tokens
+    /// never evicts a valid token's entry.
     pub max_entries: u64,
+    /// How many verifications may ask Clerk (`M2M_VERIFY_MISS_BURST`,
+    /// `M2M_VERIFY_MISS_PER_SECOND`); over it, 503 without a call.
+    pub budget: MissBudget,
 }
 
 impl Default for OpaqueCacheSettings {
@@ -31,6 +37,7 @@ impl Default for OpaqueCacheSettings {
             ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(5),
             max_entries: 100_000,
+            budget: MissBudget::default(),
         }
     }
 }
@@ -56,6 +63,11 @@ pub struct OpaqueStats {
     pub cache_misses: AtomicU64,
     /// Calls made to Clerk's verify endpoint.
     pub clerk_calls: AtomicU64,
+    /// Verifications refused with 503 and no Clerk call because the miss budget was spent.
+    pub budget_refusals: AtomicU64,
+    /// Verifications refused with 503 because Clerk answered 429 (that call, and those made
+    /// while its `Retry-After` runs, which are not sent).
+    pub clerk_rate_limited: AtomicU64,
 }
 
 /// Verifies opaque tokens at Clerk with this service's key.
@@ -64,11 +76,22 @@ pub struct OpaqueVerifier {
     key: SecretString,
     settings: OpaqueCacheSettings,
     clock: Arc<dyn Clock>,
-    cache: moka::future::Cache<[u8; 32], Arc<Entry>>,
+    /// Positive verdicts only: a flood of rejected tokens cannot evict them.
+    valid: Cache,
+    /// Negative verdicts ("not found", revoked, expired).
+    invalid: Cache,
+    budget: Budget,
+    refusal_log: LogLimiter,
+    clerk_log: LogLimiter,
     stats: Arc<OpaqueStats>,
     receiver: Option<String>,
     instance_key: bool,
 }
+
+type Cache = moka::future::Cache<[u8; 32], Arc<Entry>>;
+
+/// One WARN line per this interval when verifications are refused or Clerk misbehaves.
+const LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl fmt::Debug for OpaqueVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,10 +117,12 @@ impl OpaqueVerifier {
             .ttl
             .max(settings.negative_ttl)
             .max(Duration::from_secs(1));
-        let cache = moka::future::Cache::builder()
-            .max_capacity(settings.max_entries)
-            .time_to_live(backstop)
-            .build();
+        let cache = || {
+            moka::future::Cache::builder()
+                .max_capacity(settings.max_entries)
+                .time_to_live(backstop)
+                .build()
+        };
         let instance_key = {
             use secrecy::ExposeSecret;
             !key.expose_secret().starts_with("ak_")
@@ -105,9 +130,13 @@ impl OpaqueVerifier {
         Self {
             client,
             key,
+            valid: cache(),
+            invalid: cache(),
+            budget: Budget::new(settings.budget, clock.clone()),
+            refusal_log: LogLimiter::new(LOG_EVERY),
+            clerk_log: LogLimiter::new(LOG_EVERY),
             settings,
             clock,
-            cache,
             stats: Arc::default(),
             receiver: None,
             instance_key,
@@ -139,36 +168,78 @@ impl OpaqueVerifier {
         }
         if self.settings.ttl.is_zero() {
             self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-            return match self.ask_clerk(token).await? {
-                Entry {
-                    verdict: Verdict::Valid(p),
-                    ..
-                } => Ok(p),
-                Entry {
-                    verdict: Verdict::Invalid(r),
-                    ..
-                } => Err(VerifyError::Invalid(r)),
-            };
+            return verdict(&self.ask_clerk(token).await?);
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(entry) = self.cache.get(&key).await {
-            if self.clock.now() < entry.valid_until {
+        let now = self.clock.now();
+        if let Some(entry) = self.valid.get(&key).await {
+            if self.still_valid(&entry, now) {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return verdict(&entry);
             }
-            self.cache.invalidate(&key).await;
+            remove_if_same(&self.valid, key, &entry).await;
+        }
+        if let Some(entry) = self.invalid.get(&key).await {
+            if now < entry.valid_until {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return verdict(&entry);
+            }
+            remove_if_same(&self.invalid, key, &entry).await;
         }
         self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-        // Concurrent misses for one token share one Clerk call; errors (Clerk down) are not cached.
+        // Concurrent misses for one token share one Clerk call. Only a positive verdict enters
+        // `valid`; a negative one goes to `invalid` and reaches the waiters as an error; errors
+        // (Clerk down, budget spent) are not cached at all.
         let entry = self
-            .cache
-            .try_get_with(key, async { self.ask_clerk(token).await.map(Arc::new) })
+            .valid
+            .try_get_with(key, async {
+                let entry = Arc::new(self.ask_clerk(token).await?);
+                match entry.verdict {
+                    Verdict::Valid(_) => Ok(entry),
+                    Verdict::Invalid(r) => {
+                        self.invalid.insert(key, entry).await;
+                        Err(VerifyError::Invalid(r))
+                    }
+                }
+            })
             .await
             .map_err(|e: Arc<VerifyError>| (*e).clone())?;
         verdict(&entry)
     }
 
+    /// A cached positive verdict is served only before its `valid_until` (monotonic) and before
+    /// the token's own expiry (wall clock), whichever comes first.
+    fn still_valid(&self, entry: &Entry, now: Instant) -> bool {
+        if now >= entry.valid_until {
+            return false;
+        }
+        match &entry.verdict {
+            Verdict::Valid(p) => p
+                .expires_at_ms
+                .is_none_or(|e| e > self.clock.unix_now().as_millis() as i64),
+            Verdict::Invalid(_) => true,
+        }
+    }
+
     async fn ask_clerk(&self, token: &str) -> Result<Entry, VerifyError> {
+        if let Err((why, wait)) = self.budget.admit() {
+            let counter = match why {
+                Refusal::Budget => &self.stats.budget_refusals,
+                Refusal::ClerkBackoff => &self.stats.clerk_rate_limited,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if let Some(held_back) = self.refusal_log.allow(self.clock.now()) {
+                tracing::warn!(
+                    cause = ?why,
+                    refused_since_last_line = held_back,
+                    "refusing M2M token verifications with 503: too many cache misses would reach Clerk (M2M_VERIFY_MISS_BURST / M2M_VERIFY_MISS_PER_SECOND), or Clerk asked us to slow down"
+                );
+            }
+            return Err(VerifyError::Unavailable {
+                reason: "verification budget spent".into(),
+                retry_after: retry_after_secs(wait),
+            });
+        }
         self.stats.clerk_calls.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now();
         let negative = |r| {
@@ -186,15 +257,56 @@ impl OpaqueVerifier {
                 Err(r) => negative(r),
             },
             Err(ClerkError::NotFound { .. }) => negative(reason::NOT_FOUND),
-            Err(ClerkError::BadRequest { .. }) => negative(reason::INVALID),
+            Err(ClerkError::BadRequest { status, body }) => {
+                // The token's shape was checked before the call, so a 400/409/422 means Clerk
+                // refused *our* request (a retired Clerk-API-Version, a changed body schema):
+                // not the caller's fault, and not to be cached as a 401 for every token. Fail
+                // closed with 503 and tell the operator. Clerk's message is not logged: it
+                // could quote the request.
+                if let Some(held_back) = self.clerk_log.allow(self.clock.now()) {
+                    tracing::error!(
+                        status,
+                        code = body.code().unwrap_or(""),
+                        clerk_trace_id = body.clerk_trace_id.as_deref().unwrap_or(""),
+                        refused_since_last_line = held_back,
+                        "Clerk refused our M2M verify request as malformed; answering 503 until fixed (check m2m-core's CLERK_API_VERSION against Clerk's changelog)"
+                    );
+                }
+                Err(VerifyError::Unavailable {
+                    reason: "Clerk refused the verify request".into(),
+                    retry_after: Duration::from_secs(5),
+                })
+            }
             Err(e @ (ClerkError::Unauthorized { .. } | ClerkError::Forbidden { .. })) => {
                 tracing::error!(error = %e, "Clerk rejected this service's own key while verifying an M2M token: check CLERK_MACHINE_SECRET_KEY");
                 Err(VerifyError::Misconfigured(
                     "Clerk rejected the key used to verify M2M tokens".into(),
                 ))
             }
+            Err(ClerkError::RateLimited { retry_after, .. }) => {
+                // Not retried (the client never retries a 429 on verify): every verify call is
+                // paused for Clerk's Retry-After, and this request gets 503 with it.
+                self.stats
+                    .clerk_rate_limited
+                    .fetch_add(1, Ordering::Relaxed);
+                let asked = retry_after.unwrap_or(Duration::from_secs(5));
+                let pause = self.budget.clerk_said_slow_down(asked);
+                if let Some(held_back) = self.clerk_log.allow(self.clock.now()) {
+                    tracing::warn!(
+                        pause_secs = pause.as_secs(),
+                        refused_since_last_line = held_back,
+                        "Clerk rate-limited M2M token verification (429); pausing verify calls"
+                    );
+                }
+                Err(VerifyError::Unavailable {
+                    reason: "Clerk rate limited".into(),
+                    retry_after: retry_after_secs(asked),
+                })
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot verify M2M token: Clerk unavailable");
+                if let Some(held_back) = self.clerk_log.allow(self.clock.now()) {
+                    tracing::warn!(error = %e, refused_since_last_line = held_back, "cannot verify M2M token: Clerk unavailable");
+                }
                 Err(VerifyError::Unavailable {
                     reason: "Clerk unavailable".into(),
                     retry_after: e
@@ -213,8 +325,8 @@ impl OpaqueVerifier {
             return Err(reason::REVOKED);
         }
         let now_ms = self.clock.unix_now().as_millis() as i64;
-        let skew = super::jwt::CLOCK_SKEW.as_millis() as i64;
-        if t.expired || t.expiration.is_some_and(|e| e <= now_ms - skew) {
+        // Clerk's `expiration` is final: no skew allowance past it, whatever `expired` says.
+        if t.expired || t.expiration.is_some_and(|e| e <= now_ms) {
             return Err(reason::EXPIRED);
         }
         if !t.subject.starts_with("mch_") {
@@ -241,6 +353,22 @@ impl OpaqueVerifier {
             ttl,
         ))
     }
+}
+
+/// Removes `key` only if it still holds `seen`, so a reader holding a lapsed entry cannot remove
+/// a fresher one that another request has just stored.
+async fn remove_if_same(cache: &Cache, key: [u8; 32], seen: &Arc<Entry>) {
+    cache
+        .entry(key)
+        .and_compute_with(|current| {
+            let same = current.is_some_and(|c| Arc::ptr_eq(c.value(), seen));
+            std::future::ready(if same {
+                moka::ops::compute::Op::Remove
+            } else {
+                moka::ops::compute::Op::Nop
+            })
+        })
+        .await;
 }
 
 fn verdict(entry: &Entry) -> Result<MachinePrincipal, VerifyError> {

@@ -338,6 +338,41 @@ fn verifier_config_errors_name_the_variable() {
             ],
             "CLERK_MACHINE_ID",
         ),
+        (
+            vec![
+                ("CLERK_SECRET_KEY", "sk_test_x"),
+                ("M2M_VERIFY_MISS_BURST", "0"),
+            ],
+            "M2M_VERIFY_MISS_BURST",
+        ),
+        (
+            vec![
+                ("CLERK_SECRET_KEY", "sk_test_x"),
+                ("M2M_VERIFY_MISS_PER_SECOND", "ten"),
+            ],
+            "M2M_VERIFY_MISS_PER_SECOND",
+        ),
+        (
+            vec![
+                ("CLERK_SECRET_KEY", "sk_test_x"),
+                ("CLERK_JWKS_CACHE_TTL_SECONDS", "0"),
+            ],
+            "CLERK_JWKS_CACHE_TTL_SECONDS",
+        ),
+        (
+            vec![
+                ("CLERK_SECRET_KEY", "sk_test_x"),
+                ("CLERK_AUTHORIZED_PARTIES", "https://a.example/"),
+            ],
+            "CLERK_AUTHORIZED_PARTIES",
+        ),
+        (
+            vec![
+                ("CLERK_SECRET_KEY", "sk_test_x"),
+                ("CLERK_AUTHORIZED_PARTIES", "https://a.example/app"),
+            ],
+            "CLERK_AUTHORIZED_PARTIES",
+        ),
     ] {
         assert_eq!(
             verifier_config(&pairs).expect_err("invalid").var,
@@ -345,4 +380,26 @@ fn verifier_config_errors_name_the_variable() {
             "{pairs:?}"
         );
     }
+}
+
+#[test]
+fn verifier_config_reads_the_budget_and_jwks_settings() {
+    let defaults = verifier_config(&[("CLERK_SECRET_KEY", "sk_test_x")]).expect("c");
+    assert_eq!(
+        (
+            defaults.cache.budget.burst,
+            defaults.cache.budget.per_second
+        ),
+        (50, 10)
+    );
+    assert_eq!(defaults.jwks.ttl, Duration::from_secs(300));
+    let c = verifier_config(&[
+        ("CLERK_SECRET_KEY", "sk_test_x"),
+        ("M2M_VERIFY_MISS_BURST", "5"),
+        ("M2M_VERIFY_MISS_PER_SECOND", "2"),
+        ("CLERK_JWKS_CACHE_TTL_SECONDS", "2"),
+    ])
+    .expect("c");
+    assert_eq!((c.cache.budget.burst, c.cache.budget.per_second), (5, 2));
+    assert_eq!(c.jwks.ttl, Duration::from_secs(2));
 }

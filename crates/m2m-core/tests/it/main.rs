@@ -9,4 +9,5 @@ mod receiver;
 mod support;
 mod token_source;
 mod verify;
+mod verify_attack;
 mod verify_http;

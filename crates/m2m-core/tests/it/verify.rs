@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint, Fault, RevokedVerify, Seed, SigningKey};
 use m2m_core::verify::{
-    JwtPolicy, KeySource, OpaqueCacheSettings, TokenFormat, VerifierConfig, reason,
+    JwksSettings, JwtPolicy, KeySource, OpaqueCacheSettings, TokenFormat, VerifierConfig, reason,
 };
 use m2m_core::{Clock, ManualClock, Principal, Verifier, VerifyError};
 use secrecy::SecretString;
@@ -40,6 +40,7 @@ pub fn config(mock: &ClerkMock) -> VerifierConfig {
         },
         cache: OpaqueCacheSettings::default(),
         machine_id: Some(mock.machine_by_name("JobTracker.API").expect("api").id),
+        jwks: Default::default(),
     }
 }
 
@@ -66,26 +67,26 @@ pub async fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    fn now(&self) -> i64 {
+    pub fn now(&self) -> i64 {
         self.clock.unix_now().as_secs() as i64
     }
 
-    fn session(&self, edit: impl FnOnce(&mut Value, &mut Value)) -> String {
+    pub fn session(&self, edit: impl FnOnce(&mut Value, &mut Value)) -> String {
         self.mock.session_token_with(&self.user, edit)
     }
 
-    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+    pub async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
         self.verifier.verify_token(token).await
     }
 
-    async fn rejects(&self, token: &str, expected: VerifyError) {
+    pub async fn rejects(&self, token: &str, expected: VerifyError) {
         assert_eq!(
             self.verify(token).await.expect_err("must be rejected"),
             expected
         );
     }
 
-    async fn mint(&self, bot: &str, body: Value) -> Value {
+    pub async fn mint(&self, bot: &str, body: Value) -> Value {
         let key = self.mock.machine_by_name(bot).expect("bot").secret_key;
         let resp = reqwest::Client::new()
             .post(format!("{}/m2m_tokens", self.mock.api_url()))
@@ -99,7 +100,7 @@ impl Fixture {
     }
 }
 
-fn invalid(r: &'static str) -> VerifyError {
+pub fn invalid(r: &'static str) -> VerifyError {
     VerifyError::Invalid(r)
 }
 
@@ -437,6 +438,11 @@ async fn pending_sessions_are_rejected() {
 #[tokio::test]
 async fn unknown_header_parameters_are_ignored_and_rs384_rs512_accepted() {
     let f = fixture().await;
+    // Clerk's JWK says `alg: RS256`, so RS384/RS512 tokens verify only against a key that
+    // names no `alg` (WebCrypto's rule, and Clerk's SDK's).
+    let mut no_alg = f.mock.instance_jwk();
+    no_alg.as_object_mut().expect("jwk").remove("alg");
+    f.mock.set_jwks_keys(Some(vec![no_alg]));
     assert!(
         f.verify(&f.session(|h, _| {
             h["oiat"] = json!(1);
@@ -445,16 +451,14 @@ async fn unknown_header_parameters_are_ignored_and_rs384_rs512_accepted() {
         .await
         .is_ok()
     );
-    assert!(
-        f.verify(&f.session(|h, _| h["alg"] = json!("RS384")))
-            .await
-            .is_ok()
-    );
-    assert!(
-        f.verify(&f.session(|h, _| h["alg"] = json!("RS512")))
-            .await
-            .is_ok()
-    );
+    for alg in ["RS384", "RS512"] {
+        assert!(
+            f.verify(&f.session(|h, _| h["alg"] = json!(alg)))
+                .await
+                .is_ok(),
+            "{alg}"
+        );
+    }
     f.rejects(
         &f.session(|h, _| h["alg"] = json!("PS256")),
         invalid(reason::ALGORITHM),
@@ -509,24 +513,29 @@ async fn a_public_jwks_url_works_too() {
 
 /// Serves a JWKS that can change; counts fetches; can fail.
 #[derive(Clone)]
-struct Jwks {
-    body: Arc<std::sync::Mutex<(u16, Value)>>,
-    fetches: Arc<AtomicU32>,
+pub struct Jwks {
+    pub body: Arc<std::sync::Mutex<(u16, Value)>>,
+    pub fetches: Arc<AtomicU32>,
+    /// Delay of every answer from now on (a hanging endpoint).
+    pub delay: Arc<std::sync::Mutex<Duration>>,
 }
 
 impl Respond for Jwks {
     fn respond(&self, _: &Request) -> ResponseTemplate {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         let (status, body) = self.body.lock().expect("lock").clone();
-        ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json")
+        ResponseTemplate::new(status)
+            .set_body_raw(body.to_string(), "application/json")
+            .set_delay(*self.delay.lock().expect("lock"))
     }
 }
 
-async fn jwks_server(keys: Value) -> (MockServer, Jwks) {
+pub async fn jwks_server(keys: Value) -> (MockServer, Jwks) {
     let server = MockServer::start().await;
     let jwks = Jwks {
         body: Arc::new(std::sync::Mutex::new((200, json!({"keys": keys})))),
         fetches: Arc::default(),
+        delay: Arc::default(),
     };
     Mock::given(method("GET"))
         .and(path("/jwks.json"))
@@ -537,6 +546,10 @@ async fn jwks_server(keys: Value) -> (MockServer, Jwks) {
 }
 
 fn verifier_for(url: String, clock: &ManualClock) -> Verifier {
+    verifier_with(url, clock, JwksSettings::default())
+}
+
+pub fn verifier_with(url: String, clock: &ManualClock, jwks: JwksSettings) -> Verifier {
     let cfg = VerifierConfig {
         api_base_url: "http://127.0.0.1:9".into(),
         verify_key: None,
@@ -544,6 +557,7 @@ fn verifier_for(url: String, clock: &ManualClock) -> Verifier {
         policy: JwtPolicy::default(),
         cache: OpaqueCacheSettings::default(),
         machine_id: None,
+        jwks,
     };
     cfg.build(
         &client("http://127.0.0.1:9", clock),
@@ -551,7 +565,7 @@ fn verifier_for(url: String, clock: &ManualClock) -> Verifier {
     )
 }
 
-fn token(key: &SigningKey, kid: &str, now: i64) -> String {
+pub fn token(key: &SigningKey, kid: &str, now: i64) -> String {
     key.sign(
         &json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
         &json!({"sub": "user_2a", "sid": "sess_1", "exp": now + 60}),

@@ -58,6 +58,7 @@ pub fn config(mock: &ClerkMock, database_url: String) -> Config {
         clerk_authorized_parties: Some(mock.authorized_party()),
         clerk_issuer: Some(mock.issuer()),
         m2m_verify_cache_ttl_seconds: 60,
+        verify_limits: Default::default(),
         candidate_representer_machine_id: Some(machine("CandidateRepresenter.Bot").id),
         job_applier_machine_id: Some(machine("JobApplier.Bot").id),
         resume_max_bytes: 64 * 1024,
@@ -71,12 +72,31 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(backend: Backend, edit: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let clock = OffsetClock::new();
+    spawn(backend, edit, std::sync::Arc::new(clock.clone()), clock).await
+}
+
+/// As [`spawn_app_with`], with the clock the API runs on (`TestApp::advance` then moves only
+/// the mock's clock).
+pub async fn spawn_app_clocked(
+    backend: Backend,
+    edit: impl FnOnce(&mut Config),
+    clock: std::sync::Arc<dyn m2m_core::Clock>,
+) -> Option<TestApp> {
+    spawn(backend, edit, clock, OffsetClock::new()).await
+}
+
+async fn spawn(
+    backend: Backend,
+    edit: impl FnOnce(&mut Config),
+    api_clock: std::sync::Arc<dyn m2m_core::Clock>,
+    clock: OffsetClock,
+) -> Option<TestApp> {
     let database = TestDatabase::create(backend).await?;
     let mock = ClerkMock::start_demo().await;
     let mut cfg = config(&mock, database.url.clone());
     edit(&mut cfg);
-    let clock = OffsetClock::new();
-    let app = Application::build_with_clock(&cfg, std::sync::Arc::new(clock.clone()))
+    let app = Application::build_with_clock(&cfg, api_clock)
         .await
         .expect("the API starts");
     let base = format!("http://{}", app.local_addr());

@@ -1,6 +1,7 @@
 //! jobtracker-api tests: the real router on a real port, against clerk-mock, each test with its
 //! own database. Every scenario runs on SQLite and, when TEST_POSTGRES_URL is set, on Postgres.
 
+mod attack;
 mod helpers;
 mod input;
 mod pipeline;
