@@ -54,7 +54,8 @@ pub struct Config {
     #[arg(long, env = "CLERK_ISSUER")]
     pub clerk_issuer: Option<String>,
     /// Seconds a Clerk verification of an opaque token is reused; 0 verifies every request.
-    /// Also the longest a revoked opaque token keeps working here.
+    /// This is the revocation latency: the longest a revoked opaque token keeps working here
+    /// (a trade-off: a longer TTL means fewer Clerk calls, a shorter one faster revocation).
     #[arg(long, env = "M2M_VERIFY_CACHE_TTL_SECONDS", default_value_t = 60)]
     pub m2m_verify_cache_ttl_seconds: u64,
     /// Limits that keep verification standing under attack.
@@ -96,6 +97,15 @@ pub struct VerifyLimits {
     /// of it, so a key removed from the JWKS stops verifying within about this long.
     #[arg(long, env = "CLERK_JWKS_CACHE_TTL_SECONDS", default_value_t = 300)]
     pub clerk_jwks_cache_ttl_seconds: u64,
+    /// A cached opaque token used within this many seconds of its cache entry's end is
+    /// re-verified at Clerk in the background, once: a hot token never waits for Clerk, and a
+    /// revocation is seen before the entry lapses. At most half the TTL; 0 turns it off.
+    #[arg(
+        long,
+        env = "M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS",
+        default_value_t = 10
+    )]
+    pub m2m_verify_cache_refresh_ahead_seconds: u64,
 }
 
 impl Default for VerifyLimits {
@@ -104,6 +114,7 @@ impl Default for VerifyLimits {
             m2m_verify_miss_burst: 50,
             m2m_verify_miss_per_second: 10,
             clerk_jwks_cache_ttl_seconds: 300,
+            m2m_verify_cache_refresh_ahead_seconds: 10,
         }
     }
 }
@@ -131,6 +142,7 @@ impl Config {
         let burst = limits.m2m_verify_miss_burst.to_string();
         let per_second = limits.m2m_verify_miss_per_second.to_string();
         let jwks_ttl = limits.clerk_jwks_cache_ttl_seconds.to_string();
+        let refresh_ahead = limits.m2m_verify_cache_refresh_ahead_seconds.to_string();
         let env = Env::from_fn(|k| match k {
             "CLERK_API_BASE_URL" => Some(self.clerk_api_base_url.clone()),
             "CLERK_MACHINE_SECRET_KEY" => self.clerk_machine_secret_key.clone(),
@@ -144,6 +156,7 @@ impl Config {
             "M2M_VERIFY_MISS_BURST" => Some(burst.clone()),
             "M2M_VERIFY_MISS_PER_SECOND" => Some(per_second.clone()),
             "CLERK_JWKS_CACHE_TTL_SECONDS" => Some(jwks_ttl.clone()),
+            "M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS" => Some(refresh_ahead.clone()),
             _ => None,
         });
         VerifierConfig::from_env(&env)

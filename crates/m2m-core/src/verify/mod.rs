@@ -177,6 +177,10 @@ impl VerifierConfig {
         let defaults = MissBudget::default();
         let cache = OpaqueCacheSettings {
             ttl: env.seconds("M2M_VERIFY_CACHE_TTL_SECONDS", Duration::from_secs(60))?,
+            refresh_ahead: env.seconds(
+                "M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS",
+                OpaqueCacheSettings::default().refresh_ahead,
+            )?,
             budget: MissBudget {
                 burst: positive(env, "M2M_VERIFY_MISS_BURST", defaults.burst)?,
                 per_second: positive(env, "M2M_VERIFY_MISS_PER_SECOND", defaults.per_second)?,
@@ -272,7 +276,8 @@ impl VerifierConfig {
         if opaque.is_some() {
             tracing::info!(
                 cache_ttl_secs = self.cache.ttl.as_secs(),
-                "opaque M2M verdicts are cached: a revoked token keeps working for at most M2M_VERIFY_CACHE_TTL_SECONDS"
+                refresh_ahead_secs = self.cache.refresh_ahead.min(self.cache.ttl / 2).as_secs(),
+                "opaque M2M verdicts are cached: a revoked token keeps working for at most M2M_VERIFY_CACHE_TTL_SECONDS; hot tokens are re-verified M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS before that"
             );
         }
         Verifier::new(opaque, jwt)

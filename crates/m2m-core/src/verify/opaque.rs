@@ -2,10 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::budget::{Budget, LogLimiter, MissBudget, Refusal, retry_after_secs};
@@ -29,6 +29,11 @@ pub struct OpaqueCacheSettings {
     /// How many verifications may ask Clerk (`M2M_VERIFY_MISS_BURST`,
     /// `M2M_VERIFY_MISS_PER_SECOND`); over it, 503 without a call.
     pub budget: MissBudget,
+    /// A positive entry used this close to its end is re-verified in the background, once, so a
+    /// hot token never waits for Clerk at the TTL and a revocation is seen before the entry
+    /// lapses (`M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS`, default 10 s; at most half the TTL;
+    /// zero: never). It costs no extra call: the entry would be re-verified at the TTL anyway.
+    pub refresh_ahead: Duration,
 }
 
 impl Default for OpaqueCacheSettings {
@@ -38,6 +43,7 @@ impl Default for OpaqueCacheSettings {
             negative_ttl: Duration::from_secs(5),
             max_entries: 100_000,
             budget: MissBudget::default(),
+            refresh_ahead: Duration::from_secs(10),
         }
     }
 }
@@ -52,6 +58,18 @@ enum Verdict {
 struct Entry {
     verdict: Verdict,
     valid_until: Instant,
+    /// Set once a background re-verification of this entry has started.
+    refreshing: AtomicBool,
+}
+
+impl Entry {
+    fn new(verdict: Verdict, valid_until: Instant) -> Self {
+        Self {
+            verdict,
+            valid_until,
+            refreshing: AtomicBool::new(false),
+        }
+    }
 }
 
 /// Counters for metrics.
@@ -68,10 +86,17 @@ pub struct OpaqueStats {
     /// Verifications refused with 503 because Clerk answered 429 (that call, and those made
     /// while its `Retry-After` runs, which are not sent).
     pub clerk_rate_limited: AtomicU64,
+    /// Background re-verifications of hot entries shortly before they lapse.
+    pub refreshed_ahead: AtomicU64,
 }
 
 /// Verifies opaque tokens at Clerk with this service's key.
 pub struct OpaqueVerifier {
+    inner: Arc<Inner>,
+}
+
+/// The state a background re-verification shares with the verifier.
+struct Inner {
     client: ClerkClient,
     key: SecretString,
     settings: OpaqueCacheSettings,
@@ -96,9 +121,9 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 impl fmt::Debug for OpaqueVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpaqueVerifier")
-            .field("settings", &self.settings)
-            .field("receiver", &self.receiver)
-            .field("instance_key", &self.instance_key)
+            .field("settings", &self.inner.settings)
+            .field("receiver", &self.inner.receiver)
+            .field("instance_key", &self.inner.instance_key)
             .finish_non_exhaustive()
     }
 }
@@ -127,7 +152,7 @@ impl OpaqueVerifier {
             use secrecy::ExposeSecret;
             !key.expose_secret().starts_with("ak_")
         };
-        Self {
+        let inner = Inner {
             client,
             key,
             valid: cache(),
@@ -140,64 +165,74 @@ impl OpaqueVerifier {
             stats: Arc::default(),
             receiver: None,
             instance_key,
+        };
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
     /// Binds the verifier to this service's machine id (`mch_…`): a token is accepted only if
     /// Clerk's answer lists it in `scopes`, whichever key verifies it.
     pub fn with_receiver(mut self, machine_id: Option<String>) -> Self {
-        self.receiver = machine_id;
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.receiver = machine_id,
+            // Unreachable (the Arc is shared only by background tasks, which need a verify);
+            // binding to nothing would fail closed anyway.
+            None => tracing::error!("OpaqueVerifier::with_receiver called after first use"),
+        }
         self
     }
 
     /// Whether a token can be accepted at all: with the instance key, Clerk checks no scope,
     /// so without a receiver id nothing is bound to this service.
     pub(crate) fn can_bind(&self) -> bool {
-        self.receiver.is_some() || !self.instance_key
+        self.inner.receiver.is_some() || !self.inner.instance_key
     }
 
     /// Hit/miss/call counters.
     pub fn stats(&self) -> &Arc<OpaqueStats> {
-        &self.stats
+        &self.inner.stats
     }
 
     /// Verifies `token` (already shape-checked as `mt_…`).
     pub async fn verify(&self, token: &str) -> Result<MachinePrincipal, VerifyError> {
+        let this = &*self.inner;
         if !self.can_bind() {
             return Err(VerifyError::Invalid(reason::NOT_SCOPED));
         }
-        if self.settings.ttl.is_zero() {
-            self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-            return verdict(&self.ask_clerk(token).await?);
+        if this.settings.ttl.is_zero() {
+            this.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+            return verdict(&this.ask_clerk(token).await?);
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = self.clock.now();
-        if let Some(entry) = self.valid.get(&key).await {
-            if self.still_valid(&entry, now) {
-                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+        let now = this.clock.now();
+        if let Some(entry) = this.valid.get(&key).await {
+            if this.still_valid(&entry, now) {
+                this.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                self.refresh_ahead(key, token, &entry, now);
                 return verdict(&entry);
             }
-            remove_if_same(&self.valid, key, &entry).await;
+            remove_if_same(&this.valid, key, &entry).await;
         }
-        if let Some(entry) = self.invalid.get(&key).await {
+        if let Some(entry) = this.invalid.get(&key).await {
             if now < entry.valid_until {
-                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                this.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return verdict(&entry);
             }
-            remove_if_same(&self.invalid, key, &entry).await;
+            remove_if_same(&this.invalid, key, &entry).await;
         }
-        self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+        this.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
         // Concurrent misses for one token share one Clerk call. Only a positive verdict enters
         // `valid`; a negative one goes to `invalid` and reaches the waiters as an error; errors
         // (Clerk down, budget spent) are not cached at all.
-        let entry = self
+        let entry = this
             .valid
             .try_get_with(key, async {
-                let entry = Arc::new(self.ask_clerk(token).await?);
+                let entry = Arc::new(this.ask_clerk(token).await?);
                 match entry.verdict {
                     Verdict::Valid(_) => Ok(entry),
                     Verdict::Invalid(r) => {
-                        self.invalid.insert(key, entry).await;
+                        this.invalid.insert(key, entry).await;
                         Err(VerifyError::Invalid(r))
                     }
                 }
@@ -207,6 +242,35 @@ impl OpaqueVerifier {
         verdict(&entry)
     }
 
+    /// Starts one background re-verification of a hot positive entry near its end.
+    fn refresh_ahead(&self, key: [u8; 32], token: &str, entry: &Arc<Entry>, now: Instant) {
+        let this = &*self.inner;
+        let ahead = this.settings.refresh_ahead.min(this.settings.ttl / 2);
+        let Verdict::Valid(principal) = &entry.verdict else {
+            return;
+        };
+        if ahead.is_zero() || now + ahead < entry.valid_until {
+            return;
+        }
+        // A token about to expire is not worth a call: Clerk would only say it expired.
+        let horizon_ms = (this.clock.unix_now() + ahead).as_millis() as i64;
+        if principal.expires_at_ms.is_some_and(|e| e <= horizon_ms) {
+            return;
+        }
+        if entry.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let token = SecretString::from(token.to_owned());
+        let seen = entry.clone();
+        runtime.spawn(async move { inner.reverify(key, token, seen).await });
+    }
+}
+
+impl Inner {
     /// A cached positive verdict is served only before its `valid_until` (monotonic) and before
     /// the token's own expiry (wall clock), whichever comes first.
     fn still_valid(&self, entry: &Entry, now: Instant) -> bool {
@@ -243,17 +307,14 @@ impl OpaqueVerifier {
         self.stats.clerk_calls.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now();
         let negative = |r| {
-            Ok(Entry {
-                verdict: Verdict::Invalid(r),
-                valid_until: now + self.settings.negative_ttl,
-            })
+            Ok(Entry::new(
+                Verdict::Invalid(r),
+                now + self.settings.negative_ttl,
+            ))
         };
         match self.client.verify_m2m_token(&self.key, token).await {
             Ok(t) => match self.accept(t) {
-                Ok((principal, ttl)) => Ok(Entry {
-                    verdict: Verdict::Valid(principal),
-                    valid_until: now + ttl,
-                }),
+                Ok((principal, ttl)) => Ok(Entry::new(Verdict::Valid(principal), now + ttl)),
                 Err(r) => negative(r),
             },
             Err(ClerkError::NotFound { .. }) => negative(reason::NOT_FOUND),
@@ -320,6 +381,24 @@ impl OpaqueVerifier {
 
     /// A 2xx from Clerk is accepted only if it is not revoked or expired (defence in depth:
     /// Clerk's SDKs do not check these flags) and names a machine.
+    /// Re-verifies a cached positive verdict (see [`OpaqueCacheSettings::refresh_ahead`]): a
+    /// positive answer replaces it, a negative one moves the token to the negative cache at
+    /// once. On an error (Clerk down, budget spent) the entry simply lapses at its end.
+    async fn reverify(&self, key: [u8; 32], token: SecretString, seen: Arc<Entry>) {
+        self.stats.refreshed_ahead.fetch_add(1, Ordering::Relaxed);
+        let Ok(fresh) = self.ask_clerk(token.expose_secret()).await else {
+            return;
+        };
+        let fresh = Arc::new(fresh);
+        match fresh.verdict {
+            Verdict::Valid(_) => replace_if_same(&self.valid, key, &seen, fresh).await,
+            Verdict::Invalid(_) => {
+                self.invalid.insert(key, fresh).await;
+                remove_if_same(&self.valid, key, &seen).await;
+            }
+        }
+    }
+
     fn accept(&self, t: M2mToken) -> Result<(MachinePrincipal, Duration), &'static str> {
         if t.revoked {
             return Err(reason::REVOKED);
@@ -353,6 +432,22 @@ impl OpaqueVerifier {
             ttl,
         ))
     }
+}
+
+/// Stores `fresh` under `key` only if it still holds `seen`: a re-verification that finishes
+/// late never overwrites a newer verdict.
+async fn replace_if_same(cache: &Cache, key: [u8; 32], seen: &Arc<Entry>, fresh: Arc<Entry>) {
+    cache
+        .entry(key)
+        .and_compute_with(|current| {
+            let same = current.is_some_and(|c| Arc::ptr_eq(c.value(), seen));
+            std::future::ready(if same {
+                moka::ops::compute::Op::Put(fresh)
+            } else {
+                moka::ops::compute::Op::Nop
+            })
+        })
+        .await;
 }
 
 /// Removes `key` only if it still holds `seen`, so a reader holding a lapsed entry cannot remove

@@ -258,6 +258,11 @@ fn verifier_config_reads_the_api_variables() {
     );
     assert_eq!(c.cache.ttl, Duration::ZERO);
     assert_eq!(
+        c.cache.refresh_ahead,
+        Duration::from_secs(10),
+        "the default"
+    );
+    assert_eq!(
         verifier_config(&[
             ("CLERK_SECRET_KEY", "sk_test_x"),
             ("CLERK_JWKS_URL", "https://x.example/jwks")
@@ -316,6 +321,13 @@ fn verifier_config_errors_name_the_variable() {
                 ("M2M_VERIFY_CACHE_TTL_SECONDS", "1m"),
             ],
             "M2M_VERIFY_CACHE_TTL_SECONDS",
+        ),
+        (
+            vec![
+                ("CLERK_SECRET_KEY", "sk_test_x"),
+                ("M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS", "-1"),
+            ],
+            "M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS",
         ),
         (
             vec![

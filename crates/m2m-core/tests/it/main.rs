@@ -6,6 +6,7 @@ mod clerk_client;
 mod config;
 mod fuzz;
 mod receiver;
+mod refresh_ahead;
 mod support;
 mod token_source;
 mod verify;
