@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 
 const REQUESTS: usize = 10_000;
 const CONCURRENCY: usize = 32;
+/// Random tokens in `--spray`: an exact multiple of the clients.
+const SPRAY: usize = 100_000;
+const _: () = assert!(SPRAY.is_multiple_of(CONCURRENCY));
 
 struct Api {
     base: String,
@@ -471,12 +474,11 @@ async fn spray() {
     let api = start_api_with(&mock, &dir, "spray", |_| {}).await;
     let valid = mint(&mock, "JobApplier.Bot").await;
     assert_eq!(whoami(&http, &api.base, &valid).await.0, 200);
-    const SPRAY: usize = 100_000;
     let before = mock.calls(Endpoint::VerifyToken);
     let started = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENCY)
-        .map(|worker| {
-            let per = SPRAY / CONCURRENCY + usize::from(worker < SPRAY % CONCURRENCY);
+        .map(|_| {
+            let per = SPRAY / CONCURRENCY;
             let (http, base) = (http.clone(), api.base.clone());
             tokio::spawn(async move {
                 let mut counts = [0usize; 3]; // 401, 503, other
