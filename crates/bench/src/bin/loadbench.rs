@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 
 const REQUESTS: usize = 10_000;
 const CONCURRENCY: usize = 32;
+/// Random tokens in `--spray`: an exact multiple of the clients.
+const SPRAY: usize = 100_000;
+const _: () = assert!(SPRAY.is_multiple_of(CONCURRENCY));
 
 struct Api {
     base: String,
@@ -473,13 +476,11 @@ async fn spray() {
     let api = start_api_with(&mock, &dir, "spray", |_| {}).await;
     let valid = mint(&mock, "JobApplier.Bot").await;
     assert_eq!(whoami(&http, &api.base, &valid).await.0, 200);
-    const SPRAY: usize = 100_000;
     let before = mock.calls(Endpoint::VerifyToken);
     let started = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENCY)
-        .map(|worker| {
-            // Worker w takes ceil((SPRAY - w) / CONCURRENCY): the shares add up to SPRAY.
-            let per = (SPRAY + CONCURRENCY - 1 - worker) / CONCURRENCY;
+        .map(|_| {
+            let per = SPRAY / CONCURRENCY;
             let (http, base) = (http.clone(), api.base.clone());
             tokio::spawn(async move {
                 let mut counts = [0usize; 3]; // 401, 503, other
