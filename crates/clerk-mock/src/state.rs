@@ -704,9 +704,9 @@ impl State {
                 json!(expiration.map(|e| e / 1000).unwrap_or(iat + 315_360_000)),
             );
             payload.insert("jti".into(), json!(id));
-            if !scopes.is_empty() {
-                payload.insert("scopes".into(), json!(scopes.join(" ")));
-            }
+            // Clerk's own `scopes` is written over any custom claim of that name, even when
+            // the machine has no scopes, so a minting machine cannot name its receivers.
+            payload.insert("scopes".into(), json!(scopes.join(" ")));
             let header = json!({ "alg": "RS256", "typ": "JWT", "kid": self.instance_id, "cat": jwt::CAT_M2M });
             self.key.sign(&header, &Value::Object(payload))
         } else {

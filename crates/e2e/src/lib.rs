@@ -152,6 +152,8 @@ impl Stack {
                 .mock
                 .machine_by_name("CandidateRepresenter.Bot")
                 .map(|m| m.id),
+            clerk_authorized_parties: Some(self.mock.authorized_party()),
+            clerk_issuer: Some(self.mock.issuer()),
             allowed_machine_ids: String::new(),
             bind: "127.0.0.1:0".parse().expect("addr"),
         }

@@ -42,6 +42,13 @@ pub struct Config {
     /// `/.well-known/jwks.json`).
     #[arg(long, env = "CLERK_JWKS_URL")]
     pub clerk_jwks_url: Option<String>,
+    /// Comma-separated origins allowed in a session token's `azp` (exact match). Empty: any
+    /// origin of the Clerk instance (a WARN at start says so).
+    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES")]
+    pub clerk_authorized_parties: Option<String>,
+    /// If set, a JWT's `iss` must equal it.
+    #[arg(long, env = "CLERK_ISSUER")]
+    pub clerk_issuer: Option<String>,
     /// The representer's own machine id (`mch_…`). An M2M token on `/v1/ask` is accepted only
     /// if its scopes list it; without it, JWT-format M2M tokens are refused.
     #[arg(long, env = "CLERK_MACHINE_ID")]
@@ -62,6 +69,8 @@ impl Config {
             "CLERK_JWT_KEY" => self.clerk_jwt_key.clone(),
             "CLERK_JWKS_URL" => self.clerk_jwks_url.clone(),
             "CLERK_MACHINE_ID" => self.clerk_machine_id.clone(),
+            "CLERK_AUTHORIZED_PARTIES" => self.clerk_authorized_parties.clone(),
+            "CLERK_ISSUER" => self.clerk_issuer.clone(),
             _ => None,
         })
     }

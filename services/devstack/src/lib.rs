@@ -120,6 +120,7 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
     // Session tokens on /v1/ask are verified with the instance's public keys: no secret key.
     representer.insert("CLERK_JWKS_URL", mock.jwks_url());
     representer.insert("CLERK_MACHINE_ID", rep_id);
+    representer.insert("CLERK_AUTHORIZED_PARTIES", mock.authorized_party());
     let mut applier = bot(app_key);
     applier.insert("APPLIER_BIND", o.applier_bind.clone());
     applier.insert(

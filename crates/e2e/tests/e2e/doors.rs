@@ -230,3 +230,17 @@ async fn without_public_keys_users_are_not_trusted() {
     assert_eq!(body["detail"], "token-type-not-accepted");
     assert!(body.get("answer").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_minted_for_another_origin_is_refused() {
+    let Some(stack) = Stack::start(Backend::Sqlite).await else {
+        return;
+    };
+    let base = serve(stack.representer(|_| {})).await;
+    let foreign = stack.mock.session_token_with(&stack.alice, |_, c| {
+        c["azp"] = serde_json::json!("https://elsewhere.example");
+    });
+    let (status, body, _) = ask(&base, Some(&foreign), &stack.alice).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["detail"], "token-invalid-authorized-parties");
+}

@@ -377,7 +377,13 @@ impl ClerkClient {
             // and Clerk has just said to slow down (the verifier pauses instead).
             let no_retry =
                 op == Operation::VerifyToken && matches!(err, ClerkError::RateLimited { .. });
-            if no_retry || !err.is_transient() || attempt >= policy.max_attempts.max(1) {
+            // Verify runs on a caller's request and the miss budget admits it once: one retry
+            // at most, so a 5xx storm cannot multiply the budget's calls by the policy's count.
+            let max_attempts = match op {
+                Operation::VerifyToken => policy.max_attempts.clamp(1, 2),
+                _ => policy.max_attempts.max(1),
+            };
+            if no_retry || !err.is_transient() || attempt >= max_attempts {
                 self.observe(op, outcome_label(&err));
                 return Err(err);
             }

@@ -64,6 +64,10 @@ pub(crate) enum Refusal {
 /// The bucket plus Clerk's own back-off.
 pub(crate) struct Budget {
     limiter: RateLimiter<NotKeyed, InMemoryState, BudgetClock>,
+    /// A second bucket of the same size for tokens this verifier has seen valid before (a hot
+    /// token's refresh, or its miss after the entry lapsed): a spray of random tokens, which can
+    /// only drain the first bucket, cannot starve the callers that hold real tokens.
+    known: RateLimiter<NotKeyed, InMemoryState, BudgetClock>,
     clock: Arc<dyn Clock>,
     clerk_backoff_until: Mutex<Option<Instant>>,
 }
@@ -81,20 +85,23 @@ impl Budget {
         let quota = Quota::per_second(rate).allow_burst(burst);
         Self {
             limiter: RateLimiter::direct_with_clock(quota, BudgetClock(clock.clone())),
+            known: RateLimiter::direct_with_clock(quota, BudgetClock(clock.clone())),
             clock,
             clerk_backoff_until: Mutex::new(None),
         }
     }
 
-    /// Takes one call from the budget, or says how long until one is available.
-    pub(crate) fn admit(&self) -> Result<(), (Refusal, Duration)> {
+    /// Takes one call from the budget (the reserved one for a token seen valid before), or says
+    /// how long until one is available.
+    pub(crate) fn admit(&self, known: bool) -> Result<(), (Refusal, Duration)> {
         let now = self.clock.now();
         if let Some(until) = *lock(&self.clerk_backoff_until)
             && now < until
         {
             return Err((Refusal::ClerkBackoff, until - now));
         }
-        self.limiter
+        let limiter = if known { &self.known } else { &self.limiter };
+        limiter
             .check()
             .map_err(|not_until| (Refusal::Budget, not_until.wait_time_from(now)))
     }

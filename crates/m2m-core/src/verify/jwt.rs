@@ -25,7 +25,7 @@ pub struct JwtPolicy {
     /// When set, `iss` must equal it.
     pub issuer: Option<String>,
     /// This service's own machine id (`mch_…`, `CLERK_MACHINE_ID`). An M2M JWT is accepted only
-    /// if it lists this id as a receiver (`scopes` or `aud`); without it every M2M JWT is
+    /// if its `scopes` claim lists this id (`aud` never counts); without it every M2M JWT is
     /// refused, since any machine's token for any other service would otherwise pass.
     pub receiver: Option<String>,
 }
@@ -116,19 +116,18 @@ impl JwtVerifier {
         if !machine_id.starts_with("mch_") {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
         }
+        // Receiver binding: Clerk writes the machines a token is for into `scopes`, over any
+        // custom claim of that name. `aud` is never used: a minting machine can set it to
+        // anything through its custom claims.
         let scopes = receivers(claims.get("scopes"));
-        let audience = receivers(claims.get("aud"));
-        // Receiver binding: the token must name this service. Clerk's fixtures carry the
-        // receivers as `scopes` (space-separated) and as `aud`; either naming us is enough.
         let bound = self
             .policy
             .receiver
             .as_deref()
-            .is_some_and(|me| scopes.iter().chain(&audience).any(|s| s == me));
+            .is_some_and(|me| scopes.iter().any(|s| s == me));
         if !bound {
             return Err(VerifyError::Invalid(reason::NOT_SCOPED));
         }
-        let scopes = if scopes.is_empty() { audience } else { scopes };
         let custom: serde_json::Map<String, Value> = claims
             .as_object()
             .map(|m| {

@@ -91,6 +91,21 @@ impl Verifier {
     }
 }
 
+/// Plain `http://` to anything but this machine.
+fn insecure(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| {
+        let local = match u.host_str() {
+            Some("localhost") => true,
+            Some(h) => h
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
+        };
+        u.scheme() == "http" && !local
+    })
+}
+
 /// A machine id: `mch_` and letters or digits.
 pub(crate) fn check_machine_id(var: &str, id: &str) -> Result<(), ConfigError> {
     let ok = id
@@ -234,6 +249,18 @@ impl VerifierConfig {
         {
             out.push(
                 "CLERK_AUTHORIZED_PARTIES / CLERK_ISSUER are set but no JWT key is (CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY): every JWT gets 401 token-type-not-accepted",
+            );
+        }
+        if insecure(&self.api_base_url) {
+            out.push(
+                "CLERK_API_BASE_URL is plain http to another host: keys and tokens cross the network unencrypted (fine only for a local mock)",
+            );
+        }
+        if let Some(KeySource::Url(url)) = &self.key_source
+            && insecure(url)
+        {
+            out.push(
+                "CLERK_JWKS_URL is plain http to another host: whoever can alter that traffic can substitute signing keys and forge any JWT (fine only for a local mock)",
             );
         }
         out

@@ -105,6 +105,9 @@ struct Inner {
     valid: Cache,
     /// Negative verdicts ("not found", revoked, expired).
     invalid: Cache,
+    /// Hashes of tokens Clerk has called valid in the last hour: their re-verifications draw on
+    /// the budget's reserved bucket, which random tokens cannot reach.
+    known: moka::future::Cache<[u8; 32], ()>,
     budget: Budget,
     refusal_log: LogLimiter,
     clerk_log: LogLimiter,
@@ -114,6 +117,9 @@ struct Inner {
 }
 
 type Cache = moka::future::Cache<[u8; 32], Arc<Entry>>;
+
+/// How long a token Clerk called valid keeps its claim on the reserved budget.
+const KNOWN_FOR: Duration = Duration::from_secs(3600);
 
 /// One WARN line per this interval when verifications are refused or Clerk misbehaves.
 const LOG_EVERY: Duration = Duration::from_secs(60);
@@ -157,6 +163,10 @@ impl OpaqueVerifier {
             key,
             valid: cache(),
             invalid: cache(),
+            known: moka::future::Cache::builder()
+                .max_capacity(settings.max_entries)
+                .time_to_live(KNOWN_FOR)
+                .build(),
             budget: Budget::new(settings.budget, clock.clone()),
             refusal_log: LogLimiter::new(LOG_EVERY),
             clerk_log: LogLimiter::new(LOG_EVERY),
@@ -202,9 +212,14 @@ impl OpaqueVerifier {
         }
         if this.settings.ttl.is_zero() {
             this.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-            return verdict(&this.ask_clerk(token).await?);
+            let known = this.known.contains_key(&key_of(token));
+            let entry = this.ask_clerk(token, known).await?;
+            if matches!(entry.verdict, Verdict::Valid(_)) {
+                this.known.insert(key_of(token), ()).await;
+            }
+            return verdict(&entry);
         }
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let key = key_of(token);
         let now = this.clock.now();
         if let Some(entry) = this.valid.get(&key).await {
             if this.still_valid(&entry, now) {
@@ -225,10 +240,11 @@ impl OpaqueVerifier {
         // Concurrent misses for one token share one Clerk call. Only a positive verdict enters
         // `valid`; a negative one goes to `invalid` and reaches the waiters as an error; errors
         // (Clerk down, budget spent) are not cached at all.
+        let known = this.known.contains_key(&key);
         let entry = this
             .valid
             .try_get_with(key, async {
-                let entry = Arc::new(this.ask_clerk(token).await?);
+                let entry = Arc::new(this.ask_clerk(token, known).await?);
                 match entry.verdict {
                     Verdict::Valid(_) => Ok(entry),
                     Verdict::Invalid(r) => {
@@ -239,6 +255,9 @@ impl OpaqueVerifier {
             })
             .await
             .map_err(|e: Arc<VerifyError>| (*e).clone())?;
+        if !known {
+            this.known.insert(key, ()).await;
+        }
         verdict(&entry)
     }
 
@@ -285,8 +304,10 @@ impl Inner {
         }
     }
 
-    async fn ask_clerk(&self, token: &str) -> Result<Entry, VerifyError> {
-        if let Err((why, wait)) = self.budget.admit() {
+    /// Asks Clerk, within the miss budget (`known`: the token was valid before, so the reserved
+    /// bucket pays).
+    async fn ask_clerk(&self, token: &str, known: bool) -> Result<Entry, VerifyError> {
+        if let Err((why, wait)) = self.budget.admit(known) {
             let counter = match why {
                 Refusal::Budget => &self.stats.budget_refusals,
                 Refusal::ClerkBackoff => &self.stats.clerk_rate_limited,
@@ -386,12 +407,15 @@ impl Inner {
     /// once. On an error (Clerk down, budget spent) the entry simply lapses at its end.
     async fn reverify(&self, key: [u8; 32], token: SecretString, seen: Arc<Entry>) {
         self.stats.refreshed_ahead.fetch_add(1, Ordering::Relaxed);
-        let Ok(fresh) = self.ask_clerk(token.expose_secret()).await else {
+        let Ok(fresh) = self.ask_clerk(token.expose_secret(), true).await else {
             return;
         };
         let fresh = Arc::new(fresh);
         match fresh.verdict {
-            Verdict::Valid(_) => replace_if_same(&self.valid, key, &seen, fresh).await,
+            Verdict::Valid(_) => {
+                self.known.insert(key, ()).await;
+                replace_if_same(&self.valid, key, &seen, fresh).await;
+            }
             Verdict::Invalid(_) => {
                 self.invalid.insert(key, fresh).await;
                 remove_if_same(&self.valid, key, &seen).await;
@@ -464,6 +488,10 @@ async fn remove_if_same(cache: &Cache, key: [u8; 32], seen: &Arc<Entry>) {
             })
         })
         .await;
+}
+
+fn key_of(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 fn verdict(entry: &Entry) -> Result<MachinePrincipal, VerifyError> {

@@ -241,14 +241,14 @@ async fn a_retry_after_beyond_the_budget_is_surfaced_not_waited_for() {
 #[tokio::test]
 async fn server_errors_are_retried_with_backoff_then_surfaced() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    Mock::given(method("GET"))
         .respond_with(clerk_error(503, "internal_clerk_error"))
         .expect(3)
         .mount(&server)
         .await;
     let clock = ManualClock::new();
     let err = client(&server.uri(), &clock)
-        .verify_m2m_token(&key(KEY), "mt_x")
+        .jwks(&key("sk_test_x"))
         .await
         .expect_err("503");
     assert!(matches!(err, ClerkError::Unavailable { .. }), "{err:?}");
@@ -262,6 +262,24 @@ async fn server_errors_are_retried_with_backoff_then_surfaced() {
         sleeps[1] >= Duration::from_millis(100) && sleeps[1] <= Duration::from_millis(200),
         "exponential: {sleeps:?}"
     );
+}
+
+#[tokio::test]
+async fn verify_is_retried_at_most_once_whatever_the_policy() {
+    // Each verification is admitted once by the miss budget; more attempts would multiply it.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(clerk_error(503, "internal_clerk_error"))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let clock = ManualClock::new();
+    let err = client(&server.uri(), &clock)
+        .verify_m2m_token(&key(KEY), "mt_x")
+        .await
+        .expect_err("503");
+    assert!(matches!(err, ClerkError::Unavailable { .. }), "{err:?}");
+    assert_eq!(clock.sleeps().len(), 1, "2 attempts, 1 wait");
 }
 
 #[tokio::test]

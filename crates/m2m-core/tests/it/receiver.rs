@@ -262,7 +262,7 @@ async fn without_its_machine_id_the_instance_key_verifies_nothing_and_costs_no_c
 }
 
 #[tokio::test]
-async fn the_receiver_may_be_named_in_aud_or_in_scopes() {
+async fn only_the_scopes_claim_names_the_receiver_never_aud() {
     let s = setup(Key::Machine, true).await;
     let (bot, api) = (id(&s.mock, BOT), id(&s.mock, API));
     let now = s.mock.now_ms() / 1000;
@@ -279,8 +279,9 @@ async fn the_receiver_may_be_named_in_aud_or_in_scopes() {
     };
     for (claims, ok) in [
         (json!({ "scopes": format!("mch_2Other {api}") }), true),
-        (json!({ "aud": [api.clone(), "mch_2Other"] }), true),
-        (json!({ "aud": api.clone() }), true),
+        (json!({ "aud": [api.clone(), "mch_2Other"] }), false),
+        (json!({ "aud": api.clone() }), false),
+        (json!({ "scopes": "mch_2Other", "aud": api.clone() }), false),
         (json!({ "scopes": [api.clone()] }), true),
         (json!({ "scopes": "mch_2Other" }), false),
         (json!({ "scopes": format!("{api}x") }), false),
@@ -358,4 +359,35 @@ async fn a_200_from_clerk_that_does_not_name_this_service_is_refused_with_the_ma
         verifier.verify(token).await,
         Err(VerifyError::Invalid(reason::NOT_SCOPED))
     );
+}
+
+#[tokio::test]
+async fn a_minting_machine_cannot_name_its_receivers_through_custom_claims() {
+    // The attack: an operator cuts a machine off by removing its scope; it then mints JWTs
+    // whose custom claims name the API itself.
+    let s = setup(Key::Machine, true).await;
+    let (bot, api) = (id(&s.mock, BOT), id(&s.mock, API));
+    assert!(s.mock.remove_scope(&bot, &api));
+    let stranger = s.mock.create_machine("Stranger", &[]);
+    for machine in [bot.as_str(), stranger.id.as_str()] {
+        for claims in [
+            json!({ "aud": api.clone() }),
+            json!({ "aud": [api.clone()] }),
+            json!({ "scopes": api.clone() }),
+            json!({ "scopes": [api.clone()] }),
+        ] {
+            let token = s.mock.mint(
+                machine,
+                &json!({ "token_format": "jwt", "claims": claims.clone() }),
+            )["token"]
+                .as_str()
+                .expect("token")
+                .to_owned();
+            assert_eq!(
+                s.verifier.verify_token(&token).await,
+                Err(VerifyError::Invalid(reason::NOT_SCOPED)),
+                "{machine} with {claims}"
+            );
+        }
+    }
 }

@@ -122,3 +122,36 @@ async fn a_failed_refresh_leaves_the_entry_to_lapse_and_clerk_down_is_still_503(
         Err(VerifyError::Unavailable { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_spray_of_random_tokens_cannot_starve_a_token_known_to_be_valid() {
+    let (f, token) = hot(Duration::from_secs(10)).await;
+    assert!(f.verifier.verify_token(&token).await.is_ok());
+    let mut n = 0u64;
+    let mut refused = 0;
+    // 150 simulated seconds: each second 20 random tokens (twice the sustained budget) drain
+    // the general bucket; the real token must keep answering through its entry's refresh and
+    // through its lapses.
+    for _ in 0..150 {
+        f.clock.advance(Duration::from_secs(1));
+        for _ in 0..20 {
+            n += 1;
+            let random = format!("mt_{n:032x}");
+            if matches!(
+                f.verifier.verify_token(&random).await,
+                Err(VerifyError::Unavailable { .. })
+            ) {
+                refused += 1;
+            }
+        }
+        assert!(
+            f.verifier.verify_token(&token).await.is_ok(),
+            "the real token was refused during the spray"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        refused > 1000,
+        "the spray was throttled ({refused} refused)"
+    );
+}

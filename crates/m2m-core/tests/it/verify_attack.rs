@@ -603,3 +603,41 @@ fn accepting_sessions_without_authorized_parties_is_a_startup_warning() {
         "parties set but no JWT key"
     );
 }
+
+#[test]
+fn plain_http_to_another_host_for_keys_or_clerk_is_a_startup_warning() {
+    let base = VerifierConfig {
+        api_base_url: "http://127.0.0.1:9".into(),
+        verify_key: Some(SecretString::from("ak_x".to_owned())),
+        key_source: None,
+        policy: Default::default(),
+        cache: OpaqueCacheSettings::default(),
+        jwks: Default::default(),
+        machine_id: None,
+    };
+    assert!(base.startup_warnings().is_empty(), "loopback is fine");
+    for (api, jwks, expected) in [
+        ("http://localhost:8080", "http://[::1]:8080/jwks", 0),
+        (
+            "https://api.clerk.com/v1",
+            "https://clerk.example.com/jwks",
+            0,
+        ),
+        (
+            "http://clerk.internal/v1",
+            "https://clerk.example.com/jwks",
+            1,
+        ),
+        (
+            "https://api.clerk.com/v1",
+            "http://clerk.example.com/jwks",
+            1,
+        ),
+    ] {
+        let mut c = base.clone();
+        c.api_base_url = api.into();
+        c.key_source = Some(KeySource::Url(jwks.into()));
+        c.policy.authorized_parties = vec!["https://app.example.com".into()];
+        assert_eq!(c.startup_warnings().len(), expected, "{api} {jwks}");
+    }
+}
