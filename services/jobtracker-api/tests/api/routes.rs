@@ -484,7 +484,7 @@ async fn openapi_lists_every_status_the_route_table_implies(app: &TestApp) {
 both!(openapi_lists_every_status_the_route_table_implies);
 
 async fn swagger_ui_is_served_offline(app: &TestApp) {
-    // DESIGN's route is /swagger: it redirects to the UI's folder (reqwest follows it).
+    // docs/api.md names the route /swagger: it redirects to the UI's folder (reqwest follows it).
     assert_eq!(
         app.call(Method::GET, "/swagger", None, None).await.status,
         200
