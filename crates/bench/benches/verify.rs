@@ -41,20 +41,8 @@ fn benches(c: &mut Criterion) {
         let session = mock.session_token_with(&user, |_, c| {
             c["exp"] = serde_json::json!(c["iat"].as_i64().unwrap_or(0) + 3600)
         });
-        let key = mock
-            .machine_by_name("JobApplier.Bot")
-            .expect("m")
-            .secret_key;
-        let created: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/m2m_tokens", mock.api_url()))
-            .bearer_auth(key)
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .expect("mint")
-            .json()
-            .await
-            .expect("json");
+        let applier = mock.machine_by_name("JobApplier.Bot").expect("m").id;
+        let created = mock.mint(&applier, &serde_json::json!({}));
         let opaque = created["token"].as_str().expect("token").to_owned();
         verifier
             .verify_token(&opaque)

@@ -125,8 +125,8 @@ impl JobTrackerClient {
         })
     }
 
-    /// Reads `JOBTRACKER_API_URL` and the M2M settings of `service` (DESIGN §4) and logs how it
-    /// authenticates, never the token.
+    /// Reads `JOBTRACKER_API_URL` and the M2M settings of `service` (docs/bots.md, docs/m2m-core.md
+    /// *Settings*) and logs how it authenticates, never the token.
     pub fn from_env(
         env: &Env<'_>,
         service: &str,

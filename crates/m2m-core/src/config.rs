@@ -1,4 +1,5 @@
-//! Configuration from environment variables (names as in the project's DESIGN §4).
+//! Configuration from environment variables (names and defaults: docs/m2m-core.md, *Settings*,
+//! and docs/verification.md, *Configuration*).
 
 use std::sync::Arc;
 use std::time::Duration;

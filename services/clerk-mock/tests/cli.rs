@@ -1,11 +1,11 @@
 //! The binary: `--print-seed` prints the effective seed; bad seeds fail clearly.
 
-use std::process::Command;
+use test_support::cli;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clerk-mock"));
-    c.env_clear();
-    c
+const BIN: &str = env!("CARGO_BIN_EXE_clerk-mock");
+
+fn bin() -> std::process::Command {
+    cli::bin(BIN)
 }
 
 #[test]
@@ -37,9 +37,7 @@ fn print_seed_shows_the_fixed_demo_machines() {
             .expect("pem")
             .starts_with("-----BEGIN PUBLIC KEY-----")
     );
-    let help =
-        String::from_utf8_lossy(&bin().arg("--help").output().expect("runs").stdout).into_owned();
-    assert!(help.contains("CLERK_MOCK_BIND") && help.contains("CLERK_MOCK_SEED"));
+    cli::assert_help_lists(BIN, &["CLERK_MOCK_BIND", "CLERK_MOCK_SEED"]);
 }
 
 #[test]

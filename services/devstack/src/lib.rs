@@ -1,5 +1,5 @@
 //! `devstack`: the whole system in one process, wired through the same environment variables
-//! (DESIGN §4) that docker compose sets, on the same default ports.
+//! that docker compose sets (`.env.example` lists them), on the same default ports.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -58,7 +58,8 @@ pub enum Action {
 
 use Access::{Any, No, Own};
 
-/// The role table of DESIGN §5: (action, user, candidate-representer, job-applier).
+/// The role table of docs/api.md, *Routes and roles*: (action, user, candidate-representer,
+/// job-applier).
 pub const POLICY: &[(Action, Access, Access, Access)] = &[
     (Action::Whoami, Any, Any, Any),
     (Action::UpsertProfile, Own, No, No),

@@ -5,6 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 use clerk_mock::ClerkMock;
 use serde_json::Value;
+use test_support::cli;
 
 fn m2m(mock: &ClerkMock, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_m2m"));
@@ -282,27 +283,16 @@ async fn setup_writes_the_env_lines_of_the_older_package() {
 
 #[test]
 fn help_lists_the_subcommands() {
-    let out = Command::new(env!("CARGO_BIN_EXE_m2m"))
-        .arg("--help")
-        .output()
-        .expect("runs");
-    let help = String::from_utf8_lossy(&out.stdout);
-    for s in [
-        "token",
-        "setup",
-        "CLERK_MACHINE_SECRET_KEY",
-        "CLERK_API_BASE_URL",
-    ] {
-        assert!(help.contains(s), "{s}");
-    }
-    let token_help = String::from_utf8_lossy(
-        &Command::new(env!("CARGO_BIN_EXE_m2m"))
-            .args(["token", "--help"])
-            .output()
-            .expect("runs")
-            .stdout,
-    )
-    .into_owned();
+    cli::assert_help_lists(
+        env!("CARGO_BIN_EXE_m2m"),
+        &[
+            "token",
+            "setup",
+            "CLERK_MACHINE_SECRET_KEY",
+            "CLERK_API_BASE_URL",
+        ],
+    );
+    let token_help = cli::help(env!("CARGO_BIN_EXE_m2m"), &["token"]);
     for s in ["create", "verify", "revoke", "list"] {
         assert!(token_help.contains(s), "{s}");
     }

@@ -17,7 +17,7 @@ use m2m_core::clerk::ClerkClient;
 use m2m_core::verify::{JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig};
 use m2m_core::{ManualClock, MintSettings, MintedTokenSource};
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const REQUESTS: usize = 10_000;
 const CONCURRENCY: usize = 32;
@@ -138,19 +138,12 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn mint(mock: &ClerkMock, machine: &str) -> String {
-    let key = mock.machine_by_name(machine).expect("machine").secret_key;
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/m2m_tokens", mock.api_url()))
-        .bearer_auth(key)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("mint")
-        .json()
-        .await
-        .expect("json");
-    v["token"].as_str().expect("token").to_owned()
+fn mint(mock: &ClerkMock, machine: &str) -> String {
+    let id = mock.machine_by_name(machine).expect("machine").id;
+    mock.mint(&id, &json!({}))["token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
 }
 
 async fn token_source_burst(source: &MintedTokenSource) -> (Duration, Duration) {
@@ -187,7 +180,7 @@ async fn main() {
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
         .expect("client");
-    let token = mint(&mock, "JobApplier.Bot").await;
+    let token = mint(&mock, "JobApplier.Bot");
     let session = mock.session_token_with(&mock.users()[0].id.clone(), |_, c| {
         c["exp"] = json!(c["iat"].as_i64().unwrap_or(0) + 3600)
     });
@@ -474,7 +467,7 @@ async fn spray() {
     // 1. 100,000 random opaque tokens against the default miss budget (burst 50, 10/s).
     let mock = ClerkMock::start_demo().await;
     let api = start_api_with(&mock, &dir, "spray", |_| {}).await;
-    let valid = mint(&mock, "JobApplier.Bot").await;
+    let valid = mint(&mock, "JobApplier.Bot");
     assert_eq!(whoami(&http, &api.base, &valid).await.0, 200);
     let before = mock.calls(Endpoint::VerifyToken);
     let started = Instant::now();

@@ -172,16 +172,7 @@ async fn key_type_rules() {
     assert!(wrong.body["clerk_trace_id"].is_string());
     assert!(wrong.body["errors"][0]["long_message"].is_string());
 
-    let t = call(
-        &mock,
-        Method::POST,
-        "/m2m_tokens",
-        Some(&rep.secret_key),
-        Some(json!({})),
-    )
-    .await
-    .body["token"]
-        .clone();
+    let t = mock.mint(&rep.id, &json!({}))["token"].clone();
     // Instance key verifies any token; the sender's own key does not (it is not in the scopes).
     assert_eq!(
         call(
@@ -414,15 +405,7 @@ async fn verify_rejects_unknown_revoked_expired_and_out_of_scope_tokens_with_404
         400
     );
 
-    let c = call(
-        &mock,
-        Method::POST,
-        "/m2m_tokens",
-        Some(&rep.secret_key),
-        Some(json!({"seconds_until_expiration": 60})),
-    )
-    .await
-    .body;
+    let c = mock.mint(&rep.id, &json!({"seconds_until_expiration": 60}));
     // The applier is not a receiver of the representer's tokens.
     let out = verify(c["token"].clone(), applier.secret_key.clone()).await;
     assert_eq!(out.status, 404);
@@ -437,15 +420,7 @@ async fn verify_rejects_unknown_revoked_expired_and_out_of_scope_tokens_with_404
         "expired"
     );
 
-    let c2 = call(
-        &mock,
-        Method::POST,
-        "/m2m_tokens",
-        Some(&rep.secret_key),
-        Some(json!({})),
-    )
-    .await
-    .body;
+    let c2 = mock.mint(&rep.id, &json!({}));
     assert!(mock.revoke_token(c2["id"].as_str().expect("id"), Some("test")));
     assert_eq!(
         verify(c2["token"].clone(), api.secret_key.clone())
@@ -456,15 +431,7 @@ async fn verify_rejects_unknown_revoked_expired_and_out_of_scope_tokens_with_404
     );
 
     // A JWT-format token is not stored, so BAPI does not know it.
-    let j = call(
-        &mock,
-        Method::POST,
-        "/m2m_tokens",
-        Some(&rep.secret_key),
-        Some(json!({"token_format": "jwt"})),
-    )
-    .await
-    .body;
+    let j = mock.mint(&rep.id, &json!({"token_format": "jwt"}));
     assert_eq!(
         verify(j["token"].clone(), api.secret_key.clone())
             .await
@@ -479,15 +446,7 @@ async fn revoked_flags_can_come_back_on_a_200_when_configured() {
     seed.behaviour.revoked_verify = RevokedVerify::FlagsOn200;
     let mock = ClerkMock::start_with(seed).await;
     let (api, rep, _) = demo_machines(&mock);
-    let c = call(
-        &mock,
-        Method::POST,
-        "/m2m_tokens",
-        Some(&rep.secret_key),
-        Some(json!({})),
-    )
-    .await
-    .body;
+    let c = mock.mint(&rep.id, &json!({}));
     mock.revoke_token(c["id"].as_str().expect("id"), None);
     let v = call(
         &mock,
@@ -506,15 +465,7 @@ async fn scopes_are_snapshotted_at_creation() {
     let mock = ClerkMock::start_demo().await;
     let (api, rep, _) = demo_machines(&mock);
     let sk = mock.instance_secret_key();
-    let before = call(
-        &mock,
-        Method::POST,
-        "/m2m_tokens",
-        Some(&rep.secret_key),
-        Some(json!({})),
-    )
-    .await
-    .body;
+    let before = mock.mint(&rep.id, &json!({}));
     let removed = call(
         &mock,
         Method::DELETE,
@@ -524,15 +475,7 @@ async fn scopes_are_snapshotted_at_creation() {
     )
     .await;
     assert_eq!(removed.status, 200);
-    let after = call(
-        &mock,
-        Method::POST,
-        "/m2m_tokens",
-        Some(&rep.secret_key),
-        Some(json!({})),
-    )
-    .await
-    .body;
+    let after = mock.mint(&rep.id, &json!({}));
     assert_eq!(after["scopes"], json!([]));
     let v_before = call(
         &mock,
@@ -580,29 +523,13 @@ async fn revoke_and_list_follow_the_ownership_rules() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(
-            call(
-                &mock,
-                Method::POST,
-                "/m2m_tokens",
-                Some(&rep.secret_key),
-                Some(json!({})),
-            )
-            .await
-            .body["id"]
+            mock.mint(&rep.id, &json!({}))["id"]
                 .as_str()
                 .expect("id")
                 .to_owned(),
         );
     }
-    let jwt = call(
-        &mock,
-        Method::POST,
-        "/m2m_tokens",
-        Some(&rep.secret_key),
-        Some(json!({"token_format": "jwt"})),
-    )
-    .await
-    .body;
+    let jwt = mock.mint(&rep.id, &json!({"token_format": "jwt"}));
     // Another machine cannot revoke it; its creator can; the instance can.
     assert_eq!(
         call(
@@ -720,7 +647,10 @@ async fn revoke_and_list_follow_the_ownership_rules() {
 async fn jwt_format_tokens_look_like_clerks() {
     let mock = ClerkMock::start_demo().await;
     let (api, rep, _) = demo_machines(&mock);
-    let c = call(&mock, Method::POST, "/m2m_tokens", Some(&rep.secret_key), Some(json!({"token_format": "jwt", "seconds_until_expiration": 120, "claims": {"role": "reader"}}))).await.body;
+    let c = mock.mint(
+        &rep.id,
+        &json!({"token_format": "jwt", "seconds_until_expiration": 120, "claims": {"role": "reader"}}),
+    );
     let jwt = c["token"].as_str().expect("jwt");
     let header = decode_part(jwt, 0);
     let payload = decode_part(jwt, 1);

@@ -149,10 +149,7 @@ fn the_design_variables_are_all_documented() {
         "RUST_LOG",
         "LOG_FORMAT",
     ] {
-        assert!(
-            example.contains(var),
-            "{var} (DESIGN §4) is missing from .env.example"
-        );
+        assert!(example.contains(var), "{var} is missing from .env.example");
     }
 }
 

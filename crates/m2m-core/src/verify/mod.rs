@@ -129,7 +129,7 @@ fn not_accepted(kind: &'static str) -> VerifyError {
     VerifyError::Invalid(reason::TYPE_NOT_ACCEPTED)
 }
 
-/// The API side's settings (DESIGN §4).
+/// The API side's settings (docs/verification.md, *Configuration*).
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
     /// `CLERK_API_BASE_URL`.

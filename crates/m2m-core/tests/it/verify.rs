@@ -86,17 +86,9 @@ impl Fixture {
         );
     }
 
-    pub async fn mint(&self, bot: &str, body: Value) -> Value {
-        let key = self.mock.machine_by_name(bot).expect("bot").secret_key;
-        let resp = reqwest::Client::new()
-            .post(format!("{}/m2m_tokens", self.mock.api_url()))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .expect("mock");
-        assert_eq!(resp.status(), 201);
-        resp.json().await.expect("json")
+    pub fn mint(&self, bot: &str, body: Value) -> Value {
+        let id = self.mock.machine_by_name(bot).expect("bot").id;
+        self.mock.mint(&id, &body)
     }
 }
 
@@ -653,12 +645,10 @@ async fn no_keys_at_all_is_unavailable_not_unauthorized() {
 #[tokio::test]
 async fn a_jwt_m2m_token_is_verified_locally() {
     let f = fixture().await;
-    let created = f
-        .mint(
-            "CandidateRepresenter.Bot",
-            json!({"token_format": "jwt", "claims": {"team": "a"}}),
-        )
-        .await;
+    let created = f.mint(
+        "CandidateRepresenter.Bot",
+        json!({"token_format": "jwt", "claims": {"team": "a"}}),
+    );
     let p = f
         .verify(created["token"].as_str().expect("jwt"))
         .await
@@ -682,12 +672,10 @@ async fn a_jwt_m2m_token_is_verified_locally() {
 #[tokio::test]
 async fn an_expired_m2m_jwt_is_rejected() {
     let f = fixture().await;
-    let created = f
-        .mint(
-            "CandidateRepresenter.Bot",
-            json!({"token_format": "jwt", "seconds_until_expiration": 10}),
-        )
-        .await;
+    let created = f.mint(
+        "CandidateRepresenter.Bot",
+        json!({"token_format": "jwt", "seconds_until_expiration": 10}),
+    );
     f.clock.advance(Duration::from_secs(16));
     f.rejects(
         created["token"].as_str().expect("jwt"),
@@ -716,7 +704,7 @@ async fn an_m2m_jwt_with_another_category_is_rejected() {
 #[tokio::test]
 async fn an_opaque_token_is_verified_once_then_served_from_the_cache() {
     let f = fixture().await;
-    let created = f.mint("JobApplier.Bot", json!({})).await;
+    let created = f.mint("JobApplier.Bot", json!({}));
     let token = created["token"].as_str().expect("token");
     for _ in 0..20 {
         let p = f.verify(token).await.expect("valid");
@@ -740,9 +728,7 @@ async fn an_opaque_token_is_verified_once_then_served_from_the_cache() {
 #[tokio::test]
 async fn the_cache_ttl_is_capped_by_the_tokens_expiry() {
     let f = fixture().await;
-    let created = f
-        .mint("JobApplier.Bot", json!({"seconds_until_expiration": 10}))
-        .await;
+    let created = f.mint("JobApplier.Bot", json!({"seconds_until_expiration": 10}));
     let token = created["token"].as_str().expect("token");
     f.verify(token).await.expect("valid");
     f.clock.advance(Duration::from_secs(11));
@@ -766,7 +752,7 @@ async fn unknown_tokens_are_negatively_cached_briefly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_requests_with_one_new_token_make_one_clerk_call() {
     let f = Arc::new(fixture().await);
-    let created = f.mint("JobApplier.Bot", json!({})).await;
+    let created = f.mint("JobApplier.Bot", json!({}));
     let token = created["token"].as_str().expect("token").to_owned();
     f.mock.set_latency(Duration::from_millis(200));
     let tasks: Vec<_> = (0..1000)
@@ -786,7 +772,7 @@ async fn a_revoked_or_expired_flag_on_a_2xx_is_rejected() {
     let mut seed = Seed::demo();
     seed.behaviour.revoked_verify = RevokedVerify::FlagsOn200;
     let f = fixture_with(seed, |_, _| {}).await;
-    let revoked = f.mint("JobApplier.Bot", json!({})).await;
+    let revoked = f.mint("JobApplier.Bot", json!({}));
     f.mock
         .revoke_token(revoked["id"].as_str().expect("id"), None);
     f.rejects(
@@ -794,7 +780,7 @@ async fn a_revoked_or_expired_flag_on_a_2xx_is_rejected() {
         invalid(reason::REVOKED),
     )
     .await;
-    let expired = f.mint("JobApplier.Bot", json!({})).await;
+    let expired = f.mint("JobApplier.Bot", json!({}));
     f.mock.expire_token(expired["id"].as_str().expect("id"));
     f.rejects(
         expired["token"].as_str().expect("t"),
@@ -806,7 +792,7 @@ async fn a_revoked_or_expired_flag_on_a_2xx_is_rejected() {
 #[tokio::test]
 async fn a_revoked_token_is_refused_once_the_cache_entry_lapses() {
     let f = fixture().await;
-    let c = f.mint("JobApplier.Bot", json!({})).await;
+    let c = f.mint("JobApplier.Bot", json!({}));
     let t = c["token"].as_str().expect("t");
     f.verify(t).await.expect("valid");
     f.mock.revoke_token(c["id"].as_str().expect("id"), None);
@@ -842,7 +828,7 @@ async fn a_token_not_scoped_to_this_service_is_rejected() {
 #[tokio::test]
 async fn clerk_down_is_unavailable_never_a_false_401_or_200() {
     let f = fixture().await;
-    let c = f.mint("JobApplier.Bot", json!({})).await;
+    let c = f.mint("JobApplier.Bot", json!({}));
     f.mock.set_outage(Some(503));
     let err = f
         .verify(c["token"].as_str().expect("t"))
@@ -867,7 +853,7 @@ async fn a_rejected_receiver_key_is_a_server_misconfiguration() {
         c.verify_key = Some(SecretString::from("ak_revoked_or_wrong".to_owned()))
     })
     .await;
-    let c = f.mint("JobApplier.Bot", json!({})).await;
+    let c = f.mint("JobApplier.Bot", json!({}));
     assert!(matches!(
         f.verify(c["token"].as_str().expect("t")).await,
         Err(VerifyError::Misconfigured(_))
@@ -877,7 +863,7 @@ async fn a_rejected_receiver_key_is_a_server_misconfiguration() {
 #[tokio::test]
 async fn a_zero_ttl_verifies_every_request_at_clerk() {
     let f = fixture_with(Seed::demo(), |_, c| c.cache.ttl = Duration::ZERO).await;
-    let c = f.mint("JobApplier.Bot", json!({})).await;
+    let c = f.mint("JobApplier.Bot", json!({}));
     for _ in 0..5 {
         f.verify(c["token"].as_str().expect("t"))
             .await

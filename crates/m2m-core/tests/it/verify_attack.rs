@@ -86,7 +86,7 @@ async fn the_budget_settings_are_honoured() {
 #[tokio::test]
 async fn a_valid_cached_token_survives_a_spray_of_100000_random_tokens_with_no_clerk_call() {
     let f = fixture().await;
-    let created = f.mint("JobApplier.Bot", json!({})).await;
+    let created = f.mint("JobApplier.Bot", json!({}));
     let valid = created["token"].as_str().expect("token");
     f.verify(valid).await.expect("valid");
     let before = f.mock.calls(Endpoint::VerifyToken);
@@ -121,7 +121,7 @@ async fn rejected_tokens_never_evict_a_valid_tokens_cached_answer() {
         };
     })
     .await;
-    let created = f.mint("JobApplier.Bot", json!({})).await;
+    let created = f.mint("JobApplier.Bot", json!({}));
     let valid = created["token"].as_str().expect("token");
     f.verify(valid).await.expect("valid");
     for _ in 0..400 {
@@ -140,7 +140,7 @@ async fn clerk_429_is_not_retried_and_answers_503_with_clerks_retry_after() {
     let f = fixture().await;
     let mut tokens = Vec::new();
     for _ in 0..10 {
-        let c = f.mint("JobApplier.Bot", json!({})).await;
+        let c = f.mint("JobApplier.Bot", json!({}));
         tokens.push(c["token"].as_str().expect("token").to_owned());
     }
     f.mock
@@ -186,7 +186,7 @@ async fn the_client_never_retries_a_429_on_verify() {
 async fn a_clerk_400_or_422_for_our_request_is_503_and_never_a_cached_401() {
     for status in [400, 422] {
         let f = fixture().await;
-        let c = f.mint("JobApplier.Bot", json!({})).await;
+        let c = f.mint("JobApplier.Bot", json!({}));
         let t = c["token"].as_str().expect("t");
         f.mock
             .inject(Some(Endpoint::VerifyToken), Fault::status(status), 1);
@@ -562,9 +562,7 @@ async fn a_token_type_without_a_verifier_is_401_not_accepted_never_500() {
         invalid(reason::TYPE_NOT_ACCEPTED),
     )
     .await;
-    let created = f
-        .mint("JobApplier.Bot", json!({"token_format": "jwt"}))
-        .await;
+    let created = f.mint("JobApplier.Bot", json!({"token_format": "jwt"}));
     f.rejects(
         created["token"].as_str().expect("jwt"),
         invalid(reason::TYPE_NOT_ACCEPTED),

@@ -74,7 +74,7 @@ async fn three_thousand_random_tokens_cost_at_most_the_budget_and_only_401_or_50
     let app = spawn_app_with(Backend::Sqlite, |_| {})
         .await
         .expect("sqlite");
-    let valid = app.machine("JobApplier.Bot").await;
+    let valid = app.machine("JobApplier.Bot");
     assert_eq!(app.get("/api/whoami", &valid).await.status, 200);
     let before = app.mock.calls(Endpoint::VerifyToken);
     let started = Instant::now();
@@ -134,7 +134,7 @@ async fn clerk_429_costs_one_call_per_token_and_answers_503_with_retry_after() {
         .expect("sqlite");
     let mut tokens = Vec::new();
     for _ in 0..10 {
-        tokens.push(app.machine("JobApplier.Bot").await);
+        tokens.push(app.machine("JobApplier.Bot"));
     }
     app.mock
         .inject(Some(Endpoint::VerifyToken), Fault::rate_limited(7), 100);
@@ -243,6 +243,6 @@ async fn an_m2m_only_api_answers_a_jwt_shaped_string_401() {
         assert_eq!(a.status, 401, "{}", a.body);
         assert_eq!(detail(&a), "token-type-not-accepted");
     }
-    let machine = app.machine("JobApplier.Bot").await;
+    let machine = app.machine("JobApplier.Bot");
     assert_eq!(app.get("/api/whoami", &machine).await.status, 200);
 }

@@ -174,7 +174,7 @@ impl TestApp {
         let a = self
             .get(
                 &format!("/api/job-applications/{app_id}/events?limit=200"),
-                &self.machine("JobApplier.Bot").await,
+                &self.machine("JobApplier.Bot"),
             )
             .await;
         a.body["items"].as_array().expect("items").clone()
@@ -185,23 +185,13 @@ impl TestApp {
     }
 
     /// A fresh opaque M2M token of a seeded (or created) machine.
-    pub async fn machine(&self, name: &str) -> String {
-        self.machine_token(name, json!({})).await
+    pub fn machine(&self, name: &str) -> String {
+        self.machine_token(name, json!({}))
     }
 
-    pub async fn machine_token(&self, name: &str, body: Value) -> String {
-        let key = self.mock.machine_by_name(name).expect("machine").secret_key;
-        let created: Value = self
-            .http
-            .post(format!("{}/m2m_tokens", self.mock.api_url()))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .expect("mock")
-            .json()
-            .await
-            .expect("json");
+    pub fn machine_token(&self, name: &str, body: Value) -> String {
+        let id = self.mock.machine_by_name(name).expect("machine").id;
+        let created = self.mock.mint(&id, &body);
         created["token"].as_str().expect("token").to_owned()
     }
 
@@ -305,7 +295,7 @@ impl TestApp {
         let a = self
             .get(
                 &format!("/api/job-applications/{app_id}/events?limit=200"),
-                &self.machine("JobApplier.Bot").await,
+                &self.machine("JobApplier.Bot"),
             )
             .await;
         a.body["items"]

@@ -148,7 +148,7 @@ async fn resumes_round_trip_and_hostile_uploads_are_refused(app: &TestApp) {
         .collect();
     assert_eq!(up.body["sha256"], expected_sha);
     assert_eq!(up.body["size"], pdf.len());
-    let applier = app.machine("JobApplier.Bot").await;
+    let applier = app.machine("JobApplier.Bot");
     let down = app
         .get(
             &format!(

@@ -82,7 +82,7 @@ both!(the_user_transition_table);
 async fn the_applier_submits_only_its_own_live_claim(app: &TestApp) {
     let a = app.application(&app.alice, &[], "queued").await;
     let app_id = id(&a);
-    let applier = app.machine("JobApplier.Bot").await;
+    let applier = app.machine("JobApplier.Bot");
     let claimed = app
         .post(
             "/api/job-applications/claim",
@@ -195,8 +195,8 @@ async fn only_ready_applications_are_claimed(app: &TestApp) {
         .application(&app.alice, &["Years of Rust?", "Sponsorship?"], "queued")
         .await;
     let app_id = id(&a);
-    let applier = app.machine("JobApplier.Bot").await;
-    let rep = app.machine("CandidateRepresenter.Bot").await;
+    let applier = app.machine("JobApplier.Bot");
+    let rep = app.machine("CandidateRepresenter.Bot");
     assert_eq!(
         app.post("/api/job-applications/claim", &applier, json!({}))
             .await
@@ -282,7 +282,7 @@ both!(only_ready_applications_are_claimed);
 async fn an_expired_lease_can_be_claimed_again(app: &TestApp) {
     let a = app.application(&app.alice, &[], "queued").await;
     let app_id = id(&a);
-    let first = app.machine("JobApplier.Bot").await;
+    let first = app.machine("JobApplier.Bot");
     let claimed = app.claim(&first, 10).await;
     assert_eq!(claimed.status, 200);
     let first_lease = claimed.body["lease_id"].as_str().expect("lease").to_owned();
@@ -368,7 +368,7 @@ async fn twenty_concurrent_claims_on_ten_ready_applications(app: &TestApp) {
     for _ in 0..10 {
         ids.insert(id(&app.application(&app.alice, &[], "queued").await));
     }
-    let applier = Arc::new(app.machine("JobApplier.Bot").await);
+    let applier = Arc::new(app.machine("JobApplier.Bot"));
     let base = app.base.clone();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -541,7 +541,7 @@ async fn lists_page_with_cursors(app: &TestApp) {
             .status,
         422
     );
-    let rep = app.machine("CandidateRepresenter.Bot").await;
+    let rep = app.machine("CandidateRepresenter.Bot");
     let qs = app
         .get("/api/questions?unanswered=true&limit=3", &rep)
         .await

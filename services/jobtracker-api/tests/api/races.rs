@@ -36,7 +36,7 @@ fn position(events: &[Value], pred: impl Fn(&Value) -> bool) -> Option<usize> {
 
 async fn answers_racing_submit(app: &TestApp) {
     let alice = app.user(&app.alice);
-    let applier = app.machine("JobApplier.Bot").await;
+    let applier = app.machine("JobApplier.Bot");
     let mut landed_after = 0;
     let mut refused_total = 0;
     for trial in 0..TRIALS {
@@ -115,8 +115,8 @@ async fn answers_racing_submit(app: &TestApp) {
 both!(answers_racing_submit);
 
 async fn bot_answers_racing_claim(app: &TestApp) {
-    let rep = app.machine("CandidateRepresenter.Bot").await;
-    let applier = app.machine("JobApplier.Bot").await;
+    let rep = app.machine("CandidateRepresenter.Bot");
+    let applier = app.machine("JobApplier.Bot");
     let rep_actor = format!(
         "machine:{}",
         app.mock
@@ -194,10 +194,7 @@ async fn two_appliers_race_claim_and_takeover(app: &TestApp) {
         let a = ready_application(app, &alice).await;
         let app_id = id(&a);
         // Two instances of the same machine, each with its own token.
-        let tokens = [
-            app.machine("JobApplier.Bot").await,
-            app.machine("JobApplier.Bot").await,
-        ];
+        let tokens = [app.machine("JobApplier.Bot"), app.machine("JobApplier.Bot")];
         let race = |lease: u32| {
             join_all(tokens.iter().map(|t| async move {
                 let r = app.claim(t, lease).await;
@@ -215,10 +212,7 @@ async fn two_appliers_race_claim_and_takeover(app: &TestApp) {
         let old_holder = first.iter().position(|(s, _)| *s == 200).expect("winner");
 
         app.advance(Duration::from_secs(11));
-        let tokens_now = [
-            app.machine("JobApplier.Bot").await,
-            app.machine("JobApplier.Bot").await,
-        ];
+        let tokens_now = [app.machine("JobApplier.Bot"), app.machine("JobApplier.Bot")];
         let second = join_all(tokens_now.iter().map(|t| async move {
             let r = app.claim(t, 60).await;
             (

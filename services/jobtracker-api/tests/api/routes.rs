@@ -25,11 +25,11 @@ async fn access_matrix(app: &TestApp) {
     let resume = created["resume_id"].as_str().expect("resume");
     let alice = app.user(&app.alice);
     let bob = app.user(&app.bob);
-    let rep = app.machine("CandidateRepresenter.Bot").await;
-    let applier = app.machine("JobApplier.Bot").await;
+    let rep = app.machine("CandidateRepresenter.Bot");
+    let applier = app.machine("JobApplier.Bot");
     let api_id = app.mock.machine_by_name("JobTracker.API").expect("api").id;
     app.mock.create_machine("Unmapped.Bot", &[&api_id]);
-    let stranger = app.machine("Unmapped.Bot").await;
+    let stranger = app.machine("Unmapped.Bot");
     let (a, b) = (app.alice.clone(), app.bob.clone());
     let profile = json!({"full_name": "X", "email": "x@example.com"});
 
@@ -284,7 +284,7 @@ async fn whoami_shapes(app: &TestApp) {
     assert_eq!(u["user_id"], app.alice.as_str());
     assert!(u["session_id"].as_str().expect("sid").starts_with("sess_"));
     let m = app
-        .get("/api/whoami", &app.machine("JobApplier.Bot").await)
+        .get("/api/whoami", &app.machine("JobApplier.Bot"))
         .await
         .body;
     assert_eq!(m["kind"], "machine");
@@ -298,9 +298,7 @@ async fn whoami_shapes(app: &TestApp) {
         m["scopes"],
         json!([app.mock.machine_by_name("JobTracker.API").expect("api").id])
     );
-    let jwt = app
-        .machine_token("CandidateRepresenter.Bot", json!({"token_format": "jwt"}))
-        .await;
+    let jwt = app.machine_token("CandidateRepresenter.Bot", json!({"token_format": "jwt"}));
     assert_eq!(
         app.get("/api/whoami", &jwt).await.body["role"],
         "candidate-representer"
@@ -437,7 +435,7 @@ async fn openapi_lists_every_status_the_route_table_implies(app: &TestApp) {
 
     let api_id = app.mock.machine_by_name("JobTracker.API").expect("api").id;
     app.mock.create_machine("NoRole.Bot", &[&api_id]);
-    let stranger = app.machine("NoRole.Bot").await;
+    let stranger = app.machine("NoRole.Bot");
     for (method, path, action) in ROUTES {
         let op = &doc["paths"][path][method];
         let listed: BTreeSet<u16> = op["responses"]
@@ -486,7 +484,7 @@ async fn openapi_lists_every_status_the_route_table_implies(app: &TestApp) {
 both!(openapi_lists_every_status_the_route_table_implies);
 
 async fn swagger_ui_is_served_offline(app: &TestApp) {
-    // DESIGN's route is /swagger: it redirects to the UI's folder (reqwest follows it).
+    // docs/api.md names the route /swagger: it redirects to the UI's folder (reqwest follows it).
     assert_eq!(
         app.call(Method::GET, "/swagger", None, None).await.status,
         200
@@ -516,7 +514,7 @@ async fn ops_endpoints(app: &TestApp) {
         app.call(Method::GET, "/readyz", None, None).await.status,
         200
     );
-    let token = app.machine("JobApplier.Bot").await;
+    let token = app.machine("JobApplier.Bot");
     for _ in 0..3 {
         app.get("/api/whoami", &token).await;
     }
@@ -568,9 +566,7 @@ async fn tokens_not_scoped_to_the_api_are_refused_in_both_formats(app: &TestApp)
         ("opaque", "token-not-found"),
         ("jwt", "token-not-scoped-to-receiver"),
     ] {
-        let token = app
-            .machine_token("JobApplier.Bot", json!({ "token_format": format }))
-            .await;
+        let token = app.machine_token("JobApplier.Bot", json!({ "token_format": format }));
         let a = app.get("/api/whoami", &token).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{format}");
         assert_eq!(a.body["detail"], reason, "{format}");
@@ -588,9 +584,7 @@ async fn tokens_not_scoped_to_the_api_are_refused_in_both_formats(app: &TestApp)
         .await
         .expect("mock");
     assert_eq!(added.status(), StatusCode::OK);
-    let jwt = app
-        .machine_token("JobApplier.Bot", json!({ "token_format": "jwt" }))
-        .await;
+    let jwt = app.machine_token("JobApplier.Bot", json!({ "token_format": "jwt" }));
     let a = app.get("/api/whoami", &jwt).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.body["role"], "job-applier");

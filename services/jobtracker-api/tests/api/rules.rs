@@ -22,7 +22,7 @@ async fn footprint(app: &TestApp, app_id: &str) -> (Value, usize) {
     let a = app
         .get(
             &format!("/api/job-applications/{app_id}"),
-            &app.machine("JobApplier.Bot").await,
+            &app.machine("JobApplier.Bot"),
         )
         .await;
     (a.body["version"].clone(), app.events(app_id).await.len())
@@ -73,8 +73,8 @@ async fn a_users_review_hold_survives_the_representer(app: &TestApp) {
         .await;
     let (app_id, q) = (id(&a), qid(&a, 0));
     let bob = app.user(&app.bob);
-    let rep = app.machine("CandidateRepresenter.Bot").await;
-    let applier = app.machine("JobApplier.Bot").await;
+    let rep = app.machine("CandidateRepresenter.Bot");
+    let applier = app.machine("JobApplier.Bot");
     let held = app
         .answer(
             &bob,
@@ -139,7 +139,7 @@ async fn the_applier_cannot_submit_an_application_that_stopped_being_ready(app: 
         .await;
     let (app_id, q) = (id(&a), qid(&a, 0));
     let alice = app.user(&app.alice);
-    let applier = app.machine("JobApplier.Bot").await;
+    let applier = app.machine("JobApplier.Bot");
     assert_eq!(
         app.answer(&alice, &app_id, &q, json!({"answer": "7"}))
             .await
@@ -179,7 +179,7 @@ async fn the_applier_cannot_submit_an_application_that_stopped_being_ready(app: 
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.body["submission_ref"], format!("outbox:{app_id}"));
     // Answers are frozen once it left saved/queued, for everyone.
-    let rep = app.machine("CandidateRepresenter.Bot").await;
+    let rep = app.machine("CandidateRepresenter.Bot");
     let after = footprint(app, &app_id).await;
     for token in [&alice, &rep] {
         let r = app.answer(token, &app_id, &q, json!({"answer": "9"})).await;
@@ -208,8 +208,8 @@ async fn bot_answers_wait_for_a_live_claim_to_end(app: &TestApp) {
         .application(&app.alice, &["Years of Rust?"], "queued")
         .await;
     let (app_id, q) = (id(&a), qid(&a, 0));
-    let rep = app.machine("CandidateRepresenter.Bot").await;
-    let applier = app.machine("JobApplier.Bot").await;
+    let rep = app.machine("CandidateRepresenter.Bot");
+    let applier = app.machine("JobApplier.Bot");
     assert_eq!(
         app.answer(&rep, &app_id, &q, json!({"answer": "7 years"}))
             .await
@@ -225,7 +225,7 @@ async fn bot_answers_wait_for_a_live_claim_to_end(app: &TestApp) {
     assert_eq!(footprint(app, &app_id).await, before);
     // The lease lapses: the application is no longer being submitted.
     app.advance(Duration::from_secs(11));
-    let rep = app.machine("CandidateRepresenter.Bot").await;
+    let rep = app.machine("CandidateRepresenter.Bot");
     assert_eq!(
         app.answer(&rep, &app_id, &q, json!({"answer": "8 years"}))
             .await
@@ -239,8 +239,8 @@ async fn a_lapsed_claim_taken_over_cannot_submit(app: &TestApp) {
     let a = app.application(&app.alice, &[], "queued").await;
     let app_id = id(&a);
     // Two instances of the applier: the same machine, two tokens.
-    let first = app.machine("JobApplier.Bot").await;
-    let second = app.machine("JobApplier.Bot").await;
+    let first = app.machine("JobApplier.Bot");
+    let second = app.machine("JobApplier.Bot");
     assert_ne!(first, second);
     let one = app.claim(&first, 10).await;
     assert_eq!(one.status, 200);
@@ -333,7 +333,7 @@ async fn impersonation_is_audited_with_both_identities(app: &TestApp) {
         .collect();
     assert_eq!(actors, [both_ids.clone(), both_ids.clone()]);
     // Still the user's answer: no bot overwrites it.
-    let rep = app.machine("CandidateRepresenter.Bot").await;
+    let rep = app.machine("CandidateRepresenter.Bot");
     assert_eq!(
         app.answer(&rep, &app_id, &q, json!({"answer": "Yes"}))
             .await
@@ -361,7 +361,7 @@ both!(impersonation_is_audited_with_both_identities);
 async fn claim_and_lease_bodies_are_checked(app: &TestApp) {
     let a = app.application(&app.alice, &[], "queued").await;
     let app_id = id(&a);
-    let applier = app.machine("JobApplier.Bot").await;
+    let applier = app.machine("JobApplier.Bot");
     let forged = app
         .post(
             "/api/job-applications/claim",

@@ -1,0 +1,336 @@
+//! `/m2m_tokens`: create, verify, revoke, list.
+
+use serde_json::{Map, Value, json};
+
+use super::params::{only_params, parse_bool, parse_object, parse_range, query_param};
+use super::reply::{Reply, bad_param, error, error_with_meta, machine_not_found, not_found};
+use super::{Caller, State};
+use crate::ids;
+use crate::jwt;
+use crate::seed::{NullLifetime, RevokedVerify};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub id: String,
+    pub secret: String,
+    pub subject: String,
+    pub claims: Value,
+    pub scopes: Vec<String>,
+    pub revoked: bool,
+    pub revocation_reason: Option<String>,
+    pub expiration: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl State {
+    pub fn token_json(&self, t: &Token, include_secret: bool) -> Value {
+        let now = self.now_ms();
+        let mut v = json!({
+            "object": "machine_to_machine_token",
+            "id": t.id,
+            "subject": t.subject,
+            "claims": t.claims,
+            "scopes": t.scopes,
+            "revoked": t.revoked,
+            "revocation_reason": t.revocation_reason,
+            "expired": t.expiration.is_some_and(|e| e <= now),
+            "expiration": t.expiration,
+            "last_used_at": t.last_used_at,
+            "created_at": t.created_at,
+            "updated_at": t.updated_at,
+        });
+        if include_secret {
+            v["token"] = Value::String(t.secret.clone());
+        }
+        v
+    }
+
+    pub(super) fn create_token(
+        &mut self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply, Reply> {
+        let subject = match self.caller(headers)? {
+            Caller::Machine(id) => id,
+            Caller::Instance => {
+                return Err(error(
+                    401,
+                    "machine_secret_key_invalid",
+                    "The provided Machine Secret Key is invalid. Make sure that your Machine Secret Key is correct.",
+                    "The provided Machine Secret Key is invalid. Make sure that your Machine Secret Key is correct.",
+                ));
+            }
+        };
+        let body = parse_object(body, true)?;
+        only_params(
+            &body,
+            &[
+                "token_format",
+                "seconds_until_expiration",
+                "claims",
+                "min_remaining_ttl_seconds",
+            ],
+        )?;
+        let format = match body.get("token_format") {
+            None | Some(Value::Null) => "opaque",
+            Some(Value::String(s)) if s == "opaque" || s == "jwt" => s.as_str(),
+            Some(_) => {
+                return Err(bad_param(
+                    "token_format",
+                    "token_format must be one of: opaque, jwt".into(),
+                ));
+            }
+        };
+        let machine = self
+            .machine(&subject)
+            .cloned()
+            .ok_or_else(|| machine_not_found(&subject))?;
+        let lifetime_ms: Option<i64> = match body.get("seconds_until_expiration") {
+            None | Some(Value::Null) => match self.behaviour.null_lifetime {
+                NullLifetime::DefaultTtl => Some(machine.default_token_ttl as i64 * 1000),
+                NullLifetime::Never => None,
+            },
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(s) if s > 0.0 && s < 1e13 => Some((s * 1000.0) as i64),
+                _ => {
+                    return Err(bad_param(
+                        "seconds_until_expiration",
+                        "seconds_until_expiration must be greater than 0".into(),
+                    ));
+                }
+            },
+            Some(_) => {
+                return Err(bad_param(
+                    "seconds_until_expiration",
+                    "seconds_until_expiration must be a number".into(),
+                ));
+            }
+        };
+        let claims = body.get("claims").cloned().unwrap_or(Value::Null);
+        if let Value::Object(map) = &claims {
+            for reserved in ["iss", "sub", "exp", "nbf", "iat", "jti"] {
+                if map.contains_key(reserved) {
+                    return Err(error_with_meta(
+                        400,
+                        "machine_token_reserved_claim",
+                        "reserved claim used",
+                        &format!("You can't use the reserved claim: '{reserved}'"),
+                        json!({ "param_name": "claims" }),
+                    ));
+                }
+            }
+        }
+        let min_remaining: Option<i64> = match body.get("min_remaining_ttl_seconds") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|v| v as i64),
+            Some(_) => {
+                return Err(bad_param(
+                    "min_remaining_ttl_seconds",
+                    "min_remaining_ttl_seconds must be an integer >= 0".into(),
+                ));
+            }
+        };
+        if let (Some(min), Some(life)) = (min_remaining, lifetime_ms)
+            && min * 1000 >= life
+        {
+            return Err(bad_param(
+                "min_remaining_ttl_seconds",
+                "min_remaining_ttl_seconds must be less than the token lifetime".into(),
+            ));
+        }
+        let now = self.now_ms();
+        let scopes: Vec<String> = machine.scoped.iter().map(|(id, _)| id.clone()).collect();
+        if format == "opaque"
+            && let Some(min) = min_remaining
+        {
+            let reusable = self.tokens.iter().rev().find(|t| {
+                t.subject == subject
+                    && !t.revoked
+                    && t.claims == claims
+                    && t.scopes == scopes
+                    && t.expiration.is_none_or(|e| e - now >= min * 1000)
+            });
+            if let Some(t) = reusable {
+                return Ok(Reply::ok(201, self.token_json(t, true)));
+            }
+        }
+        let id = ids::token_id();
+        let expiration = lifetime_ms.map(|l| now + l);
+        let secret = if format == "jwt" {
+            let iat = now / 1000;
+            let mut payload = Map::new();
+            if let Value::Object(extra) = &claims {
+                payload.extend(extra.clone());
+            }
+            payload.insert("iss".into(), json!(self.issuer));
+            payload.insert("sub".into(), json!(subject));
+            payload.insert("iat".into(), json!(iat));
+            payload.insert("nbf".into(), json!(iat));
+            // A JWT always carries exp; a "never" lifetime becomes ten years.
+            payload.insert(
+                "exp".into(),
+                json!(expiration.map(|e| e / 1000).unwrap_or(iat + 315_360_000)),
+            );
+            payload.insert("jti".into(), json!(id));
+            // Clerk's own `scopes` is written over any custom claim of that name, even when
+            // the machine has no scopes, so a minting machine cannot name its receivers.
+            payload.insert("scopes".into(), json!(scopes.join(" ")));
+            let header = json!({ "alg": "RS256", "typ": "JWT", "kid": self.instance_id, "cat": jwt::CAT_M2M });
+            self.key.sign(&header, &Value::Object(payload))
+        } else {
+            ids::opaque_secret()
+        };
+        let token = Token {
+            id,
+            secret,
+            subject,
+            claims,
+            scopes,
+            revoked: false,
+            revocation_reason: None,
+            expiration,
+            last_used_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let reply = Reply::ok(201, self.token_json(&token, true));
+        // JWT-format tokens are stateless: not listable, revocable or verifiable at BAPI.
+        if format == "opaque" {
+            self.tokens.push(token);
+        }
+        Ok(reply)
+    }
+
+    pub(super) fn verify_token(
+        &mut self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply, Reply> {
+        let caller = self.caller(headers)?;
+        let body = parse_object(body, false)?;
+        only_params(&body, &["token", "secret"])?;
+        // `secret` is the pre-2025-08 field name, still sent by clerk-backend-api 6.
+        let presented = match (body.get("token"), body.get("secret")) {
+            (Some(Value::String(t)), _) | (None | Some(Value::Null), Some(Value::String(t))) => {
+                t.clone()
+            }
+            _ => return Err(bad_param("token", "token is required".into())),
+        };
+        let now = self.now_ms();
+        let revoked_verify = self.behaviour.revoked_verify;
+        let Some(index) = self.tokens.iter().position(|t| t.secret == presented) else {
+            return Err(not_found("machine token"));
+        };
+        let t = &self.tokens[index];
+        if let Caller::Machine(verifier) = &caller
+            && !t.scopes.contains(verifier)
+        {
+            // Not disclosed: an out-of-scope token looks like an unknown one.
+            return Err(not_found("machine token"));
+        }
+        let expired = t.expiration.is_some_and(|e| e <= now);
+        if (t.revoked || expired) && revoked_verify == RevokedVerify::NotFound {
+            return Err(not_found("machine token"));
+        }
+        self.tokens[index].last_used_at = Some(now);
+        Ok(Reply::ok(200, self.token_json(&self.tokens[index], false)))
+    }
+
+    pub(super) fn revoke_token(
+        &mut self,
+        headers: &http::HeaderMap,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Reply, Reply> {
+        let caller = self.caller(headers)?;
+        if !ids::is_token_id(id) {
+            return Err(bad_param(
+                "m2m_token_id",
+                "Invalid 'url_parameter.m2m_token_id': Failed regex check".to_string(),
+            ));
+        }
+        let body = parse_object(body, true)?;
+        only_params(&body, &["revocation_reason"])?;
+        let reason = match body.get("revocation_reason") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(bad_param(
+                    "revocation_reason",
+                    "revocation_reason must be a string".into(),
+                ));
+            }
+        };
+        let now = self.now_ms();
+        let Some(t) = self.tokens.iter_mut().find(|t| t.id == id) else {
+            return Err(not_found("machine token"));
+        };
+        if let Caller::Machine(m) = &caller
+            && &t.subject != m
+        {
+            return Err(not_found("machine token"));
+        }
+        if !t.revoked {
+            t.revoked = true;
+            t.revocation_reason = reason;
+            t.updated_at = now;
+        }
+        let t = t.clone();
+        Ok(Reply::ok(200, self.token_json(&t, false)))
+    }
+
+    pub(super) fn list_tokens(
+        &self,
+        headers: &http::HeaderMap,
+        query: &[(String, String)],
+    ) -> Result<Reply, Reply> {
+        let caller = self.caller(headers)?;
+        let q = |k: &str| query_param(query, k);
+        let subject =
+            q("subject").ok_or_else(|| bad_param("subject", "subject is required".into()))?;
+        if !ids::is_machine_id(subject) {
+            return Err(bad_param(
+                "subject",
+                "Invalid 'query_parameter.subject': Failed regex check".into(),
+            ));
+        }
+        let include_revoked = parse_bool(q("revoked"), "revoked")?;
+        let include_expired = parse_bool(q("expired"), "expired")?;
+        let limit = parse_range(q("limit"), "limit", 1, 100, 10)?;
+        let offset = parse_range(q("offset"), "offset", 0, u64::MAX, 0)?;
+        if let Caller::Machine(m) = &caller
+            && m != subject
+        {
+            return Err(error(
+                403,
+                "authorization_invalid",
+                "Unauthorized request",
+                "You are not authorized to perform this request",
+            ));
+        }
+        if self.machine(subject).is_none() {
+            return Err(machine_not_found(subject));
+        }
+        let now = self.now_ms();
+        let matching: Vec<&Token> = self
+            .tokens
+            .iter()
+            .rev()
+            .filter(|t| t.subject == subject)
+            .filter(|t| include_revoked || !t.revoked)
+            .filter(|t| include_expired || t.expiration.is_none_or(|e| e > now))
+            .collect();
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .map(|t| self.token_json(t, false))
+            .collect();
+        Ok(Reply::ok(
+            200,
+            json!({ "m2m_tokens": page, "total_count": matching.len() }),
+        ))
+    }
+}

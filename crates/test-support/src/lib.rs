@@ -1,0 +1,3 @@
+//! Test-only helpers shared by the workspace's integration tests. Only ever a dev-dependency.
+
+pub mod cli;
