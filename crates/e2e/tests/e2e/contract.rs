@@ -244,7 +244,14 @@ fn the_docs_name_only_variables_binaries_and_commands_that_exist() {
             .map(|c| c[1].to_owned()),
     );
     // Read by the test harness and CI, not by a service.
-    known.extend(["TEST_POSTGRES_URL", "REQUIRE_BROWSER_TEST"].map(str::to_owned));
+    known.extend(
+        [
+            "TEST_POSTGRES_URL",
+            "REQUIRE_BROWSER_TEST",
+            "REQUIRE_COMPOSE_CHECK",
+        ]
+        .map(str::to_owned),
+    );
     // Compose's own database settings.
     known.extend(["POSTGRES_USER", "POSTGRES_DB"].map(str::to_owned));
 
