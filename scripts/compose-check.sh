@@ -55,6 +55,7 @@ main_pid=$$
   wait "$sleeper" && echo "[compose-check] timed out after $TIMEOUT s" >&2 && kill -TERM "$main_pid"
 ) 2>/dev/null &
 watchdog=$!
+trap 'kill "$watchdog" 2>/dev/null || true' EXIT
 
 # ---- 1. the engine ------------------------------------------------------------------------
 as_root() { [ "$(id -u)" = 0 ]; }
