@@ -33,12 +33,14 @@ pub struct BotArgs {
     #[arg(long, env = "ENABLE_M2M_AUTH", default_value = "true")]
     pub enable_m2m_auth: String,
     /// Requested token lifetime, seconds [default: 3600 for opaque tokens, 300 for JWTs, which
-    /// cannot be revoked and so are kept short].
+    /// cannot be revoked and so are kept short]. Unset or empty: the default (compose passes an
+    /// empty value for an unset variable); validated with the other token settings.
     #[arg(long, env = "M2M_TOKEN_LIFETIME_SECONDS")]
-    pub m2m_token_lifetime_seconds: Option<u64>,
+    pub m2m_token_lifetime_seconds: Option<String>,
     /// Refresh this long before expiry, seconds [default: 300 for opaque tokens, 60 for JWTs].
+    /// Unset or empty: the default.
     #[arg(long, env = "M2M_TOKEN_REFRESH_BUFFER_SECONDS")]
-    pub m2m_token_refresh_buffer_seconds: Option<u64>,
+    pub m2m_token_refresh_buffer_seconds: Option<String>,
     /// `opaque` or `jwt`.
     #[arg(long, env = "M2M_TOKEN_FORMAT", default_value = "opaque")]
     pub m2m_token_format: String,
@@ -79,10 +81,8 @@ impl BotArgs {
             "CLERK_MACHINE_SECRET_KEY" => self.clerk_machine_secret_key.clone(),
             "CLERK_M2M_TOKEN" => self.clerk_m2m_token.clone(),
             "ENABLE_M2M_AUTH" => Some(self.enable_m2m_auth.clone()),
-            "M2M_TOKEN_LIFETIME_SECONDS" => self.m2m_token_lifetime_seconds.map(|v| v.to_string()),
-            "M2M_TOKEN_REFRESH_BUFFER_SECONDS" => {
-                self.m2m_token_refresh_buffer_seconds.map(|v| v.to_string())
-            }
+            "M2M_TOKEN_LIFETIME_SECONDS" => self.m2m_token_lifetime_seconds.clone(),
+            "M2M_TOKEN_REFRESH_BUFFER_SECONDS" => self.m2m_token_refresh_buffer_seconds.clone(),
             "M2M_TOKEN_FORMAT" => Some(self.m2m_token_format.clone()),
             "M2M_TOKEN_REFRESH_JITTER_SECONDS" => {
                 Some(self.m2m_token_refresh_jitter_seconds.to_string())

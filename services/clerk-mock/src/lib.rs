@@ -22,6 +22,14 @@ pub struct Config {
     /// Print the effective seed (keys, machines, users) as JSON and exit.
     #[arg(long)]
     pub print_seed: bool,
+    /// Ask the mock already running at this base URL (e.g. `http://clerk-mock:8080`) for a
+    /// one-hour session JWT, print it and exit: the token to paste into Swagger UI's Authorize.
+    /// The mock must run with the same seed (the instance secret key comes from it).
+    #[arg(long, value_name = "URL")]
+    pub session_token_from: Option<String>,
+    /// The user of `--session-token-from` (default: the seed's first user).
+    #[arg(long, value_name = "USER_ID", requires = "session_token_from")]
+    pub user: Option<String>,
 }
 
 /// Loads the seed named by the config (or the default one).
@@ -50,8 +58,77 @@ pub async fn start(config: &Config) -> Result<ClerkMock, String> {
     ClerkMock::try_start(seed, Some(listener), None).await
 }
 
-/// Runs the service until Ctrl-C or SIGTERM (or prints the seed and returns).
+/// Mints a session JWT (valid `lifetime_seconds`) for `user` (default: the seed's first user) at
+/// the mock running at `base_url`, the way the README's curl does: `POST /v1/sessions`, then
+/// `POST /v1/sessions/{id}/tokens`, with the seed's instance secret key. The seed must fix the
+/// key and the user ids (the default seed does), as the running mock's must match.
+pub async fn session_token(
+    seed: Seed,
+    base_url: &str,
+    user: Option<&str>,
+    lifetime_seconds: u64,
+) -> Result<(String, String), String> {
+    // The effective seed (defaults filled in), as --print-seed shows it.
+    let local = ClerkMock::try_start(seed, None, None).await?;
+    let user = match user {
+        Some(u) => u.to_owned(),
+        None => local
+            .users()
+            .into_iter()
+            .next()
+            .map(|u| u.id)
+            .ok_or("the seed has no user")?,
+    };
+    let key = local.instance_secret_key();
+    drop(local);
+    let api = format!("{}/v1", base_url.trim_end_matches('/'));
+    let http = reqwest::Client::new();
+    let post = |url: String, body: serde_json::Value| {
+        let request = http.post(url.clone()).bearer_auth(&key).json(&body);
+        async move {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e} (is the mock running there?)"))?;
+            let status = response.status();
+            let value: serde_json::Value = response
+                .json()
+                .await
+                .map_err(|e| format!("{url}: {status}: {e}"))?;
+            if status.is_success() {
+                Ok(value)
+            } else {
+                Err(format!("{url}: {status}: {value}"))
+            }
+        }
+    };
+    let session = post(
+        format!("{api}/sessions"),
+        serde_json::json!({ "user_id": user }),
+    )
+    .await?;
+    let sid = session["id"].as_str().ok_or("no session id")?;
+    let token = post(
+        format!("{api}/sessions/{sid}/tokens"),
+        serde_json::json!({ "expires_in_seconds": lifetime_seconds }),
+    )
+    .await?;
+    let jwt = token["jwt"].as_str().ok_or("no jwt")?.to_owned();
+    Ok((user, jwt))
+}
+
+/// Runs the service until Ctrl-C or SIGTERM (or prints the seed, or a session JWT, and returns).
 pub async fn run(config: Config) -> Result<(), String> {
+    if let Some(url) = &config.session_token_from {
+        let seed = load_seed(&config)?;
+        let (user, jwt) = session_token(seed, url, config.user.as_deref(), 3600).await?;
+        // The token alone on stdout (for scripts); the hint on stderr.
+        eprintln!(
+            "A session JWT for {user}, valid 1 hour: paste it into Swagger UI's Authorize (http://localhost:5000/swagger)"
+        );
+        println!("{jwt}");
+        return Ok(());
+    }
     if config.print_seed {
         let seed = load_seed(&config)?;
         let mock = ClerkMock::try_start(seed, None, None).await?;

@@ -139,6 +139,8 @@ pub async fn start(o: &Options) -> Result<Running, String> {
             .map_err(|e| format!("CLERK_MOCK_BIND: {e}"))?,
         seed: None,
         print_seed: false,
+        session_token_from: None,
+        user: None,
     };
     let mock = clerk_mock_service::start(&mock_config).await?;
     let [api_env, rep_env, app_env] = service_env(o, &mock);

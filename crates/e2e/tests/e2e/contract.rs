@@ -2,7 +2,7 @@
 //! in `.env.example` and `docker-compose.yml`, and every variable, binary and `m2m` command the
 //! docs name exists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use clap::CommandFactory;
 use regex::Regex;
@@ -119,6 +119,81 @@ fn every_variable_a_service_reads_is_in_env_example_and_compose() {
     }
 }
 
+/// The environment compose gives `service` when no `.env` exists: its `environment:` block with
+/// the anchors it merges, each `${VAR:-default}` resolved to its default (`${VAR}` to empty).
+fn compose_env(compose: &str, service: &str) -> BTreeMap<String, String> {
+    let service_block = block(compose, &format!("  {service}:"));
+    let env_block = block(&service_block, "    environment:");
+    let mut lines: Vec<String> = Vec::new();
+    for (anchor, name) in [("*common", "x-common:"), ("*bot", "x-bot:")] {
+        if env_block.contains(anchor) {
+            lines.extend(block_of(compose, name).lines().skip(1).map(str::to_owned));
+        }
+    }
+    lines.extend(env_block.lines().skip(1).map(str::to_owned));
+    let interpolated = Regex::new(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}").expect("regex");
+    let mut out = BTreeMap::new();
+    for line in lines {
+        let Some((key, value)) = line.trim().split_once(':') else {
+            continue;
+        };
+        if key.starts_with('<') || key.starts_with('#') {
+            continue;
+        }
+        let value = value.trim().trim_matches('"');
+        let value = interpolated.replace_all(value, |c: &regex::Captures<'_>| {
+            c.get(2).map_or(String::new(), |d| d.as_str().to_owned())
+        });
+        out.insert(key.to_owned(), value.into_owned());
+    }
+    out
+}
+
+/// Parses a service's settings from compose's values the way its binary does (each variable
+/// becomes the flag that reads it, empty values included).
+fn parse_from_compose<C: clap::Parser + CommandFactory>(
+    compose: &str,
+    service: &str,
+) -> Result<C, String> {
+    let reads = env_vars(C::command());
+    let env = compose_env(compose, service);
+    let vars: BTreeMap<&str, String> = env
+        .iter()
+        .filter(|(k, _)| reads.contains(*k))
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    devstack::config_from_env::<C>(service, &vars)
+}
+
+#[tokio::test]
+async fn every_service_accepts_the_values_compose_gives_it_with_no_env_file() {
+    // An unset variable reaches the container as an empty string (`${VAR:-}`): a service must
+    // treat it as unset, not refuse to start (as the bots once did in `docker compose up`).
+    let compose = repo("docker-compose.yml");
+    let env = compose_env(&compose, "job-applier");
+    assert_eq!(
+        env.get("M2M_TOKEN_LIFETIME_SECONDS").map(String::as_str),
+        Some("")
+    );
+    assert_eq!(
+        env.get("JOBTRACKER_API_URL").map(String::as_str),
+        Some("http://jobtracker-api:5000")
+    );
+
+    let api: jobtracker_api::Config =
+        parse_from_compose(&compose, "jobtracker-api").expect("jobtracker-api");
+    assert!(api.database_url.starts_with("postgres://"));
+    let mock: clerk_mock_service::Config =
+        parse_from_compose(&compose, "clerk-mock").expect("clerk-mock");
+    assert_eq!(mock.bind.port(), 8080);
+    let representer: candidate_representer::Config =
+        parse_from_compose(&compose, "candidate-representer").expect("candidate-representer");
+    candidate_representer::Representer::from_config(&representer).expect("representer settings");
+    let applier: job_applier::Config =
+        parse_from_compose(&compose, "job-applier").expect("job-applier");
+    job_applier::Applier::from_config(&applier).expect("applier settings");
+}
+
 #[test]
 fn the_design_variables_are_all_documented() {
     let example = repo(".env.example");
@@ -166,7 +241,14 @@ fn the_docs_name_only_variables_binaries_and_commands_that_exist() {
             .map(|c| c[1].to_owned()),
     );
     // Read by the test harness and CI, not by a service.
-    known.extend(["TEST_POSTGRES_URL", "REQUIRE_BROWSER_TEST"].map(str::to_owned));
+    known.extend(
+        [
+            "TEST_POSTGRES_URL",
+            "REQUIRE_BROWSER_TEST",
+            "REQUIRE_COMPOSE_CHECK",
+        ]
+        .map(str::to_owned),
+    );
     // Compose's own database settings.
     known.extend(["POSTGRES_USER", "POSTGRES_DB"].map(str::to_owned));
 

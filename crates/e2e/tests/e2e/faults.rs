@@ -24,8 +24,8 @@ async fn clerk_faults_lose_nothing_and_duplicate_nothing() {
     };
     let alice = stack.alice.clone();
     let short = |c: &mut jobtracker_client::bot::BotArgs| {
-        c.m2m_token_lifetime_seconds = Some(6);
-        c.m2m_token_refresh_buffer_seconds = Some(3);
+        c.m2m_token_lifetime_seconds = Some("6".into());
+        c.m2m_token_refresh_buffer_seconds = Some("3".into());
     };
     let rep = stack.representer(short);
     let appliers = [

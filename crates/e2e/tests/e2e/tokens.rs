@@ -93,8 +93,8 @@ async fn tokens_expire_and_are_refreshed_mid_run() {
         return;
     };
     let short = |c: &mut jobtracker_client::bot::BotArgs| {
-        c.m2m_token_lifetime_seconds = Some(4);
-        c.m2m_token_refresh_buffer_seconds = Some(2);
+        c.m2m_token_lifetime_seconds = Some("4".into());
+        c.m2m_token_refresh_buffer_seconds = Some("2".into());
     };
     let rep = stack.representer(short);
     let applier = stack.applier(|c| short(&mut c.common));
@@ -203,8 +203,8 @@ async fn clerk_down_during_a_refresh_keeps_the_old_token_until_it_expires() {
         return;
     };
     let applier = stack.applier(|c| {
-        c.common.m2m_token_lifetime_seconds = Some(8);
-        c.common.m2m_token_refresh_buffer_seconds = Some(6);
+        c.common.m2m_token_lifetime_seconds = Some("8".into());
+        c.common.m2m_token_refresh_buffer_seconds = Some("6".into());
     });
     let first = stack.new_application(&stack.alice, &[]).await;
     assert!(applier.run_once().await.expect("first"));
