@@ -14,13 +14,14 @@ const APP_COLUMNS: &str = "id, user_id, company, position, job_url, resume_id, s
 /// made on these decisions re-checks what it relies on (see [`StatusGuard`]).
 #[derive(Debug, Clone)]
 pub struct ApplicationSnapshot {
+    /// `app_…`
     pub id: String,
+    /// The candidate it belongs to.
     pub user_id: String,
+    /// The status a change starts from.
     pub status: ApplicationStatus,
+    /// Bumped by every change, answers included.
     pub version: i64,
-    pub claimed_by: Option<String>,
-    pub lease_expires_at: Option<i64>,
-    pub resume_id: Option<String>,
 }
 
 /// A status change.
@@ -134,10 +135,11 @@ impl Db {
 
     /// What a handler decides on about application `id`.
     pub async fn application_snapshot(&self, id: &str) -> Result<Option<ApplicationSnapshot>> {
-        let row = sqlx::query("SELECT id, user_id, status, version, claimed_by, lease_expires_at, resume_id FROM job_applications WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, user_id, status, version FROM job_applications WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         match row {
             None => Ok(None),
             Some(r) => Ok(Some(ApplicationSnapshot {
@@ -145,9 +147,6 @@ impl Db {
                 user_id: r.try_get("user_id")?,
                 status: status_of(r.try_get("status")?)?,
                 version: r.try_get("version")?,
-                claimed_by: r.try_get("claimed_by")?,
-                lease_expires_at: r.try_get("lease_expires_at")?,
-                resume_id: r.try_get("resume_id")?,
             })),
         }
     }
