@@ -1,11 +1,11 @@
 //! Job applications and their status changes.
 
-use jobtracker_types::{Application, ApplicationStatus, CreateApplication, Page, Question};
+use jobtracker_types::{Application, ApplicationStatus, CreateApplication, Page};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::events::{NewEvent, commit_with_event};
-use super::{Conflict, Entity, Result, StoreError, page, status_of, take_page};
+use super::{Conflict, Entity, Result, StoreError, page, status_of};
 use crate::db::{Db, new_id, rfc3339};
 
 const APP_COLUMNS: &str = "id, user_id, company, position, job_url, resume_id, status, reason, submission_ref, claimed_by, lease_expires_at, attempts, version, created_at, updated_at";
@@ -62,7 +62,8 @@ impl StatusGuard<'_> {
     }
 }
 
-fn application_from(row: &AnyRow, questions: Vec<Question>) -> Result<Application> {
+/// The application of `row`, without its questions (another query's).
+fn application_from(row: &AnyRow) -> Result<Application> {
     Ok(Application {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -81,7 +82,7 @@ fn application_from(row: &AnyRow, questions: Vec<Question>) -> Result<Applicatio
         version: row.try_get("version")?,
         created_at: rfc3339(row.try_get("created_at")?),
         updated_at: rfc3339(row.try_get("updated_at")?),
-        questions,
+        questions: Vec::new(),
     })
 }
 
@@ -159,9 +160,13 @@ impl Db {
         let Some(row) = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
-        let mut questions = self.questions_of(&[id.to_owned()]).await?;
-        let questions = questions.remove(id).unwrap_or_default();
-        application_from(&row, questions).map(Some)
+        let mut app = application_from(&row)?;
+        app.questions = self
+            .questions_of(&[id.to_owned()])
+            .await?
+            .remove(id)
+            .unwrap_or_default();
+        Ok(Some(app))
     }
 
     /// Applications, oldest first, with their questions (fetched for the whole page at once).
@@ -176,25 +181,24 @@ impl Db {
             "SELECT {APP_COLUMNS} FROM job_applications WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR status = $2) \
              AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
         ));
-        let mut rows = sqlx::query(sql)
+        let rows = sqlx::query(sql)
             .bind(user_id)
             .bind(status.map(ApplicationStatus::code))
             .bind(cursor)
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let more = take_page(&mut rows, limit);
-        let ids = rows
-            .iter()
+        let listed = rows.iter().take(usize::try_from(limit).unwrap_or(0));
+        let ids = listed
             .map(|r| r.try_get::<String, _>("id"))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut questions = self.questions_of(&ids).await?;
-        let items = rows
-            .iter()
-            .zip(&ids)
-            .map(|(row, id)| application_from(row, questions.remove(id).unwrap_or_default()))
-            .collect::<Result<_>>()?;
-        Ok(page(items, more, |a: &Application| &a.id))
+        let with_questions = |row: &AnyRow| {
+            let mut app = application_from(row)?;
+            app.questions = questions.remove(&app.id).unwrap_or_default();
+            Ok(app)
+        };
+        page(&rows, limit, with_questions, |a: &Application| &a.id)
     }
 
     /// Changes the status if it is still `seen.status` and the `guard` holds, in one statement.

@@ -4,7 +4,7 @@ use jobtracker_types::{ApplicationStatus, Event, Page};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Result, page, status_of, take_page};
+use super::{Result, page, status_of};
 use crate::db::{Db, new_id, rfc3339};
 
 /// An event to write.
@@ -77,14 +77,12 @@ impl Db {
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<Event>> {
-        let mut rows = sqlx::query("SELECT * FROM events WHERE application_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3")
+        let rows = sqlx::query("SELECT * FROM events WHERE application_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3")
             .bind(application_id)
             .bind(cursor)
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let more = take_page(&mut rows, limit);
-        let items = rows.iter().map(event_from).collect::<Result<_>>()?;
-        Ok(page(items, more, |e: &Event| &e.id))
+        page(&rows, limit, event_from, |e: &Event| &e.id)
     }
 }

@@ -16,6 +16,7 @@ mod resumes;
 mod users;
 
 use jobtracker_types::{ApplicationStatus, Page};
+use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 pub use applications::{ApplicationSnapshot, StatusChange, StatusGuard};
@@ -115,23 +116,21 @@ fn status_of(code: i64) -> Result<ApplicationStatus> {
         .ok_or_else(|| StoreError::Corrupt(format!("unknown status code {code} in the database")))
 }
 
-/// Lists fetch `limit + 1` rows: the extra one is dropped here and only tells whether there is
-/// a next page.
-fn take_page<T>(rows: &mut Vec<T>, limit: i64) -> bool {
+/// A page from the `limit + 1` rows a list fetched: the extra row is not listed, it only tells
+/// that there is a next page, whose cursor is the last listed item's `id`.
+fn page<T>(
+    rows: &[AnyRow],
+    limit: i64,
+    item: impl FnMut(&AnyRow) -> Result<T>,
+    id: impl Fn(&T) -> &str,
+) -> Result<Page<T>> {
     let limit = usize::try_from(limit).unwrap_or(0);
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    more
-}
-
-/// A page whose cursor, when there is `more`, is its last item's id.
-fn page<T>(items: Vec<T>, more: bool, id: impl Fn(&T) -> &str) -> Page<T> {
-    let next_cursor = if more {
-        items.last().map(|i| id(i).to_owned())
-    } else {
-        None
+    let items: Vec<T> = rows.iter().take(limit).map(item).collect::<Result<_>>()?;
+    let next_cursor = match items.last() {
+        Some(last) if rows.len() > limit => Some(id(last).to_owned()),
+        _ => None,
     };
-    Page { items, next_cursor }
+    Ok(Page { items, next_cursor })
 }
 
 impl Db {

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::events::{NewEvent, commit_with_event};
-use super::{ANSWERABLE, Conflict, Entity, Result, StoreError, page, status_of, take_page};
+use super::{ANSWERABLE, Conflict, Entity, Result, StoreError, page, status_of};
 use crate::db::{Db, rfc3339};
 
 /// What a write puts into a question.
@@ -218,7 +218,7 @@ impl Db {
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<QuestionWithContext>> {
-        let mut rows = sqlx::query(
+        let rows = sqlx::query(
             "SELECT q.*, a.user_id AS app_user_id, a.company AS app_company, a.position AS app_position \
              FROM questions q JOIN job_applications a ON a.id = q.application_id \
              WHERE ($1 IS NULL OR a.user_id = $1) \
@@ -233,18 +233,16 @@ impl Db {
         .bind(ANSWERABLE[1].code())
         .fetch_all(&self.pool)
         .await?;
-        let more = take_page(&mut rows, limit);
-        let items = rows
-            .iter()
-            .map(|r| {
-                Ok(QuestionWithContext {
-                    question: question_from(r)?,
-                    user_id: r.try_get("app_user_id")?,
-                    company: r.try_get("app_company")?,
-                    position: r.try_get("app_position")?,
-                })
+        let with_context = |r: &AnyRow| {
+            Ok(QuestionWithContext {
+                question: question_from(r)?,
+                user_id: r.try_get("app_user_id")?,
+                company: r.try_get("app_company")?,
+                position: r.try_get("app_position")?,
             })
-            .collect::<Result<_>>()?;
-        Ok(page(items, more, |q: &QuestionWithContext| &q.question.id))
+        };
+        page(&rows, limit, with_context, |q: &QuestionWithContext| {
+            &q.question.id
+        })
     }
 }

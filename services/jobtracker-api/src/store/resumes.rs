@@ -4,7 +4,7 @@ use jobtracker_types::{Page, Resume};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Entity, Result, StoreError, page, take_page};
+use super::{Entity, Result, StoreError, page};
 use crate::db::{Db, new_id, rfc3339};
 
 /// A resume to store; the caller has checked the content against `content_type`.
@@ -83,7 +83,7 @@ impl Db {
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<Resume>> {
-        let mut rows = sqlx::query(
+        let rows = sqlx::query(
             "SELECT id, user_id, file_name, content_type, size, sha256, created_at FROM resumes \
              WHERE user_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
         )
@@ -92,8 +92,6 @@ impl Db {
         .bind(limit + 1)
         .fetch_all(&self.pool)
         .await?;
-        let more = take_page(&mut rows, limit);
-        let items = rows.iter().map(resume_from).collect::<Result<_>>()?;
-        Ok(page(items, more, |r: &Resume| &r.id))
+        page(&rows, limit, resume_from, |r: &Resume| &r.id)
     }
 }
