@@ -59,12 +59,8 @@ impl AuthedClient {
         let Some(rejected) = token else {
             return Ok(response);
         };
-        if !self.tokens.invalidate(&rejected) {
-            // A static token cannot be replaced, and a token that is no longer cached was
-            // already replaced by a concurrent caller: only retry in the latter case.
-            if !matches!(self.tokens, TokenSource::Minted(_)) {
-                return Ok(response);
-            }
+        if !self.tokens.replace(&rejected) {
+            return Ok(response);
         }
         tracing::info!("request answered 401; retrying once with a fresh M2M token");
         let fresh = self.tokens.token().await?;

@@ -25,22 +25,34 @@
 //!
 //! No token or key is ever logged; `Debug` of every secret-bearing type is redacted.
 
+mod auth;
 #[cfg(feature = "axum")]
 pub mod auth_axum;
+#[cfg(feature = "tower")]
+mod auth_tower;
 mod authed_client;
 pub mod clerk;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "tonic")]
+pub mod grpc;
+#[cfg(feature = "reqwest-middleware")]
+mod reqwest_mw;
 mod secret;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod token_source;
 pub mod verify;
 
+pub use auth::{AuthRejection, Require};
+#[cfg(feature = "tower")]
+pub use auth_tower::{AuthBody, AuthLayer, AuthService};
 pub use authed_client::{AuthedClient, AuthedRequestError};
 pub use clerk::{ClerkClient, ClerkError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, Env, M2mClientConfig};
+#[cfg(feature = "reqwest-middleware")]
+pub use reqwest_mw::BearerMiddleware;
 pub use secret::{BearerToken, fingerprint};
 pub use token_source::{
     MintSettings, MintedTokenSource, ServiceTokens, TokenError, TokenSource,

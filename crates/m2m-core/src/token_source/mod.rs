@@ -58,6 +58,13 @@ impl TokenSource {
         }
     }
 
+    /// After a server rejected `token`: invalidates it, and says whether asking again is worth
+    /// it. A minted source always is (the token was cleared, or a concurrent caller already
+    /// replaced it); a static token cannot change, so a retry would only be refused again.
+    pub(crate) fn replace(&self, token: &BearerToken) -> bool {
+        self.invalidate(token) || matches!(self, Self::Minted(_))
+    }
+
     /// `minted`, `static` or `disabled`.
     pub fn kind(&self) -> &'static str {
         match self {
