@@ -90,7 +90,16 @@ fn bearer(value: &str) -> Option<HeaderValue> {
 impl Fixture {
     /// A verifier over the same mock and clock (the fixture's own is not clonable).
     pub fn verifier_clone(&self) -> Verifier {
-        let cfg = crate::verify::config(&self.mock);
+        self.verifier_clone_with(|_| {})
+    }
+
+    /// The same, with `edit` applied to the settings.
+    pub fn verifier_clone_with(
+        &self,
+        edit: impl FnOnce(&mut m2m_core::VerifierConfig),
+    ) -> Verifier {
+        let mut cfg = crate::verify::config(&self.mock);
+        edit(&mut cfg);
         cfg.build(
             &crate::support::client(&self.mock.api_url(), &self.clock),
             Arc::new(self.clock.clone()),
