@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, LengthLimitError};
 use jobtracker_types::{Page, Resume, User, UserProfileInput, Whoami};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::SemaphorePermit;
 use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
@@ -148,7 +149,7 @@ pub async fn get_user(
 /// How long an upload waits for one of the `UPLOAD_PERMITS` before it gets 503.
 const UPLOAD_WAIT: Duration = Duration::from_secs(1);
 
-/// `answer` to an upload whose body was not read. A client that sent `Expect: 100-continue` is
+/// `answer` to an upload whose body was not read (see [`admit`]). A client that sent `Expect: 100-continue` is
 /// answered without sending the body. Any other is sending it already, and closing the
 /// connection under it can lose the answer (the client sees a broken pipe instead), so the body
 /// is read first and thrown away as it arrives: at most `limit` bytes, none of them kept.
@@ -173,6 +174,37 @@ async fn refuse_unread(
         }
     }
     answer
+}
+
+/// What an upload is refused for before a byte of its body is read, so a refusal costs a query,
+/// not a buffered file: the path, the caller, the file name and the user's quota (a look ahead:
+/// the write decides). Then one of the `UPLOAD_PERMITS`, held while the body is in memory.
+async fn admit<'a>(
+    caller: &Caller,
+    ctx: &'a ApiContext,
+    user_id: &str,
+    file_name: &str,
+    headers: &HeaderMap,
+) -> Result<SemaphorePermit<'a>, ApiError> {
+    validate::user_id(user_id)?;
+    caller.require(Action::UploadResume, user_id)?;
+    validate::file_name(file_name)?;
+    // A declared length over RESUME_MAX_BYTES is left to the limit's own answer.
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n <= ctx.resume_max_bytes as u64);
+    ctx.db
+        .check_resume_room(user_id, ctx.resume_limits, length.unwrap_or(1))
+        .await?;
+    tokio::time::timeout(UPLOAD_WAIT, ctx.resume_uploads.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(ApiError::Busy(
+            "too many resume uploads in progress; retry shortly",
+        ))
 }
 
 /// Query of a resume upload.
@@ -214,31 +246,10 @@ pub async fn upload_resume(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Resume>), ApiError> {
-    validate::user_id(&user_id)?;
-    caller.require(Action::UploadResume, &user_id)?;
-    validate::file_name(&q.file_name)?;
-    // Before a byte of the body is read, so a full account costs a query, not a buffered file.
-    // A declared length over RESUME_MAX_BYTES is left to the limit's own answer below.
     let max = ctx.resume_max_bytes;
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|n| *n <= max as u64);
-    let room = ctx
-        .db
-        .check_resume_room(&user_id, ctx.resume_limits, length.unwrap_or(1))
-        .await;
-    if let Err(refusal) = room {
-        return Err(refuse_unread(body, &headers, max, refusal.into()).await);
-    }
-    let permit = tokio::time::timeout(UPLOAD_WAIT, ctx.resume_uploads.acquire())
-        .await
-        .ok()
-        .and_then(Result::ok);
-    let Some(_permit) = permit else {
-        let busy = ApiError::Busy("too many resume uploads in progress; retry shortly");
-        return Err(refuse_unread(body, &headers, max, busy).await);
+    let _permit = match admit(&caller, &ctx, &user_id, &q.file_name, &headers).await {
+        Ok(permit) => permit,
+        Err(refusal) => return Err(refuse_unread(body, &headers, max, refusal).await),
     };
     // The limit holds while the body streams in: reading stops past it.
     let body = axum::body::to_bytes(body, max).await.map_err(|e| {

@@ -174,6 +174,15 @@ async fn one_user_cannot_store_twelve_ten_mib_resumes(app: &TestApp) {
     expected.extend([413, 413]);
     assert_eq!(statuses, expected);
     assert_eq!(stored(app, &app.alice).await, (10, 100 * MIB as u64));
+    // Every answer given before the body is read reaches a client already sending 10 MiB
+    // (without `Expect: 100-continue`), not a broken pipe.
+    let bob = app.user(&app.bob);
+    for (token, name, status) in [(&bob, "cv.pdf", 403), (&alice, "../cv.pdf", 422)] {
+        let a = app
+            .upload(&app.alice, token, name, "application/pdf", pdf.clone())
+            .await;
+        assert_eq!(a.status, status, "{}", a.body);
+    }
 }
 both!(one_user_cannot_store_twelve_ten_mib_resumes, |c| {
     c.resume_max_bytes = 10 * 1024 * 1024
