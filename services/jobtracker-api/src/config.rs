@@ -67,6 +67,13 @@ pub struct Config {
     /// Machine id (`mch_…`) that gets the job-applier role.
     #[arg(long, env = "JOB_APPLIER_MACHINE_ID")]
     pub job_applier_machine_id: Option<String>,
+    /// Most resumes one user may keep (at least 1); past it an upload gets 409.
+    #[arg(long, env = "RESUME_MAX_FILES", default_value_t = 20)]
+    pub resume_max_files: u32,
+    /// Bytes all of one user's resumes may take together (at least 1; default 100 MiB); an
+    /// upload that does not fit gets 413.
+    #[arg(long, env = "RESUME_QUOTA_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub resume_quota_bytes: u64,
     /// Largest resume upload, bytes.
     #[arg(long, env = "RESUME_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub resume_max_bytes: usize,

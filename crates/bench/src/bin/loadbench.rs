@@ -56,6 +56,8 @@ async fn start_api_with(
         verify_limits: Default::default(),
         candidate_representer_machine_id: Some(m("CandidateRepresenter.Bot").id),
         job_applier_machine_id: Some(m("JobApplier.Bot").id),
+        resume_max_files: 20,
+        resume_quota_bytes: 100 * 1024 * 1024,
         resume_max_bytes: 1 << 20,
         rust_log: "warn".into(),
         log_format: "pretty".into(),
