@@ -62,8 +62,7 @@ impl Stack {
             candidate_representer_machine_id: Some(machine("CandidateRepresenter.Bot").id),
             job_applier_machine_id: Some(machine("JobApplier.Bot").id),
             resume_max_bytes: 1 << 20,
-            rust_log: "info".into(),
-            log_format: "pretty".into(),
+            log: Default::default(),
         };
         edit(&mut api_config);
         let outbox =
@@ -131,8 +130,7 @@ impl Stack {
             m2m_token_refresh_jitter_seconds: 0,
             m2m_token_min_remaining_ttl_seconds: None,
             poll_interval_seconds: 1,
-            rust_log: "info".into(),
-            log_format: "pretty".into(),
+            log: Default::default(),
         }
     }
 

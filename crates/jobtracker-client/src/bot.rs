@@ -55,12 +55,9 @@ pub struct BotArgs {
     /// Seconds between polls when idle.
     #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 5)]
     pub poll_interval_seconds: u64,
-    /// Log filter.
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub rust_log: String,
-    /// `pretty` or `json`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
-    pub log_format: String,
+    /// Logging.
+    #[command(flatten)]
+    pub log: service_kit::LogArgs,
 }
 
 impl std::fmt::Debug for BotArgs {
@@ -108,18 +105,15 @@ where
     W: FnOnce(watch::Receiver<bool>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| format!("{bind_var}: cannot listen on {bind}: {e}"))?;
+    let listener = service_kit::bind(bind_var, bind).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(worker(stop_rx.clone()));
     tracing::info!(addr = %bind, "{name} serving /healthz and /metrics");
     let mut http_stop = stop_rx;
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let server = tokio::spawn(service_kit::serve(listener, router, async move {
         let _ = http_stop.wait_for(|s| *s).await;
-    });
-    let server = tokio::spawn(async move { server.await });
-    m2m_core::service::shutdown_signal().await;
+    }));
+    service_kit::shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = worker.await;
     let _ = server.await;

@@ -6,7 +6,6 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::verify::{MachinePrincipal, Principal, UserPrincipal, Verifier, VerifyError};
 
@@ -26,18 +25,7 @@ impl From<VerifyError> for AuthRejection {
 }
 
 fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
+    service_kit::problem(status, detail, None)
 }
 
 impl IntoResponse for AuthRejection {

@@ -32,8 +32,6 @@ pub mod clerk;
 pub mod clock;
 pub mod config;
 mod secret;
-#[cfg(feature = "service")]
-pub mod service;
 pub mod token_source;
 pub mod verify;
 

@@ -272,13 +272,7 @@ pub struct Ask {
 }
 
 fn problem(status: StatusCode, detail: &str) -> axum::response::Response {
-    let body = serde_json::json!({"type": "about:blank", "title": status.canonical_reason().unwrap_or("Error"), "status": status.as_u16(), "detail": detail});
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
+    service_kit::problem(status, detail, None)
 }
 
 /// The caller of `/v1/ask`, authenticated by m2m-core's extractor and admitted by the

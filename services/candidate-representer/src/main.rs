@@ -8,7 +8,7 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let config = candidate_representer::Config::parse();
-    m2m_core::service::init_tracing();
+    service_kit::init_tracing(&config.common.log);
     match candidate_representer::serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -7,7 +7,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = clerk_mock_service::Config::parse();
-    m2m_core::service::init_tracing();
+    service_kit::init_tracing(&config.log);
     match clerk_mock_service::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

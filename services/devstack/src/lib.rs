@@ -38,6 +38,9 @@ pub struct Options {
     /// Seconds between the bots' polls.
     #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 2)]
     pub poll_interval_seconds: u64,
+    /// Logging (of every service: they share one process).
+    #[command(flatten)]
+    pub log: service_kit::LogArgs,
 }
 
 /// Parses a service's own `Config` from environment-variable pairs: each variable is mapped to
@@ -141,6 +144,7 @@ pub async fn start(o: &Options) -> Result<Running, String> {
         print_seed: false,
         session_token_from: None,
         user: None,
+        log: o.log.clone(),
     };
     let mock = clerk_mock_service::start(&mock_config).await?;
     let [api_env, rep_env, app_env] = service_env(o, &mock);

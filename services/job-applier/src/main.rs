@@ -8,7 +8,7 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let config = job_applier::Config::parse();
-    m2m_core::service::init_tracing();
+    service_kit::init_tracing(&config.common.log);
     match job_applier::serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

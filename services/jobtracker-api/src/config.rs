@@ -70,12 +70,9 @@ pub struct Config {
     /// Largest resume upload, bytes.
     #[arg(long, env = "RESUME_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub resume_max_bytes: usize,
-    /// Log filter (also read by the logger directly).
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub rust_log: String,
-    /// `pretty` or `json`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
-    pub log_format: String,
+    /// Logging.
+    #[command(flatten)]
+    pub log: service_kit::LogArgs,
 }
 
 /// Limits that keep token verification standing under a flood of tokens, a Clerk outage and a

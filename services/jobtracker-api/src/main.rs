@@ -8,7 +8,7 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let config = jobtracker_api::Config::parse();
-    m2m_core::service::init_tracing();
+    service_kit::init_tracing(&config.log);
     let app = match jobtracker_api::Application::build(&config).await {
         Ok(app) => app,
         Err(e) => {
@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match app.run_until(m2m_core::service::shutdown_signal()).await {
+    match app.run_until(service_kit::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jobtracker-api: {e}");

@@ -54,9 +54,7 @@ impl Application {
         let db = Db::connect(&config.database_url)
             .await?
             .with_clock(clock.clone());
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|e| format!("JOBTRACKER_BIND: cannot listen on {}: {e}", config.bind))?;
+        let listener = service_kit::bind("JOBTRACKER_BIND", config.bind).await?;
         let ctx = ApiContext {
             db,
             verifier: Arc::new(verifier),
@@ -95,8 +93,6 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "jobtracker-api listening; Swagger UI at /swagger");
         let app = router_with(self.ctx, extra);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        service_kit::serve(self.listener, app, shutdown).await
     }
 }

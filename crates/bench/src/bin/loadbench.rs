@@ -57,8 +57,7 @@ async fn start_api_with(
         candidate_representer_machine_id: Some(m("CandidateRepresenter.Bot").id),
         job_applier_machine_id: Some(m("JobApplier.Bot").id),
         resume_max_bytes: 1 << 20,
-        rust_log: "warn".into(),
-        log_format: "pretty".into(),
+        log: Default::default(),
     };
     edit(&mut config);
     let app = jobtracker_api::Application::build(&config)

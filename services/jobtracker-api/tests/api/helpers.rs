@@ -62,8 +62,7 @@ pub fn config(mock: &ClerkMock, database_url: String) -> Config {
         candidate_representer_machine_id: Some(machine("CandidateRepresenter.Bot").id),
         job_applier_machine_id: Some(machine("JobApplier.Bot").id),
         resume_max_bytes: 64 * 1024,
-        rust_log: "info".into(),
-        log_format: "pretty".into(),
+        log: Default::default(),
     }
 }
 
