@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bot_runtime::{Bot, BotArgs};
 use candidate_representer::Representer;
 use clerk_mock::ClerkMock;
 use job_applier::Applier;
 use jobtracker_api::testing::{Backend, TestDatabase};
-use jobtracker_client::bot::BotArgs;
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 

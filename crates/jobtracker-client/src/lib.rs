@@ -4,9 +4,6 @@
 //! Idempotent calls (GET, PUT, DELETE) are retried on 429, 5xx and connection failures with
 //! backoff; POST and PATCH are not, so nothing is done twice.
 
-pub mod bot;
-pub mod worker;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

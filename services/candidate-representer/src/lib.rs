@@ -6,23 +6,20 @@ pub mod rules;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
-use jobtracker_client::bot::{BotArgs, serve_worker};
-use jobtracker_client::worker::{Counters, poll_loop};
+use bot_runtime::{Bot, BotArgs, Counters};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{AnswerInput, UserProfileInput};
 use m2m_core::auth_axum::AuthRejection;
 use m2m_core::config::Env;
 use m2m_core::{Principal, Verifier, VerifierConfig};
 use serde::Deserialize;
-use tokio::sync::watch;
 
 /// Settings (`--help` lists the environment variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -164,11 +161,6 @@ impl Representer {
         Ok(Self::new(client, verifier).with_allowed_machines(allowed))
     }
 
-    /// The counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
     /// Answers every unanswered question once. Returns whether any was handled.
     pub async fn run_once(&self) -> Result<bool, ClientError> {
         let mut profiles: HashMap<String, Option<UserProfileInput>> = HashMap::new();
@@ -231,34 +223,26 @@ impl Representer {
         }
         Ok(handled)
     }
-
-    /// Polls until `stop` turns true.
-    pub async fn run(self: Arc<Self>, interval: Duration, stop: watch::Receiver<bool>) {
-        poll_loop("candidate-representer", interval, stop, || {
-            let me = self.clone();
-            async move { me.run_once().await.map(|_| false) }
-        })
-        .await;
-    }
-
-    /// `/healthz`, `/metrics`, `POST /v1/ask`.
-    pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
-            .route(
-                "/healthz",
-                get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-            )
-            .route("/metrics", get(metrics))
-            .route("/v1/ask", post(ask))
-            .with_state(self)
-    }
 }
 
-async fn metrics(State(me): State<Arc<Representer>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        me.counters.render(),
-    )
+impl Bot for Representer {
+    const NAME: &'static str = "candidate-representer";
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// One pass over the unanswered questions; the next waits for the interval.
+    async fn step(&self) -> Result<bool, ClientError> {
+        self.run_once().await.map(|_| false)
+    }
+
+    /// `POST /v1/ask`.
+    fn routes(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/ask", post(ask))
+            .with_state(self.clone())
+    }
 }
 
 /// Body of `POST /v1/ask`.
@@ -358,14 +342,8 @@ async fn ask(
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), String> {
     let me = Arc::new(Representer::from_config(&config)?);
-    let interval = Duration::from_secs(config.common.poll_interval_seconds.max(1));
-    let worker = me.clone();
-    serve_worker(
-        "candidate-representer",
-        "REPRESENTER_BIND",
-        config.bind,
-        me.router(),
-        move |stop| worker.run(interval, stop),
-    )
-    .await
+    let listener = service_kit::bind("REPRESENTER_BIND", config.bind).await?;
+    let interval = config.common.poll_interval();
+    bot_runtime::serve(me, listener, interval, service_kit::shutdown_signal()).await;
+    Ok(())
 }

@@ -174,25 +174,29 @@ pub async fn start(o: &Options) -> Result<Running, String> {
     let app_config: job_applier::Config = config_from_env("job-applier", &app_env)?;
     let applier = Arc::new(job_applier::Applier::from_config(&app_config)?);
 
-    let mut tasks = vec![api_task];
-    for (bind, router) in [
-        (rep_config.bind, representer.clone().router()),
-        (app_config.bind, applier.clone().router()),
-    ] {
-        let listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let rep_listener = service_kit::bind("REPRESENTER_BIND", rep_config.bind).await?;
+    let app_listener = service_kit::bind("APPLIER_BIND", app_config.bind).await?;
+    let until_stopped = move || {
         let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-        }));
-    }
-    tasks.push(tokio::spawn(representer.run(interval, stop_rx.clone())));
-    tasks.push(tokio::spawn(applier.run(interval, stop_rx)));
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let tasks = vec![
+        api_task,
+        tokio::spawn(bot_runtime::serve(
+            representer,
+            rep_listener,
+            interval,
+            until_stopped(),
+        )),
+        tokio::spawn(bot_runtime::serve(
+            applier,
+            app_listener,
+            interval,
+            until_stopped(),
+        )),
+    ];
     Ok(Running {
         mock,
         api_url,

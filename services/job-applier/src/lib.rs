@@ -10,19 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use jobtracker_client::bot::{BotArgs, serve_worker};
-use jobtracker_client::worker::{Counters, poll_loop};
+use bot_runtime::{Bot, BotArgs, Counters};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{Application, ApplicationStatus, StatusUpdate};
 use m2m_core::config::Env;
 use serde_json::json;
 use submit::{ResumeFile, SubmitError, Submitter};
-use tokio::sync::watch;
 
 /// Settings (`--help` lists the environment variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -130,11 +123,6 @@ impl Applier {
             Duration::from_secs(config.lease_seconds),
             config.max_attempts,
         ))
-    }
-
-    /// The counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
     }
 
     /// Claims and processes one application. Returns whether there was one.
@@ -329,43 +317,26 @@ impl Applier {
                 SubmitError::Permanent(m) => Failure::Permanent(m),
             })
     }
-
-    /// Claims and submits until `stop` turns true; the item in hand is finished first.
-    pub async fn run(self: Arc<Self>, interval: Duration, stop: watch::Receiver<bool>) {
-        poll_loop("job-applier", interval, stop, || {
-            let me = self.clone();
-            async move { me.run_once().await }
-        })
-        .await;
-    }
-
-    /// `/healthz` and `/metrics`.
-    pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
-            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-            .route("/metrics", get(metrics))
-            .with_state(self)
-    }
 }
 
-async fn metrics(State(me): State<Arc<Applier>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        me.counters.render(),
-    )
+impl Bot for Applier {
+    const NAME: &'static str = "job-applier";
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// One application; the next at once if there was one.
+    async fn step(&self) -> Result<bool, ClientError> {
+        self.run_once().await
+    }
 }
 
 /// Runs the service until Ctrl-C or SIGTERM; the application in hand is finished first.
 pub async fn serve(config: Config) -> Result<(), String> {
     let me = Arc::new(Applier::from_config(&config)?);
-    let interval = Duration::from_secs(config.common.poll_interval_seconds.max(1));
-    let worker = me.clone();
-    serve_worker(
-        "job-applier",
-        "APPLIER_BIND",
-        config.bind,
-        me.router(),
-        move |stop| worker.run(interval, stop),
-    )
-    .await
+    let listener = service_kit::bind("APPLIER_BIND", config.bind).await?;
+    let interval = config.common.poll_interval();
+    bot_runtime::serve(me, listener, interval, service_kit::shutdown_signal()).await;
+    Ok(())
 }

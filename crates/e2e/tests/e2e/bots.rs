@@ -1,5 +1,6 @@
 //! Each bot's loop end to end, and the full pipeline.
 
+use bot_runtime::Bot;
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! representer serving on a port): a user only about themselves, a machine only when it is on
 //! `REPRESENTER_ALLOWED_MACHINE_IDS`, everyone else 401/403 before any call reaches the API.
 
+use bot_runtime::Bot;
 use candidate_representer::Representer;
 use e2e::Stack;
 use jobtracker_api::testing::Backend;

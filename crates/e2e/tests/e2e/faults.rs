@@ -2,6 +2,7 @@
 //! Retry-After and timeouts at Clerk. Nothing is lost, nothing is submitted twice, and the
 //! system recovers by itself.
 
+use bot_runtime::Bot;
 use std::time::Duration;
 
 use clerk_mock::{Endpoint, Fault};
@@ -23,7 +24,7 @@ async fn clerk_faults_lose_nothing_and_duplicate_nothing() {
         return;
     };
     let alice = stack.alice.clone();
-    let short = |c: &mut jobtracker_client::bot::BotArgs| {
+    let short = |c: &mut bot_runtime::BotArgs| {
         c.m2m_token_lifetime_seconds = Some("6".into());
         c.m2m_token_refresh_buffer_seconds = Some("3".into());
     };

@@ -1,6 +1,7 @@
 //! Token lifecycles through the whole system: JWT format, static tokens, expiry mid-run,
 //! revocation, unmapped machines, Clerk and API outages.
 
+use bot_runtime::Bot;
 use std::time::Duration;
 
 use clerk_mock::Endpoint;
@@ -92,7 +93,7 @@ async fn tokens_expire_and_are_refreshed_mid_run() {
     let Some(stack) = Stack::start(Backend::Sqlite).await else {
         return;
     };
-    let short = |c: &mut jobtracker_client::bot::BotArgs| {
+    let short = |c: &mut bot_runtime::BotArgs| {
         c.m2m_token_lifetime_seconds = Some("4".into());
         c.m2m_token_refresh_buffer_seconds = Some("2".into());
     };

@@ -1,10 +1,26 @@
-//! What both bots' binaries share: their common settings and the way they serve.
+//! What both bots share: their common settings ([`BotArgs`]), the polling loop ([`poll_loop`]),
+//! [`Counters`], and the way a [`Bot`] is run: polling while it serves `/healthz` and `/metrics`
+//! (and any routes of its own), until Ctrl-C or SIGTERM.
+//!
+//! Its own crate, not part of `service-kit`: it builds on `jobtracker-client` (the loop tells
+//! transient failures from the rest by `ClientError`) and m2m-core's settings, which `service-kit`
+//! (below every other crate) must not know.
+
+mod counters;
+mod poll;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
+use jobtracker_client::ClientError;
 use m2m_core::config::Env;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+pub use counters::Counters;
+pub use poll::{MAX_BACKOFF, poll_loop};
 
 /// Settings every bot has (`#[command(flatten)]` them into the bot's own).
 #[derive(Clone, clap::Args)]
@@ -92,30 +108,72 @@ impl BotArgs {
     }
 }
 
-/// Serves `router` on `bind` and runs `worker` until Ctrl-C or SIGTERM (or `stop` when given);
-/// then tells the worker to stop, waits for it to finish what it holds, and stops serving.
-pub async fn serve_worker<W, Fut>(
-    name: &'static str,
-    bind_var: &str,
-    bind: SocketAddr,
-    router: axum::Router,
-    worker: W,
-) -> Result<(), String>
-where
-    W: FnOnce(watch::Receiver<bool>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let listener = service_kit::bind(bind_var, bind).await?;
+impl BotArgs {
+    /// `POLL_INTERVAL_SECONDS`, at least one second.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_secs(self.poll_interval_seconds.max(1))
+    }
+}
+
+/// A bot: one pass of work at a time, counted.
+pub trait Bot: Send + Sync + Sized + 'static {
+    /// Its name, in logs.
+    const NAME: &'static str;
+
+    /// Its counters, served on `/metrics`.
+    fn counters(&self) -> &Counters;
+
+    /// One pass. `Ok(true)`: there may be more, poll again at once; `Ok(false)`: wait for the
+    /// interval. Errors are [`poll_loop`]'s to handle.
+    fn step(&self) -> impl Future<Output = Result<bool, ClientError>> + Send;
+
+    /// Routes it serves besides `/healthz` and `/metrics`.
+    fn routes(self: &Arc<Self>) -> Router {
+        Router::new()
+    }
+
+    /// Polls until `stop` turns true; the item in hand is finished first.
+    fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send {
+        poll_loop(Self::NAME, interval, stop, move || {
+            let me = self.clone();
+            async move { me.step().await }
+        })
+    }
+
+    /// `/healthz`, `/metrics` and its own [`routes`](Self::routes).
+    fn router(self: Arc<Self>) -> Router {
+        let me = self.clone();
+        self.routes()
+            .merge(service_kit::ops::router(move || me.counters().render()))
+    }
+}
+
+/// Serves `bot`'s [`router`](Bot::router) on `listener` and runs it every `interval` until
+/// `shutdown` resolves; then tells it to stop, waits for it to finish what it holds, and stops
+/// serving.
+pub async fn serve<B: Bot>(
+    bot: Arc<B>,
+    listener: TcpListener,
+    interval: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(worker(stop_rx.clone()));
-    tracing::info!(addr = %bind, "{name} serving /healthz and /metrics");
+    let worker = tokio::spawn(bot.clone().run(interval, stop_rx.clone()));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "{} serving /healthz and /metrics", B::NAME);
+    }
     let mut http_stop = stop_rx;
-    let server = tokio::spawn(service_kit::serve(listener, router, async move {
+    let server = tokio::spawn(service_kit::serve(listener, bot.router(), async move {
         let _ = http_stop.wait_for(|s| *s).await;
     }));
-    service_kit::shutdown_signal().await;
+    shutdown.await;
     let _ = stop_tx.send(true);
     let _ = worker.await;
-    let _ = server.await;
-    Ok(())
+    if let Ok(Err(e)) = server.await {
+        tracing::error!(error = %e, "{} stopped serving", B::NAME);
+    }
 }
