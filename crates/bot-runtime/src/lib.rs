@@ -14,8 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use jobtracker_client::ClientError;
-use m2m_core::config::Env;
+use jobtracker_client::{ClientError, JobTrackerClient};
+use m2m_core::clock::Clock;
+use m2m_core::config::{ClerkArgs, ConfigError, TokenArgs, parse};
+use m2m_core::{ClerkClient, TokenSource};
+use service_kit::LogArgs;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -23,95 +26,48 @@ pub use counters::Counters;
 pub use poll::{MAX_BACKOFF, poll_loop};
 
 /// Settings every bot has (`#[command(flatten)]` them into the bot's own).
-#[derive(Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BotArgs {
     /// The JobTracker API.
     #[arg(
         long,
         env = "JOBTRACKER_API_URL",
-        default_value = "http://localhost:5000"
+        default_value = "http://localhost:5000",
+        value_parser = parse::http_url
     )]
     pub jobtracker_api_url: String,
-    /// Clerk Backend API base URL.
-    #[arg(
-        long,
-        env = "CLERK_API_BASE_URL",
-        default_value = "https://api.clerk.com/v1"
-    )]
-    pub clerk_api_base_url: String,
-    /// This bot's machine secret key (`ak_…`): mints its M2M tokens.
-    #[arg(long, env = "CLERK_MACHINE_SECRET_KEY", hide_env_values = true)]
-    pub clerk_machine_secret_key: Option<String>,
-    /// A pre-created M2M token (no minting when set).
-    #[arg(long, env = "CLERK_M2M_TOKEN", hide_env_values = true)]
-    pub clerk_m2m_token: Option<String>,
-    /// `false` sends no token (testing only).
-    #[arg(long, env = "ENABLE_M2M_AUTH", default_value = "true")]
-    pub enable_m2m_auth: String,
-    /// Requested token lifetime, seconds [default: 3600 for opaque tokens, 300 for JWTs, which
-    /// cannot be revoked and so are kept short]. Unset or empty: the default (compose passes an
-    /// empty value for an unset variable); validated with the other token settings.
-    #[arg(long, env = "M2M_TOKEN_LIFETIME_SECONDS")]
-    pub m2m_token_lifetime_seconds: Option<String>,
-    /// Refresh this long before expiry, seconds [default: 300 for opaque tokens, 60 for JWTs].
-    /// Unset or empty: the default.
-    #[arg(long, env = "M2M_TOKEN_REFRESH_BUFFER_SECONDS")]
-    pub m2m_token_refresh_buffer_seconds: Option<String>,
-    /// `opaque` or `jwt`.
-    #[arg(long, env = "M2M_TOKEN_FORMAT", default_value = "opaque")]
-    pub m2m_token_format: String,
-    /// Up to this many extra seconds of buffer, random per token, so a fleet does not refresh in
-    /// lockstep.
-    #[arg(long, env = "M2M_TOKEN_REFRESH_JITTER_SECONDS", default_value_t = 0)]
-    pub m2m_token_refresh_jitter_seconds: u64,
-    /// Ask Clerk to reuse a live token with at least this many seconds left (must exceed the
-    /// buffer); unset or empty: never.
-    #[arg(long, env = "M2M_TOKEN_MIN_REMAINING_TTL_SECONDS")]
-    pub m2m_token_min_remaining_ttl_seconds: Option<String>,
+    /// Clerk, and this bot as a machine.
+    #[command(flatten)]
+    pub clerk: ClerkArgs,
+    /// Where this bot's M2M token comes from.
+    #[command(flatten)]
+    pub token: TokenArgs,
     /// Seconds between polls when idle.
     #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 5)]
     pub poll_interval_seconds: u64,
     /// Logging.
     #[command(flatten)]
-    pub log: service_kit::LogArgs,
-}
-
-impl std::fmt::Debug for BotArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BotArgs")
-            .field("jobtracker_api_url", &self.jobtracker_api_url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl BotArgs {
-    /// The settings as m2m-core's `Env` (so validation and its messages are shared), with
-    /// `extra` for the bot's own variables.
-    pub fn env<'a>(&'a self, extra: impl Fn(&str) -> Option<String> + 'a) -> Env<'a> {
-        Env::from_fn(move |k| match k {
-            "JOBTRACKER_API_URL" => Some(self.jobtracker_api_url.clone()),
-            "CLERK_API_BASE_URL" => Some(self.clerk_api_base_url.clone()),
-            "CLERK_MACHINE_SECRET_KEY" => self.clerk_machine_secret_key.clone(),
-            "CLERK_M2M_TOKEN" => self.clerk_m2m_token.clone(),
-            "ENABLE_M2M_AUTH" => Some(self.enable_m2m_auth.clone()),
-            "M2M_TOKEN_LIFETIME_SECONDS" => self.m2m_token_lifetime_seconds.clone(),
-            "M2M_TOKEN_REFRESH_BUFFER_SECONDS" => self.m2m_token_refresh_buffer_seconds.clone(),
-            "M2M_TOKEN_FORMAT" => Some(self.m2m_token_format.clone()),
-            "M2M_TOKEN_REFRESH_JITTER_SECONDS" => {
-                Some(self.m2m_token_refresh_jitter_seconds.to_string())
-            }
-            "M2M_TOKEN_MIN_REMAINING_TTL_SECONDS" => {
-                self.m2m_token_min_remaining_ttl_seconds.clone()
-            }
-            other => extra(other),
-        })
-    }
+    pub log: LogArgs,
 }
 
 impl BotArgs {
     /// `POLL_INTERVAL_SECONDS`, at least one second.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_secs(self.poll_interval_seconds.max(1))
+    }
+
+    /// The API client, authenticated as the settings say; logs how it authenticates, never the
+    /// token. Errors name the variable.
+    pub fn client(&self, clock: Arc<dyn Clock>) -> Result<JobTrackerClient, ConfigError> {
+        let m2m = self.token.client_config(&self.clerk)?;
+        let clerk = ClerkClient::new(&m2m.api_base_url)
+            .map_err(|e| ConfigError::new("CLERK_API_BASE_URL", e.to_string()))?;
+        let tokens = m2m.token_source(&clerk, clock)?;
+        if !matches!(tokens, TokenSource::Disabled) {
+            tracing::info!(api = %self.jobtracker_api_url, kind = tokens.kind(), "M2M authentication enabled for JobTracker API");
+        }
+        JobTrackerClient::new(&self.jobtracker_api_url, tokens)
+            .map_err(|e| ConfigError::new("JOBTRACKER_API_URL", e.to_string()))
     }
 }
 

@@ -1,5 +1,7 @@
+use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 
@@ -42,4 +44,15 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+/// How a service's `main` ends: success, or `name: error` on stderr and a failure.
+pub fn exit(name: &str, result: Result<(), impl Display>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

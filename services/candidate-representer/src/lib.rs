@@ -17,8 +17,8 @@ use bot_runtime::{Bot, BotArgs, Counters};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{AnswerInput, UserProfileInput};
 use m2m_core::auth_axum::AuthRejection;
-use m2m_core::config::Env;
-use m2m_core::{Principal, Verifier, VerifierConfig};
+use m2m_core::config::{JwtArgs, parse};
+use m2m_core::{Principal, Verifier};
 use serde::Deserialize;
 
 /// Settings (`--help` lists the environment variables).
@@ -31,68 +31,24 @@ use serde::Deserialize;
 pub struct Config {
     #[command(flatten)]
     pub common: BotArgs,
-    /// PEM public key of the Clerk instance: verifies users' session JWTs (and M2M JWTs) on
-    /// `/v1/ask` without a network call. No secret key is needed for that.
-    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
-    pub clerk_jwt_key: Option<String>,
-    /// JWKS URL, alternative to `CLERK_JWT_KEY` (e.g. the Frontend API's
-    /// `/.well-known/jwks.json`).
-    #[arg(long, env = "CLERK_JWKS_URL")]
-    pub clerk_jwks_url: Option<String>,
-    /// Comma-separated origins allowed in a session token's `azp` (exact match). Empty: any
-    /// origin of the Clerk instance (a WARN at start says so).
-    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES")]
-    pub clerk_authorized_parties: Option<String>,
-    /// If set, a JWT's `iss` must equal it.
-    #[arg(long, env = "CLERK_ISSUER")]
-    pub clerk_issuer: Option<String>,
-    /// The representer's own machine id (`mch_…`). An M2M token on `/v1/ask` is accepted only
-    /// if its scopes list it; without it, JWT-format M2M tokens are refused.
-    #[arg(long, env = "CLERK_MACHINE_ID")]
-    pub clerk_machine_id: Option<String>,
+    /// How callers of `/v1/ask` are verified: users' session JWTs (and M2M JWTs) with the
+    /// instance's public keys, without a network call and with no secret key; opaque M2M tokens
+    /// with this bot's machine key.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
     /// Comma-separated machine ids (`mch_…`) that may ask about any candidate on `/v1/ask`.
     /// Empty (the default): no machine may; users may ask about themselves only.
-    #[arg(long, env = "REPRESENTER_ALLOWED_MACHINE_IDS", default_value = "")]
-    pub allowed_machine_ids: String,
+    #[arg(
+        long,
+        env = "REPRESENTER_ALLOWED_MACHINE_IDS",
+        default_value = "",
+        hide_default_value = true,
+        value_parser = parse::machine_ids
+    )]
+    pub allowed_machine_ids: ::std::vec::Vec<String>,
     /// Address of `/healthz`, `/metrics` and `/v1/ask`.
     #[arg(long, env = "REPRESENTER_BIND", default_value = "0.0.0.0:5100")]
     pub bind: SocketAddr,
-}
-
-impl Config {
-    /// The settings as m2m-core's `Env`, so validation and messages are shared.
-    pub fn env(&self) -> Env<'_> {
-        self.common.env(move |k| match k {
-            "CLERK_JWT_KEY" => self.clerk_jwt_key.clone(),
-            "CLERK_JWKS_URL" => self.clerk_jwks_url.clone(),
-            "CLERK_MACHINE_ID" => self.clerk_machine_id.clone(),
-            "CLERK_AUTHORIZED_PARTIES" => self.clerk_authorized_parties.clone(),
-            "CLERK_ISSUER" => self.clerk_issuer.clone(),
-            _ => None,
-        })
-    }
-
-    /// `REPRESENTER_ALLOWED_MACHINE_IDS`, checked: each a machine id.
-    pub fn allowed_machines(&self) -> Result<Vec<String>, String> {
-        let mut out = Vec::new();
-        for id in self
-            .allowed_machine_ids
-            .split(',')
-            .map(str::trim)
-            .filter(|i| !i.is_empty())
-        {
-            if !id.starts_with("mch_")
-                || id.len() > 64
-                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
-                return Err(format!(
-                    "configuration error: REPRESENTER_ALLOWED_MACHINE_IDS: expected machine ids (mch_…) separated by commas, got {id:?}"
-                ));
-            }
-            out.push(id.to_owned());
-        }
-        Ok(out)
-    }
 }
 
 const COUNTERS: &[(&str, &str)] = &[
@@ -138,11 +94,11 @@ impl Representer {
     /// Builds it from the settings: errors name the variable.
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let clock = m2m_core::clock::system();
-        let env = config.env();
-        let client = JobTrackerClient::from_env(&env, "candidate-representer", clock.clone())
+        let client = config
+            .common
+            .client(clock.clone())
             .map_err(|e| e.to_string())?;
-        let allowed = config.allowed_machines()?;
-        let verifier = match VerifierConfig::from_env(&env) {
+        let verifier = match config.jwt.verifier_config(&config.common.clerk) {
             Ok(vc) => {
                 if vc.key_source.is_none() {
                     tracing::warn!(
@@ -158,7 +114,7 @@ impl Representer {
                 None
             }
         };
-        Ok(Self::new(client, verifier).with_allowed_machines(allowed))
+        Ok(Self::new(client, verifier).with_allowed_machines(config.allowed_machine_ids.clone()))
     }
 
     /// Answers every unanswered question once. Returns whether any was handled.

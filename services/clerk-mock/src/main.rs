@@ -8,11 +8,5 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let config = clerk_mock_service::Config::parse();
     service_kit::init_tracing(&config.log);
-    match clerk_mock_service::run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("clerk-mock: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::exit("clerk-mock", clerk_mock_service::run(config).await)
 }

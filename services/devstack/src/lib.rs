@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches, Parser};
 use clerk_mock::ClerkMock;
+use m2m_core::config::Env;
 use tokio::sync::{oneshot, watch};
 
 /// Ports and storage.
@@ -43,25 +44,15 @@ pub struct Options {
     pub log: service_kit::LogArgs,
 }
 
-/// Parses a service's own `Config` from environment-variable pairs: each variable is mapped to
-/// the flag that reads it, so the service sees exactly what it would see in compose.
-pub fn config_from_env<C: Parser + CommandFactory>(
+/// Parses a service's own `Config` from environment-variable pairs, the way its binary reads
+/// its environment: the service sees exactly what it would see in compose.
+pub fn config_from_env<C: CommandFactory + FromArgMatches>(
     binary: &str,
     vars: &BTreeMap<&str, String>,
 ) -> Result<C, String> {
-    let command = C::command();
-    let mut args = vec![binary.to_owned()];
-    for (var, value) in vars {
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_env().is_some_and(|e| e == *var))
-            .ok_or_else(|| format!("{binary} has no setting {var}"))?;
-        let long = arg
-            .get_long()
-            .ok_or_else(|| format!("{binary}: {var} has no flag"))?;
-        args.push(format!("--{long}={value}"));
-    }
-    C::try_parse_from(args).map_err(|e| format!("{binary}: {e}"))
+    Env::from_fn(|k| vars.get(k).cloned())
+        .parse()
+        .map_err(|e| format!("{binary}: {e}"))
 }
 
 fn local(bind: &str) -> String {

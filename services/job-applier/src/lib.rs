@@ -13,7 +13,7 @@ use std::time::Duration;
 use bot_runtime::{Bot, BotArgs, Counters};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{Application, ApplicationStatus, StatusUpdate};
-use m2m_core::config::Env;
+use m2m_core::config::parse;
 use serde_json::json;
 use submit::{ResumeFile, SubmitError, Submitter};
 
@@ -34,14 +34,22 @@ pub struct Config {
     #[arg(long, env = "APPLIER_OUTBOX_DIR", default_value = "./outbox")]
     pub outbox_dir: PathBuf,
     /// Submit to this webhook instead of the outbox.
-    #[arg(long, env = "APPLIER_SUBMIT_URL")]
+    #[arg(long, env = "APPLIER_SUBMIT_URL", value_parser = parse::http_url)]
     pub submit_url: Option<String>,
     /// Lease length, seconds (10-3600); renewed at a third of it while working.
-    #[arg(long, env = "APPLIER_LEASE_SECONDS", default_value_t = 120)]
+    #[arg(long, env = "APPLIER_LEASE_SECONDS", default_value_t = 120, value_parser = lease_seconds)]
     pub lease_seconds: u64,
     /// Claims of one application before it is marked failed.
     #[arg(long, env = "APPLIER_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: i64,
+}
+
+/// `APPLIER_LEASE_SECONDS`: long enough to renew, short enough that a crash frees the claim soon.
+fn lease_seconds(v: &str) -> Result<u64, String> {
+    match parse::seconds(v)? {
+        s @ 10..=3600 => Ok(s),
+        _ => Err("must be between 10 and 3600".to_owned()),
+    }
 }
 
 const COUNTERS: &[(&str, &str)] = &[
@@ -95,28 +103,14 @@ impl Applier {
 
     /// Builds it from the settings: errors name the variable.
     pub fn from_config(config: &Config) -> Result<Self, String> {
-        let env = config.common.env(|_| None);
-        let client = JobTrackerClient::from_env(&env, "job-applier", m2m_core::clock::system())
+        let client = config
+            .common
+            .client(m2m_core::clock::system())
             .map_err(|e| e.to_string())?;
-        let submitter = match config
-            .submit_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-        {
-            Some(url) => {
-                Env::from_fn(|_| Some(url.to_owned()))
-                    .url("APPLIER_SUBMIT_URL", "")
-                    .map_err(|e| e.to_string())?;
-                Submitter::webhook(url)
-            }
+        let submitter = match &config.submit_url {
+            Some(url) => Submitter::webhook(url),
             None => Submitter::Outbox(config.outbox_dir.clone()),
         };
-        if !(10..=3600).contains(&config.lease_seconds) {
-            return Err(
-                "configuration error: APPLIER_LEASE_SECONDS: must be between 10 and 3600".into(),
-            );
-        }
         Ok(Self::new(
             client,
             submitter,

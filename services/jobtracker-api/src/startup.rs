@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::{self, Clock};
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -51,7 +52,7 @@ impl Application {
         if let Err(e) = verifier.prefetch_keys().await {
             tracing::warn!(error = %e, "could not load Clerk's JWT keys at start; will retry on demand");
         }
-        let db = Db::connect(&config.database_url)
+        let db = Db::connect(config.database_url.expose_secret())
             .await?
             .with_clock(clock.clone());
         let listener = service_kit::bind("JOBTRACKER_BIND", config.bind).await?;

@@ -1,9 +1,9 @@
 //! Each bot's loop end to end, and the full pipeline.
 
-use bot_runtime::Bot;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use bot_runtime::Bot;
 use clerk_mock::Endpoint;
 use e2e::{Running, Stack};
 use jobtracker_api::testing::Backend;

@@ -44,25 +44,10 @@ pub struct TestApp {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-pub fn config(mock: &ClerkMock, database_url: String) -> Config {
-    let machine = |n: &str| mock.machine_by_name(n).expect("seeded machine");
+pub fn config(mock: &ClerkMock, database_url: &str) -> Config {
     Config {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        database_url,
-        clerk_api_base_url: mock.api_url(),
-        clerk_machine_secret_key: Some(machine("JobTracker.API").secret_key),
-        clerk_secret_key: Some(mock.instance_secret_key()),
-        clerk_jwt_key: None,
-        clerk_jwks_url: None,
-        clerk_machine_id: Some(machine("JobTracker.API").id),
-        clerk_authorized_parties: Some(mock.authorized_party()),
-        clerk_issuer: Some(mock.issuer()),
-        m2m_verify_cache_ttl_seconds: 60,
-        verify_limits: Default::default(),
-        candidate_representer_machine_id: Some(machine("CandidateRepresenter.Bot").id),
-        job_applier_machine_id: Some(machine("JobApplier.Bot").id),
         resume_max_bytes: 64 * 1024,
-        log: Default::default(),
+        ..Config::for_mock(mock, database_url)
     }
 }
 
@@ -93,7 +78,7 @@ async fn spawn(
 ) -> Option<TestApp> {
     let database = TestDatabase::create(backend).await?;
     let mock = ClerkMock::start_demo().await;
-    let mut cfg = config(&mock, database.url.clone());
+    let mut cfg = config(&mock, &database.url);
     edit(&mut cfg);
     let app = Application::build_with_clock(&cfg, api_clock)
         .await
