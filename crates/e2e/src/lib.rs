@@ -71,7 +71,7 @@ impl Stack {
 
     /// (Re)starts the API; after a restart it keeps its port and database.
     pub async fn start_api(&mut self) {
-        let app = jobtracker_api::Application::build(&self.api_config)
+        let app = jobtracker_api::Server::build(&self.api_config)
             .await
             .expect("the API starts");
         let addr = app.local_addr();

@@ -141,7 +141,7 @@ pub async fn start(o: &Options) -> Result<Running, String> {
     let [api_env, rep_env, app_env] = service_env(o, &mock);
 
     let api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
-    let api = jobtracker_api::Application::build(&api_config).await?;
+    let api = jobtracker_api::Server::build(&api_config).await?;
     let api_url = local(&o.api_bind);
     let (api_stop, api_rx) = oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {

@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
         Err(e) => return service_kit::exit("jobtracker-api", Err(e)),
     };
     service_kit::init_tracing(&config.log);
-    let result = match jobtracker_api::Application::build(&config).await {
+    let result = match jobtracker_api::Server::build(&config).await {
         Ok(app) => app
             .run_until(service_kit::shutdown_signal())
             .await

@@ -16,12 +16,12 @@ use crate::metrics::Metrics;
 
 /// A bound, ready-to-serve API.
 #[derive(Debug)]
-pub struct Application {
+pub struct Server {
     listener: TcpListener,
     ctx: ApiContext,
 }
 
-impl Application {
+impl Server {
     /// Validates the config, connects and migrates the database, builds the verifier and binds.
     /// Errors are one line naming what is wrong.
     pub async fn build(config: &Config) -> Result<Self, String> {

@@ -47,7 +47,7 @@ async fn start_api_with(
     let database_url = format!("sqlite://{}/{name}.db?mode=rwc", dir.display());
     let mut config = jobtracker_api::Config::for_mock(mock, &database_url);
     edit(&mut config);
-    let app = jobtracker_api::Application::build(&config)
+    let app = jobtracker_api::Server::build(&config)
         .await
         .expect("API starts");
     let base = format!("http://{}", app.local_addr());

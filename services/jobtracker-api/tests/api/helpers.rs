@@ -1,5 +1,5 @@
 use clerk_mock::ClerkMock;
-use jobtracker_api::{Application, Config};
+use jobtracker_api::{Config, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -80,7 +80,7 @@ async fn spawn(
     let mock = ClerkMock::start_demo().await;
     let mut cfg = config(&mock, &database.url);
     edit(&mut cfg);
-    let app = Application::build_with_clock(&cfg, api_clock)
+    let app = Server::build_with_clock(&cfg, api_clock)
         .await
         .expect("the API starts");
     let base = format!("http://{}", app.local_addr());
