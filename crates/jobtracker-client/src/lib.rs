@@ -4,7 +4,6 @@
 //! Idempotent calls (GET, PUT, DELETE) are retried on 429, 5xx and connection failures with
 //! backoff; POST and PATCH are not, so nothing is done twice.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -275,14 +274,9 @@ impl JobTrackerClient {
         .await
     }
 
-    /// Downloads a resume to `path`: written to a temporary file beside it, checked against the
-    /// SHA-256 the API sent, then renamed, so `path` is never half-written. Returns the bytes'
-    /// SHA-256.
-    pub async fn download_resume(
-        &self,
-        resume_id: &str,
-        path: &Path,
-    ) -> Result<String, ClientError> {
+    /// Downloads a resume into memory, checked against the SHA-256 the API sent. Nothing is
+    /// written to disk: a resume is personal data, and a file would outlive a crash.
+    pub async fn download_resume(&self, resume_id: &str) -> Result<ResumeContent, ClientError> {
         let response = self
             .send(
                 Method::GET,
@@ -312,10 +306,10 @@ impl JobTrackerClient {
                 "the resume arrived corrupted (checksum mismatch)".into(),
             ));
         }
-        write_atomically(path, &bytes)
-            .await
-            .map_err(|e| ClientError::Unexpected(format!("writing {}: {e}", path.display())))?;
-        Ok(sha)
+        Ok(ResumeContent {
+            bytes: Vec::from(bytes),
+            sha256: sha,
+        })
     }
 
     /// `POST /api/job-applications`.
@@ -479,25 +473,21 @@ fn error_for(status: StatusCode, body: &[u8]) -> ClientError {
     }
 }
 
-/// Writes `bytes` to a temporary file in `path`'s directory, syncs it, and renames it over
-/// `path`: readers see the old file or the whole new one, never a part.
-pub async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(dir).await?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{:08x}", rand::rng().random::<u32>()));
-    let result = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
-        tokio::io::AsyncWriteExt::write_all(&mut f, bytes).await?;
-        f.sync_all().await?;
-        tokio::fs::rename(&tmp, path).await
+/// A downloaded resume: its bytes and their hex SHA-256 (checked against the API's).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResumeContent {
+    /// The file.
+    pub bytes: Vec<u8>,
+    /// Hex SHA-256 of `bytes`.
+    pub sha256: String,
+}
+
+impl std::fmt::Debug for ResumeContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Personal data: only its size and checksum.
+        f.debug_struct("ResumeContent")
+            .field("len", &self.bytes.len())
+            .field("sha256", &self.sha256)
+            .finish()
     }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
 }

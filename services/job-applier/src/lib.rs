@@ -72,7 +72,6 @@ pub struct Applier {
     lease: Duration,
     max_attempts: i64,
     counters: Counters,
-    staging: PathBuf,
 }
 
 /// Why one application could not be submitted.
@@ -90,14 +89,12 @@ impl Applier {
         lease: Duration,
         max_attempts: i64,
     ) -> Self {
-        let staging = std::env::temp_dir().join(format!("job-applier-{}", std::process::id()));
         Self {
             client,
             submitter,
             lease: lease.max(Duration::from_secs(10)),
             max_attempts: max_attempts.max(1),
             counters: Counters::new("applier", COUNTERS),
-            staging,
         }
     }
 
@@ -258,37 +255,30 @@ impl Applier {
         };
         let resume = match &app.resume_id {
             None => None,
-            Some(resume_id) => {
-                let path = self.staging.join(format!("{}-{resume_id}", app.id));
-                match self.client.download_resume(resume_id, &path).await {
-                    Ok(sha256) => {
-                        let bytes = tokio::fs::read(&path)
-                            .await
-                            .map_err(|e| Failure::Transient(format!("reading the resume: {e}")))?;
-                        let _ = tokio::fs::remove_file(&path).await;
-                        let meta = self
-                            .client
-                            .list_resumes(&app.user_id, None)
-                            .await
-                            .map_err(transient)?;
-                        let content_type = meta
-                            .items
-                            .iter()
-                            .find(|r| &r.id == resume_id)
-                            .map(|r| r.content_type.clone())
-                            .unwrap_or_else(|| "application/pdf".into());
-                        Some(ResumeFile {
-                            content_type,
-                            sha256,
-                            bytes,
-                        })
-                    }
-                    Err(ClientError::NotFound(_)) => {
-                        return Err(Failure::Permanent("the resume no longer exists".into()));
-                    }
-                    Err(e) => return Err(transient(e)),
+            Some(resume_id) => match self.client.download_resume(resume_id).await {
+                Ok(downloaded) => {
+                    let meta = self
+                        .client
+                        .list_resumes(&app.user_id, None)
+                        .await
+                        .map_err(transient)?;
+                    let content_type = meta
+                        .items
+                        .iter()
+                        .find(|r| &r.id == resume_id)
+                        .map(|r| r.content_type.clone())
+                        .unwrap_or_else(|| "application/pdf".into());
+                    Some(ResumeFile {
+                        content_type,
+                        sha256: downloaded.sha256,
+                        bytes: downloaded.bytes,
+                    })
                 }
-            }
+                Err(ClientError::NotFound(_)) => {
+                    return Err(Failure::Permanent("the resume no longer exists".into()));
+                }
+                Err(e) => return Err(transient(e)),
+            },
         };
         let packet = json!({
             "application_id": app.id,

@@ -65,7 +65,7 @@ impl Submitter {
     pub async fn existing(&self, application_id: &str) -> Option<String> {
         match self {
             Self::Outbox(dir) => {
-                let packet = dir.join(application_id).join("packet.json");
+                let packet = outbox_folder(dir, application_id).ok()?.join("packet.json");
                 tokio::fs::try_exists(&packet)
                     .await
                     .ok()
@@ -85,6 +85,8 @@ impl Submitter {
     ) -> Result<String, SubmitError> {
         match self {
             Self::Outbox(dir) => {
+                // Checked before any path is built from it.
+                outbox_folder(dir, application_id)?;
                 if let Some(r) = self.existing(application_id).await {
                     return Ok(r);
                 }
@@ -135,6 +137,28 @@ impl Submitter {
     }
 }
 
+/// `dir/<application_id>`, for an id of the API's shape only (`app_` and up to 64 letters or
+/// digits): nothing the API sends can name a path outside the outbox.
+fn outbox_folder(dir: &Path, application_id: &str) -> Result<PathBuf, SubmitError> {
+    let rest = application_id.strip_prefix("app_").unwrap_or("");
+    if rest.is_empty() || rest.len() > 64 || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(SubmitError::Permanent(format!(
+            "not an application id: {:?}",
+            application_id.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(dir.join(application_id))
+}
+
+/// Creates `path` and missing parents owner-only (0700): the outbox holds personal data.
+async fn create_private_dir(path: &Path, recursive: bool) -> std::io::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(recursive);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(path).await
+}
+
 /// Writes the packet into a hidden staging folder, syncs it, and renames it to
 /// `dir/<application_id>`: the packet appears whole or not at all, and only once.
 async fn publish(
@@ -143,12 +167,12 @@ async fn publish(
     packet: &Value,
     resume: Option<&ResumeFile>,
 ) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
+    create_private_dir(dir, true).await?;
     let staging = dir.join(format!(
         ".staging-{application_id}-{:08x}",
         rand::rng().random::<u32>()
     ));
-    tokio::fs::create_dir(&staging).await?;
+    create_private_dir(&staging, false).await?;
     let result = async {
         if let Some(r) = resume {
             write_synced(
@@ -159,7 +183,7 @@ async fn publish(
         }
         let text = serde_json::to_vec_pretty(packet).map_err(std::io::Error::other)?;
         write_synced(&staging.join("packet.json"), &text).await?;
-        let target = dir.join(application_id);
+        let target = outbox_folder(dir, application_id).map_err(std::io::Error::other)?;
         match tokio::fs::rename(&staging, &target).await {
             Ok(()) => Ok(()),
             // Another applier published it first: that submission stands.
@@ -178,8 +202,79 @@ async fn publish(
     result
 }
 
+/// Writes a new owner-only (0600) file and syncs it.
 async fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = tokio::fs::File::create(path).await?;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut f = options.open(path).await?;
     tokio::io::AsyncWriteExt::write_all(&mut f, bytes).await?;
     f.sync_all().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet() -> Value {
+        json!({"candidate": {"full_name": "Ada", "email": "ada@example.com"}, "resume": {}})
+    }
+
+    #[tokio::test]
+    async fn ids_that_are_not_the_apis_never_become_paths() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let outbox = Submitter::Outbox(root.path().join("outbox"));
+        for bad in [
+            "../../etc",
+            "app_../x",
+            "app_",
+            "app_a/b",
+            "app_a\\b",
+            "app_..",
+            "usr_0123",
+            "",
+            &format!("app_{}", "a".repeat(65)),
+        ] {
+            assert!(outbox.existing(bad).await.is_none(), "{bad:?}");
+            match outbox.submit(bad, packet(), None).await {
+                Err(SubmitError::Permanent(_)) => {}
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(
+            !root.path().join("outbox").exists(),
+            "nothing was created for a bad id"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_outbox_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("outbox").join("nested");
+        let outbox = Submitter::Outbox(dir.clone());
+        let resume = ResumeFile {
+            content_type: "application/pdf".into(),
+            sha256: "00".into(),
+            bytes: b"%PDF".to_vec(),
+        };
+        let reference = outbox
+            .submit("app_0123abcd", packet(), Some(&resume))
+            .await
+            .expect("published");
+        assert_eq!(reference, "outbox:app_0123abcd");
+        let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode(&root.path().join("outbox")), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        let folder = dir.join("app_0123abcd");
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(mode(&folder.join("packet.json")), 0o600);
+        assert_eq!(mode(&folder.join("resume.pdf")), 0o600);
+        assert_eq!(
+            outbox.existing("app_0123abcd").await.as_deref(),
+            Some("outbox:app_0123abcd")
+        );
+    }
 }

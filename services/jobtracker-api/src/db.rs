@@ -45,7 +45,7 @@ impl Db {
             return Err("DATABASE_URL must start with sqlite: or postgres://".into());
         };
         if backend == Backend::Sqlite {
-            create_sqlite_dir(url)?;
+            prepare_sqlite_file(url)?;
         }
         let options = AnyConnectOptions::from_str(url)
             .map_err(|e| format!("DATABASE_URL is invalid: {e}"))?;
@@ -109,20 +109,56 @@ impl Db {
     }
 }
 
-fn create_sqlite_dir(url: &str) -> Result<(), String> {
-    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = path.split('?').next().unwrap_or_default();
+/// Creates the SQLite file (and missing folders) owner-only before SQLite opens it: the database
+/// holds personal data, and SQLite gives its `-wal` and `-shm` files the database file's mode.
+/// Folders it creates are 0700, the file 0600; an existing file others can read draws a warning
+/// (it is the operator's, so its mode is left as it is).
+fn prepare_sqlite_file(url: &str) -> Result<(), String> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path == ":memory:" || path.starts_with("file:") {
         return Ok(());
     }
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
+    let path = std::path::Path::new(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
             .map_err(|e| format!("DATABASE_URL: cannot create {}: {e}", dir.display()))?;
     }
-    Ok(())
+    if !query.split('&').any(|p| p == "mode=rwc") {
+        // Without mode=rwc SQLite opens an existing file only: nothing to create.
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(path) {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format!("{mode:04o}"),
+                        "the database file holds personal data and others can read it: chmod 600 it (and its -wal and -shm files)"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "DATABASE_URL: cannot create {}: {e}",
+            path.display()
+        )),
+    }
 }
 
 /// Unix milliseconds now.
@@ -185,5 +221,45 @@ mod tests {
         let b = new_id("x");
         assert!(a < b, "{a} {b}");
         assert_eq!(a.len(), 2 + 24);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod file_mode_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p).expect("exists").permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn a_new_sqlite_database_and_its_wal_are_owner_only() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("data");
+        let file = dir.join("jobtracker.db");
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .expect("connects");
+        sqlx::query("SELECT count(*) FROM users")
+            .fetch_one(&db.pool)
+            .await
+            .expect("migrated");
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        let wal = dir.join("jobtracker.db-wal");
+        assert!(wal.exists(), "WAL mode is on");
+        assert_eq!(mode(&wal), 0o600);
+        assert_eq!(mode(&dir.join("jobtracker.db-shm")), 0o600);
+    }
+
+    #[test]
+    fn without_mode_rwc_nothing_is_created() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let file = root.path().join("absent.db");
+        prepare_sqlite_file(&format!("sqlite://{}", file.display())).expect("ok");
+        assert!(!file.exists());
+        prepare_sqlite_file("sqlite::memory:").expect("ok");
     }
 }

@@ -5,6 +5,8 @@ use axum::response::{IntoResponse, Response};
 use m2m_core::auth_axum::AuthRejection;
 use service_kit::problem;
 
+use crate::store::StoreError;
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -61,13 +63,18 @@ impl From<AuthRejection> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
+/// The store's failures as answers: a guarded write that changed nothing is a 409 with the
+/// store's reason, an unreachable database a 503, anything else a 500.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(e.to_string())
-            }
-            other => Self::Internal(format!("database: {other}")),
+            StoreError::NotFound(what) => Self::NotFound(what.name()),
+            StoreError::Conflict(why) => Self::Conflict(why.to_string()),
+            StoreError::Corrupt(detail) => Self::Internal(detail),
+            StoreError::Database(
+                e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),
+            ) => Self::Unavailable(e.to_string()),
+            StoreError::Database(other) => Self::Internal(format!("database: {other}")),
         }
     }
 }

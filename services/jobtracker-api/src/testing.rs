@@ -1,5 +1,6 @@
 //! Test support shared by this crate's tests and the end-to-end suite: a database of its own per
-//! test, removed afterwards.
+//! test, removed afterwards. Built only with the `testing` feature, which this crate's tests and
+//! `crates/e2e` turn on; the service itself is built without it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,14 +47,9 @@ impl Clock for OffsetClock {
     }
 }
 
-/// Which database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// A fresh SQLite file.
-    Sqlite,
-    /// A fresh Postgres database on `TEST_POSTGRES_URL`.
-    Postgres,
-}
+/// Which database a test runs on: a fresh SQLite file, or a fresh Postgres database on
+/// `TEST_POSTGRES_URL`.
+pub use crate::db::Backend;
 
 /// Drops the Postgres database, or deletes the SQLite files, when dropped.
 #[derive(Debug)]

@@ -1,7 +1,6 @@
 //! `m2m`: manage Clerk M2M tokens from a terminal or a setup script. Keys come from environment
 //! variables or files, never from arguments, so they stay out of shell history.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,10 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use m2m_core::clerk::{
     ClerkClient, ClerkError, CreateM2mTokenRequest, ListM2mTokensQuery, M2mToken, TokenFormat,
 };
-use m2m_core::service_tokens_env_name;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::{Value, json};
+
+mod setup;
+pub use setup::{SetupConfig, SetupService};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -173,7 +173,25 @@ pub fn parse_lifetime(s: &str) -> Result<Duration, CliError> {
     Ok(Duration::from_secs(secs))
 }
 
+/// Reads a key from a file (first line, trimmed). Warns on stderr when others may read it.
 fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, CliError> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "m2m: warning: {} holds a secret key but is readable by {} (mode {mode:04o}); run `chmod 600 {}`",
+                path.display(),
+                if mode & 0o007 != 0 {
+                    "everyone"
+                } else {
+                    "its group"
+                },
+                path.display()
+            );
+        }
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError(format!("cannot read {what} from {}: {e}", path.display())))?;
     let value = text.trim();
@@ -218,32 +236,6 @@ fn describe(t: &M2mToken) -> String {
         t.revoked,
         t.expired
     )
-}
-
-/// The setup config.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetupConfig {
-    /// Overrides CLERK_API_BASE_URL.
-    pub clerk_api_base_url: Option<String>,
-    /// One entry per sender machine.
-    pub services: Vec<SetupService>,
-}
-
-/// One sender machine in the setup config.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetupService {
-    /// The service name (`job-applier` → `CLERK_M2M_TOKEN_JOB_APPLIER`).
-    pub name: String,
-    /// Environment variable holding this machine's secret key.
-    pub secret_key_env: Option<String>,
-    /// File holding this machine's secret key.
-    pub secret_key_file: Option<PathBuf>,
-    /// Token lifetime (default 365d).
-    pub lifetime: Option<String>,
-    /// `opaque` (default) or `jwt`.
-    pub format: Option<String>,
 }
 
 /// Runs the CLI; `lookup` reads environment variables, `stdin` the token for verify.
@@ -381,92 +373,7 @@ pub async fn run(
             })
         }
         Command::Setup { config, write } => {
-            let text = std::fs::read_to_string(&config)
-                .map_err(|e| CliError(format!("cannot read {}: {e}", config.display())))?;
-            let setup: SetupConfig = toml::from_str(&text)
-                .map_err(|e| CliError(format!("{}: {e}", config.display())))?;
-            if setup.services.is_empty() {
-                return Err(CliError(format!(
-                    "{}: no [[services]] listed",
-                    config.display()
-                )));
-            }
-            let api = setup
-                .clerk_api_base_url
-                .clone()
-                .unwrap_or(cli.api_url.clone());
-            let clerk = client(&api)?;
-            let mut lines = BTreeMap::new();
-            let mut created = Vec::new();
-            for s in &setup.services {
-                let key = match (&s.secret_key_file, &s.secret_key_env) {
-                    (Some(path), _) => read_secret_file(path, &format!("{}'s key", s.name))?,
-                    (None, Some(var)) => lookup(var)
-                        .filter(|v| !v.trim().is_empty())
-                        .map(|v| SecretString::from(v.trim().to_owned()))
-                        .ok_or_else(|| CliError(format!("{}: {var} is not set", s.name)))?,
-                    (None, None) => {
-                        return Err(CliError(format!(
-                            "{}: give secret_key_env or secret_key_file",
-                            s.name
-                        )));
-                    }
-                };
-                m2m_core::config::check_machine_key(&key)
-                    .map_err(|e| CliError(format!("{}: {}", s.name, e.reason)))?;
-                let lifetime = parse_lifetime(s.lifetime.as_deref().unwrap_or("365d"))?;
-                let format: TokenFormat = s
-                    .format
-                    .as_deref()
-                    .unwrap_or("opaque")
-                    .parse()
-                    .map_err(|e: String| CliError(format!("{}: format: {e}", s.name)))?;
-                let request = CreateM2mTokenRequest {
-                    token_format: format,
-                    seconds_until_expiration: Some(lifetime.as_secs()),
-                    claims: None,
-                    min_remaining_ttl_seconds: None,
-                };
-                let token = clerk
-                    .create_m2m_token(&key, &request)
-                    .await
-                    .map_err(|e| CliError(format!("{}: {}", s.name, CliError::from(e))))?;
-                let (token_var, id_var) = service_tokens_env_name(&s.name);
-                lines.insert(token_var, token.token.expose().to_owned());
-                lines.insert(id_var, token.info.subject.clone());
-                created.push(json!({"service": s.name, "token_id": token.info.id, "machine_id": token.info.subject, "expiration": token.info.expiration}));
-            }
-            let env_text: String = lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-            match write {
-                Some(path) => {
-                    write_private(&path, &env_text)
-                        .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
-                    Ok(if cli.json {
-                        json!({"written": path.display().to_string(), "tokens": created})
-                            .to_string()
-                    } else {
-                        format!(
-                            "wrote {} lines for {} services to {} (mode 0600)",
-                            lines.len(),
-                            created.len(),
-                            path.display()
-                        )
-                    })
-                }
-                None if cli.json => Ok(json!({"env": lines, "tokens": created}).to_string()),
-                None => Ok(env_text.trim_end().to_owned()),
-            }
+            setup::run(&cli.api_url, cli.json, &config, write.as_deref(), lookup).await
         }
     }
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
 }

@@ -281,6 +281,218 @@ async fn setup_writes_the_env_lines_of_the_older_package() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Writes `m2m.toml` for the two bots into `dir`; the representer's key comes from `rep_key`.
+fn two_services(dir: &std::path::Path, rep_key: &str) -> std::path::PathBuf {
+    let config = dir.join("m2m.toml");
+    let key_file = dir.join("rep.key");
+    write_mode(&key_file, rep_key, 0o600);
+    std::fs::write(
+        &config,
+        format!(
+            "[[services]]\nname = \"job-applier\"\nsecret_key_env = \"APPLIER_KEY\"\n\n[[services]]\nname = \"candidate-representer\"\nsecret_key_file = \"{}\"\n",
+            key_file.display()
+        ),
+    )
+    .expect("write");
+    config
+}
+
+fn write_mode(path: &std::path::Path, text: &str, mode: u32) {
+    std::fs::write(path, text).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+}
+
+#[cfg(unix)]
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("meta").permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_replaces_its_own_lines_in_an_existing_file_and_leaves_it_owner_only() {
+    let mock = ClerkMock::start_demo().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rep = mock.machine_by_name("CandidateRepresenter.Bot").expect("m");
+    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
+    let config = two_services(dir.path(), &rep.secret_key);
+    let target = dir.path().join(".env.m2m");
+    write_mode(
+        &target,
+        "# kept\nDATABASE_URL=postgres://db\nCLERK_M2M_TOKEN_JOB_APPLIER=mt_stale\n",
+        0o644,
+    );
+    let out = m2m(
+        &mock,
+        &[("APPLIER_KEY", &applier.secret_key)],
+        &[
+            "setup",
+            "--config",
+            config.to_str().expect("p"),
+            "--write",
+            target.to_str().expect("p"),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode_of(&target), 0o600, "a 0644 file ends up 0600");
+    let env = std::fs::read_to_string(&target).expect("read");
+    let lines: Vec<&str> = env.lines().collect();
+    assert_eq!(&lines[..2], &["# kept", "DATABASE_URL=postgres://db"]);
+    assert!(!env.contains("mt_stale"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("CLERK_M2M_TOKEN_JOB_APPLIER=mt_"))
+            .count(),
+        1
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("CLERK_M2M_TOKEN_CANDIDATE_REPRESENTER=mt_"))
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".m2m-setup-"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary file is left behind");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_refuses_a_symlink_before_creating_any_token() {
+    let mock = ClerkMock::start_demo().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rep = mock.machine_by_name("CandidateRepresenter.Bot").expect("m");
+    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
+    let config = two_services(dir.path(), &rep.secret_key);
+    let elsewhere = dir.path().join("someone-elses-file");
+    std::fs::write(&elsewhere, "theirs\n").expect("write");
+    let link = dir.path().join(".env.m2m");
+    std::os::unix::fs::symlink(&elsewhere, &link).expect("symlink");
+    let out = m2m(
+        &mock,
+        &[("APPLIER_KEY", &applier.secret_key)],
+        &[
+            "setup",
+            "--config",
+            config.to_str().expect("p"),
+            "--write",
+            link.to_str().expect("p"),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("symbolic link"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).expect("read"),
+        "theirs\n"
+    );
+    assert_eq!(
+        mock.calls(clerk_mock::Endpoint::CreateToken),
+        0,
+        "no token was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_setup_revokes_the_tokens_it_created() {
+    let mock = ClerkMock::start_demo().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
+    // The second service's key looks right but Clerk does not know it.
+    let config = two_services(dir.path(), "ak_0000000000000000000000000000dead");
+    let target = dir.path().join(".env.m2m");
+    let out = m2m(
+        &mock,
+        &[("APPLIER_KEY", &applier.secret_key)],
+        &[
+            "setup",
+            "--config",
+            config.to_str().expect("p"),
+            "--write",
+            target.to_str().expect("p"),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("candidate-representer"), "{stderr}");
+    assert!(stderr.contains("revoked the 1 token(s)"), "{stderr}");
+    assert!(!target.exists(), "nothing written");
+    let ids = mock.token_ids(&applier.id);
+    assert_eq!(ids.len(), 1, "the applier's token was created first");
+    let listed = json(&m2m(
+        &mock,
+        &[("CLERK_MACHINE_SECRET_KEY", &applier.secret_key)],
+        &[
+            "token",
+            "list",
+            "--subject",
+            &applier.id,
+            "--revoked",
+            "--json",
+        ],
+        None,
+    ));
+    let token = listed["m2m_tokens"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|t| t["id"] == ids[0].as_str())
+        .cloned()
+        .expect("listed");
+    assert_eq!(token["revoked"], true, "{token}");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_others_can_read_is_warned_about() {
+    let mock = ClerkMock::start_demo().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
+    let key_file = dir.path().join("applier.key");
+    write_mode(&key_file, &applier.secret_key, 0o644);
+    let args = [
+        "token",
+        "create",
+        "--key-file",
+        key_file.to_str().expect("p"),
+        "--json",
+    ];
+    let out = m2m(&mock, &[], &args, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&applier.secret_key),
+        "the key is never printed"
+    );
+    write_mode(&key_file, &applier.secret_key, 0o600);
+    let out = m2m(&mock, &[], &args, None);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}
+
 #[test]
 fn help_lists_the_subcommands() {
     cli::assert_help_lists(

@@ -1,9 +1,12 @@
 //! `/v1/machines`: machines, their secret keys and their scopes.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::State;
-use super::params::{machine_name, only_params, parse_object, parse_range, query_param, token_ttl};
+use super::params::{
+    Empty, Param, Params, machine_name, parse_body, parse_range, query_param, token_ttl,
+};
 use super::reply::{Reply, bad_param, error, form_error, machine_not_found, not_found};
 use crate::ids;
 
@@ -19,6 +22,38 @@ pub(crate) struct Machine {
     pub default_token_ttl: u64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// `POST /v1/machines`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CreateMachine {
+    name: Param<String>,
+    /// Machine ids; an item that is not a string names no machine.
+    scoped_machines: Param<Vec<Value>>,
+    default_token_ttl: Param<u64>,
+}
+
+/// `PATCH /v1/machines/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct UpdateMachine {
+    name: Param<String>,
+    default_token_ttl: Param<u64>,
+}
+
+/// `POST /v1/machines/{id}/secret_key/rotate`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RotateSecretKey {
+    previous_token_ttl: Param<u64>,
+}
+
+/// `POST /v1/machines/{id}/scopes`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CreateScope {
+    to_machine_id: Param<String>,
 }
 
 impl State {
@@ -101,32 +136,28 @@ impl State {
         body: &[u8],
     ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
-        let body = parse_object(body, false)?;
-        only_params(&body, &["name", "scoped_machines", "default_token_ttl"])?;
-        let name = match body.get("name") {
-            Some(v) => machine_name(v)?,
-            None => {
+        let body: CreateMachine = parse_body(body, Empty::Invalid, Params::Only)?;
+        let name = match body.name {
+            Param::Absent => {
                 return Err(form_error(
                     "form_param_missing",
                     "name",
                     "name must be included.",
                 ));
             }
+            name => machine_name(name)?,
         };
-        let ttl = match body.get("default_token_ttl").filter(|v| !v.is_null()) {
-            Some(v) => token_ttl(v)?,
-            None => 3600,
-        };
+        let ttl = token_ttl(body.default_token_ttl)?.unwrap_or(3600);
         let mut scoped = Vec::new();
         let now = self.now_ms();
-        if let Some(v) = body.get("scoped_machines").filter(|v| !v.is_null()) {
-            let list = v.as_array().ok_or_else(|| {
-                form_error(
-                    "form_param_format_invalid",
-                    "scoped_machines",
-                    "scoped_machines must be an array",
-                )
-            })?;
+        let scoped_machines = body.scoped_machines.optional(|| {
+            form_error(
+                "form_param_format_invalid",
+                "scoped_machines",
+                "scoped_machines must be an array",
+            )
+        })?;
+        if let Some(list) = scoped_machines {
             if list.len() > 150 {
                 return Err(form_error(
                     "form_param_value_invalid",
@@ -134,7 +165,7 @@ impl State {
                     "at most 150 scoped machines",
                 ));
             }
-            for item in list {
+            for item in &list {
                 let id = item.as_str().unwrap_or_default();
                 if self.machine(id).is_none() {
                     return Err(machine_not_found(id));
@@ -171,19 +202,13 @@ impl State {
         body: &[u8],
     ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
-        let body = parse_object(body, true)?;
-        only_params(&body, &["name", "default_token_ttl"])?;
+        let body: UpdateMachine = parse_body(body, Empty::IsObject, Params::Only)?;
         let now = self.now_ms();
-        let name = body
-            .get("name")
-            .filter(|v| !v.is_null())
-            .map(machine_name)
-            .transpose()?;
-        let ttl = body
-            .get("default_token_ttl")
-            .filter(|v| !v.is_null())
-            .map(token_ttl)
-            .transpose()?;
+        let name = match body.name {
+            Param::Absent | Param::Null => None,
+            name => Some(machine_name(name)?),
+        };
+        let ttl = token_ttl(body.default_token_ttl)?;
         let m = self.machine_mut(id).ok_or_else(|| machine_not_found(id))?;
         if let Some(n) = name {
             m.name = n;
@@ -236,26 +261,23 @@ impl State {
         body: &[u8],
     ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
-        let body = parse_object(body, false)?;
-        only_params(&body, &["previous_token_ttl"])?;
-        let ttl = match body.get("previous_token_ttl") {
-            None | Some(Value::Null) => {
+        let body: RotateSecretKey = parse_body(body, Empty::Invalid, Params::Only)?;
+        let ttl = match body.previous_token_ttl {
+            Param::Absent | Param::Null => {
                 return Err(form_error(
                     "form_param_missing",
                     "previous_token_ttl",
                     "previous_token_ttl must be included.",
                 ));
             }
-            Some(v) => match v.as_u64() {
-                Some(t) if t <= 28_800 => t as i64,
-                _ => {
-                    return Err(form_error(
-                        "form_param_value_invalid",
-                        "previous_token_ttl",
-                        "previous_token_ttl must be between 0 and 28800",
-                    ));
-                }
-            },
+            Param::Valid(t) if t <= 28_800 => t as i64,
+            _ => {
+                return Err(form_error(
+                    "form_param_value_invalid",
+                    "previous_token_ttl",
+                    "previous_token_ttl must be between 0 and 28800",
+                ));
+            }
         };
         let now = self.now_ms();
         let m = self.machine_mut(id).ok_or_else(|| machine_not_found(id))?;
@@ -277,19 +299,14 @@ impl State {
         body: &[u8],
     ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
-        let body = parse_object(body, false)?;
-        only_params(&body, &["to_machine_id"])?;
-        let to = body
-            .get("to_machine_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                form_error(
-                    "form_param_missing",
-                    "to_machine_id",
-                    "to_machine_id must be included.",
-                )
-            })?
-            .to_owned();
+        let body: CreateScope = parse_body(body, Empty::Invalid, Params::Only)?;
+        let to = body.to_machine_id.valid().ok_or_else(|| {
+            form_error(
+                "form_param_missing",
+                "to_machine_id",
+                "to_machine_id must be included.",
+            )
+        })?;
         if self.machine(&to).is_none() {
             return Err(machine_not_found(&to));
         }

@@ -308,7 +308,8 @@ impl State {
             .split('/')
             .filter(|s| !s.is_empty())
             .collect();
-        // M2M and machine-verify routes are served with and without /v1 (reference §1.1).
+        // M2M and machine-verify routes are served with and without /v1: Clerk's JS SDK calls
+        // them unversioned, the Python and Go SDKs under /v1 (docs/clerk-behaviour.md, *Routes*).
         let (versioned, rest) = match segments.split_first() {
             Some((&"v1", rest)) => (true, rest.to_vec()),
             _ => (false, segments.clone()),

@@ -1,9 +1,10 @@
 //! `/v1/users`, `/v1/sessions` and their tokens, `/v1/testing_tokens`.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::State;
-use super::params::parse_object;
+use super::params::{Empty, Param, Params, parse_body};
 use super::reply::{Reply, bad_param, form_error, not_found};
 use crate::ids;
 use crate::jwt;
@@ -22,6 +23,30 @@ pub(crate) struct Session {
     pub id: String,
     pub user_id: String,
     pub created_at: i64,
+}
+
+/// `POST /v1/users`: of Clerk's many parameters the mock reads three and ignores the rest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CreateUser {
+    first_name: Param<String>,
+    last_name: Param<String>,
+    /// The first item, if a string, is the user's email.
+    email_address: Param<Vec<Value>>,
+}
+
+/// `POST /v1/sessions`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CreateSession {
+    user_id: Param<String>,
+}
+
+/// `POST /v1/sessions/{id}/tokens[/{template}]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CreateSessionToken {
+    expires_in_seconds: Param<u64>,
 }
 
 impl State {
@@ -43,24 +68,16 @@ impl State {
         body: &[u8],
     ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
-        let body = parse_object(body, true)?;
-        let text = |k: &str| {
-            body.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let body: CreateUser = parse_body(body, Empty::IsObject, Params::Any)?;
         let email = body
-            .get("email_address")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+            .email_address
+            .valid()
+            .and_then(|a| a.first().and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
         let u = User {
             id: ids::user_id(),
-            first_name: text("first_name"),
-            last_name: text("last_name"),
+            first_name: body.first_name.valid().unwrap_or_default(),
+            last_name: body.last_name.valid().unwrap_or_default(),
             email,
             created_at: self.now_ms(),
         };
@@ -111,11 +128,13 @@ impl State {
         body: &[u8],
     ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
-        let body = parse_object(body, false)?;
-        let user_id = body.get("user_id").and_then(Value::as_str).ok_or_else(|| {
+        let body: CreateSession = parse_body(body, Empty::Invalid, Params::Any)?;
+        let user_id = body.user_id.valid().ok_or_else(|| {
             form_error("form_param_missing", "user_id", "user_id must be included.")
         })?;
-        let s = self.new_session(user_id).ok_or_else(|| not_found("user"))?;
+        let s = self
+            .new_session(&user_id)
+            .ok_or_else(|| not_found("user"))?;
         Ok(Reply::ok(200, self.session_json(&s)))
     }
 
@@ -156,18 +175,16 @@ impl State {
         body: &[u8],
     ) -> Result<Reply, Reply> {
         self.require_instance(headers)?;
-        let body = parse_object(body, true)?;
-        let ttl = match body.get("expires_in_seconds") {
-            None | Some(Value::Null) => self.behaviour.session_token_ttl_seconds,
-            Some(v) => match v.as_u64() {
-                Some(t) if (30..=315_360_000).contains(&t) => t,
-                _ => {
-                    return Err(bad_param(
-                        "expires_in_seconds",
-                        "expires_in_seconds must be between 30 and 315360000".into(),
-                    ));
-                }
-            },
+        let body: CreateSessionToken = parse_body(body, Empty::IsObject, Params::Any)?;
+        let ttl = match body.expires_in_seconds {
+            Param::Absent | Param::Null => self.behaviour.session_token_ttl_seconds,
+            Param::Valid(t) if (30..=315_360_000).contains(&t) => t,
+            _ => {
+                return Err(bad_param(
+                    "expires_in_seconds",
+                    "expires_in_seconds must be between 30 and 315360000".into(),
+                ));
+            }
         };
         let session = self
             .sessions

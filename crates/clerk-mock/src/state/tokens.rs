@@ -1,8 +1,9 @@
 //! `/m2m_tokens`: create, verify, revoke, list.
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::params::{only_params, parse_bool, parse_object, parse_range, query_param};
+use super::params::{Empty, Param, Params, parse_body, parse_bool, parse_range, query_param};
 use super::reply::{Reply, bad_param, error, error_with_meta, machine_not_found, not_found};
 use super::{Caller, State};
 use crate::ids;
@@ -22,6 +23,40 @@ pub(crate) struct Token {
     pub last_used_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// `POST /m2m_tokens`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CreateToken {
+    token_format: Param<TokenFormat>,
+    seconds_until_expiration: Param<f64>,
+    /// Any JSON; an object's keys become custom claims.
+    claims: Value,
+    min_remaining_ttl_seconds: Param<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TokenFormat {
+    Opaque,
+    Jwt,
+}
+
+/// `POST /m2m_tokens/verify`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct VerifyToken {
+    token: Param<String>,
+    /// The pre-2025-08 name of `token`, still sent by clerk-backend-api 6.
+    secret: Param<String>,
+}
+
+/// `POST /m2m_tokens/{id}/revoke`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RevokeToken {
+    revocation_reason: Param<String>,
 }
 
 impl State {
@@ -63,52 +98,40 @@ impl State {
                 ));
             }
         };
-        let body = parse_object(body, true)?;
-        only_params(
-            &body,
-            &[
-                "token_format",
-                "seconds_until_expiration",
-                "claims",
-                "min_remaining_ttl_seconds",
-            ],
-        )?;
-        let format = match body.get("token_format") {
-            None | Some(Value::Null) => "opaque",
-            Some(Value::String(s)) if s == "opaque" || s == "jwt" => s.as_str(),
-            Some(_) => {
-                return Err(bad_param(
+        let body: CreateToken = parse_body(body, Empty::IsObject, Params::Only)?;
+        let format = body
+            .token_format
+            .optional(|| {
+                bad_param(
                     "token_format",
                     "token_format must be one of: opaque, jwt".into(),
-                ));
-            }
-        };
+                )
+            })?
+            .unwrap_or(TokenFormat::Opaque);
         let machine = self
             .machine(&subject)
             .cloned()
             .ok_or_else(|| machine_not_found(&subject))?;
-        let lifetime_ms: Option<i64> = match body.get("seconds_until_expiration") {
-            None | Some(Value::Null) => match self.behaviour.null_lifetime {
+        let seconds = body.seconds_until_expiration.optional(|| {
+            bad_param(
+                "seconds_until_expiration",
+                "seconds_until_expiration must be a number".into(),
+            )
+        })?;
+        let lifetime_ms: Option<i64> = match seconds {
+            None => match self.behaviour.null_lifetime {
                 NullLifetime::DefaultTtl => Some(machine.default_token_ttl as i64 * 1000),
                 NullLifetime::Never => None,
             },
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(s) if s > 0.0 && s < 1e13 => Some((s * 1000.0) as i64),
-                _ => {
-                    return Err(bad_param(
-                        "seconds_until_expiration",
-                        "seconds_until_expiration must be greater than 0".into(),
-                    ));
-                }
-            },
+            Some(s) if s > 0.0 && s < 1e13 => Some((s * 1000.0) as i64),
             Some(_) => {
                 return Err(bad_param(
                     "seconds_until_expiration",
-                    "seconds_until_expiration must be a number".into(),
+                    "seconds_until_expiration must be greater than 0".into(),
                 ));
             }
         };
-        let claims = body.get("claims").cloned().unwrap_or(Value::Null);
+        let claims = body.claims;
         if let Value::Object(map) = &claims {
             for reserved in ["iss", "sub", "exp", "nbf", "iat", "jti"] {
                 if map.contains_key(reserved) {
@@ -122,16 +145,15 @@ impl State {
                 }
             }
         }
-        let min_remaining: Option<i64> = match body.get("min_remaining_ttl_seconds") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|v| v as i64),
-            Some(_) => {
-                return Err(bad_param(
+        let min_remaining: Option<i64> = body
+            .min_remaining_ttl_seconds
+            .optional(|| {
+                bad_param(
                     "min_remaining_ttl_seconds",
                     "min_remaining_ttl_seconds must be an integer >= 0".into(),
-                ));
-            }
-        };
+                )
+            })?
+            .map(|v| v as i64);
         if let (Some(min), Some(life)) = (min_remaining, lifetime_ms)
             && min * 1000 >= life
         {
@@ -142,7 +164,7 @@ impl State {
         }
         let now = self.now_ms();
         let scopes: Vec<String> = machine.scoped.iter().map(|(id, _)| id.clone()).collect();
-        if format == "opaque"
+        if format == TokenFormat::Opaque
             && let Some(min) = min_remaining
         {
             let reusable = self.tokens.iter().rev().find(|t| {
@@ -158,7 +180,7 @@ impl State {
         }
         let id = ids::token_id();
         let expiration = lifetime_ms.map(|l| now + l);
-        let secret = if format == "jwt" {
+        let secret = if format == TokenFormat::Jwt {
             let iat = now / 1000;
             let mut payload = Map::new();
             if let Value::Object(extra) = &claims {
@@ -197,7 +219,7 @@ impl State {
         };
         let reply = Reply::ok(201, self.token_json(&token, true));
         // JWT-format tokens are stateless: not listable, revocable or verifiable at BAPI.
-        if format == "opaque" {
+        if format == TokenFormat::Opaque {
             self.tokens.push(token);
         }
         Ok(reply)
@@ -209,13 +231,9 @@ impl State {
         body: &[u8],
     ) -> Result<Reply, Reply> {
         let caller = self.caller(headers)?;
-        let body = parse_object(body, false)?;
-        only_params(&body, &["token", "secret"])?;
-        // `secret` is the pre-2025-08 field name, still sent by clerk-backend-api 6.
-        let presented = match (body.get("token"), body.get("secret")) {
-            (Some(Value::String(t)), _) | (None | Some(Value::Null), Some(Value::String(t))) => {
-                t.clone()
-            }
+        let body: VerifyToken = parse_body(body, Empty::Invalid, Params::Only)?;
+        let presented = match (body.token, body.secret) {
+            (Param::Valid(t), _) | (Param::Absent | Param::Null, Param::Valid(t)) => t,
             _ => return Err(bad_param("token", "token is required".into())),
         };
         let now = self.now_ms();
@@ -251,18 +269,13 @@ impl State {
                 "Invalid 'url_parameter.m2m_token_id': Failed regex check".to_string(),
             ));
         }
-        let body = parse_object(body, true)?;
-        only_params(&body, &["revocation_reason"])?;
-        let reason = match body.get("revocation_reason") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(bad_param(
-                    "revocation_reason",
-                    "revocation_reason must be a string".into(),
-                ));
-            }
-        };
+        let body: RevokeToken = parse_body(body, Empty::IsObject, Params::Only)?;
+        let reason = body.revocation_reason.optional(|| {
+            bad_param(
+                "revocation_reason",
+                "revocation_reason must be a string".into(),
+            )
+        })?;
         let now = self.now_ms();
         let Some(t) = self.tokens.iter_mut().find(|t| t.id == id) else {
             return Err(not_found("machine token"));

@@ -1,4 +1,4 @@
-//! The behaviours of reference §11, one test each, over raw HTTP.
+//! The behaviours listed in docs/clerk-mock.md, *Behaviour*, one test each, over raw HTTP.
 
 use std::time::{Duration, Instant};
 

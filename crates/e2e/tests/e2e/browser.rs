@@ -1,322 +1,419 @@
-//! Swagger UI in headless Chromium: served offline, authorised with a session token, "Try it
-//! out" on `GET /api/whoami` shows the principal. Driven through the DevTools protocol.
+//! Swagger UI in headless Chromium, driven over WebDriver (`thirtyfour` talking to Debian's
+//! `chromedriver`, which the test starts itself): served offline under the API's
+//! Content-Security-Policy, authorised first with a user's session token and then with the job
+//! applier's M2M token, "Try it out" → Execute on `GET /api/whoami` shows each principal, and no
+//! request leaves 127.0.0.1.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::Stack;
-use futures::{SinkExt, StreamExt};
 use jobtracker_api::testing::Backend;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use thirtyfour::ChromeCapabilities;
+use thirtyfour::prelude::*;
 
-struct Browser(Child, std::path::PathBuf);
+/// The chromedriver process and the Chromium profile directory; both go away on drop.
+struct Chromedriver {
+    child: Child,
+    profile: PathBuf,
+    url: String,
+}
 
-impl Drop for Browser {
+impl Drop for Chromedriver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
-fn chromium() -> Option<String> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .map(str::to_owned)
+/// The first of `names` found on `PATH` that runs `--version`, as a full path.
+fn installed(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+            .filter(|p| {
+                Command::new(p)
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+    })
 }
 
-/// Launches headless Chromium with the flags this machine needs; returns it and its DevTools URL.
-fn launch(binary: &str) -> (Browser, String) {
-    let profile = std::env::temp_dir().join(format!("chromium-profile-{}", std::process::id()));
+/// Starts chromedriver on a port of its choosing (it prints the port) for this test alone.
+fn start_chromedriver(binary: &Path) -> Chromedriver {
     let mut child = Command::new(binary)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--disable-dev-shm-usage",
-            "--window-size=1280,1600",
-            "--remote-debugging-port=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("about:blank")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .arg("--port=0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
-        .expect("chromium starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
+        .expect("chromedriver starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let profile = std::env::temp_dir().join(format!("chromium-profile-{}", std::process::id()));
+    let mut lines = BufReader::new(stdout).lines();
+    let port = loop {
         match lines.next() {
-            Some(Ok(line)) if line.contains("DevTools listening on ") => {
-                break line
-                    .split("DevTools listening on ")
-                    .nth(1)
-                    .expect("url")
-                    .trim()
-                    .to_owned();
+            Some(Ok(line)) => {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    break rest.trim().trim_end_matches('.').to_owned();
+                }
             }
-            Some(Ok(_)) => continue,
-            _ => panic!("chromium exited before printing its DevTools URL"),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromedriver exited before saying which port it listens on");
+            }
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (Browser(child, profile), url)
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct Cdp {
-    ws: Ws,
-    next: u64,
-    session: Option<String>,
-    requests: Vec<String>,
-}
-
-impl Cdp {
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next += 1;
-        let mut msg = json!({"id": self.next, "method": method, "params": params});
-        if let Some(s) = &self.session {
-            msg["sessionId"] = json!(s);
-        }
-        self.ws
-            .send(Message::Text(msg.to_string().into()))
-            .await
-            .expect("send");
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
-                .await
-                .expect("DevTools answers")
-                .expect("open")
-                .expect("frame");
-            let Message::Text(text) = frame else { continue };
-            let v: Value = serde_json::from_str(&text).expect("json");
-            if v["method"] == "Network.requestWillBeSent" {
-                self.requests.push(
-                    v["params"]["request"]["url"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-            if v["id"] == self.next {
-                assert!(v.get("error").is_none(), "{method}: {}", v["error"]);
-                return v["result"].clone();
-            }
-        }
-    }
-
-    async fn eval(&mut self, js: &str) -> Value {
-        let r = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": js, "returnByValue": true, "awaitPromise": true}),
-            )
-            .await;
-        r["result"]["value"].clone()
-    }
-
-    async fn wait_for(&mut self, js: &str, what: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let v = self.eval(js).await;
-            if !(v.is_null() || v == json!(false) || v == json!("")) {
-                return v;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    Chromedriver {
+        child,
+        profile,
+        url: format!("http://127.0.0.1:{port}"),
     }
 }
 
-/// Clicks the first element matching `selector`.
-fn click(selector: &str) -> String {
-    format!(
-        "(() => {{ const e = document.querySelector({selector:?}); if (!e) return false; e.click(); return true; }})()"
+/// Headless Chromium that can reach nothing but 127.0.0.1: every other host name resolves to
+/// "not found", and the background services that phone home are off.
+fn capabilities(chromium: &Path, profile: &Path) -> ChromeCapabilities {
+    let mut caps = DesiredCapabilities::chrome();
+    caps.set_binary(&chromium.to_string_lossy())
+        .expect("binary");
+    for arg in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+        "--window-size=1280,1600",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ] {
+        caps.add_arg(arg).expect("arg");
+    }
+    caps.add_arg(&format!("--user-data-dir={}", profile.display()))
+        .expect("profile");
+    caps
+}
+
+/// Runs before any script of every document: records Content-Security-Policy violations.
+const RECORD_CSP_VIOLATIONS: &str = "window.__cspViolations = []; \
+    document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push(\
+      { directive: e.effectiveDirective, blocked: e.blockedURI, disposition: e.disposition }), true);";
+
+async fn eval(driver: &WebDriver, js: &str) -> Value {
+    driver
+        .execute(js, Vec::new())
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{js}"))
+        .json()
+        .clone()
+}
+
+/// Polls `js` (a function body) until it returns something other than null/false/"".
+async fn wait_for(driver: &WebDriver, js: &str, what: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let v = eval(driver, js).await;
+        if !(v.is_null() || v == json!(false) || v == json!("")) {
+            return v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn click(driver: &WebDriver, css: &str) {
+    driver
+        .query(By::Css(css))
+        .first()
+        .await
+        .unwrap_or_else(|e| panic!("{css} is on the page: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{css} can be clicked: {e}"));
+}
+
+/// Opens the Authorize dialog, logs out whoever is authorized, types `token` into the bearer
+/// field the way a person does, submits and closes the dialog.
+async fn authorize(driver: &WebDriver, token: &str) {
+    click(driver, ".auth-wrapper button.authorize").await;
+    wait_for(
+        driver,
+        "return document.querySelector('.modal-ux') !== null",
+        "the authorization dialog",
     )
+    .await;
+    let logout = eval(
+        driver,
+        "const b = [...document.querySelectorAll('.modal-ux button')].find(b => b.innerText.trim() === 'Logout'); \
+         if (b) { b.click(); return true; } return false;",
+    )
+    .await;
+    if logout == json!(true) {
+        wait_for(
+            driver,
+            "return document.querySelector('.modal-ux input') !== null",
+            "the bearer field after logging out",
+        )
+        .await;
+    }
+    let input = driver
+        .query(By::Css(".modal-ux input"))
+        .first()
+        .await
+        .expect("the bearer field");
+    input.send_keys(token).await.expect("type the token");
+    click(driver, ".modal-ux .auth-btn-wrapper button.authorize").await;
+    wait_for(
+        driver,
+        "const m = document.querySelector('.modal-ux'); \
+         return !!m && m.innerText.includes('Authorized') \
+           && [...m.querySelectorAll('button')].some(b => b.innerText.trim() === 'Logout');",
+        "the dialog to show it is authorized",
+    )
+    .await;
+    click(driver, ".modal-ux button.btn-done").await;
+    wait_for(
+        driver,
+        "return document.querySelector('.modal-ux') === null",
+        "the dialog to close",
+    )
+    .await;
+}
+
+const WHOAMI: &str = "#operations-identity-whoami";
+
+/// Clicks Execute on the expanded `GET /api/whoami` and returns (status, body) as shown.
+async fn execute_whoami(driver: &WebDriver) -> (String, Value) {
+    // A response already on screen is cleared first so the one read below is this request's.
+    eval(
+        driver,
+        &format!(
+            "const c = document.querySelector('{WHOAMI} button.btn-clear'); if (c) c.click(); return true;"
+        ),
+    )
+    .await;
+    wait_for(
+        driver,
+        &format!("return document.querySelector('{WHOAMI} .live-responses-table') === null"),
+        "the previous response to clear",
+    )
+    .await;
+    click(driver, &format!("{WHOAMI} button.execute")).await;
+    let text = wait_for(
+        driver,
+        &format!(
+            "const b = document.querySelector('{WHOAMI} .live-responses-table .response-col_description .microlight'); \
+             return b ? b.innerText : '';"
+        ),
+        "the response",
+    )
+    .await;
+    let text = text.as_str().expect("response text");
+    let body: Value =
+        serde_json::from_str(text).unwrap_or_else(|_| panic!("the response shown is JSON: {text}"));
+    let status = eval(
+        driver,
+        &format!(
+            "return document.querySelector('{WHOAMI} .live-responses-table .response .response-col_status')?.innerText"
+        ),
+    )
+    .await;
+    (status.as_str().unwrap_or_default().trim().to_owned(), body)
+}
+
+async fn screenshot(driver: &WebDriver, file: &str) {
+    let png = driver
+        .find(By::Css(WHOAMI))
+        .await
+        .expect("operation")
+        .screenshot_as_png()
+        .await
+        .expect("screenshot");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    std::fs::write(dir.join(file), png).expect("screenshot");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_authorizes_and_runs_whoami_in_a_real_browser() {
-    let Some(binary) = chromium() else {
-        if std::env::var("REQUIRE_BROWSER_TEST").is_ok() {
+    let chromium = installed(&["chromium", "chromium-browser", "google-chrome"]);
+    let chromedriver = installed(&["chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (&chromium, &chromedriver) else {
+        let missing = [
+            ("Chromium", chromium.is_none()),
+            ("chromedriver", chromedriver.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, absent)| absent.then_some(name))
+        .collect::<Vec<_>>()
+        .join(" and ");
+        if std::env::var_os("REQUIRE_BROWSER_TEST").is_some() {
             panic!(
-                "REQUIRE_BROWSER_TEST is set but no Chromium is installed (apt-get install chromium)"
+                "REQUIRE_BROWSER_TEST is set but {missing} is not installed \
+                 (apt-get install chromium chromium-driver)"
             );
         }
         eprintln!(
-            "SKIPPED (browser test): no Chromium on this machine; `apt-get install chromium` to run it (.ci/run does)"
+            "SKIPPED (browser test): no {missing} on this machine; \
+             `apt-get install chromium chromium-driver` to run it (.ci/run does)"
         );
         return;
     };
     let Some(stack) = Stack::start(Backend::Sqlite).await else {
         return;
     };
-    let token = stack.user_token(&stack.alice);
-    let (_browser, devtools) = launch(&binary);
-    let (ws, _) = tokio_tungstenite::connect_async(devtools.as_str())
-        .await
-        .expect("DevTools websocket");
-    let mut cdp = Cdp {
-        ws,
-        next: 0,
-        session: None,
-        requests: Vec::new(),
-    };
-    let target = cdp
-        .call("Target.createTarget", json!({"url": "about:blank"}))
-        .await;
-    let attached = cdp
-        .call(
-            "Target.attachToTarget",
-            json!({"targetId": target["targetId"], "flatten": true}),
-        )
-        .await;
-    cdp.session = attached["sessionId"].as_str().map(str::to_owned);
-    cdp.call("Network.enable", json!({})).await;
-    cdp.call("Page.enable", json!({})).await;
-    cdp.call(
-        "Page.navigate",
-        json!({"url": format!("{}/swagger/", stack.api)}),
-    )
-    .await;
+    let user_token = stack.user_token(&stack.alice);
+    let applier = stack.machine_id("JobApplier.Bot");
+    let machine_token = stack.mock.mint(&applier, &json!({}))["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
 
-    cdp.wait_for(
-        "document.querySelector('#operations-identity-whoami') !== null",
+    let server = start_chromedriver(chromedriver);
+    let driver = WebDriver::new(&server.url, capabilities(chromium, &server.profile))
+        .await
+        .expect("a Chromium session through chromedriver");
+    driver
+        .cdp()
+        .page()
+        .add_script_to_evaluate_on_new_document(RECORD_CSP_VIOLATIONS)
+        .await
+        .expect("install the CSP violation recorder");
+    driver
+        .goto(format!("{}/swagger/", stack.api))
+        .await
+        .expect("open Swagger UI");
+    wait_for(
+        &driver,
+        &format!("return document.querySelector('{WHOAMI}') !== null"),
         "Swagger UI to render the operations",
     )
     .await;
-    // Authorize: open the dialog, type the token the way a person does, submit, close.
-    assert_eq!(
-        cdp.eval(&click("button.authorize")).await,
-        json!(true),
-        "the Authorize button exists"
-    );
-    cdp.wait_for(
-        "document.querySelector('.modal-ux input') !== null",
-        "the authorization dialog",
-    )
-    .await;
-    let typed = format!(
-        "(() => {{ const i = document.querySelector('.modal-ux input'); \
-           const set = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set; \
-           set.call(i, {token:?}); i.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})()"
-    );
-    cdp.eval(&typed).await;
-    assert_eq!(
-        cdp.eval(&click(".modal-ux button.authorize")).await,
-        json!(true)
-    );
-    cdp.wait_for(
-        "(() => { const m = document.querySelector('.modal-ux'); return !!m && m.innerText.includes('Authorized') && [...m.querySelectorAll('button')].some(b => b.innerText.trim() === 'Logout'); })()",
-        "the dialog to show it is authorized",
-    )
-    .await;
-    cdp.eval(&click(".modal-ux button.btn-done")).await;
 
-    // Try it out on GET /api/whoami.
-    cdp.wait_for(
-        "document.querySelector('.modal-ux') === null",
-        "the dialog to close",
+    // The page is under the API's policy, exactly.
+    let policy = eval(
+        &driver,
+        "return fetch(location.href).then(r => r.headers.get('content-security-policy'));",
     )
     .await;
     assert_eq!(
-        cdp.eval(&click(
-            "#operations-identity-whoami .opblock-summary-control"
-        ))
-        .await,
-        json!(true),
-        "the operation can be expanded"
+        policy,
+        json!(jobtracker_api::http::CONTENT_SECURITY_POLICY),
+        "Swagger UI is served with the API's Content-Security-Policy"
     );
-    cdp.wait_for(
-        "document.querySelector('#operations-identity-whoami .try-out__btn') !== null",
-        "Try it out",
-    )
-    .await;
-    cdp.eval(&click("#operations-identity-whoami .try-out__btn"))
-        .await;
-    cdp.wait_for(
-        "document.querySelector('#operations-identity-whoami button.execute') !== null",
-        "Execute",
-    )
-    .await;
-    cdp.eval(&click("#operations-identity-whoami button.execute"))
-        .await;
-    let body = cdp
-        .wait_for(
-            "(() => { const b = document.querySelector('#operations-identity-whoami .live-responses-table .response-col_description .microlight'); return b ? b.innerText : ''; })()",
-            "the response",
-        )
-        .await;
-    let text = body.as_str().expect("response text").to_owned();
-    let principal: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("the response shown is JSON: {text}"));
-    assert_eq!(principal["kind"], "user");
+
+    // A user: Authorize, Try it out, Execute.
+    authorize(&driver, &user_token).await;
+    click(&driver, &format!("{WHOAMI} .opblock-summary-control")).await;
+    click(&driver, &format!("{WHOAMI} .try-out__btn")).await;
+    let (status, principal) = execute_whoami(&driver).await;
+    assert_eq!(status, "200");
+    assert_eq!(principal["kind"], "user", "{principal}");
     assert_eq!(principal["user_id"], stack.alice.as_str());
-    let status = cdp.eval("document.querySelector('#operations-identity-whoami .live-responses-table .response .response-col_status')?.innerText").await;
-    assert_eq!(status.as_str().map(str::trim), Some("200"));
+    screenshot(&driver, "swagger-whoami.png").await;
 
-    let rect = cdp
-        .eval("(() => { const r = document.querySelector('#operations-identity-whoami').getBoundingClientRect(); return {x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: Math.min(r.height, 1400)}; })()")
-        .await;
-    let clip = json!({"x": rect["x"], "y": rect["y"], "width": rect["width"], "height": rect["height"], "scale": 1});
-    let shot = cdp
-        .call(
-            "Page.captureScreenshot",
-            json!({"format": "png", "captureBeyondViewport": true, "clip": clip}),
-        )
-        .await;
-    let png = base64_decode(shot["data"].as_str().expect("png"));
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts");
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
-    std::fs::write(dir.join("swagger-whoami.png"), png).expect("screenshot");
+    // The job applier's M2M token in the same dialog.
+    authorize(&driver, &machine_token).await;
+    let (status, principal) = execute_whoami(&driver).await;
+    assert_eq!(status, "200");
+    assert_eq!(principal["kind"], "machine", "{principal}");
+    assert_eq!(principal["machine_id"], applier.as_str());
+    assert_eq!(principal["role"], "job-applier");
+    screenshot(&driver, "swagger-whoami-machine.png").await;
 
-    let local = |u: &str| {
-        u.starts_with(&stack.api)
-            || u.starts_with("data:")
-            || u.starts_with("about:")
-            || u.starts_with("blob:")
-    };
-    let outside: Vec<&String> = cdp.requests.iter().filter(|u| !local(u)).collect();
-    assert!(outside.is_empty(), "requests left the machine: {outside:?}");
-    assert!(
-        cdp.requests.iter().any(|u| u.ends_with("/openapi.json")),
-        "{:?}",
-        cdp.requests
+    // Swagger UI did all that without tripping the policy (recorded from before its first
+    // script ran).
+    let violations = eval(&driver, "return window.__cspViolations ?? null;").await;
+    assert_eq!(
+        violations,
+        json!([]),
+        "the recorder is installed and Swagger UI caused no CSP violation"
     );
-}
 
-fn base64_decode(s: &str) -> Vec<u8> {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let Some(v) = T.iter().position(|t| *t == c) else {
-            continue;
-        };
-        buf = (buf << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
+    // Every document and resource the page loaded came from the API on 127.0.0.1.
+    let loaded = eval(
+        &driver,
+        "return [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].map(e => e.name);",
+    )
+    .await;
+    let loaded: Vec<String> = serde_json::from_value(loaded).expect("urls");
+    let origin = format!("{}/", stack.api);
+    let outside: Vec<&String> = loaded
+        .iter()
+        .filter(|u| !(u.starts_with(&origin) || u.starts_with("data:") || u.starts_with("blob:")))
+        .collect();
+    assert!(outside.is_empty(), "requests left the machine: {outside:?}");
+    for expected in ["/swagger/", "/openapi.json", "/api/whoami"] {
+        assert!(
+            loaded.iter().any(|u| u.contains(expected)),
+            "{expected} among {loaded:?}"
+        );
     }
-    out
+
+    // The policy is enforced, not just sent: eval and an injected inline script are refused,
+    // and the recorder sees both.
+    // (From a timer: the driver's own call frame is exempt from the page's policy.)
+    let evaluated = driver
+        .execute_async(
+            "const done = arguments[0]; setTimeout(() => { \
+               try { done('evaluated ' + eval('1')); } catch (e) { done(e.name + ': ' + e.message); } }, 0);",
+            Vec::new(),
+        )
+        .await
+        .expect("script");
+    let evaluated = evaluated.json().as_str().unwrap_or_default();
+    assert!(evaluated.starts_with("EvalError"), "{evaluated}");
+    let inline = eval(
+        &driver,
+        "const s = document.createElement('script'); s.textContent = 'window.__inlineRan = true;'; \
+         document.body.appendChild(s); return window.__inlineRan === true;",
+    )
+    .await;
+    assert_eq!(
+        inline,
+        json!(false),
+        "an injected inline script must not run"
+    );
+    let violations = wait_for(
+        &driver,
+        "const v = window.__cspViolations; return v.length >= 2 ? v : null;",
+        "the recorder to see the refused eval and inline script",
+    )
+    .await;
+    let seen = |directive: &str, blocked: &str| {
+        violations.as_array().into_iter().flatten().any(|v| {
+            v["directive"] == directive && v["blocked"] == blocked && v["disposition"] == "enforce"
+        })
+    };
+    assert!(seen("script-src", "eval"), "{violations}");
+    assert!(seen("script-src-elem", "inline"), "{violations}");
+
+    // The resolver refuses every name but 127.0.0.1 (even localhost, which would reach the API).
+    let port = stack.api.rsplit(':').next().expect("port");
+    let refused = driver
+        .goto(format!("http://localhost:{port}/swagger/"))
+        .await
+        .expect_err("localhost must not resolve");
+    assert!(
+        refused.to_string().contains("ERR_NAME_NOT_RESOLVED"),
+        "{refused}"
+    );
+
+    driver.quit().await.expect("end the session");
 }

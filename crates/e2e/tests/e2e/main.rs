@@ -6,6 +6,7 @@ mod browser;
 mod contract;
 mod doors;
 mod faults;
+mod hygiene;
 mod readme;
 mod smoke;
 mod tokens;

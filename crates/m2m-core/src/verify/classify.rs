@@ -90,8 +90,9 @@ pub fn decode_jwt(token: &str) -> Result<DecodedJwt<'_>, VerifyError> {
     })
 }
 
-/// Routes a token (reference §4.2): `mt_` → opaque; JWT with `mch_` subject or M2M `cat` → M2M
-/// JWT; other JWT → session; anything else (API keys, OAuth tokens, junk) → rejected.
+/// Routes a token as Clerk's SDK does (docs/clerk-behaviour.md, *Telling tokens apart*): `mt_`
+/// → opaque; JWT with `mch_` subject or M2M `cat` → M2M JWT; other JWT → session; anything else
+/// (API keys, OAuth tokens, junk) → rejected.
 pub fn classify(token: &str) -> Result<TokenKind<'_>, VerifyError> {
     if token.starts_with("mt_") {
         return if is_opaque_m2m(token) {

@@ -1,4 +1,4 @@
-//! JWT verification in the order of Clerk's `verifyToken` (reference §5.3): category, `typ`,
+//! JWT verification in the order of Clerk's `verifyToken` (docs/clerk-behaviour.md): category, `typ`,
 //! `alg`, key, **signature before any claim**, then `sub`, `azp`, `exp`, `nbf`, `iat`, `iss` (and `azp` for sessions, checked after the common claims).
 
 use std::sync::Arc;

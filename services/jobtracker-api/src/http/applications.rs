@@ -22,19 +22,21 @@ use super::users::PageQuery;
 use super::{ApiContext, validate};
 use crate::error::ApiError;
 use crate::policy::{Action, Role, transition_allowed};
-use crate::store::{AppState, StatusGuard};
+use crate::store::{
+    Answerer, ApplicationSnapshot, Claim, LeaseChange, Reply, StatusChange, StatusGuard,
+};
 
 async fn load(
     ctx: &ApiContext,
     caller: &Caller,
     id: &str,
     action: Action,
-) -> Result<AppState, ApiError> {
+) -> Result<ApplicationSnapshot, ApiError> {
     validate::id("application_id", id, "app")?;
     caller.allowed(action)?;
     let app = ctx
         .db
-        .app_state(id)
+        .application_snapshot(id)
         .await?
         .ok_or(ApiError::NotFound("job application"))?;
     caller.require_visible(action, &app.user_id, "job application")?;
@@ -133,7 +135,7 @@ pub async fn list(
     }
     let user = scope.or(q.user_id.clone());
     validate::cursor(q.cursor.as_deref(), "app")?;
-    let (items, next_cursor) = ctx
+    let page = ctx
         .db
         .list_applications(
             user.as_deref(),
@@ -142,7 +144,7 @@ pub async fn list(
             validate::limit(q.limit)?,
         )
         .await?;
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(page))
 }
 
 /// One application with its questions.
@@ -168,11 +170,11 @@ pub async fn events(
 ) -> Result<Json<Page<Event>>, ApiError> {
     load(&ctx, &caller, &id, Action::ListEvents).await?;
     validate::cursor(q.cursor.as_deref(), "evt")?;
-    let (items, next_cursor) = ctx
+    let page = ctx
         .db
         .list_events(&id, q.cursor.as_deref(), validate::limit(q.limit)?)
         .await?;
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(page))
 }
 
 /// Changes the status, following the state machine (see docs/api.md). The job-applier presents
@@ -239,23 +241,20 @@ pub async fn update_status(
             },
         );
     }
-    let guard = if is_applier {
-        StatusGuard::Lease {
-            lease_id: lease_id(input.lease_id.as_deref())?,
-            require_ready: input.status == ApplicationStatus::Submitted,
-        }
-    } else {
+    let guard = if !is_applier {
         StatusGuard::Version
+    } else if input.status == ApplicationStatus::Submitted {
+        StatusGuard::LeaseWhileReady(lease_id(input.lease_id.as_deref())?)
+    } else {
+        StatusGuard::Lease(lease_id(input.lease_id.as_deref())?)
+    };
+    let change = StatusChange {
+        to: input.status,
+        reason: input.reason.as_deref(),
+        submission_ref: input.submission_ref.as_deref(),
     };
     ctx.db
-        .change_status(
-            &app,
-            input.status,
-            input.reason.as_deref(),
-            input.submission_ref.as_deref(),
-            &caller.actor,
-            guard,
-        )
+        .change_status(&app, change, &caller.actor, guard)
         .await?;
     full(&ctx, &id).await
 }
@@ -320,8 +319,11 @@ pub async fn claim(
     }
     let lease = lease_ms(&req)?;
     match ctx.db.claim(&caller.actor, lease).await? {
-        Some((id, lease_id)) => {
-            let Json(application) = full(&ctx, &id).await?;
+        Some(Claim {
+            application_id,
+            lease_id,
+        }) => {
+            let Json(application) = full(&ctx, &application_id).await?;
             Ok(Json(ClaimedApplication {
                 application,
                 lease_id,
@@ -346,7 +348,12 @@ pub async fn renew_lease(
     let lease = lease_ms(&req)?;
     let lease_id = lease_id(req.lease_id.as_deref())?;
     ctx.db
-        .set_lease(&id, &caller.actor, lease_id, Some(lease))
+        .set_lease(
+            &id,
+            &caller.actor,
+            lease_id,
+            LeaseChange::Renew { lease_ms: lease },
+        )
         .await?;
     full(&ctx, &id).await
 }
@@ -363,7 +370,9 @@ pub async fn release_lease(
     load(&ctx, &caller, &id, Action::ManageLease).await?;
     let req: LeaseRelease = optional_json(body)?;
     let lease_id = lease_id(req.lease_id.as_deref())?;
-    ctx.db.set_lease(&id, &caller.actor, lease_id, None).await?;
+    ctx.db
+        .set_lease(&id, &caller.actor, lease_id, LeaseChange::Release)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -389,7 +398,7 @@ pub async fn questions(
 ) -> Result<Json<Page<QuestionWithContext>>, ApiError> {
     let scope = caller.list_scope(Action::ListQuestions)?;
     validate::cursor(q.cursor.as_deref(), "q")?;
-    let (items, next_cursor) = ctx
+    let page = ctx
         .db
         .list_questions(
             scope.as_deref(),
@@ -398,7 +407,7 @@ pub async fn questions(
             validate::limit(q.limit)?,
         )
         .await?;
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(page))
 }
 
 /// Answers a screening question, or marks it for a person's review.
@@ -414,9 +423,20 @@ pub async fn answer(
 ) -> Result<Json<Application>, ApiError> {
     let app = load(&ctx, &caller, &id, Action::AnswerQuestion).await?;
     validate::id("question_id", &qid, "q")?;
-    match (&input.answer, input.needs_review) {
-        (Some(a), false) => validate::text("answer", a, 5000)?,
-        (None, true) => validate::opt_text("review_reason", input.review_reason.as_deref(), 1000)?,
+    let reply = match (&input.answer, input.needs_review) {
+        (Some(a), false) => {
+            validate::text("answer", a, 5000)?;
+            Reply::Answer {
+                text: a.trim(),
+                review_reason: input.review_reason.as_deref(),
+            }
+        }
+        (None, true) => {
+            validate::opt_text("review_reason", input.review_reason.as_deref(), 1000)?;
+            Reply::NeedsReview {
+                reason: input.review_reason.as_deref(),
+            }
+        }
         (Some(_), true) => {
             return Err(ApiError::invalid(
                 "needs_review",
@@ -429,17 +449,13 @@ pub async fn answer(
                 "an answer is required unless needs_review is true",
             ));
         }
-    }
+    };
+    let answerer = match caller.role {
+        Role::User => Answerer::User,
+        Role::Representer | Role::Applier => Answerer::Bot,
+    };
     ctx.db
-        .answer(
-            &app.id,
-            &qid,
-            input.answer.as_deref().map(str::trim),
-            input.needs_review,
-            input.review_reason.as_deref(),
-            &caller.actor,
-            caller.role != Role::User,
-        )
+        .answer(&app.id, &qid, reply, &caller.actor, answerer)
         .await?;
     full(&ctx, &id).await
 }

@@ -18,6 +18,7 @@ use super::responses::{
 use super::{ApiContext, validate};
 use crate::error::ApiError;
 use crate::policy::Action;
+use crate::store::NewResume;
 
 /// Who the caller is: any authenticated caller, including a machine with no role here (its
 /// `role` is then null), so a misconfigured bot can see why every other route refuses it.
@@ -229,7 +230,13 @@ pub async fn upload_resume(
         .collect::<String>();
     let resume = ctx
         .db
-        .insert_resume(&user_id, &q.file_name, detected, &sha, body.to_vec())
+        .insert_resume(NewResume {
+            user_id: &user_id,
+            file_name: &q.file_name,
+            content_type: detected,
+            sha256: &sha,
+            content: body.to_vec(),
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(resume)))
 }
@@ -255,11 +262,11 @@ pub async fn list_resumes(
     validate::user_id(&user_id)?;
     caller.require(Action::ListResumes, &user_id)?;
     validate::cursor(q.cursor.as_deref(), "res")?;
-    let (items, next_cursor) = ctx
+    let page = ctx
         .db
         .list_resumes(&user_id, q.cursor.as_deref(), validate::limit(q.limit)?)
         .await?;
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(page))
 }
 
 /// `filename="…"` safe for any client, plus RFC 5987 `filename*` for the exact name.

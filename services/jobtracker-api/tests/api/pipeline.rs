@@ -492,11 +492,14 @@ async fn lists_page_with_cursors(app: &TestApp) {
     let alice = app.user(&app.alice);
     let mut created = Vec::new();
     for i in 0..5 {
+        // 0 to 4 questions each: a page's questions are fetched together and must land on
+        // their own application, in order.
+        let questions: Vec<String> = (0..i).map(|j| format!("C{i} q{j}?")).collect();
         let r = app
             .post(
                 "/api/job-applications",
                 &alice,
-                json!({"company": format!("C{i}"), "position": "P", "questions": ["q?"]}),
+                json!({"company": format!("C{i}"), "position": "P", "questions": questions}),
             )
             .await;
         created.push(id(&r.body));
@@ -509,6 +512,18 @@ async fn lists_page_with_cursors(app: &TestApp) {
             None => "/api/job-applications?limit=2".to_owned(),
         };
         let page = app.get(&path, &alice).await.body;
+        for item in page["items"].as_array().expect("items") {
+            let company = item["company"].as_str().expect("company");
+            let texts: Vec<&str> = item["questions"]
+                .as_array()
+                .expect("questions")
+                .iter()
+                .map(|q| q["text"].as_str().expect("text"))
+                .collect();
+            let count: usize = company[1..].parse().expect("C<i>");
+            let expected: Vec<String> = (0..count).map(|j| format!("{company} q{j}?")).collect();
+            assert_eq!(texts, expected, "{item}");
+        }
         seen.extend(page["items"].as_array().expect("items").iter().map(id));
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),

@@ -505,6 +505,65 @@ async fn swagger_ui_is_served_offline(app: &TestApp) {
 }
 both!(swagger_ui_is_served_offline);
 
+async fn every_response_carries_the_browser_protections(app: &TestApp) {
+    for (path, token) in [
+        ("/swagger/", None),
+        ("/swagger/swagger-initializer.js", None),
+        ("/openapi.json", None),
+        ("/api/whoami", Some(app.alice.as_str())),
+        ("/api/whoami", None),
+        ("/no-such-route", None),
+    ] {
+        let reply = app.call(Method::GET, path, token, None).await;
+        let header = |name: &str| {
+            reply
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+                .to_owned()
+        };
+        let csp = header("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-eval"), "{path}: {csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+    }
+}
+both!(every_response_carries_the_browser_protections);
+
+async fn made_up_methods_do_not_grow_metrics(app: &TestApp) {
+    // Warm the label set with what a normal client produces.
+    app.call(Method::GET, "/healthz", None, None).await;
+    let before = app
+        .call(Method::GET, "/metrics", None, None)
+        .await
+        .bytes
+        .len();
+    for i in 0..301 {
+        let method = Method::from_bytes(format!("MADEUP{i}").as_bytes()).expect("token");
+        app.call(method, "/healthz", None, None).await;
+    }
+    let after = app
+        .call(Method::GET, "/metrics", None, None)
+        .await
+        .bytes
+        .len();
+    assert!(
+        after < before + 20 * 1024,
+        "/metrics grew from {before} to {after} bytes"
+    );
+    let text = String::from_utf8_lossy(&app.call(Method::GET, "/metrics", None, None).await.bytes)
+        .into_owned();
+    assert!(
+        !text.contains("MADEUP"),
+        "a client-made method became a label"
+    );
+    assert!(text.contains("method=\"other\""), "{text}");
+}
+both!(made_up_methods_do_not_grow_metrics);
+
 async fn ops_endpoints(app: &TestApp) {
     assert_eq!(
         app.call(Method::GET, "/healthz", None, None).await.status,
