@@ -186,7 +186,9 @@ impl Stack {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    /// As the user: profile (if missing), a PDF resume, and a queued application with `questions`.
+    /// As the user: profile (if missing), a PDF resume (the user's first, uploaded once: people
+    /// reuse theirs, and `RESUME_MAX_FILES` caps how many one keeps), and a queued application
+    /// with `questions`.
     pub async fn new_application(&self, user_id: &str, questions: &[&str]) -> String {
         let token = self.user_token(user_id);
         let (status, _) = self
@@ -205,18 +207,30 @@ impl Stack {
                 .await;
             assert_eq!(s, 200, "{b}");
         }
-        let resume = self
-            .http
-            .post(format!("{}/api/users/{user_id}/resumes", self.api))
-            .query(&[("file_name", "cv.pdf")])
-            .bearer_auth(&token)
-            .header("content-type", "application/pdf")
-            .body(b"%PDF-1.4 Alice's resume".to_vec())
-            .send()
-            .await
-            .expect("upload");
-        assert_eq!(resume.status(), 201);
-        let resume: Value = resume.json().await.expect("json");
+        let (s, listed) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/users/{user_id}/resumes?limit=1"),
+                &token,
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{listed}");
+        let mut resume = listed["items"][0].clone();
+        if resume.is_null() {
+            let uploaded = self
+                .http
+                .post(format!("{}/api/users/{user_id}/resumes", self.api))
+                .query(&[("file_name", "cv.pdf")])
+                .bearer_auth(&token)
+                .header("content-type", "application/pdf")
+                .body(b"%PDF-1.4 Alice's resume".to_vec())
+                .send()
+                .await
+                .expect("upload");
+            assert_eq!(uploaded.status(), 201);
+            resume = uploaded.json().await.expect("json");
+        }
         let (s, app) = self
             .call(
                 reqwest::Method::POST,

@@ -41,6 +41,13 @@ pub struct Config {
     /// Machine id (`mch_…`) that gets the job-applier role.
     #[arg(long, env = "JOB_APPLIER_MACHINE_ID", value_parser = parse::machine_id)]
     pub job_applier_machine_id: Option<String>,
+    /// Most resumes one user may keep (at least 1); past it an upload gets 409.
+    #[arg(long, env = "RESUME_MAX_FILES", default_value_t = Config::RESUME_MAX_FILES)]
+    pub resume_max_files: u32,
+    /// Bytes all of one user's resumes may take together (at least 1; default 100 MiB); an
+    /// upload that does not fit gets 413.
+    #[arg(long, env = "RESUME_QUOTA_BYTES", default_value_t = Config::RESUME_QUOTA_BYTES)]
+    pub resume_quota_bytes: u64,
     /// Largest resume upload, bytes.
     #[arg(long, env = "RESUME_MAX_BYTES", default_value_t = Config::RESUME_MAX_BYTES)]
     pub resume_max_bytes: usize,
@@ -52,6 +59,10 @@ pub struct Config {
 impl Config {
     /// `RESUME_MAX_BYTES` by default: 10 MiB.
     pub const RESUME_MAX_BYTES: usize = 10 * 1024 * 1024;
+    /// `RESUME_MAX_FILES` by default.
+    pub const RESUME_MAX_FILES: u32 = 20;
+    /// `RESUME_QUOTA_BYTES` by default: 100 MiB.
+    pub const RESUME_QUOTA_BYTES: u64 = 100 * 1024 * 1024;
 
     /// The settings of an API whose Clerk is `mock` (demo seed), wired as devstack wires it:
     /// its own machine (`JobTracker.API`) and the instance key verify tokens, session tokens must
@@ -81,6 +92,8 @@ impl Config {
             },
             candidate_representer_machine_id: machine("CandidateRepresenter.Bot").map(|m| m.id),
             job_applier_machine_id: machine("JobApplier.Bot").map(|m| m.id),
+            resume_max_files: Self::RESUME_MAX_FILES,
+            resume_quota_bytes: Self::RESUME_QUOTA_BYTES,
             resume_max_bytes: Self::RESUME_MAX_BYTES,
             log: Default::default(),
         }

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use m2m_core::auth_axum::AuthRejection;
 use service_kit::problem;
 
-use crate::store::StoreError;
+use crate::store::{Conflict, StoreError};
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 503: the database is unreachable.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// 503: a bounded resource (upload slots) stayed taken; retry shortly.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     /// 500: logged with its cause, answered without it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -64,11 +67,15 @@ impl From<AuthRejection> for ApiError {
 }
 
 /// The store's failures as answers: a guarded write that changed nothing is a 409 with the
-/// store's reason, an unreachable database a 503, anything else a 500.
+/// store's reason (413 when it is the resume quota's bytes), an unreachable database a 503,
+/// anything else a 500.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => Self::NotFound(what.name()),
+            StoreError::Conflict(why @ Conflict::ResumeQuota { .. }) => {
+                Self::TooLarge(why.to_string())
+            }
             StoreError::Conflict(why) => Self::Conflict(why.to_string()),
             StoreError::Corrupt(detail) => Self::Internal(detail),
             StoreError::Database(
@@ -103,6 +110,12 @@ impl IntoResponse for ApiError {
                 );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                r
+            }
+            Self::Busy(detail) => {
+                let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, detail, None);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 r
             }
             Self::Internal(cause) => {

@@ -2,17 +2,21 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::{self, Clock};
+use m2m_core::config::ConfigError;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::http::{ApiContext, router_with};
+use crate::http::{ApiContext, UPLOAD_PERMITS, router_with};
 use crate::metrics::Metrics;
+use crate::store::ResumeLimits;
 
 /// A bound, ready-to-serve API.
 #[derive(Debug)]
@@ -32,6 +36,13 @@ impl Server {
     pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let verifier_config = config.verifier().map_err(|e| e.to_string())?;
         let roles = config.roles().map_err(|e| e.to_string())?;
+        let at_least_one = |var: &str| ConfigError::new(var, "must be at least 1").to_string();
+        let resume_limits = ResumeLimits {
+            max_files: NonZeroU32::new(config.resume_max_files)
+                .ok_or_else(|| at_least_one("RESUME_MAX_FILES"))?,
+            quota_bytes: NonZeroU64::new(config.resume_quota_bytes)
+                .ok_or_else(|| at_least_one("RESUME_QUOTA_BYTES"))?,
+        };
         if roles.is_empty() {
             tracing::warn!(
                 "no machine has a role (CANDIDATE_REPRESENTER_MACHINE_ID, JOB_APPLIER_MACHINE_ID): every M2M caller will get 403"
@@ -62,6 +73,8 @@ impl Server {
             roles: Arc::new(roles),
             metrics,
             resume_max_bytes: config.resume_max_bytes,
+            resume_limits,
+            resume_uploads: Arc::new(Semaphore::new(UPLOAD_PERMITS)),
         };
         Ok(Self { listener, ctx })
     }

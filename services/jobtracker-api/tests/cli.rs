@@ -25,6 +25,8 @@ fn help_lists_every_variable() {
             "CANDIDATE_REPRESENTER_MACHINE_ID",
             "JOB_APPLIER_MACHINE_ID",
             "RESUME_MAX_BYTES",
+            "RESUME_MAX_FILES",
+            "RESUME_QUOTA_BYTES",
             "RUST_LOG",
             "LOG_FORMAT",
         ],
@@ -41,6 +43,8 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("M2M_VERIFY_MISS_PER_SECOND", "0"),
         ("CLERK_JWKS_CACHE_TTL_SECONDS", "0"),
         ("CLERK_AUTHORIZED_PARTIES", "https://app.example.com/"),
+        ("RESUME_MAX_FILES", "0"),
+        ("RESUME_QUOTA_BYTES", "0"),
     ] {
         let mut cmd = cli::bin(BIN);
         cmd.env("CLERK_SECRET_KEY", "sk_test_x")

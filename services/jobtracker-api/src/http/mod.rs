@@ -16,6 +16,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use m2m_core::Verifier;
+use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -34,6 +35,7 @@ pub use users::{DOCX, content_disposition, sniff};
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::policy::Role;
+use crate::store::ResumeLimits;
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -44,7 +46,15 @@ pub struct ApiContext {
     pub roles: Arc<Vec<(String, Role)>>,
     pub metrics: Arc<Metrics>,
     pub resume_max_bytes: usize,
+    /// Per user: `RESUME_MAX_FILES`, `RESUME_QUOTA_BYTES`.
+    pub resume_limits: ResumeLimits,
+    /// Upload bodies in memory at once: [`UPLOAD_PERMITS`] of them, each under `resume_max_bytes`.
+    pub resume_uploads: Arc<Semaphore>,
 }
+
+/// Resume uploads whose body may be read at once, so their memory is bounded by
+/// `UPLOAD_PERMITS × RESUME_MAX_BYTES`; past it an upload waits up to a second, then gets 503.
+pub const UPLOAD_PERMITS: usize = 8;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -84,10 +94,7 @@ impl Modify for BearerAuth {
 
 /// The routes and their OpenAPI document. Every API route is added through `routes!`, so none
 /// can exist without being documented.
-pub fn api(resume_max_bytes: usize) -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
-    let uploads = OpenApiRouter::new()
-        .routes(routes!(users::upload_resume, users::list_resumes))
-        .layer(DefaultBodyLimit::max(resume_max_bytes));
+pub fn api() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -96,7 +103,8 @@ pub fn api(resume_max_bytes: usize) -> (Router<ApiContext>, utoipa::openapi::Ope
         .routes(routes!(users::upsert_profile))
         .routes(routes!(users::me))
         .routes(routes!(users::get_user))
-        .merge(uploads)
+        .routes(routes!(users::upload_resume, users::list_resumes))
+        .routes(routes!(users::delete_resume))
         .routes(routes!(users::download_resume))
         .routes(routes!(applications::create, applications::list))
         .routes(routes!(applications::claim))
@@ -172,7 +180,7 @@ pub fn router(ctx: ApiContext) -> Router {
 /// and without authentication this way; the service itself adds none).
 pub fn router_with(ctx: ApiContext, extra: Router<ApiContext>) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let (api, openapi) = api(ctx.resume_max_bytes);
+    let (api, openapi) = api();
     let metrics = ctx.metrics.clone();
     Router::new()
         .merge(api.merge(extra).with_state(ctx))

@@ -34,6 +34,15 @@ pub struct Forbidden(Problem);
 )]
 pub struct Unavailable(Problem);
 
+/// 503 of an upload.
+#[derive(IntoResponses)]
+#[response(
+    status = 503,
+    description = "Clerk or the database is unreachable, or every upload slot stayed busy for a second (`Retry-After`)",
+    content_type = "application/problem+json"
+)]
+pub struct UploadUnavailable(Problem);
+
 /// 404.
 #[derive(IntoResponses)]
 #[response(
@@ -98,7 +107,7 @@ pub enum OptionalJsonBody {
 #[derive(IntoResponses)]
 #[response(
     status = 413,
-    description = "The file is over `RESUME_MAX_BYTES`",
+    description = "The file is over `RESUME_MAX_BYTES`, or does not fit the user's `RESUME_QUOTA_BYTES` (the detail names the quota and what is used)",
     content_type = "application/problem+json"
 )]
 pub struct TooLarge(Problem);

@@ -1,19 +1,23 @@
 //! Profiles, resumes and `whoami`.
 
+use std::time::Duration;
+
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError};
 use jobtracker_types::{Page, Resume, User, UserProfileInput, Whoami};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::SemaphorePermit;
 use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
 use super::responses::{
-    Forbidden, Invalid, JsonBody, NotFound, TooLarge, Unauthorized, Unavailable, Unsupported,
+    Conflict, Forbidden, Invalid, JsonBody, NotFound, TooLarge, Unauthorized, Unavailable,
+    Unsupported, UploadUnavailable,
 };
 use super::{ApiContext, validate};
 use crate::error::ApiError;
@@ -142,6 +146,67 @@ pub async fn get_user(
         .ok_or(ApiError::NotFound("user"))
 }
 
+/// How long an upload waits for one of the `UPLOAD_PERMITS` before it gets 503.
+const UPLOAD_WAIT: Duration = Duration::from_secs(1);
+
+/// `answer` to an upload whose body was not read (see [`admit`]). A client that sent `Expect: 100-continue` is
+/// answered without sending the body. Any other is sending it already, and closing the
+/// connection under it can lose the answer (the client sees a broken pipe instead), so the body
+/// is read first and thrown away as it arrives: at most `limit` bytes, none of them kept.
+async fn refuse_unread(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    answer: ApiError,
+) -> ApiError {
+    let waits_for_continue = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits_for_continue {
+        let mut body = body;
+        let mut left = limit;
+        while let Some(Ok(frame)) = body.frame().await {
+            let len = frame.data_ref().map_or(0, |d| d.len());
+            match left.checked_sub(len) {
+                Some(rest) => left = rest,
+                None => break,
+            }
+        }
+    }
+    answer
+}
+
+/// What an upload is refused for before a byte of its body is read, so a refusal costs a query,
+/// not a buffered file: the path, the caller, the file name and the user's quota (a look ahead:
+/// the write decides). Then one of the `UPLOAD_PERMITS`, held while the body is in memory.
+async fn admit<'a>(
+    caller: &Caller,
+    ctx: &'a ApiContext,
+    user_id: &str,
+    file_name: &str,
+    headers: &HeaderMap,
+) -> Result<SemaphorePermit<'a>, ApiError> {
+    validate::user_id(user_id)?;
+    caller.require(Action::UploadResume, user_id)?;
+    validate::file_name(file_name)?;
+    // A declared length over RESUME_MAX_BYTES is left to the limit's own answer.
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n <= ctx.resume_max_bytes as u64);
+    ctx.db
+        .check_resume_room(user_id, ctx.resume_limits, length.unwrap_or(1))
+        .await?;
+    tokio::time::timeout(UPLOAD_WAIT, ctx.resume_uploads.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(ApiError::Busy(
+            "too many resume uploads in progress; retry shortly",
+        ))
+}
+
 /// Query of a resume upload.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct UploadQuery {
@@ -165,12 +230,13 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Uploads a resume (raw body; PDF, DOCX or plain text).
+/// Uploads a resume (raw body; PDF, DOCX or plain text). The user's `RESUME_MAX_FILES` and
+/// `RESUME_QUOTA_BYTES` are checked before the body is read, and again by the write.
 #[utoipa::path(post, path = "/api/users/{user_id}/resumes", tag = "resumes",
     params(("user_id" = String, Path), UploadQuery),
     request_body(description = "The file; the content must match the Content-Type",
         content((Vec<u8> = "application/pdf"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"), (Vec<u8> = "text/plain"))),
-    responses((status = 201, body = Resume), Unauthorized, Forbidden, NotFound, TooLarge, Unsupported, Invalid, Unavailable),
+    responses((status = 201, body = Resume), Unauthorized, Forbidden, NotFound, Conflict, TooLarge, Unsupported, Invalid, UploadUnavailable),
     security(("bearer" = [])))]
 pub async fn upload_resume(
     caller: Caller,
@@ -178,19 +244,19 @@ pub async fn upload_resume(
     Path(user_id): Path<String>,
     ApiQuery(q): ApiQuery<UploadQuery>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<Resume>), ApiError> {
-    validate::user_id(&user_id)?;
-    caller.require(Action::UploadResume, &user_id)?;
-    validate::file_name(&q.file_name)?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
-                "resumes are limited to {} bytes",
-                ctx.resume_max_bytes
-            ))
+    let max = ctx.resume_max_bytes;
+    let _permit = match admit(&caller, &ctx, &user_id, &q.file_name, &headers).await {
+        Ok(permit) => permit,
+        Err(refusal) => return Err(refuse_unread(body, &headers, max, refusal).await),
+    };
+    // The limit holds while the body streams in: reading stops past it.
+    let body = axum::body::to_bytes(body, max).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>()) {
+            ApiError::TooLarge(format!("resumes are limited to {max} bytes"))
         } else {
-            ApiError::BadRequest(e.body_text())
+            ApiError::BadRequest(format!("Failed to buffer the request body: {e}"))
         }
     })?;
     if body.is_empty() {
@@ -230,13 +296,16 @@ pub async fn upload_resume(
         .collect::<String>();
     let resume = ctx
         .db
-        .insert_resume(NewResume {
-            user_id: &user_id,
-            file_name: &q.file_name,
-            content_type: detected,
-            sha256: &sha,
-            content: body.to_vec(),
-        })
+        .insert_resume(
+            NewResume {
+                user_id: &user_id,
+                file_name: &q.file_name,
+                content_type: detected,
+                sha256: &sha,
+                content: Vec::from(body),
+            },
+            ctx.resume_limits,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(resume)))
 }
@@ -267,6 +336,24 @@ pub async fn list_resumes(
         .list_resumes(&user_id, q.cursor.as_deref(), validate::limit(q.limit)?)
         .await?;
     Ok(Json(page))
+}
+
+/// Deletes one of the user's resumes, making room for another. A resume an application refers
+/// to stays (it is part of that application's history): 409.
+#[utoipa::path(delete, path = "/api/users/{user_id}/resumes/{resume_id}", tag = "resumes",
+    params(("user_id" = String, Path), ("resume_id" = String, Path)),
+    responses((status = 204, description = "Deleted"), Unauthorized, Forbidden, NotFound, Conflict, Invalid, Unavailable),
+    security(("bearer" = [])))]
+pub async fn delete_resume(
+    caller: Caller,
+    State(ctx): State<ApiContext>,
+    Path((user_id, resume_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    validate::user_id(&user_id)?;
+    validate::id("resume_id", &resume_id, "res")?;
+    caller.require(Action::DeleteResume, &user_id)?;
+    ctx.db.delete_resume(&user_id, &resume_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `filename="…"` safe for any client, plus RFC 5987 `filename*` for the exact name.

@@ -2,8 +2,9 @@
 //! and every rule about who may change what is part of the statement that writes: `UPDATE …
 //! WHERE` the status, the claim, its `lease_id` and the question's owner still allow it, after
 //! the application row is locked (`SELECT … FOR UPDATE` on Postgres, `BEGIN IMMEDIATE` on
-//! SQLite). Zero rows changed means the rule did not hold at that moment:
-//! [`StoreError::Conflict`], nothing written, no event.
+//! SQLite). The resume quota likewise: `INSERT … SELECT … WHERE` the user's count and bytes
+//! leave room, after the user's row is locked. Zero rows changed means the rule did not hold at
+//! that moment: [`StoreError::Conflict`], nothing written, no event.
 //!
 //! Status values in SQL are bound from [`ApplicationStatus::code`], never written as numbers.
 //! The store knows nothing of HTTP: `crate::error` maps [`StoreError`] to a response.
@@ -22,7 +23,7 @@ use sqlx::{Any, Transaction};
 pub use applications::{ApplicationSnapshot, StatusChange, StatusGuard};
 pub use leases::{Claim, LeaseChange};
 pub use questions::{Answerer, Reply};
-pub use resumes::NewResume;
+pub use resumes::{NewResume, ResumeLimits};
 
 use crate::db::{Backend, Db};
 
@@ -106,6 +107,35 @@ pub enum Conflict {
     /// The question changed between the read and the write.
     #[error("the question changed meanwhile; reload and retry")]
     QuestionChanged,
+    /// The user keeps as many resumes as `RESUME_MAX_FILES` allows (or more, if it was lowered).
+    #[error("{}", resume_count(*count, *max))]
+    ResumeCount {
+        /// The user's resumes.
+        count: i64,
+        /// The limit.
+        max: i64,
+    },
+    /// The upload does not fit the user's `RESUME_QUOTA_BYTES`.
+    #[error(
+        "the user's resumes may take {quota} bytes in all and {used} are used: this one does not fit; delete one first"
+    )]
+    ResumeQuota {
+        /// The quota, bytes.
+        quota: i64,
+        /// What the user's resumes take, bytes.
+        used: i64,
+    },
+    /// Deleting a resume an application refers to: it stays, as that application's history.
+    #[error("the resume is used by an application")]
+    ResumeInUse,
+}
+
+fn resume_count(count: i64, max: i64) -> String {
+    if count == max {
+        format!("the user already has {count} resumes (the limit): delete one first")
+    } else {
+        format!("the user already has {count} resumes (the limit is {max}): delete some first")
+    }
 }
 
 /// The statuses in which answers may still change (and questions count as open).
@@ -140,6 +170,18 @@ impl Db {
     async fn lock_application(&self, tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT id FROM job_applications WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Locks the user's row for the rest of `tx` (Postgres; on SQLite as above), so a rule over
+    /// all of the user's rows (the resume quota) read inside `tx` still holds when `tx` writes.
+    async fn lock_user(&self, tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
                 .bind(id)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -196,6 +238,25 @@ mod tests {
             (
                 Conflict::QuestionChanged,
                 "the question changed meanwhile; reload and retry",
+            ),
+            (
+                Conflict::ResumeCount { count: 20, max: 20 },
+                "the user already has 20 resumes (the limit): delete one first",
+            ),
+            (
+                Conflict::ResumeCount { count: 25, max: 20 },
+                "the user already has 25 resumes (the limit is 20): delete some first",
+            ),
+            (
+                Conflict::ResumeQuota {
+                    quota: 1000,
+                    used: 900,
+                },
+                "the user's resumes may take 1000 bytes in all and 900 are used: this one does not fit; delete one first",
+            ),
+            (
+                Conflict::ResumeInUse,
+                "the resume is used by an application",
             ),
         ];
         for (conflict, detail) in cases {

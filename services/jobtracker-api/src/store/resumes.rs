@@ -1,11 +1,13 @@
 //! Resume files: metadata for lists, the bytes only for downloads.
 
-use jobtracker_types::{Page, Resume};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use std::num::{NonZeroU32, NonZeroU64};
 
-use super::{Entity, Result, StoreError, page};
-use crate::db::{Db, new_id, rfc3339};
+use jobtracker_types::{Page, Resume};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row};
+
+use super::{Conflict, Entity, Result, StoreError, page};
+use crate::db::{Backend, Db, new_id, rfc3339};
 
 /// A resume to store; the caller has checked the content against `content_type`.
 #[derive(Debug)]
@@ -34,25 +36,151 @@ fn resume_from(row: &AnyRow) -> Result<Resume> {
     })
 }
 
+/// How many resumes, and how many bytes of them, one user may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeLimits {
+    /// Most resumes per user.
+    pub max_files: NonZeroU32,
+    /// Most bytes of resumes per user.
+    pub quota_bytes: NonZeroU64,
+}
+
+impl ResumeLimits {
+    fn max_files(self) -> i64 {
+        i64::from(self.max_files.get())
+    }
+
+    fn quota_bytes(self) -> i64 {
+        i64::try_from(self.quota_bytes.get()).unwrap_or(i64::MAX)
+    }
+
+    /// Why a user with `count` resumes taking `used` bytes may not add one of `size` bytes: the
+    /// conditions of [`Db::insert_resume`]'s statement, for explaining its refusal.
+    fn refusal(self, count: i64, used: i64, size: i64) -> Option<Conflict> {
+        if count >= self.max_files() {
+            Some(Conflict::ResumeCount {
+                count,
+                max: self.max_files(),
+            })
+        } else if used.saturating_add(size) > self.quota_bytes() {
+            Some(Conflict::ResumeQuota {
+                quota: self.quota_bytes(),
+                used,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// A user's resumes and the bytes they take.
+async fn usage<'e>(ex: impl Executor<'e, Database = Any>, user_id: &str) -> Result<(i64, i64)> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS files, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
+         FROM resumes WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(ex)
+    .await?;
+    Ok((row.try_get("files")?, row.try_get("bytes")?))
+}
+
 impl Db {
-    /// Stores a resume under a new id.
-    pub async fn insert_resume(&self, new: NewResume<'_>) -> Result<Resume> {
+    /// A cheap look before an upload's body is read: `Err(Conflict)` if the user has no room for
+    /// a resume of `size` bytes. Only [`insert_resume`](Self::insert_resume) decides.
+    pub async fn check_resume_room(
+        &self,
+        user_id: &str,
+        limits: ResumeLimits,
+        size: u64,
+    ) -> Result<()> {
+        let (count, used) = usage(&self.pool, user_id).await?;
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        match limits.refusal(count, used, size) {
+            Some(why) => Err(StoreError::Conflict(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Stores a resume under a new id if the user's resumes stay within `limits`: the rule is a
+    /// condition of the `INSERT`, run with the user's row locked (the write lock on SQLite), so
+    /// concurrent uploads cannot both take the last room. Refused: [`Conflict::ResumeCount`] or
+    /// [`Conflict::ResumeQuota`], nothing written.
+    pub async fn insert_resume(&self, new: NewResume<'_>, limits: ResumeLimits) -> Result<Resume> {
         let id = new_id("res");
-        let size = new.content.len() as i64;
-        sqlx::query("INSERT INTO resumes (id, user_id, file_name, content_type, size, sha256, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(&id)
-            .bind(new.user_id)
-            .bind(new.file_name)
-            .bind(new.content_type)
-            .bind(size)
-            .bind(new.sha256)
-            .bind(new.content)
-            .bind(self.now_ms())
-            .execute(&self.pool)
-            .await?;
+        let size = i64::try_from(new.content.len()).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write().await?;
+        self.lock_user(&mut tx, new.user_id).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO resumes (id, user_id, file_name, content_type, size, sha256, content, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+             WHERE (SELECT COUNT(*) FROM resumes WHERE user_id = $2) < $9 \
+             AND (SELECT COALESCE(SUM(size), 0) FROM resumes WHERE user_id = $2) + $5 <= $10",
+        )
+        .bind(&id)
+        .bind(new.user_id)
+        .bind(new.file_name)
+        .bind(new.content_type)
+        .bind(size)
+        .bind(new.sha256)
+        .bind(new.content)
+        .bind(self.now_ms())
+        .bind(limits.max_files())
+        .bind(limits.quota_bytes())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let (count, used) = usage(&mut *tx, new.user_id).await?;
+            let why = limits
+                .refusal(count, used, size)
+                .unwrap_or(Conflict::ResumeQuota {
+                    quota: limits.quota_bytes(),
+                    used,
+                });
+            return Err(StoreError::Conflict(why));
+        }
+        tx.commit().await?;
         self.resume(&id)
             .await?
             .ok_or(StoreError::NotFound(Entity::Resume))
+    }
+
+    /// Deletes `user_id`'s resume `id`, unless an application refers to it (applications keep
+    /// their resume as history): [`Conflict::ResumeInUse`]. Another user's resume, or none:
+    /// [`StoreError::NotFound`].
+    pub async fn delete_resume(&self, user_id: &str, id: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // An application being created with this resume holds the row (its foreign key
+            // check) until it commits; waiting for it here lets the statement below see it.
+            sqlx::query("SELECT id FROM resumes WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        let deleted = sqlx::query(
+            "DELETE FROM resumes WHERE id = $1 AND user_id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM job_applications WHERE resume_id = $1)",
+        )
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if deleted == 0 {
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT user_id FROM resumes WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(match owner {
+                Some(owner) if owner == user_id => StoreError::Conflict(Conflict::ResumeInUse),
+                _ => StoreError::NotFound(Entity::Resume),
+            });
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A resume's metadata.

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 pub use jobtracker_api::testing::Backend;
 use jobtracker_api::testing::{OffsetClock, TestDatabase};
 
-/// Runs a scenario on both backends: `both!(name);` makes `name::sqlite` and `name::postgres`.
+/// Runs a scenario on both backends: `both!(name);` makes `name::sqlite` and `name::postgres`;
+/// `both!(name, |c| …)` edits the API's config first.
 #[macro_export]
 macro_rules! both {
     ($name:ident) => {
@@ -24,6 +25,24 @@ macro_rules! both {
                 if let Some(app) =
                     $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await
                 {
+                    super::$name(&app).await;
+                }
+            }
+        }
+    };
+    ($name:ident, $edit:expr) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let backend = $crate::helpers::Backend::Sqlite;
+                if let Some(app) = $crate::helpers::spawn_app_with(backend, $edit).await {
+                    super::$name(&app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let backend = $crate::helpers::Backend::Postgres;
+                if let Some(app) = $crate::helpers::spawn_app_with(backend, $edit).await {
                     super::$name(&app).await;
                 }
             }

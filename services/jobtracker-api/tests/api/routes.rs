@@ -23,6 +23,16 @@ async fn access_matrix(app: &TestApp) {
         created["questions"][1]["id"].as_str().expect("q"),
     );
     let resume = created["resume_id"].as_str().expect("resume");
+    let spare = app
+        .upload(
+            &app.alice,
+            &app.user(&app.alice),
+            "spare.txt",
+            "text/plain",
+            b"spare".to_vec(),
+        )
+        .await;
+    let spare = spare.body["id"].as_str().expect("spare resume").to_owned();
     let alice = app.user(&app.alice);
     let bob = app.user(&app.bob);
     let rep = app.machine("CandidateRepresenter.Bot");
@@ -216,6 +226,24 @@ async fn access_matrix(app: &TestApp) {
             ],
         ),
         (
+            Method::DELETE,
+            format!("/api/users/{a}/resumes/{spare}"),
+            None,
+            vec![
+                ("bob", &bob, 403),
+                ("rep", &rep, 403),
+                ("applier", &applier, 403),
+                ("alice", &alice, 204),
+                ("alice again", &alice, 404),
+            ],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/users/{a}/resumes/{resume}"),
+            None,
+            vec![("alice, whose application uses it", &alice, 409)],
+        ),
+        (
             Method::POST,
             "/api/job-applications".into(),
             Some(json!({"company": "B", "position": "P"})),
@@ -322,6 +350,7 @@ async fn openapi_covers_the_router(app: &TestApp) {
         "/api/users/me",
         "/api/users/{user_id}",
         "/api/users/{user_id}/resumes",
+        "/api/users/{user_id}/resumes/{resume_id}",
         "/api/resumes/{resume_id}/content",
         "/api/job-applications",
         "/api/job-applications/{id}",
@@ -366,7 +395,7 @@ both!(openapi_covers_the_router);
 /// every `/api` route authenticates (401; 503 when Clerk or the database is down) and refuses
 /// (403) except `whoami`; ids in the path are validated (422) and looked up (404); a JSON body
 /// can be malformed (400), too large (413), the wrong type (415, when required) or invalid
-/// (422); the state-changing routes with rules answer 409.
+/// (422); the state-changing routes with rules (and the resume quota) answer 409.
 fn expected_errors(method: &str, path: &str, action: Action, op: &Value) -> BTreeSet<u16> {
     let mut out = BTreeSet::from([401, 503]);
     if action != Action::Whoami {
@@ -394,7 +423,11 @@ fn expected_errors(method: &str, path: &str, action: Action, op: &Value) -> BTre
     }
     if matches!(
         action,
-        Action::UpdateStatus | Action::ManageLease | Action::AnswerQuestion
+        Action::UpdateStatus
+            | Action::ManageLease
+            | Action::AnswerQuestion
+            | Action::UploadResume
+            | Action::DeleteResume
     ) {
         out.insert(409);
     }
