@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bot_runtime::{Bot, BotArgs};
 use candidate_representer::Representer;
 use clerk_mock::ClerkMock;
 use job_applier::Applier;
 use jobtracker_api::testing::{Backend, TestDatabase};
-use jobtracker_client::bot::BotArgs;
+use m2m_core::config::{ClerkArgs, JwtArgs, TokenArgs};
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 
@@ -45,28 +46,7 @@ impl Stack {
     ) -> Option<Self> {
         let database = TestDatabase::create(backend).await?;
         let mock = ClerkMock::start_demo().await;
-        let machine = |n: &str| mock.machine_by_name(n).expect("seeded machine");
-        let mut api_config = jobtracker_api::Config {
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            database_url: database.url.clone(),
-            clerk_api_base_url: mock.api_url(),
-            clerk_machine_secret_key: Some(machine("JobTracker.API").secret_key),
-            clerk_secret_key: Some(mock.instance_secret_key()),
-            clerk_jwt_key: None,
-            clerk_jwks_url: None,
-            clerk_machine_id: Some(machine("JobTracker.API").id),
-            clerk_authorized_parties: Some(mock.authorized_party()),
-            clerk_issuer: None,
-            m2m_verify_cache_ttl_seconds: 60,
-            verify_limits: Default::default(),
-            candidate_representer_machine_id: Some(machine("CandidateRepresenter.Bot").id),
-            job_applier_machine_id: Some(machine("JobApplier.Bot").id),
-            resume_max_files: 20,
-            resume_quota_bytes: 100 * 1024 * 1024,
-            resume_max_bytes: 1 << 20,
-            rust_log: "info".into(),
-            log_format: "pretty".into(),
-        };
+        let mut api_config = jobtracker_api::Config::for_mock(&mock, &database.url);
         edit(&mut api_config);
         let outbox =
             std::env::temp_dir().join(format!("e2e-outbox-{}", jobtracker_api::db::new_id("o")));
@@ -91,7 +71,7 @@ impl Stack {
 
     /// (Re)starts the API; after a restart it keeps its port and database.
     pub async fn start_api(&mut self) {
-        let app = jobtracker_api::Application::build(&self.api_config)
+        let app = jobtracker_api::Server::build(&self.api_config)
             .await
             .expect("the API starts");
         let addr = app.local_addr();
@@ -114,27 +94,21 @@ impl Stack {
         }
     }
 
-    /// Settings for a bot running as machine `machine` (a seeded name).
+    /// Settings for a bot running as machine `machine` (a seeded name), minting opaque tokens
+    /// with its key.
     pub fn bot_args(&self, machine: &str) -> BotArgs {
         BotArgs {
             jobtracker_api_url: self.api.clone(),
-            clerk_api_base_url: self.mock.api_url(),
-            clerk_machine_secret_key: Some(
-                self.mock
+            clerk: ClerkArgs {
+                clerk_api_base_url: self.mock.api_url(),
+                clerk_machine_secret_key: self
+                    .mock
                     .machine_by_name(machine)
-                    .expect("machine")
-                    .secret_key,
-            ),
-            clerk_m2m_token: None,
-            enable_m2m_auth: "true".into(),
-            m2m_token_lifetime_seconds: None,
-            m2m_token_refresh_buffer_seconds: None,
-            m2m_token_format: "opaque".into(),
-            m2m_token_refresh_jitter_seconds: 0,
-            m2m_token_min_remaining_ttl_seconds: None,
+                    .map(|m| m.secret_key.into()),
+            },
+            token: TokenArgs::default(),
             poll_interval_seconds: 1,
-            rust_log: "info".into(),
-            log_format: "pretty".into(),
+            log: Default::default(),
         }
     }
 
@@ -148,15 +122,17 @@ impl Stack {
     pub fn representer_config(&self) -> candidate_representer::Config {
         candidate_representer::Config {
             common: self.bot_args("CandidateRepresenter.Bot"),
-            clerk_jwt_key: None,
-            clerk_jwks_url: Some(self.mock.jwks_url()),
-            clerk_machine_id: self
-                .mock
-                .machine_by_name("CandidateRepresenter.Bot")
-                .map(|m| m.id),
-            clerk_authorized_parties: Some(self.mock.authorized_party()),
-            clerk_issuer: Some(self.mock.issuer()),
-            allowed_machine_ids: String::new(),
+            jwt: JwtArgs {
+                clerk_jwt_key: None,
+                clerk_jwks_url: Some(self.mock.jwks_url()),
+                clerk_authorized_parties: vec![self.mock.authorized_party()],
+                clerk_issuer: Some(self.mock.issuer()),
+                clerk_machine_id: self
+                    .mock
+                    .machine_by_name("CandidateRepresenter.Bot")
+                    .map(|m| m.id),
+            },
+            allowed_machine_ids: Vec::new(),
             bind: "127.0.0.1:0".parse().expect("addr"),
         }
     }

@@ -4,9 +4,6 @@
 //! Idempotent calls (GET, PUT, DELETE) are retried on 429, 5xx and connection failures with
 //! backoff; POST and PATCH are not, so nothing is done twice.
 
-pub mod bot;
-pub mod worker;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +12,6 @@ use jobtracker_types::{
     LeaseRelease, LeaseRequest, Page, Problem, QuestionWithContext, Resume, StatusUpdate, User,
     UserProfileInput, Whoami,
 };
-use m2m_core::clerk::ClerkClient;
-use m2m_core::clock::Clock;
-use m2m_core::config::{ConfigError, Env, M2mClientConfig};
 use m2m_core::{AuthedClient, AuthedRequestError, TokenSource};
 use rand::Rng;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -122,25 +116,6 @@ impl JobTrackerClient {
             authed: AuthedClient::new(http, tokens),
             retry: Retry::default(),
         })
-    }
-
-    /// Reads `JOBTRACKER_API_URL` and the M2M settings of `service` (docs/bots.md, docs/m2m-core.md
-    /// *Settings*) and logs how it authenticates, never the token.
-    pub fn from_env(
-        env: &Env<'_>,
-        service: &str,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, ConfigError> {
-        let api_url = env.url("JOBTRACKER_API_URL", "http://localhost:5000")?;
-        let m2m = M2mClientConfig::from_env(env, Some(service))?;
-        let clerk = ClerkClient::new(&m2m.api_base_url)
-            .map_err(|e| ConfigError::new("CLERK_API_BASE_URL", e.to_string()))?;
-        let tokens = m2m.token_source(&clerk, clock)?;
-        if !matches!(tokens, TokenSource::Disabled) {
-            tracing::info!(api = %api_url, kind = tokens.kind(), "M2M authentication enabled for JobTracker API");
-        }
-        Self::new(&api_url, tokens)
-            .map_err(|e| ConfigError::new("JOBTRACKER_API_URL", e.to_string()))
     }
 
     /// Overrides the retry policy.

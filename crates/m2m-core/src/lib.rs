@@ -39,8 +39,6 @@ pub mod grpc;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;
 mod secret;
-#[cfg(feature = "service")]
-pub mod service;
 pub mod token_source;
 pub mod verify;
 

@@ -6,23 +6,20 @@ pub mod rules;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
-use jobtracker_client::bot::{BotArgs, serve_worker};
-use jobtracker_client::worker::{Counters, poll_loop};
+use bot_runtime::{Bot, BotArgs, Counters};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{AnswerInput, UserProfileInput};
 use m2m_core::auth_axum::AuthRejection;
-use m2m_core::config::Env;
-use m2m_core::{Principal, Verifier, VerifierConfig};
+use m2m_core::config::{JwtArgs, parse};
+use m2m_core::{Principal, Verifier};
 use serde::Deserialize;
-use tokio::sync::watch;
 
 /// Settings (`--help` lists the environment variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -34,68 +31,24 @@ use tokio::sync::watch;
 pub struct Config {
     #[command(flatten)]
     pub common: BotArgs,
-    /// PEM public key of the Clerk instance: verifies users' session JWTs (and M2M JWTs) on
-    /// `/v1/ask` without a network call. No secret key is needed for that.
-    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
-    pub clerk_jwt_key: Option<String>,
-    /// JWKS URL, alternative to `CLERK_JWT_KEY` (e.g. the Frontend API's
-    /// `/.well-known/jwks.json`).
-    #[arg(long, env = "CLERK_JWKS_URL")]
-    pub clerk_jwks_url: Option<String>,
-    /// Comma-separated origins allowed in a session token's `azp` (exact match). Empty: any
-    /// origin of the Clerk instance (a WARN at start says so).
-    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES")]
-    pub clerk_authorized_parties: Option<String>,
-    /// If set, a JWT's `iss` must equal it.
-    #[arg(long, env = "CLERK_ISSUER")]
-    pub clerk_issuer: Option<String>,
-    /// The representer's own machine id (`mch_…`). An M2M token on `/v1/ask` is accepted only
-    /// if its scopes list it; without it, JWT-format M2M tokens are refused.
-    #[arg(long, env = "CLERK_MACHINE_ID")]
-    pub clerk_machine_id: Option<String>,
+    /// How callers of `/v1/ask` are verified: users' session JWTs (and M2M JWTs) with the
+    /// instance's public keys, without a network call and with no secret key; opaque M2M tokens
+    /// with this bot's machine key.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
     /// Comma-separated machine ids (`mch_…`) that may ask about any candidate on `/v1/ask`.
     /// Empty (the default): no machine may; users may ask about themselves only.
-    #[arg(long, env = "REPRESENTER_ALLOWED_MACHINE_IDS", default_value = "")]
-    pub allowed_machine_ids: String,
+    #[arg(
+        long,
+        env = "REPRESENTER_ALLOWED_MACHINE_IDS",
+        default_value = "",
+        hide_default_value = true,
+        value_parser = parse::machine_ids
+    )]
+    pub allowed_machine_ids: ::std::vec::Vec<String>,
     /// Address of `/healthz`, `/metrics` and `/v1/ask`.
     #[arg(long, env = "REPRESENTER_BIND", default_value = "0.0.0.0:5100")]
     pub bind: SocketAddr,
-}
-
-impl Config {
-    /// The settings as m2m-core's `Env`, so validation and messages are shared.
-    pub fn env(&self) -> Env<'_> {
-        self.common.env(move |k| match k {
-            "CLERK_JWT_KEY" => self.clerk_jwt_key.clone(),
-            "CLERK_JWKS_URL" => self.clerk_jwks_url.clone(),
-            "CLERK_MACHINE_ID" => self.clerk_machine_id.clone(),
-            "CLERK_AUTHORIZED_PARTIES" => self.clerk_authorized_parties.clone(),
-            "CLERK_ISSUER" => self.clerk_issuer.clone(),
-            _ => None,
-        })
-    }
-
-    /// `REPRESENTER_ALLOWED_MACHINE_IDS`, checked: each a machine id.
-    pub fn allowed_machines(&self) -> Result<Vec<String>, String> {
-        let mut out = Vec::new();
-        for id in self
-            .allowed_machine_ids
-            .split(',')
-            .map(str::trim)
-            .filter(|i| !i.is_empty())
-        {
-            if !id.starts_with("mch_")
-                || id.len() > 64
-                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
-                return Err(format!(
-                    "configuration error: REPRESENTER_ALLOWED_MACHINE_IDS: expected machine ids (mch_…) separated by commas, got {id:?}"
-                ));
-            }
-            out.push(id.to_owned());
-        }
-        Ok(out)
-    }
 }
 
 const COUNTERS: &[(&str, &str)] = &[
@@ -141,11 +94,11 @@ impl Representer {
     /// Builds it from the settings: errors name the variable.
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let clock = m2m_core::clock::system();
-        let env = config.env();
-        let client = JobTrackerClient::from_env(&env, "candidate-representer", clock.clone())
+        let client = config
+            .common
+            .client(clock.clone())
             .map_err(|e| e.to_string())?;
-        let allowed = config.allowed_machines()?;
-        let verifier = match VerifierConfig::from_env(&env) {
+        let verifier = match config.jwt.verifier_config(&config.common.clerk) {
             Ok(vc) => {
                 if vc.key_source.is_none() {
                     tracing::warn!(
@@ -161,12 +114,7 @@ impl Representer {
                 None
             }
         };
-        Ok(Self::new(client, verifier).with_allowed_machines(allowed))
-    }
-
-    /// The counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+        Ok(Self::new(client, verifier).with_allowed_machines(config.allowed_machine_ids.clone()))
     }
 
     /// Answers every unanswered question once. Returns whether any was handled.
@@ -231,34 +179,26 @@ impl Representer {
         }
         Ok(handled)
     }
-
-    /// Polls until `stop` turns true.
-    pub async fn run(self: Arc<Self>, interval: Duration, stop: watch::Receiver<bool>) {
-        poll_loop("candidate-representer", interval, stop, || {
-            let me = self.clone();
-            async move { me.run_once().await.map(|_| false) }
-        })
-        .await;
-    }
-
-    /// `/healthz`, `/metrics`, `POST /v1/ask`.
-    pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
-            .route(
-                "/healthz",
-                get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-            )
-            .route("/metrics", get(metrics))
-            .route("/v1/ask", post(ask))
-            .with_state(self)
-    }
 }
 
-async fn metrics(State(me): State<Arc<Representer>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        me.counters.render(),
-    )
+impl Bot for Representer {
+    const NAME: &'static str = "candidate-representer";
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// One pass over the unanswered questions; the next waits for the interval.
+    async fn step(&self) -> Result<bool, ClientError> {
+        self.run_once().await.map(|_| false)
+    }
+
+    /// `POST /v1/ask`.
+    fn routes(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/ask", post(ask))
+            .with_state(self.clone())
+    }
 }
 
 /// Body of `POST /v1/ask`.
@@ -272,13 +212,7 @@ pub struct Ask {
 }
 
 fn problem(status: StatusCode, detail: &str) -> axum::response::Response {
-    let body = serde_json::json!({"type": "about:blank", "title": status.canonical_reason().unwrap_or("Error"), "status": status.as_u16(), "detail": detail});
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
+    service_kit::problem(status, detail, None)
 }
 
 /// The caller of `/v1/ask`, authenticated by m2m-core's extractor and admitted by the
@@ -364,14 +298,8 @@ async fn ask(
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), String> {
     let me = Arc::new(Representer::from_config(&config)?);
-    let interval = Duration::from_secs(config.common.poll_interval_seconds.max(1));
-    let worker = me.clone();
-    serve_worker(
-        "candidate-representer",
-        "REPRESENTER_BIND",
-        config.bind,
-        me.router(),
-        move |stop| worker.run(interval, stop),
-    )
-    .await
+    let listener = service_kit::bind("REPRESENTER_BIND", config.bind).await?;
+    let interval = config.common.poll_interval();
+    bot_runtime::serve(me, listener, interval, service_kit::shutdown_signal()).await;
+    Ok(())
 }

@@ -2,18 +2,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
-    let config = candidate_representer::Config::parse();
-    m2m_core::service::init_tracing();
-    match candidate_representer::serve(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("candidate-representer: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let config = match m2m_core::config::parse_args::<candidate_representer::Config>() {
+        Ok(config) => config,
+        Err(e) => return service_kit::exit("candidate-representer", Err(e)),
+    };
+    service_kit::init_tracing(&config.common.log);
+    service_kit::exit(
+        "candidate-representer",
+        candidate_representer::serve(config).await,
+    )
 }

@@ -30,6 +30,9 @@ pub struct Config {
     /// The user of `--session-token-from` (default: the seed's first user).
     #[arg(long, value_name = "USER_ID", requires = "session_token_from")]
     pub user: Option<String>,
+    /// Logging.
+    #[command(flatten)]
+    pub log: service_kit::LogArgs,
 }
 
 /// Loads the seed named by the config (or the default one).
@@ -149,7 +152,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         );
     }
     tokio::select! {
-        () = m2m_core::service::shutdown_signal() => {}
+        () = service_kit::shutdown_signal() => {}
         () = compact_forever(&mock) => {}
     }
     tracing::info!("clerk-mock stopping");

@@ -7,12 +7,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = clerk_mock_service::Config::parse();
-    m2m_core::service::init_tracing();
-    match clerk_mock_service::run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("clerk-mock: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::init_tracing(&config.log);
+    service_kit::exit("clerk-mock", clerk_mock_service::run(config).await)
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches, Parser};
 use clerk_mock::ClerkMock;
+use m2m_core::config::Env;
 use tokio::sync::{oneshot, watch};
 
 /// Ports and storage.
@@ -38,27 +39,20 @@ pub struct Options {
     /// Seconds between the bots' polls.
     #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 2)]
     pub poll_interval_seconds: u64,
+    /// Logging (of every service: they share one process).
+    #[command(flatten)]
+    pub log: service_kit::LogArgs,
 }
 
-/// Parses a service's own `Config` from environment-variable pairs: each variable is mapped to
-/// the flag that reads it, so the service sees exactly what it would see in compose.
-pub fn config_from_env<C: Parser + CommandFactory>(
+/// Parses a service's own `Config` from environment-variable pairs, the way its binary reads
+/// its environment: the service sees exactly what it would see in compose.
+pub fn config_from_env<C: CommandFactory + FromArgMatches>(
     binary: &str,
     vars: &BTreeMap<&str, String>,
 ) -> Result<C, String> {
-    let command = C::command();
-    let mut args = vec![binary.to_owned()];
-    for (var, value) in vars {
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_env().is_some_and(|e| e == *var))
-            .ok_or_else(|| format!("{binary} has no setting {var}"))?;
-        let long = arg
-            .get_long()
-            .ok_or_else(|| format!("{binary}: {var} has no flag"))?;
-        args.push(format!("--{long}={value}"));
-    }
-    C::try_parse_from(args).map_err(|e| format!("{binary}: {e}"))
+    Env::from_fn(|k| vars.get(k).cloned())
+        .parse()
+        .map_err(|e| format!("{binary}: {e}"))
 }
 
 fn local(bind: &str) -> String {
@@ -141,12 +135,13 @@ pub async fn start(o: &Options) -> Result<Running, String> {
         print_seed: false,
         session_token_from: None,
         user: None,
+        log: o.log.clone(),
     };
     let mock = clerk_mock_service::start(&mock_config).await?;
     let [api_env, rep_env, app_env] = service_env(o, &mock);
 
     let api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
-    let api = jobtracker_api::Application::build(&api_config).await?;
+    let api = jobtracker_api::Server::build(&api_config).await?;
     let api_url = local(&o.api_bind);
     let (api_stop, api_rx) = oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {
@@ -170,25 +165,29 @@ pub async fn start(o: &Options) -> Result<Running, String> {
     let app_config: job_applier::Config = config_from_env("job-applier", &app_env)?;
     let applier = Arc::new(job_applier::Applier::from_config(&app_config)?);
 
-    let mut tasks = vec![api_task];
-    for (bind, router) in [
-        (rep_config.bind, representer.clone().router()),
-        (app_config.bind, applier.clone().router()),
-    ] {
-        let listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let rep_listener = service_kit::bind("REPRESENTER_BIND", rep_config.bind).await?;
+    let app_listener = service_kit::bind("APPLIER_BIND", app_config.bind).await?;
+    let until_stopped = move || {
         let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-        }));
-    }
-    tasks.push(tokio::spawn(representer.run(interval, stop_rx.clone())));
-    tasks.push(tokio::spawn(applier.run(interval, stop_rx)));
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let tasks = vec![
+        api_task,
+        tokio::spawn(bot_runtime::serve(
+            representer,
+            rep_listener,
+            interval,
+            until_stopped(),
+        )),
+        tokio::spawn(bot_runtime::serve(
+            applier,
+            app_listener,
+            interval,
+            until_stopped(),
+        )),
+    ];
     Ok(Running {
         mock,
         api_url,

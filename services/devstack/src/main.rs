@@ -7,7 +7,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = devstack::Options::parse();
-    m2m_core::service::init_tracing();
+    service_kit::init_tracing(&options.log);
     let running = match devstack::start(&options).await {
         Ok(r) => r,
         Err(e) => {
@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
     };
     println!("{}", running.banner(&options).await);
     tokio::select! {
-        () = m2m_core::service::shutdown_signal() => {}
+        () = service_kit::shutdown_signal() => {}
         () = clerk_mock_service::compact_forever(&running.mock) => {}
     }
     running.stop().await;

@@ -10,19 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use jobtracker_client::bot::{BotArgs, serve_worker};
-use jobtracker_client::worker::{Counters, poll_loop};
+use bot_runtime::{Bot, BotArgs, Counters};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{Application, ApplicationStatus, StatusUpdate};
-use m2m_core::config::Env;
+use m2m_core::config::parse;
 use serde_json::json;
 use submit::{ResumeFile, SubmitError, Submitter};
-use tokio::sync::watch;
 
 /// Settings (`--help` lists the environment variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -41,14 +34,22 @@ pub struct Config {
     #[arg(long, env = "APPLIER_OUTBOX_DIR", default_value = "./outbox")]
     pub outbox_dir: PathBuf,
     /// Submit to this webhook instead of the outbox.
-    #[arg(long, env = "APPLIER_SUBMIT_URL")]
+    #[arg(long, env = "APPLIER_SUBMIT_URL", value_parser = parse::http_url)]
     pub submit_url: Option<String>,
     /// Lease length, seconds (10-3600); renewed at a third of it while working.
-    #[arg(long, env = "APPLIER_LEASE_SECONDS", default_value_t = 120)]
+    #[arg(long, env = "APPLIER_LEASE_SECONDS", default_value_t = 120, value_parser = lease_seconds)]
     pub lease_seconds: u64,
     /// Claims of one application before it is marked failed.
     #[arg(long, env = "APPLIER_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: i64,
+}
+
+/// `APPLIER_LEASE_SECONDS`: long enough to renew, short enough that a crash frees the claim soon.
+fn lease_seconds(v: &str) -> Result<u64, String> {
+    match parse::seconds(v)? {
+        s @ 10..=3600 => Ok(s),
+        _ => Err("must be between 10 and 3600".to_owned()),
+    }
 }
 
 const COUNTERS: &[(&str, &str)] = &[
@@ -99,39 +100,20 @@ impl Applier {
 
     /// Builds it from the settings: errors name the variable.
     pub fn from_config(config: &Config) -> Result<Self, String> {
-        let env = config.common.env(|_| None);
-        let client = JobTrackerClient::from_env(&env, "job-applier", m2m_core::clock::system())
+        let client = config
+            .common
+            .client(m2m_core::clock::system())
             .map_err(|e| e.to_string())?;
-        let submitter = match config
-            .submit_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-        {
-            Some(url) => {
-                Env::from_fn(|_| Some(url.to_owned()))
-                    .url("APPLIER_SUBMIT_URL", "")
-                    .map_err(|e| e.to_string())?;
-                Submitter::webhook(url)
-            }
+        let submitter = match &config.submit_url {
+            Some(url) => Submitter::webhook(url),
             None => Submitter::Outbox(config.outbox_dir.clone()),
         };
-        if !(10..=3600).contains(&config.lease_seconds) {
-            return Err(
-                "configuration error: APPLIER_LEASE_SECONDS: must be between 10 and 3600".into(),
-            );
-        }
         Ok(Self::new(
             client,
             submitter,
             Duration::from_secs(config.lease_seconds),
             config.max_attempts,
         ))
-    }
-
-    /// The counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
     }
 
     /// Claims and processes one application. Returns whether there was one.
@@ -319,43 +301,26 @@ impl Applier {
                 SubmitError::Permanent(m) => Failure::Permanent(m),
             })
     }
-
-    /// Claims and submits until `stop` turns true; the item in hand is finished first.
-    pub async fn run(self: Arc<Self>, interval: Duration, stop: watch::Receiver<bool>) {
-        poll_loop("job-applier", interval, stop, || {
-            let me = self.clone();
-            async move { me.run_once().await }
-        })
-        .await;
-    }
-
-    /// `/healthz` and `/metrics`.
-    pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
-            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-            .route("/metrics", get(metrics))
-            .with_state(self)
-    }
 }
 
-async fn metrics(State(me): State<Arc<Applier>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        me.counters.render(),
-    )
+impl Bot for Applier {
+    const NAME: &'static str = "job-applier";
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// One application; the next at once if there was one.
+    async fn step(&self) -> Result<bool, ClientError> {
+        self.run_once().await
+    }
 }
 
 /// Runs the service until Ctrl-C or SIGTERM; the application in hand is finished first.
 pub async fn serve(config: Config) -> Result<(), String> {
     let me = Arc::new(Applier::from_config(&config)?);
-    let interval = Duration::from_secs(config.common.poll_interval_seconds.max(1));
-    let worker = me.clone();
-    serve_worker(
-        "job-applier",
-        "APPLIER_BIND",
-        config.bind,
-        me.router(),
-        move |stop| worker.run(interval, stop),
-    )
-    .await
+    let listener = service_kit::bind("APPLIER_BIND", config.bind).await?;
+    let interval = config.common.poll_interval();
+    bot_runtime::serve(me, listener, interval, service_kit::shutdown_signal()).await;
+    Ok(())
 }

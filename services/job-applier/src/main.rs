@@ -2,18 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
-    let config = job_applier::Config::parse();
-    m2m_core::service::init_tracing();
-    match job_applier::serve(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("job-applier: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let config = match m2m_core::config::parse_args::<job_applier::Config>() {
+        Ok(config) => config,
+        Err(e) => return service_kit::exit("job-applier", Err(e)),
+    };
+    service_kit::init_tracing(&config.common.log);
+    service_kit::exit("job-applier", job_applier::serve(config).await)
 }

@@ -3,10 +3,11 @@
 use std::net::SocketAddr;
 
 use m2m_core::VerifierConfig;
-use m2m_core::config::{ConfigError, Env};
+use m2m_core::config::{ClerkArgs, ConfigError, VerifierArgs, parse};
+use secrecy::SecretString;
 
 /// The API's settings.
-#[derive(Clone, clap::Parser)]
+#[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "jobtracker-api",
     version,
@@ -23,177 +24,96 @@ pub struct Config {
         default_value = "sqlite://jobtracker.db?mode=rwc",
         hide_env_values = true
     )]
-    pub database_url: String,
-    /// Clerk Backend API base URL (point it at clerk-mock locally).
+    pub database_url: SecretString,
+    /// Clerk, and this API as a machine.
+    #[command(flatten)]
+    pub clerk: ClerkArgs,
+    /// How tokens are verified.
+    #[command(flatten)]
+    pub verifier: VerifierArgs,
+    /// Machine id (`mch_…`) that gets the candidate-representer role.
     #[arg(
         long,
-        env = "CLERK_API_BASE_URL",
-        default_value = "https://api.clerk.com/v1"
+        env = "CANDIDATE_REPRESENTER_MACHINE_ID",
+        value_parser = parse::machine_id
     )]
-    pub clerk_api_base_url: String,
-    /// This service's machine secret key (`ak_…`): opaque M2M tokens are verified with it.
-    #[arg(long, env = "CLERK_MACHINE_SECRET_KEY", hide_env_values = true)]
-    pub clerk_machine_secret_key: Option<String>,
-    /// This API's own machine id (`mch_…`). An M2M token is accepted only if its scopes list
-    /// it; without it, JWT-format M2M tokens are refused.
-    #[arg(long, env = "CLERK_MACHINE_ID")]
-    pub clerk_machine_id: Option<String>,
-    /// Instance secret key (`sk_…`): session JWT keys come from `GET /jwks`.
-    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
-    pub clerk_secret_key: Option<String>,
-    /// PEM public key for networkless JWT verification.
-    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
-    pub clerk_jwt_key: Option<String>,
-    /// Alternative JWKS URL (e.g. the Frontend API's `/.well-known/jwks.json`).
-    #[arg(long, env = "CLERK_JWKS_URL")]
-    pub clerk_jwks_url: Option<String>,
-    /// Comma-separated allowed `azp` origins of session tokens.
-    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES")]
-    pub clerk_authorized_parties: Option<String>,
-    /// If set, a JWT's `iss` must equal it.
-    #[arg(long, env = "CLERK_ISSUER")]
-    pub clerk_issuer: Option<String>,
-    /// Seconds a Clerk verification of an opaque token is reused; 0 verifies every request.
-    /// This is the revocation latency: the longest a revoked opaque token keeps working here
-    /// (a trade-off: a longer TTL means fewer Clerk calls, a shorter one faster revocation).
-    #[arg(long, env = "M2M_VERIFY_CACHE_TTL_SECONDS", default_value_t = 60)]
-    pub m2m_verify_cache_ttl_seconds: u64,
-    /// Limits that keep verification standing under attack.
-    #[command(flatten)]
-    pub verify_limits: VerifyLimits,
-    /// Machine id (`mch_…`) that gets the candidate-representer role.
-    #[arg(long, env = "CANDIDATE_REPRESENTER_MACHINE_ID")]
     pub candidate_representer_machine_id: Option<String>,
     /// Machine id (`mch_…`) that gets the job-applier role.
-    #[arg(long, env = "JOB_APPLIER_MACHINE_ID")]
+    #[arg(long, env = "JOB_APPLIER_MACHINE_ID", value_parser = parse::machine_id)]
     pub job_applier_machine_id: Option<String>,
     /// Most resumes one user may keep (at least 1); past it an upload gets 409.
-    #[arg(long, env = "RESUME_MAX_FILES", default_value_t = 20)]
+    #[arg(long, env = "RESUME_MAX_FILES", default_value_t = Config::RESUME_MAX_FILES)]
     pub resume_max_files: u32,
     /// Bytes all of one user's resumes may take together (at least 1; default 100 MiB); an
     /// upload that does not fit gets 413.
-    #[arg(long, env = "RESUME_QUOTA_BYTES", default_value_t = 100 * 1024 * 1024)]
+    #[arg(long, env = "RESUME_QUOTA_BYTES", default_value_t = Config::RESUME_QUOTA_BYTES)]
     pub resume_quota_bytes: u64,
     /// Largest resume upload, bytes.
-    #[arg(long, env = "RESUME_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
+    #[arg(long, env = "RESUME_MAX_BYTES", default_value_t = Config::RESUME_MAX_BYTES)]
     pub resume_max_bytes: usize,
-    /// Log filter (also read by the logger directly).
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub rust_log: String,
-    /// `pretty` or `json`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
-    pub log_format: String,
-}
-
-/// Limits that keep token verification standing under a flood of tokens, a Clerk outage and a
-/// key rotation (docs/verification.md, "Under attack").
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-pub struct VerifyLimits {
-    /// Clerk verify calls (opaque-token cache misses) this process may make back to back. Past
-    /// the budget a request gets 503 + Retry-After and Clerk is not called: random tokens cannot
-    /// spend the Clerk instance's Backend API rate limit (per instance: 100 requests / 10 s in
-    /// development, 1000 / 10 s in production), which every service shares.
-    #[arg(long, env = "M2M_VERIFY_MISS_BURST", default_value_t = 50)]
-    pub m2m_verify_miss_burst: u32,
-    /// Sustained Clerk verify calls per second that refill that budget. Bots mint about one
-    /// token an hour and each is verified about once a minute per instance, so 10/s leaves
-    /// ample room; keep burst + rate × instances under the Clerk limit.
-    #[arg(long, env = "M2M_VERIFY_MISS_PER_SECOND", default_value_t = 10)]
-    pub m2m_verify_miss_per_second: u32,
-    /// Seconds Clerk's JWT signing keys (JWKS) are fresh; refreshed in the background at 80 %
-    /// of it, so a key removed from the JWKS stops verifying within about this long.
-    #[arg(long, env = "CLERK_JWKS_CACHE_TTL_SECONDS", default_value_t = 300)]
-    pub clerk_jwks_cache_ttl_seconds: u64,
-    /// A cached opaque token used within this many seconds of its cache entry's end is
-    /// re-verified at Clerk in the background, once: a hot token never waits for Clerk, and a
-    /// revocation is seen before the entry lapses. At most half the TTL; 0 turns it off.
-    #[arg(
-        long,
-        env = "M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS",
-        default_value_t = 10
-    )]
-    pub m2m_verify_cache_refresh_ahead_seconds: u64,
-}
-
-impl Default for VerifyLimits {
-    fn default() -> Self {
-        Self {
-            m2m_verify_miss_burst: 50,
-            m2m_verify_miss_per_second: 10,
-            clerk_jwks_cache_ttl_seconds: 300,
-            m2m_verify_cache_refresh_ahead_seconds: 10,
-        }
-    }
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("bind", &self.bind)
-            .field("clerk_api_base_url", &self.clerk_api_base_url)
-            .field("clerk_machine_id", &self.clerk_machine_id)
-            .field(
-                "candidate_representer_machine_id",
-                &self.candidate_representer_machine_id,
-            )
-            .field("job_applier_machine_id", &self.job_applier_machine_id)
-            .finish_non_exhaustive()
-    }
+    /// Logging.
+    #[command(flatten)]
+    pub log: service_kit::LogArgs,
 }
 
 impl Config {
-    /// The verification settings, validated by m2m-core (errors name the variable).
-    pub fn verifier(&self) -> Result<VerifierConfig, ConfigError> {
-        let ttl = self.m2m_verify_cache_ttl_seconds.to_string();
-        let limits = &self.verify_limits;
-        let burst = limits.m2m_verify_miss_burst.to_string();
-        let per_second = limits.m2m_verify_miss_per_second.to_string();
-        let jwks_ttl = limits.clerk_jwks_cache_ttl_seconds.to_string();
-        let refresh_ahead = limits.m2m_verify_cache_refresh_ahead_seconds.to_string();
-        let env = Env::from_fn(|k| match k {
-            "CLERK_API_BASE_URL" => Some(self.clerk_api_base_url.clone()),
-            "CLERK_MACHINE_SECRET_KEY" => self.clerk_machine_secret_key.clone(),
-            "CLERK_MACHINE_ID" => self.clerk_machine_id.clone(),
-            "CLERK_SECRET_KEY" => self.clerk_secret_key.clone(),
-            "CLERK_JWT_KEY" => self.clerk_jwt_key.clone(),
-            "CLERK_JWKS_URL" => self.clerk_jwks_url.clone(),
-            "CLERK_AUTHORIZED_PARTIES" => self.clerk_authorized_parties.clone(),
-            "CLERK_ISSUER" => self.clerk_issuer.clone(),
-            "M2M_VERIFY_CACHE_TTL_SECONDS" => Some(ttl.clone()),
-            "M2M_VERIFY_MISS_BURST" => Some(burst.clone()),
-            "M2M_VERIFY_MISS_PER_SECOND" => Some(per_second.clone()),
-            "CLERK_JWKS_CACHE_TTL_SECONDS" => Some(jwks_ttl.clone()),
-            "M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS" => Some(refresh_ahead.clone()),
-            _ => None,
-        });
-        VerifierConfig::from_env(&env)
+    /// `RESUME_MAX_BYTES` by default: 10 MiB.
+    pub const RESUME_MAX_BYTES: usize = 10 * 1024 * 1024;
+    /// `RESUME_MAX_FILES` by default.
+    pub const RESUME_MAX_FILES: u32 = 20;
+    /// `RESUME_QUOTA_BYTES` by default: 100 MiB.
+    pub const RESUME_QUOTA_BYTES: u64 = 100 * 1024 * 1024;
+
+    /// The settings of an API whose Clerk is `mock` (demo seed), wired as devstack wires it:
+    /// its own machine (`JobTracker.API`) and the instance key verify tokens, session tokens must
+    /// come from the mock's authorized party and issuer, the seeded bots have their roles; port
+    /// 0, the database at `database_url`. Tests and benchmarks change what they measure from
+    /// here (`Config { resume_max_bytes: …, ..Config::for_mock(…) }`).
+    #[cfg(feature = "testing")]
+    pub fn for_mock(mock: &clerk_mock::ClerkMock, database_url: &str) -> Self {
+        let machine = |name: &str| mock.machine_by_name(name);
+        let api = machine("JobTracker.API");
+        Self {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            clerk: ClerkArgs {
+                clerk_api_base_url: mock.api_url(),
+                clerk_machine_secret_key: api.as_ref().map(|m| m.secret_key.as_str().into()),
+            },
+            verifier: VerifierArgs {
+                jwt: m2m_core::config::JwtArgs {
+                    clerk_authorized_parties: vec![mock.authorized_party()],
+                    clerk_issuer: Some(mock.issuer()),
+                    clerk_machine_id: api.map(|m| m.id),
+                    ..Default::default()
+                },
+                clerk_secret_key: Some(mock.instance_secret_key().into()),
+                ..Default::default()
+            },
+            candidate_representer_machine_id: machine("CandidateRepresenter.Bot").map(|m| m.id),
+            job_applier_machine_id: machine("JobApplier.Bot").map(|m| m.id),
+            resume_max_files: Self::RESUME_MAX_FILES,
+            resume_quota_bytes: Self::RESUME_QUOTA_BYTES,
+            resume_max_bytes: Self::RESUME_MAX_BYTES,
+            log: Default::default(),
+        }
     }
 
-    /// Checks the role mapping.
+    /// The verification settings, checked as a whole (errors name the variable).
+    pub fn verifier(&self) -> Result<VerifierConfig, ConfigError> {
+        self.verifier.verifier_config(&self.clerk)
+    }
+
+    /// The role of each machine that has one; one machine cannot have both.
     pub fn roles(&self) -> Result<Vec<(String, crate::policy::Role)>, ConfigError> {
-        let mut out = Vec::new();
-        for (var, value, role) in [
-            (
-                "CANDIDATE_REPRESENTER_MACHINE_ID",
-                &self.candidate_representer_machine_id,
-                crate::policy::Role::Representer,
-            ),
-            (
-                "JOB_APPLIER_MACHINE_ID",
-                &self.job_applier_machine_id,
-                crate::policy::Role::Applier,
-            ),
-        ] {
-            if let Some(id) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-                if !id.starts_with("mch_") {
-                    return Err(ConfigError::new(
-                        var,
-                        format!("expected a machine id starting with mch_, got {id:?}"),
-                    ));
-                }
-                out.push((id.to_owned(), role));
-            }
-        }
+        use crate::policy::Role;
+        let out: Vec<_> = [
+            (&self.candidate_representer_machine_id, Role::Representer),
+            (&self.job_applier_machine_id, Role::Applier),
+        ]
+        .into_iter()
+        .filter_map(|(id, role)| Some((id.clone()?, role)))
+        .collect();
         if out.len() == 2 && out[0].0 == out[1].0 {
             return Err(ConfigError::new(
                 "JOB_APPLIER_MACHINE_ID",

@@ -2,8 +2,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jobtracker_types::Problem;
 use m2m_core::auth_axum::AuthRejection;
+use service_kit::problem;
 
 use crate::store::{Conflict, StoreError};
 
@@ -86,43 +86,26 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A problem+json response.
-pub fn problem(status: StatusCode, detail: String, field: Option<String>) -> Response {
-    let body = Problem {
-        kind: "about:blank".into(),
-        title: status.canonical_reason().unwrap_or("Error").into(),
-        status: status.as_u16(),
-        detail,
-        field,
-    };
-    let mut response = (status, serde_json::to_string(&body).unwrap_or_default()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Auth(r) => r.into_response(),
-            Self::Forbidden(d) => problem(StatusCode::FORBIDDEN, d, None),
+            Self::Forbidden(d) => problem(StatusCode::FORBIDDEN, &d, None),
             Self::NotFound(what) => {
-                problem(StatusCode::NOT_FOUND, format!("{what} not found"), None)
+                problem(StatusCode::NOT_FOUND, &format!("{what} not found"), None)
             }
-            Self::Conflict(d) => problem(StatusCode::CONFLICT, d, None),
+            Self::Conflict(d) => problem(StatusCode::CONFLICT, &d, None),
             Self::Invalid { field, detail } => {
-                problem(StatusCode::UNPROCESSABLE_ENTITY, detail, Some(field))
+                problem(StatusCode::UNPROCESSABLE_ENTITY, &detail, Some(&field))
             }
-            Self::BadRequest(d) => problem(StatusCode::BAD_REQUEST, d, None),
-            Self::TooLarge(d) => problem(StatusCode::PAYLOAD_TOO_LARGE, d, None),
-            Self::Unsupported(d) => problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, d, None),
+            Self::BadRequest(d) => problem(StatusCode::BAD_REQUEST, &d, None),
+            Self::TooLarge(d) => problem(StatusCode::PAYLOAD_TOO_LARGE, &d, None),
+            Self::Unsupported(d) => problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, &d, None),
             Self::Unavailable(cause) => {
                 tracing::error!(%cause, "database unavailable");
                 let mut r = problem(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "the database is unavailable; retry later".into(),
+                    "the database is unavailable; retry later",
                     None,
                 );
                 r.headers_mut()
@@ -130,18 +113,14 @@ impl IntoResponse for ApiError {
                 r
             }
             Self::Busy(detail) => {
-                let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, detail.into(), None);
+                let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, detail, None);
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 r
             }
             Self::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error".into(),
-                    None,
-                )
+                problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
             }
         }
     }

@@ -12,4 +12,4 @@ pub mod store;
 pub mod testing;
 
 pub use config::Config;
-pub use startup::Application;
+pub use startup::Server;

@@ -1,26 +1,21 @@
-//! `jobtracker-api`: see `--help` for every setting.
+//! `jobtracker-api`: see `--help`.
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
-    let config = jobtracker_api::Config::parse();
-    m2m_core::service::init_tracing();
-    let app = match jobtracker_api::Application::build(&config).await {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("jobtracker-api: {e}");
-            return ExitCode::FAILURE;
-        }
+    let config = match m2m_core::config::parse_args::<jobtracker_api::Config>() {
+        Ok(config) => config,
+        Err(e) => return service_kit::exit("jobtracker-api", Err(e)),
     };
-    match app.run_until(m2m_core::service::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("jobtracker-api: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::init_tracing(&config.log);
+    let result = match jobtracker_api::Server::build(&config).await {
+        Ok(app) => app
+            .run_until(service_kit::shutdown_signal())
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    service_kit::exit("jobtracker-api", result)
 }

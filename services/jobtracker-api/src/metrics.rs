@@ -1,12 +1,12 @@
 //! Prometheus metrics, rendered in the text exposition format.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use m2m_core::clerk::Operation;
 use m2m_core::verify::OpaqueStats;
+use service_kit::ops::Exposition;
 
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -70,73 +70,80 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP http_requests_total HTTP requests by method, route and status.\n# TYPE http_requests_total counter\n");
+        const REQUESTS: &str = "http_requests_total";
+        const LATENCY: &str = "http_request_duration_seconds";
+        let mut out = Exposition::default();
+        out.family(
+            REQUESTS,
+            "counter",
+            "HTTP requests by method, route and status.",
+        );
         for ((m, r, s), n) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}"
+            let status = s.to_string();
+            out.sample(
+                REQUESTS,
+                &[("method", m), ("route", r), ("status", &status)],
+                n,
             );
         }
-        out.push_str("# HELP http_request_duration_seconds HTTP request latency.\n# TYPE http_request_duration_seconds histogram\n");
+        out.family(LATENCY, "histogram", "HTTP request latency.");
+        let bucket = format!("{LATENCY}_bucket");
         for ((m, r), h) in lock(&self.latency).iter() {
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"{b}\"}} {}",
-                    h.counts[i]
-                );
+            for (b, n) in BUCKETS.iter().zip(h.counts) {
+                let le = b.to_string();
+                out.sample(&bucket, &[("method", m), ("route", r), ("le", &le)], n);
             }
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_sum{{method=\"{m}\",route=\"{r}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_count{{method=\"{m}\",route=\"{r}\"}} {}",
-                h.count
+            out.sample(
+                &bucket,
+                &[("method", m), ("route", r), ("le", "+Inf")],
+                h.count,
+            )
+            .sample(
+                &format!("{LATENCY}_sum"),
+                &[("method", m), ("route", r)],
+                h.sum,
+            )
+            .sample(
+                &format!("{LATENCY}_count"),
+                &[("method", m), ("route", r)],
+                h.count,
             );
         }
-        out.push_str("# HELP clerk_calls_total Calls to Clerk by operation and outcome.\n# TYPE clerk_calls_total counter\n");
+        out.family(
+            "clerk_calls_total",
+            "counter",
+            "Calls to Clerk by operation and outcome.",
+        );
         for ((op, outcome), n) in lock(&self.clerk).iter() {
-            let _ = writeln!(
-                out,
-                "clerk_calls_total{{operation=\"{op}\",outcome=\"{outcome}\"}} {n}"
+            out.sample(
+                "clerk_calls_total",
+                &[("operation", op), ("outcome", outcome)],
+                n,
             );
         }
         if let Some(s) = self.verify_stats.get() {
             use std::sync::atomic::Ordering::Relaxed;
-            out.push_str("# HELP m2m_verify_cache_hits_total Opaque M2M tokens answered from the cache.\n# TYPE m2m_verify_cache_hits_total counter\n");
-            let _ = writeln!(
-                out,
-                "m2m_verify_cache_hits_total {}",
-                s.cache_hits.load(Relaxed)
-            );
-            out.push_str("# HELP m2m_verify_cache_misses_total Opaque M2M tokens that needed Clerk.\n# TYPE m2m_verify_cache_misses_total counter\n");
-            let _ = writeln!(
-                out,
-                "m2m_verify_cache_misses_total {}",
-                s.cache_misses.load(Relaxed)
-            );
-            out.push_str("# HELP m2m_verify_budget_refusals_total Opaque M2M tokens refused with 503 without asking Clerk: the miss budget (M2M_VERIFY_MISS_BURST, M2M_VERIFY_MISS_PER_SECOND) was spent.\n# TYPE m2m_verify_budget_refusals_total counter\n");
-            let _ = writeln!(
-                out,
-                "m2m_verify_budget_refusals_total {}",
-                s.budget_refusals.load(Relaxed)
-            );
-            out.push_str("# HELP m2m_verify_clerk_rate_limited_total Opaque M2M tokens refused with 503 because Clerk answered 429 (or its Retry-After was running).\n# TYPE m2m_verify_clerk_rate_limited_total counter\n");
-            let _ = writeln!(
-                out,
-                "m2m_verify_clerk_rate_limited_total {}",
-                s.clerk_rate_limited.load(Relaxed)
+            out.counter(
+                "m2m_verify_cache_hits_total",
+                "Opaque M2M tokens answered from the cache.",
+                s.cache_hits.load(Relaxed),
+            )
+            .counter(
+                "m2m_verify_cache_misses_total",
+                "Opaque M2M tokens that needed Clerk.",
+                s.cache_misses.load(Relaxed),
+            )
+            .counter(
+                "m2m_verify_budget_refusals_total",
+                "Opaque M2M tokens refused with 503 without asking Clerk: the miss budget (M2M_VERIFY_MISS_BURST, M2M_VERIFY_MISS_PER_SECOND) was spent.",
+                s.budget_refusals.load(Relaxed),
+            )
+            .counter(
+                "m2m_verify_clerk_rate_limited_total",
+                "Opaque M2M tokens refused with 503 because Clerk answered 429 (or its Retry-After was running).",
+                s.clerk_rate_limited.load(Relaxed),
             );
         }
-        out
+        out.finish()
     }
 }

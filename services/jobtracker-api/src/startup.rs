@@ -8,6 +8,7 @@ use std::sync::Arc;
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::{self, Clock};
 use m2m_core::config::ConfigError;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -19,12 +20,12 @@ use crate::store::ResumeLimits;
 
 /// A bound, ready-to-serve API.
 #[derive(Debug)]
-pub struct Application {
+pub struct Server {
     listener: TcpListener,
     ctx: ApiContext,
 }
 
-impl Application {
+impl Server {
     /// Validates the config, connects and migrates the database, builds the verifier and binds.
     /// Errors are one line naming what is wrong.
     pub async fn build(config: &Config) -> Result<Self, String> {
@@ -62,12 +63,10 @@ impl Application {
         if let Err(e) = verifier.prefetch_keys().await {
             tracing::warn!(error = %e, "could not load Clerk's JWT keys at start; will retry on demand");
         }
-        let db = Db::connect(&config.database_url)
+        let db = Db::connect(config.database_url.expose_secret())
             .await?
             .with_clock(clock.clone());
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|e| format!("JOBTRACKER_BIND: cannot listen on {}: {e}", config.bind))?;
+        let listener = service_kit::bind("JOBTRACKER_BIND", config.bind).await?;
         let ctx = ApiContext {
             db,
             verifier: Arc::new(verifier),
@@ -108,8 +107,6 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "jobtracker-api listening; Swagger UI at /swagger");
         let app = router_with(self.ctx, extra);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        service_kit::serve(self.listener, app, shutdown).await
     }
 }

@@ -34,7 +34,7 @@ pub struct Cli {
         long,
         global = true,
         env = "CLERK_API_BASE_URL",
-        default_value = "https://api.clerk.com/v1"
+        default_value = m2m_core::clerk::DEFAULT_API_BASE_URL
     )]
     pub api_url: String,
 }

@@ -31,7 +31,10 @@ struct Api {
 }
 
 async fn start_api(mock: &ClerkMock, ttl: u64, dir: &std::path::Path, name: &str) -> Api {
-    start_api_with(mock, dir, name, |c| c.m2m_verify_cache_ttl_seconds = ttl).await
+    start_api_with(mock, dir, name, |c| {
+        c.verifier.m2m_verify_cache_ttl_seconds = ttl
+    })
+    .await
 }
 
 async fn start_api_with(
@@ -41,29 +44,10 @@ async fn start_api_with(
     edit: impl FnOnce(&mut jobtracker_api::Config),
 ) -> Api {
     let m = |n: &str| mock.machine_by_name(n).expect("machine");
-    let mut config = jobtracker_api::Config {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("sqlite://{}/{name}.db?mode=rwc", dir.display()),
-        clerk_api_base_url: mock.api_url(),
-        clerk_machine_secret_key: Some(m("JobTracker.API").secret_key),
-        clerk_secret_key: Some(mock.instance_secret_key()),
-        clerk_jwt_key: None,
-        clerk_jwks_url: None,
-        clerk_machine_id: Some(m("JobTracker.API").id),
-        clerk_authorized_parties: None,
-        clerk_issuer: None,
-        m2m_verify_cache_ttl_seconds: 60,
-        verify_limits: Default::default(),
-        candidate_representer_machine_id: Some(m("CandidateRepresenter.Bot").id),
-        job_applier_machine_id: Some(m("JobApplier.Bot").id),
-        resume_max_files: 20,
-        resume_quota_bytes: 100 * 1024 * 1024,
-        resume_max_bytes: 1 << 20,
-        rust_log: "warn".into(),
-        log_format: "pretty".into(),
-    };
+    let database_url = format!("sqlite://{}/{name}.db?mode=rwc", dir.display());
+    let mut config = jobtracker_api::Config::for_mock(mock, &database_url);
     edit(&mut config);
-    let app = jobtracker_api::Application::build(&config)
+    let app = jobtracker_api::Server::build(&config)
         .await
         .expect("API starts");
     let base = format!("http://{}", app.local_addr());
@@ -521,7 +505,7 @@ async fn spray() {
     // 2. Known-key requests while the JWKS endpoint hangs (CLERK_JWKS_CACHE_TTL_SECONDS=2).
     let mock = ClerkMock::start_demo().await;
     let api = start_api_with(&mock, &dir, "hang", |c| {
-        c.verify_limits.clerk_jwks_cache_ttl_seconds = 2
+        c.verifier.clerk_jwks_cache_ttl_seconds = 2
     })
     .await;
     let session = mock.session_token_with(&mock.users()[0].id.clone(), |_, c| {
@@ -584,7 +568,7 @@ async fn spray() {
     // 3. Time from removing a key at Clerk to its refusal (CLERK_JWKS_CACHE_TTL_SECONDS=2).
     let mock = ClerkMock::start_demo().await;
     let api = start_api_with(&mock, &dir, "rotate", |c| {
-        c.verify_limits.clerk_jwks_cache_ttl_seconds = 2
+        c.verifier.clerk_jwks_cache_ttl_seconds = 2
     })
     .await;
     let session = mock.session_token_with(&mock.users()[0].id.clone(), |_, c| {

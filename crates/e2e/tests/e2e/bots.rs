@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use bot_runtime::Bot;
 use clerk_mock::Endpoint;
 use e2e::{Running, Stack};
 use jobtracker_api::testing::Backend;

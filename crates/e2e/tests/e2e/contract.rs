@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use clap::CommandFactory;
 use regex::Regex;
+use secrecy::ExposeSecret;
 
 fn repo(path: &str) -> String {
     let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -182,7 +183,7 @@ async fn every_service_accepts_the_values_compose_gives_it_with_no_env_file() {
 
     let api: jobtracker_api::Config =
         parse_from_compose(&compose, "jobtracker-api").expect("jobtracker-api");
-    assert!(api.database_url.starts_with("postgres://"));
+    assert!(api.database_url.expose_secret().starts_with("postgres://"));
     let mock: clerk_mock_service::Config =
         parse_from_compose(&compose, "clerk-mock").expect("clerk-mock");
     assert_eq!(mock.bind.port(), 8080);

@@ -2,6 +2,7 @@
 //! representer serving on a port): a user only about themselves, a machine only when it is on
 //! `REPRESENTER_ALLOWED_MACHINE_IDS`, everyone else 401/403 before any call reaches the API.
 
+use bot_runtime::Bot;
 use candidate_representer::Representer;
 use e2e::Stack;
 use jobtracker_api::testing::Backend;
@@ -88,7 +89,7 @@ async fn ask_admits_a_user_about_themselves_and_allow_listed_machines_only() {
     stack.mock.create_machine("Stranger.Bot", &[]);
     stack.mock.create_machine("Scoped.Bot", &[&rep_id]);
     let allowed = stack.mock.create_machine("Reporting.Bot", &[&rep_id]);
-    let rep = stack.representer_with(|c| c.allowed_machine_ids = allowed.id.clone());
+    let rep = stack.representer_with(|c| c.allowed_machine_ids = vec![allowed.id.clone()]);
     let base = serve(rep).await;
 
     let before = profile_reads(&stack).await;
@@ -218,7 +219,7 @@ async fn without_public_keys_users_are_not_trusted() {
         return;
     };
     stack.new_application(&stack.alice, &[]).await;
-    let rep = stack.representer_with(|c| c.clerk_jwks_url = None);
+    let rep = stack.representer_with(|c| c.jwt.clerk_jwks_url = None);
     let base = serve(rep).await;
     let (status, body, _) = ask(&base, Some(&stack.user_token(&stack.alice)), &stack.alice).await;
     // The missing key is the operator's to fix (a WARN at start says so); the caller's token

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bot_runtime::Bot;
 use clerk_mock::{Endpoint, Fault};
 use e2e::{Running, Stack};
 use jobtracker_api::testing::Backend;
@@ -14,18 +15,18 @@ async fn clerk_faults_lose_nothing_and_duplicate_nothing() {
     // TTL 0 every request is a cache miss, so the miss budget is raised to the bots' request
     // rate, as docs/verification.md tells operators to do: this test is about Clerk's faults.
     let Some(stack) = Stack::start_with(Backend::Sqlite, |c| {
-        c.m2m_verify_cache_ttl_seconds = 0;
-        c.verify_limits.m2m_verify_miss_burst = 10_000;
-        c.verify_limits.m2m_verify_miss_per_second = 10_000;
+        c.verifier.m2m_verify_cache_ttl_seconds = 0;
+        c.verifier.m2m_verify_miss_burst = 10_000;
+        c.verifier.m2m_verify_miss_per_second = 10_000;
     })
     .await
     else {
         return;
     };
     let alice = stack.alice.clone();
-    let short = |c: &mut jobtracker_client::bot::BotArgs| {
-        c.m2m_token_lifetime_seconds = Some("6".into());
-        c.m2m_token_refresh_buffer_seconds = Some("3".into());
+    let short = |c: &mut bot_runtime::BotArgs| {
+        c.token.m2m_token_lifetime_seconds = Some(6);
+        c.token.m2m_token_refresh_buffer_seconds = Some(3);
     };
     let rep = stack.representer(short);
     let appliers = [

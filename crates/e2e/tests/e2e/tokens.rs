@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
+use bot_runtime::Bot;
 use clerk_mock::Endpoint;
 use e2e::{Running, Stack};
 use jobtracker_api::testing::Backend;
 use jobtracker_client::ClientError;
+use m2m_core::BearerToken;
+use m2m_core::clerk::TokenFormat;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -38,8 +41,8 @@ async fn jwt_format_tokens_need_no_verify_calls() {
     let id = stack
         .new_application(&stack.alice, &["What is your notice period?"])
         .await;
-    let rep = stack.representer(|c| c.m2m_token_format = "jwt".into());
-    let applier = stack.applier(|c| c.common.m2m_token_format = "jwt".into());
+    let rep = stack.representer(|c| c.token.m2m_token_format = TokenFormat::Jwt);
+    let applier = stack.applier(|c| c.common.token.m2m_token_format = TokenFormat::Jwt);
     let bots = Running::start(&[rep], &[applier]);
     assert!(
         stack
@@ -70,12 +73,12 @@ async fn pre_created_static_tokens_mint_nothing() {
         .new_application(&stack.alice, &["Where are you located?"])
         .await;
     let rep = stack.representer(|c| {
-        c.clerk_machine_secret_key = None;
-        c.clerk_m2m_token = rep_token["token"].as_str().map(str::to_owned);
+        c.clerk.clerk_machine_secret_key = None;
+        c.token.clerk_m2m_token = rep_token["token"].as_str().map(BearerToken::new);
     });
     let applier = stack.applier(|c| {
-        c.common.clerk_machine_secret_key = None;
-        c.common.clerk_m2m_token = applier_token["token"].as_str().map(str::to_owned);
+        c.common.clerk.clerk_machine_secret_key = None;
+        c.common.token.clerk_m2m_token = applier_token["token"].as_str().map(BearerToken::new);
     });
     let bots = Running::start(&[rep], &[applier]);
     assert!(
@@ -92,9 +95,9 @@ async fn tokens_expire_and_are_refreshed_mid_run() {
     let Some(stack) = Stack::start(Backend::Sqlite).await else {
         return;
     };
-    let short = |c: &mut jobtracker_client::bot::BotArgs| {
-        c.m2m_token_lifetime_seconds = Some("4".into());
-        c.m2m_token_refresh_buffer_seconds = Some("2".into());
+    let short = |c: &mut bot_runtime::BotArgs| {
+        c.token.m2m_token_lifetime_seconds = Some(4);
+        c.token.m2m_token_refresh_buffer_seconds = Some(2);
     };
     let rep = stack.representer(short);
     let applier = stack.applier(|c| short(&mut c.common));
@@ -126,8 +129,10 @@ async fn tokens_expire_and_are_refreshed_mid_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_is_rejected_then_replaced() {
     // Verify every request at Clerk so the revocation takes effect at once.
-    let Some(stack) =
-        Stack::start_with(Backend::Sqlite, |c| c.m2m_verify_cache_ttl_seconds = 0).await
+    let Some(stack) = Stack::start_with(Backend::Sqlite, |c| {
+        c.verifier.m2m_verify_cache_ttl_seconds = 0
+    })
+    .await
     else {
         return;
     };
@@ -160,7 +165,8 @@ async fn a_machine_without_a_role_is_forbidden() {
     };
     let api = stack.machine_id("JobTracker.API");
     let rogue = stack.mock.create_machine("Rogue.Bot", &[&api]);
-    let rep = stack.representer(|c| c.clerk_machine_secret_key = Some(rogue.secret_key.clone()));
+    let rep = stack
+        .representer(|c| c.clerk.clerk_machine_secret_key = Some(rogue.secret_key.clone().into()));
     match rep.run_once().await {
         Err(ClientError::Forbidden(p)) => assert!(p.detail.contains(&rogue.id)),
         other => panic!("expected 403, got {other:?}"),
@@ -203,8 +209,8 @@ async fn clerk_down_during_a_refresh_keeps_the_old_token_until_it_expires() {
         return;
     };
     let applier = stack.applier(|c| {
-        c.common.m2m_token_lifetime_seconds = Some("8".into());
-        c.common.m2m_token_refresh_buffer_seconds = Some("6".into());
+        c.common.token.m2m_token_lifetime_seconds = Some(8);
+        c.common.token.m2m_token_refresh_buffer_seconds = Some(6);
     });
     let first = stack.new_application(&stack.alice, &[]).await;
     assert!(applier.run_once().await.expect("first"));

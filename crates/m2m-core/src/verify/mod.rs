@@ -19,7 +19,6 @@ mod opaque;
 mod principal;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use budget::{MAX_CLERK_BACKOFF, MissBudget};
 pub use classify::{
@@ -34,8 +33,9 @@ pub use jwt::{CLOCK_SKEW, JwtPolicy, JwtVerifier};
 pub use opaque::{OpaqueCacheSettings, OpaqueStats, OpaqueVerifier};
 pub use principal::{MachinePrincipal, Principal, TokenFormat, UserPrincipal};
 
-use crate::clerk::{ClerkClient, DEFAULT_API_BASE_URL};
+use crate::clerk::ClerkClient;
 use crate::clock::Clock;
+#[cfg(feature = "cli")]
 use crate::config::{ConfigError, Env};
 
 /// Verifies any bearer token this API accepts.
@@ -106,21 +106,6 @@ fn insecure(url: &str) -> bool {
     })
 }
 
-/// A machine id: `mch_` and letters or digits.
-pub(crate) fn check_machine_id(var: &str, id: &str) -> Result<(), ConfigError> {
-    let ok = id
-        .strip_prefix("mch_")
-        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            var,
-            "expected a machine id: mch_ followed by letters and digits",
-        ))
-    }
-}
-
 fn not_accepted(kind: &'static str) -> VerifyError {
     tracing::debug!(
         kind,
@@ -153,87 +138,20 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
-    /// Reads the environment. At least one way to verify something must be configured.
+    /// Reads the environment through the same settings as a service's `--help` lists
+    /// ([`ClerkArgs`](crate::config::ClerkArgs) and [`VerifierArgs`](crate::config::VerifierArgs)).
+    /// At least one way to verify something must be configured.
+    #[cfg(feature = "cli")]
     pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let api_base_url = env.url("CLERK_API_BASE_URL", DEFAULT_API_BASE_URL)?;
-        let machine_key = env.secret("CLERK_MACHINE_SECRET_KEY");
-        if let Some(k) = &machine_key {
-            crate::config::check_machine_key(k)?;
+        #[derive(clap::Parser)]
+        struct Settings {
+            #[command(flatten)]
+            clerk: crate::config::ClerkArgs,
+            #[command(flatten)]
+            verifier: crate::config::VerifierArgs,
         }
-        let instance_key = env.secret("CLERK_SECRET_KEY");
-        if let Some(k) = &instance_key {
-            use secrecy::ExposeSecret;
-            if !k.expose_secret().starts_with("sk_") {
-                return Err(ConfigError::new(
-                    "CLERK_SECRET_KEY",
-                    "must be an instance secret key starting with sk_",
-                ));
-            }
-        }
-        let key_source = if let Some(pem) = env.get("CLERK_JWT_KEY") {
-            Some(KeySource::from_pem(&pem).map_err(|e| ConfigError::new("CLERK_JWT_KEY", e))?)
-        } else if env.get("CLERK_JWKS_URL").is_some() {
-            Some(KeySource::Url(env.url("CLERK_JWKS_URL", "")?))
-        } else {
-            instance_key.clone().map(KeySource::Bapi)
-        };
-        let authorized_parties: Vec<String> = env
-            .get("CLERK_AUTHORIZED_PARTIES")
-            .map(|v| {
-                v.split(',')
-                    .map(|p| p.trim().to_owned())
-                    .filter(|p| !p.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for p in &authorized_parties {
-            check_origin(p)?;
-        }
-        let defaults = MissBudget::default();
-        let cache = OpaqueCacheSettings {
-            ttl: env.seconds("M2M_VERIFY_CACHE_TTL_SECONDS", Duration::from_secs(60))?,
-            refresh_ahead: env.seconds(
-                "M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS",
-                OpaqueCacheSettings::default().refresh_ahead,
-            )?,
-            budget: MissBudget {
-                burst: positive(env, "M2M_VERIFY_MISS_BURST", defaults.burst)?,
-                per_second: positive(env, "M2M_VERIFY_MISS_PER_SECOND", defaults.per_second)?,
-            },
-            ..OpaqueCacheSettings::default()
-        };
-        let machine_id = env.get("CLERK_MACHINE_ID");
-        if let Some(id) = &machine_id {
-            check_machine_id("CLERK_MACHINE_ID", id)?;
-        }
-        let jwks = JwksSettings {
-            ttl: Duration::from_secs(u64::from(positive(
-                env,
-                "CLERK_JWKS_CACHE_TTL_SECONDS",
-                JWKS_TTL.as_secs() as u32,
-            )?)),
-            ..JwksSettings::default()
-        };
-        let verify_key = machine_key.or(instance_key);
-        if verify_key.is_none() && key_source.is_none() {
-            return Err(ConfigError::new(
-                "CLERK_MACHINE_SECRET_KEY",
-                "nothing to verify tokens with: set CLERK_MACHINE_SECRET_KEY (M2M tokens) and CLERK_SECRET_KEY, CLERK_JWT_KEY or CLERK_JWKS_URL (session tokens)",
-            ));
-        }
-        Ok(Self {
-            api_base_url,
-            verify_key,
-            key_source,
-            policy: JwtPolicy {
-                authorized_parties,
-                issuer: env.get("CLERK_ISSUER"),
-                receiver: machine_id.clone(),
-            },
-            cache,
-            machine_id,
-            jwks,
-        })
+        let Settings { clerk, verifier } = env.parse()?;
+        verifier.verifier_config(&clerk)
     }
 
     /// Settings that are legal but probably not meant; [`build`](Self::build) logs each at WARN.
@@ -308,39 +226,5 @@ impl VerifierConfig {
             );
         }
         Verifier::new(opaque, jwt)
-    }
-}
-
-/// A whole number ≥ 1, or `default` when unset.
-fn positive(env: &Env<'_>, var: &str, default: u32) -> Result<u32, ConfigError> {
-    match env.get(var) {
-        None => Ok(default),
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(ConfigError::new(
-                var,
-                format!("expected a whole number of at least 1, got {v:?}"),
-            )),
-        },
-    }
-}
-
-/// A session token's `azp` is a browser origin: `scheme://host[:port]`, nothing after. A value
-/// with a path or a trailing slash would never match, so it is a mistake caught at start.
-fn check_origin(p: &str) -> Result<(), ConfigError> {
-    let ok = reqwest::Url::parse(p).is_ok_and(|u| {
-        matches!(u.scheme(), "http" | "https")
-            && u.host().is_some()
-            && u.origin().ascii_serialization() == p
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            "CLERK_AUTHORIZED_PARTIES",
-            format!(
-                "{p:?} is not an origin (scheme://host[:port], no path or trailing slash); session tokens' azp would never match it"
-            ),
-        ))
     }
 }

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use m2m_core::clerk::{ClerkClient, TokenFormat};
+use m2m_core::config::{ClerkArgs, TokenArgs, VerifierArgs};
 use m2m_core::{ConfigError, Env, M2mClientConfig, ServiceTokens, TokenSource};
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -414,4 +415,78 @@ fn verifier_config_reads_the_budget_and_jwks_settings() {
     .expect("c");
     assert_eq!((c.cache.budget.burst, c.cache.budget.per_second), (5, 2));
     assert_eq!(c.jwks.ttl, Duration::from_secs(2));
+}
+
+#[test]
+fn a_blank_variable_is_unset_as_compose_passes_them() {
+    let c = load(
+        &[
+            KEY,
+            ("M2M_TOKEN_LIFETIME_SECONDS", ""),
+            ("M2M_TOKEN_REFRESH_BUFFER_SECONDS", "  "),
+            ("M2M_TOKEN_MIN_REMAINING_TTL_SECONDS", ""),
+            ("ENABLE_M2M_AUTH", ""),
+            ("CLERK_API_BASE_URL", ""),
+        ],
+        None,
+    )
+    .expect("blank values are defaults");
+    assert_eq!(c.mint.lifetime, Duration::from_secs(3600));
+    assert_eq!(c.mint.refresh_buffer, Duration::from_secs(300));
+    assert!(c.enabled);
+    assert_eq!(c.api_base_url, "https://api.clerk.com/v1");
+    let v = verifier_config(&[
+        ("CLERK_SECRET_KEY", " sk_test_x "),
+        ("CLERK_JWT_KEY", ""),
+        ("CLERK_ISSUER", " "),
+        ("CLERK_AUTHORIZED_PARTIES", ""),
+    ])
+    .expect("blank values are defaults");
+    assert!(matches!(
+        v.key_source,
+        Some(m2m_core::verify::KeySource::Bapi(_))
+    ));
+    assert!(v.policy.issuer.is_none() && v.policy.authorized_parties.is_empty());
+}
+
+/// The settings groups, as a service flattens them.
+#[derive(Debug, clap::Parser)]
+struct Service {
+    #[command(flatten)]
+    clerk: ClerkArgs,
+    #[command(flatten)]
+    token: TokenArgs,
+    #[command(flatten)]
+    verifier: VerifierArgs,
+}
+
+#[test]
+fn the_groups_defaults_are_what_clap_fills_in() {
+    let parsed: Service = Env::from_fn(|_| None).parse().expect("defaults parse");
+    let defaults = Service {
+        clerk: ClerkArgs::default(),
+        token: TokenArgs::default(),
+        verifier: VerifierArgs::default(),
+    };
+    assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+}
+
+#[test]
+fn a_flag_wins_over_its_variable_and_both_are_checked_alike() {
+    let vars = env(&[("M2M_VERIFY_MISS_BURST", "0"), ("M2M_TOKEN_FORMAT", "jwt")]);
+    let env = Env::from_fn(|k| vars.get(k).cloned());
+    let s: Service = env
+        .parse_from(["svc", "--m2m-verify-miss-burst=7"])
+        .expect("the flag wins");
+    assert_eq!(s.verifier.m2m_verify_miss_burst, 7);
+    assert_eq!(s.token.m2m_token_format, TokenFormat::Jwt);
+    let err = Env::from_fn(|_| None)
+        .parse_from::<Service>(["svc", "--m2m-verify-miss-per-second", "0"])
+        .expect_err("0 is refused from a flag too");
+    assert_eq!(err.var, "M2M_VERIFY_MISS_PER_SECOND");
+    let err = Env::from_fn(|_| None)
+        .parse_from::<Service>(["svc", "--clerk-secret-key=ak_live_secret_of_a_machine"])
+        .expect_err("a machine key is not an instance key");
+    assert_eq!(err.var, "CLERK_SECRET_KEY");
+    assert!(!err.to_string().contains("ak_live_secret"), "{err}");
 }

@@ -189,7 +189,7 @@ pub fn router_with(ctx: ApiContext, extra: Router<ApiContext>) -> Router {
 
         .layer(middleware::from_fn_with_state(metrics, track))
         .layer(CatchPanicLayer::custom(|_| {
-            crate::error::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error".into(), None)
+            service_kit::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
         }))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -2,36 +2,26 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
 
 use super::ApiContext;
 
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
 pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+    service_kit::ops::alive()
 }
 
 /// Readiness: the database answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable")))]
 pub async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, Json<Value>) {
-    if ctx.db.ping().await {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "database unreachable" })),
-        )
-    }
+    service_kit::ops::readiness(ctx.db.ping().await, "database unreachable")
 }
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(ctx): State<ApiContext>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        ctx.metrics.render(),
-    )
+pub async fn metrics(State(ctx): State<ApiContext>) -> Response {
+    service_kit::ops::metrics(ctx.metrics.render())
 }

@@ -32,7 +32,7 @@ async fn short_jwks_ttl() -> (TestApp, ManualClock) {
     let clock = ManualClock::new();
     let app = spawn_app_clocked(
         Backend::Sqlite,
-        |c| c.verify_limits.clerk_jwks_cache_ttl_seconds = 2,
+        |c| c.verifier.clerk_jwks_cache_ttl_seconds = 2,
         Arc::new(clock.clone()),
     )
     .await
@@ -227,9 +227,9 @@ async fn keys_for_encryption_or_another_algorithm_verify_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_m2m_only_api_answers_a_jwt_shaped_string_401() {
     let app = spawn_app_with(Backend::Sqlite, |c| {
-        c.clerk_secret_key = None;
-        c.clerk_authorized_parties = None;
-        c.clerk_issuer = None;
+        c.verifier.clerk_secret_key = None;
+        c.verifier.jwt.clerk_authorized_parties.clear();
+        c.verifier.jwt.clerk_issuer = None;
     })
     .await
     .expect("sqlite");

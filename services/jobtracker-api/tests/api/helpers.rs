@@ -1,5 +1,5 @@
 use clerk_mock::ClerkMock;
-use jobtracker_api::{Application, Config};
+use jobtracker_api::{Config, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -63,28 +63,10 @@ pub struct TestApp {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-pub fn config(mock: &ClerkMock, database_url: String) -> Config {
-    let machine = |n: &str| mock.machine_by_name(n).expect("seeded machine");
+pub fn config(mock: &ClerkMock, database_url: &str) -> Config {
     Config {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        database_url,
-        clerk_api_base_url: mock.api_url(),
-        clerk_machine_secret_key: Some(machine("JobTracker.API").secret_key),
-        clerk_secret_key: Some(mock.instance_secret_key()),
-        clerk_jwt_key: None,
-        clerk_jwks_url: None,
-        clerk_machine_id: Some(machine("JobTracker.API").id),
-        clerk_authorized_parties: Some(mock.authorized_party()),
-        clerk_issuer: Some(mock.issuer()),
-        m2m_verify_cache_ttl_seconds: 60,
-        verify_limits: Default::default(),
-        candidate_representer_machine_id: Some(machine("CandidateRepresenter.Bot").id),
-        job_applier_machine_id: Some(machine("JobApplier.Bot").id),
-        resume_max_files: 20,
-        resume_quota_bytes: 100 * 1024 * 1024,
         resume_max_bytes: 64 * 1024,
-        rust_log: "info".into(),
-        log_format: "pretty".into(),
+        ..Config::for_mock(mock, database_url)
     }
 }
 
@@ -115,9 +97,9 @@ async fn spawn(
 ) -> Option<TestApp> {
     let database = TestDatabase::create(backend).await?;
     let mock = ClerkMock::start_demo().await;
-    let mut cfg = config(&mock, database.url.clone());
+    let mut cfg = config(&mock, &database.url);
     edit(&mut cfg);
-    let app = Application::build_with_clock(&cfg, api_clock)
+    let app = Server::build_with_clock(&cfg, api_clock)
         .await
         .expect("the API starts");
     let base = format!("http://{}", app.local_addr());

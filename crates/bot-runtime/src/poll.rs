@@ -1,63 +1,13 @@
-//! What both bots share: a polling loop that backs off on failures and never dies, and
-//! counters rendered for `/metrics`.
+//! The polling loop: backs off on failures and never dies.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use jobtracker_client::ClientError;
 use tokio::sync::watch;
-
-use crate::ClientError;
 
 /// Longest wait between attempts while the API or Clerk is failing.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// Named counters.
-#[derive(Debug)]
-pub struct Counters {
-    prefix: &'static str,
-    names: &'static [(&'static str, &'static str)],
-    values: Vec<AtomicU64>,
-}
-
-impl Counters {
-    /// Counters `prefix_name_total` with help texts.
-    pub fn new(prefix: &'static str, names: &'static [(&'static str, &'static str)]) -> Self {
-        Self {
-            prefix,
-            names,
-            values: names.iter().map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    /// Adds one to `name` (unknown names are ignored).
-    pub fn inc(&self, name: &str) {
-        if let Some(i) = self.names.iter().position(|(n, _)| *n == name) {
-            self.values[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The value of `name`.
-    pub fn get(&self, name: &str) -> u64 {
-        self.names
-            .iter()
-            .position(|(n, _)| *n == name)
-            .map_or(0, |i| self.values[i].load(Ordering::Relaxed))
-    }
-
-    /// Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        for (i, (name, help)) in self.names.iter().enumerate() {
-            let full = format!("{}_{}_total", self.prefix, name);
-            out.push_str(&format!(
-                "# HELP {full} {help}\n# TYPE {full} counter\n{full} {}\n",
-                self.values[i].load(Ordering::Relaxed)
-            ));
-        }
-        out
-    }
-}
 
 /// Calls `step` until `stop` turns true. `Ok(true)` (work was done) polls again at once,
 /// `Ok(false)` waits `interval`; a transient error doubles the wait up to [`MAX_BACKOFF`], any

@@ -1,0 +1,135 @@
+//! What both bots share: their common settings ([`BotArgs`]), the polling loop ([`poll_loop`]),
+//! [`Counters`], and the way a [`Bot`] is run: polling while it serves `/healthz` and `/metrics`
+//! (and any routes of its own), until Ctrl-C or SIGTERM.
+//!
+//! Its own crate, not part of `service-kit`: it builds on `jobtracker-client` (the loop tells
+//! transient failures from the rest by `ClientError`) and m2m-core's settings, which `service-kit`
+//! (below every other crate) must not know.
+
+mod counters;
+mod poll;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use jobtracker_client::{ClientError, JobTrackerClient};
+use m2m_core::clock::Clock;
+use m2m_core::config::{ClerkArgs, ConfigError, TokenArgs, parse};
+use m2m_core::{ClerkClient, TokenSource};
+use service_kit::LogArgs;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use counters::Counters;
+pub use poll::{MAX_BACKOFF, poll_loop};
+
+/// Settings every bot has (`#[command(flatten)]` them into the bot's own).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BotArgs {
+    /// The JobTracker API.
+    #[arg(
+        long,
+        env = "JOBTRACKER_API_URL",
+        default_value = "http://localhost:5000",
+        value_parser = parse::http_url
+    )]
+    pub jobtracker_api_url: String,
+    /// Clerk, and this bot as a machine.
+    #[command(flatten)]
+    pub clerk: ClerkArgs,
+    /// Where this bot's M2M token comes from.
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Seconds between polls when idle.
+    #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 5)]
+    pub poll_interval_seconds: u64,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl BotArgs {
+    /// `POLL_INTERVAL_SECONDS`, at least one second.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_secs(self.poll_interval_seconds.max(1))
+    }
+
+    /// The API client, authenticated as the settings say; logs how it authenticates, never the
+    /// token. Errors name the variable.
+    pub fn client(&self, clock: Arc<dyn Clock>) -> Result<JobTrackerClient, ConfigError> {
+        let m2m = self.token.client_config(&self.clerk)?;
+        let clerk = ClerkClient::new(&m2m.api_base_url)
+            .map_err(|e| ConfigError::new("CLERK_API_BASE_URL", e.to_string()))?;
+        let tokens = m2m.token_source(&clerk, clock)?;
+        if !matches!(tokens, TokenSource::Disabled) {
+            tracing::info!(api = %self.jobtracker_api_url, kind = tokens.kind(), "M2M authentication enabled for JobTracker API");
+        }
+        JobTrackerClient::new(&self.jobtracker_api_url, tokens)
+            .map_err(|e| ConfigError::new("JOBTRACKER_API_URL", e.to_string()))
+    }
+}
+
+/// A bot: one pass of work at a time, counted.
+pub trait Bot: Send + Sync + Sized + 'static {
+    /// Its name, in logs.
+    const NAME: &'static str;
+
+    /// Its counters, served on `/metrics`.
+    fn counters(&self) -> &Counters;
+
+    /// One pass. `Ok(true)`: there may be more, poll again at once; `Ok(false)`: wait for the
+    /// interval. Errors are [`poll_loop`]'s to handle.
+    fn step(&self) -> impl Future<Output = Result<bool, ClientError>> + Send;
+
+    /// Routes it serves besides `/healthz` and `/metrics`.
+    fn routes(self: &Arc<Self>) -> Router {
+        Router::new()
+    }
+
+    /// Polls until `stop` turns true; the item in hand is finished first.
+    fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send {
+        poll_loop(Self::NAME, interval, stop, move || {
+            let me = self.clone();
+            async move { me.step().await }
+        })
+    }
+
+    /// `/healthz`, `/metrics` and its own [`routes`](Self::routes).
+    fn router(self: Arc<Self>) -> Router {
+        let me = self.clone();
+        self.routes()
+            .merge(service_kit::ops::router(move || me.counters().render()))
+    }
+}
+
+/// Serves `bot`'s [`router`](Bot::router) on `listener` and runs it every `interval` until
+/// `shutdown` resolves; then tells it to stop, waits for it to finish what it holds, and stops
+/// serving.
+pub async fn serve<B: Bot>(
+    bot: Arc<B>,
+    listener: TcpListener,
+    interval: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(bot.clone().run(interval, stop_rx.clone()));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "{} serving /healthz and /metrics", B::NAME);
+    }
+    let mut http_stop = stop_rx;
+    let server = tokio::spawn(service_kit::serve(listener, bot.router(), async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    }));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    if let Ok(Err(e)) = server.await {
+        tracing::error!(error = %e, "{} stopped serving", B::NAME);
+    }
+}

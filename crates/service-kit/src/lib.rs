@@ -1,0 +1,23 @@
+//! What every service of this workspace shares, so each does it the same way:
+//!
+//! - [`problem`]: `application/problem+json` answers (RFC 9457);
+//! - [`ops`]: `/healthz`, readiness and `/metrics` (the Prometheus text format);
+//! - with the `server` feature, [`LogArgs`] and [`init_tracing`] (`RUST_LOG`, `LOG_FORMAT`),
+//!   [`shutdown_signal`] (Ctrl-C or SIGTERM), [`bind`] and [`serve`] (finishes in-flight requests
+//!   before it returns), and [`exit`] (how a `main` reports its end).
+//!
+//! It knows nothing of Clerk or JobTracker: it sits below every other crate of the workspace.
+
+#[cfg(feature = "server")]
+mod log;
+pub mod ops;
+mod problem;
+#[cfg(feature = "server")]
+mod serve;
+
+pub use problem::problem;
+
+#[cfg(feature = "server")]
+pub use log::{LogArgs, LogFormat, init_tracing};
+#[cfg(feature = "server")]
+pub use serve::{bind, exit, serve, shutdown_signal};
