@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use m2m_core::verify::{
-    JwtPolicy, KeySource, OpaqueCacheSettings, VerifierConfig, bearer_token, classify,
-};
-use m2m_core::{ClerkClient, ManualClock};
+use m2m_core::clerk::ClerkClient;
+use m2m_core::clock::ManualClock;
+use m2m_core::dangerous::{bearer_token, classify};
+use m2m_core::{JwtPolicy, KeySource, OpaqueCacheSettings, VerifierConfig};
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()

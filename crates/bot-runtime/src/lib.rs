@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use axum::Router;
 use jobtracker_client::{ClientError, JobTrackerClient};
+use m2m_core::TokenSource;
+use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::Clock;
 use m2m_core::config::{ClerkArgs, ConfigError, TokenArgs, parse};
-use m2m_core::{ClerkClient, TokenSource};
 use service_kit::LogArgs;
 use tokio::net::TcpListener;
 use tokio::sync::watch;

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Extensions, HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
-use crate::verify::{Principal, Verifier, VerifyError};
+use crate::verify::{Principal, VerifyError};
 
 /// 403 detail when a machine calls a route for users.
 pub(crate) const FOR_USERS: &str = "this route is for users";
@@ -194,10 +194,11 @@ fn grpc_message(text: &str) -> String {
 /// else the `Authorization` header verified by `verifier` (the principal is then stored in
 /// `extensions` for handlers and later layers). Logs why a request was refused, without the
 /// token.
+#[cfg(any(feature = "axum", feature = "tower"))]
 pub(crate) async fn authenticate(
-    verifier: &Verifier,
+    verifier: &crate::Verifier,
     headers: &HeaderMap,
-    extensions: &mut Extensions,
+    extensions: &mut http::Extensions,
 ) -> Result<Principal, AuthRejection> {
     if let Some(p) = extensions.get::<Principal>() {
         return Ok(p.clone());

@@ -1,61 +1,108 @@
-//! Clerk machine-to-machine (M2M) authentication for Rust services.
+//! Clerk machine-to-machine (M2M) authentication for Rust services: send a token, verify one.
 //!
-//! - [`clerk::ClerkClient`]: typed calls to Clerk's `/m2m_tokens` endpoints and JWKS, with typed
-//!   errors and bounded retries of transient failures.
-//! - [`TokenSource`]: where a caller's token comes from — [`MintedTokenSource`] (minted with the
-//!   machine secret key, cached, refreshed `refresh_buffer` before expiry, single-flight, serving
-//!   the current token through refresh failures), a pre-created static token, or none.
-//! - [`Verifier`]: verification of incoming Clerk session JWTs and M2M tokens (opaque, cached
-//!   by hash, single-flight; JWT, locally with the JWKS), with an axum extractor in [`auth_axum`].
-//! - [`AuthedClient`]: reqwest glue that adds the token and, on a 401, replaces exactly that token
-//!   and retries once.
+//! # Receiving: verify callers (axum, tonic, any tower/hyper service)
 //!
-//! # Token lifecycle (minted)
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Extension, Router, routing::get};
+//! use m2m_core::{AuthLayer, Principal, Require, VerifierConfig, clerk::ClerkClient, clock, config::Env};
 //!
-//! ```text
-//! t=0            first token(): POST /m2m_tokens → cache {token, expires_at, refresh_at}
-//! 0..L-B         token() returns the cached token (lock-free read, no Clerk call)
-//! L-B            first caller after refresh_at takes the refresh lock and mints; concurrent
-//!                callers wait for it and share its result (one create call)
-//! refresh fails  the still-valid token keeps being served; next attempt after a backoff
-//! L              with no valid token left, token() returns TokenError
-//! 401 from API   AuthedClient calls invalidate(&that_token), mints, retries once
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // CLERK_API_BASE_URL, CLERK_MACHINE_SECRET_KEY, CLERK_MACHINE_ID, … (docs/verification.md)
+//! let config = VerifierConfig::from_env(&Env::process())?;
+//! let verifier = Arc::new(config.build(&ClerkClient::new(&config.api_base_url)?, clock::system()));
+//! let app = Router::new()
+//!     .route("/jobs", get(|Extension(caller): Extension<Principal>| async move { caller.actor() }))
+//!     .layer(AuthLayer::new(verifier).require(Require::machine_ids(["mch_2JobApplierBot0000000000000"])));
+//! axum::serve(tokio::net::TcpListener::bind("0.0.0.0:3000").await?, app).await?;
+//! # Ok(()) }
 //! ```
-//! (`L` = lifetime from Clerk's own `expiration - created_at`, `B` = refresh buffer.)
 //!
-//! No token or key is ever logged; `Debug` of every secret-bearing type is redacted.
+//! [`AuthLayer`] is a tower layer: the same line guards a tonic server
+//! (`Server::builder().layer(..)`, with [`AuthLayer::require_for`] per gRPC method, answering
+//! `UNAUTHENTICATED` / `PERMISSION_DENIED` / `UNAVAILABLE`) or a hyper service. In axum handlers,
+//! [`Principal`] and the extractors of [`auth_axum`] work with or without the layer.
+//!
+//! # Sending: attach a token (reqwest, reqwest-middleware, tonic)
+//!
+//! ```no_run
+//! use m2m_core::{AuthedClient, M2mClientConfig, clerk::ClerkClient, clock, config::Env};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // CLERK_API_BASE_URL and CLERK_MACHINE_SECRET_KEY (mints), or a pre-created CLERK_M2M_TOKEN
+//! let config = M2mClientConfig::from_env(&Env::process(), Some("job-applier"))?;
+//! let tokens = config.token_source(&ClerkClient::new(&config.api_base_url)?, clock::system())?;
+//! let api = AuthedClient::new(reqwest::Client::new(), tokens);
+//! let response = api.send(|http| http.get("https://jobs.example.com/api/whoami")).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The [`TokenSource`] mints with the machine key, caches the token and refreshes it before it
+//! expires (one Clerk call however many callers), and on a 401 `AuthedClient` replaces exactly
+//! the rejected token and retries once. The same source plugs into a `reqwest_middleware` stack
+//! (`BearerMiddleware`, feature `reqwest-middleware`) or a tonic channel (`grpc::BearerLayer`,
+//! feature `tonic`).
+//!
+//! # Features
+//!
+//! | feature | gives | default |
+//! |---|---|---|
+//! | `client` | [`TokenSource`], [`MintedTokenSource`], [`ServiceTokens`], [`AuthedClient`], [`M2mClientConfig`] | yes |
+//! | `verify` | [`Verifier`], [`Principal`], [`Require`], [`AuthRejection`]; pulls in jsonwebtoken, moka, governor | yes |
+//! | `axum` | [`auth_axum`] extractors; implies `verify` | yes |
+//! | `tower` | [`AuthLayer`]; implies `verify` | yes |
+//! | `cli` | the settings as clap groups and the `from_env` constructors ([`config`]) | yes |
+//! | `tonic` | `grpc::BearerLayer` for tonic channels; implies `client` | no |
+//! | `reqwest-middleware` | `BearerMiddleware`; implies `client` | no |
+//!
+//! A sender-only service takes `default-features = false, features = ["client", "cli"]` and
+//! compiles none of the verification stack.
+//!
+//! No token or key is ever logged; `Debug` of every secret-bearing type is redacted. Runnable
+//! examples against clerk-mock or Clerk: `crates/m2m-examples`.
 
+#![deny(missing_docs)]
+
+#[cfg(feature = "verify")]
 mod auth;
 #[cfg(feature = "axum")]
 pub mod auth_axum;
 #[cfg(feature = "tower")]
 mod auth_tower;
+#[cfg(feature = "client")]
 mod authed_client;
 pub mod clerk;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "verify")]
+pub mod dangerous;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;
 mod secret;
-pub mod token_source;
-pub mod verify;
+mod token_format;
+#[cfg(feature = "client")]
+mod token_source;
+#[cfg(feature = "verify")]
+mod verify;
 
+#[cfg(feature = "verify")]
 pub use auth::{AuthRejection, Require};
 #[cfg(feature = "tower")]
 pub use auth_tower::{AuthBody, AuthLayer, AuthService};
+#[cfg(feature = "client")]
 pub use authed_client::{AuthedClient, AuthedRequestError};
-pub use clerk::{ClerkClient, ClerkError};
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, Env, M2mClientConfig};
 #[cfg(feature = "reqwest-middleware")]
 pub use reqwest_mw::BearerMiddleware;
-pub use secret::{BearerToken, fingerprint};
+pub use secret::BearerToken;
+pub use token_format::TokenFormat;
+#[cfg(feature = "client")]
 pub use token_source::{
-    MintSettings, MintedTokenSource, ServiceTokens, TokenError, TokenSource,
-    service_tokens_env_name,
+    M2mClientConfig, MintSettings, MintedTokenSource, ServiceTokens, TokenError, TokenSource,
 };
+#[cfg(feature = "verify")]
 pub use verify::{
-    MachinePrincipal, Principal, UserPrincipal, Verifier, VerifierConfig, VerifyError,
+    JwksSettings, JwtPolicy, KeySource, MachinePrincipal, MissBudget, OpaqueCacheSettings,
+    OpaqueStats, Principal, UserPrincipal, Verifier, VerifierConfig, VerifyError, reason,
 };

@@ -53,7 +53,7 @@ impl<'de> serde::Deserialize<'de> for BearerToken {
 }
 
 /// Hex SHA-256 prefix of a secret, safe to log.
-pub fn fingerprint(secret: &str) -> String {
+pub(crate) fn fingerprint(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

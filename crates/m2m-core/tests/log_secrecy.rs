@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clerk_mock::ClerkMock;
-use m2m_core::{AuthedClient, ManualClock, MintSettings, TokenSource};
+use m2m_core::clock::ManualClock;
+use m2m_core::{AuthedClient, MintSettings, TokenSource};
 use tracing_subscriber::fmt::MakeWriter;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};

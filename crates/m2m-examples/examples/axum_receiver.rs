@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use m2m_core::clerk::ClerkClient;
 use m2m_core::config::Env;
-use m2m_core::{AuthLayer, ClerkClient, Principal, Require, Verifier, VerifierConfig, clock};
+use m2m_core::{AuthLayer, Principal, Require, Verifier, VerifierConfig, clock};
 use serde_json::{Value, json};
 
 /// The verifier: `CLERK_API_BASE_URL`, `CLERK_MACHINE_SECRET_KEY`, `CLERK_MACHINE_ID` (and the

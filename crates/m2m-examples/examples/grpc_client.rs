@@ -7,9 +7,11 @@
 //! cargo run -p m2m-examples --example grpc_client
 //! ```
 
-use m2m_core::config::{Env, M2mClientConfig};
+use m2m_core::M2mClientConfig;
+use m2m_core::clerk::ClerkClient;
+use m2m_core::config::Env;
 use m2m_core::grpc::{BearerLayer, BearerService};
-use m2m_core::{ClerkClient, TokenSource, clock};
+use m2m_core::{TokenSource, clock};
 use m2m_examples::echo::SayRequest;
 use m2m_examples::echo::echo_client::EchoClient;
 use tonic::transport::{Channel, Endpoint};

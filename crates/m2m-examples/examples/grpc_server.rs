@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use m2m_core::clerk::ClerkClient;
 use m2m_core::config::Env;
-use m2m_core::{AuthLayer, ClerkClient, Principal, Require, Verifier, VerifierConfig, clock};
+use m2m_core::{AuthLayer, Principal, Require, Verifier, VerifierConfig, clock};
 use m2m_examples::echo::echo_server::{Echo, EchoServer};
 use m2m_examples::echo::{SayReply, SayRequest};
 use tokio::net::TcpListener;

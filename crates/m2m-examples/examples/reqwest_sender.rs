@@ -7,8 +7,10 @@
 //! cargo run -p m2m-examples --example reqwest_sender
 //! ```
 
-use m2m_core::config::{Env, M2mClientConfig};
-use m2m_core::{BearerMiddleware, ClerkClient, TokenSource, clock};
+use m2m_core::M2mClientConfig;
+use m2m_core::clerk::ClerkClient;
+use m2m_core::config::Env;
+use m2m_core::{BearerMiddleware, TokenSource, clock};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
 /// Minted tokens (`CLERK_MACHINE_SECRET_KEY`), or a pre-created `CLERK_M2M_TOKEN`.

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use bot_runtime::{Bot, BotArgs, Counters};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{AnswerInput, UserProfileInput};
-use m2m_core::auth_axum::AuthRejection;
+use m2m_core::AuthRejection;
 use m2m_core::config::{JwtArgs, parse};
 use m2m_core::{Principal, Verifier};
 use serde::Deserialize;
@@ -105,8 +105,8 @@ impl Representer {
                         "/v1/ask cannot verify users' session tokens: set CLERK_JWT_KEY or CLERK_JWKS_URL"
                     );
                 }
-                let clerk =
-                    m2m_core::ClerkClient::new(&vc.api_base_url).map_err(|e| e.to_string())?;
+                let clerk = m2m_core::clerk::ClerkClient::new(&vc.api_base_url)
+                    .map_err(|e| e.to_string())?;
                 Some(vc.build(&clerk, clock))
             }
             Err(e) => {

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use m2m_core::auth_axum::AuthRejection;
+use m2m_core::AuthRejection;
 use service_kit::problem;
 
 use crate::store::{Conflict, StoreError};

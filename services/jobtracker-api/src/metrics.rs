@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use m2m_core::OpaqueStats;
 use m2m_core::clerk::Operation;
-use m2m_core::verify::OpaqueStats;
 use service_kit::ops::Exposition;
 
 const BUCKETS: [f64; 12] = [

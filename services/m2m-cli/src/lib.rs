@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use m2m_core::TokenFormat;
 use m2m_core::clerk::{
-    ClerkClient, ClerkError, CreateM2mTokenRequest, ListM2mTokensQuery, M2mToken, TokenFormat,
+    ClerkClient, ClerkError, CreateM2mTokenRequest, ListM2mTokensQuery, M2mToken,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};

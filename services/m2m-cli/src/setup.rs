@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use m2m_core::clerk::{ClerkClient, CreateM2mTokenRequest, TokenFormat};
-use m2m_core::service_tokens_env_name;
+use m2m_core::ServiceTokens;
+use m2m_core::TokenFormat;
+use m2m_core::clerk::{ClerkClient, CreateM2mTokenRequest};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
@@ -96,7 +97,7 @@ pub(crate) async fn run(
                 return Err(undo(&clerk, &created, failure).await);
             }
         };
-        let (token_var, id_var) = service_tokens_env_name(p.name);
+        let (token_var, id_var) = ServiceTokens::env_names(p.name);
         lines.insert(token_var, token.token.expose().to_owned());
         lines.insert(id_var, token.info.subject.clone());
         report.push(json!({"service": p.name, "token_id": token.info.id, "machine_id": token.info.subject, "expiration": token.info.expiration}));

@@ -14,8 +14,9 @@ use axum::routing::get;
 use bench::{machine, percentile, proc_status_kib};
 use clerk_mock::{ClerkMock, Endpoint};
 use m2m_core::clerk::ClerkClient;
-use m2m_core::verify::{JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig};
-use m2m_core::{ManualClock, MintSettings, MintedTokenSource};
+use m2m_core::clock::ManualClock;
+use m2m_core::{JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig};
+use m2m_core::{MintSettings, MintedTokenSource};
 use rand::Rng;
 use serde_json::json;
 

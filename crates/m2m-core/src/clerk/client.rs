@@ -312,7 +312,8 @@ impl ClerkClient {
     }
 
     /// `GET /jwks` with the instance secret key (`sk_…`).
-    pub async fn jwks(
+    #[cfg(feature = "verify")]
+    pub(crate) async fn jwks(
         &self,
         instance_secret_key: &SecretString,
     ) -> Result<jsonwebtoken::jwk::JwkSet, ClerkError> {
@@ -328,7 +329,11 @@ impl ClerkClient {
     }
 
     /// `GET` a public JWKS URL (e.g. the Frontend API's `/.well-known/jwks.json`), no auth.
-    pub async fn jwks_from_url(&self, url: &str) -> Result<jsonwebtoken::jwk::JwkSet, ClerkError> {
+    #[cfg(feature = "verify")]
+    pub(crate) async fn jwks_from_url(
+        &self,
+        url: &str,
+    ) -> Result<jsonwebtoken::jwk::JwkSet, ClerkError> {
         self.execute(Operation::Jwks, || self.inner.http.get(url))
             .await
             .map(|(t, _)| t)
@@ -474,7 +479,7 @@ fn server_date_ms(headers: &HeaderMap) -> Option<i64> {
 }
 
 /// Whether `id` has the shape of an M2M token id: `mt_` + 32 hex characters.
-pub fn is_token_id(id: &str) -> bool {
+pub(crate) fn is_token_id(id: &str) -> bool {
     id.strip_prefix("mt_")
         .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }

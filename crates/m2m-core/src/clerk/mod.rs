@@ -6,9 +6,9 @@ mod models;
 
 pub use client::{
     CLERK_API_VERSION, CallObserver, ClerkClient, ClerkClientBuilder, DEFAULT_API_BASE_URL,
-    Operation, RetryPolicy, is_token_id,
+    Operation, RetryPolicy,
 };
 pub use error::{ClerkError, ClerkErrorBody, ClerkErrorItem};
 pub use models::{
-    CreateM2mTokenRequest, CreatedM2mToken, ListM2mTokensQuery, M2mToken, M2mTokenList, TokenFormat,
+    CreateM2mTokenRequest, CreatedM2mToken, ListM2mTokensQuery, M2mToken, M2mTokenList,
 };

@@ -4,28 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::secret::BearerToken;
-
-/// Format of a minted M2M token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenFormat {
-    /// `mt_…`, verified by calling Clerk; revocable.
-    #[default]
-    Opaque,
-    /// A signed JWT, verifiable locally with the instance JWKS; not revocable.
-    Jwt,
-}
-
-impl std::str::FromStr for TokenFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "opaque" => Ok(Self::Opaque),
-            "jwt" => Ok(Self::Jwt),
-            _ => Err(format!("expected `opaque` or `jwt`, got {s:?}")),
-        }
-    }
-}
+use crate::token_format::TokenFormat;
 
 /// Body of `POST /m2m_tokens`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

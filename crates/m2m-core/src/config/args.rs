@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{ConfigError, M2mClientConfig, parse};
-use crate::clerk::{DEFAULT_API_BASE_URL, TokenFormat};
-use crate::secret::BearerToken;
-use crate::token_source::MintSettings;
+use super::{ConfigError, parse};
+use crate::clerk::DEFAULT_API_BASE_URL;
+#[cfg(feature = "verify")]
 use crate::verify::{
     JWKS_TTL, JwksSettings, JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig,
 };
+#[cfg(feature = "client")]
+use crate::{BearerToken, M2mClientConfig, MintSettings, TokenFormat};
 
 /// Who this service is at Clerk: both sides need it.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,6 +38,7 @@ impl Default for ClerkArgs {
     }
 }
 
+#[cfg(feature = "client")]
 /// Where a caller's M2M token comes from (docs/m2m-core.md, *Settings*).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenArgs {
@@ -66,6 +68,7 @@ pub struct TokenArgs {
     pub m2m_token_min_remaining_ttl_seconds: Option<u64>,
 }
 
+#[cfg(feature = "client")]
 impl Default for TokenArgs {
     fn default() -> Self {
         Self {
@@ -80,6 +83,7 @@ impl Default for TokenArgs {
     }
 }
 
+#[cfg(feature = "client")]
 impl TokenArgs {
     /// The caller's settings, checked as a whole: errors name the variable.
     pub fn client_config(&self, clerk: &ClerkArgs) -> Result<M2mClientConfig, ConfigError> {
@@ -123,6 +127,7 @@ impl TokenArgs {
     }
 }
 
+#[cfg(feature = "verify")]
 /// How JWTs (users' session tokens, M2M JWTs) are verified, and which machine this service is as
 /// a receiver (docs/verification.md, *Configuration*).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -148,6 +153,7 @@ pub struct JwtArgs {
     pub clerk_machine_id: Option<String>,
 }
 
+#[cfg(feature = "verify")]
 impl JwtArgs {
     /// A verifier of these JWTs and of the opaque M2M tokens `clerk`'s machine key can verify,
     /// with the default cache and limits.
@@ -160,6 +166,7 @@ impl JwtArgs {
     }
 }
 
+#[cfg(feature = "verify")]
 /// Everything a service that verifies tokens can set: [`JwtArgs`], the instance key, and the
 /// caches and limits that keep verification standing under attack (docs/verification.md,
 /// "Under attack").
@@ -199,6 +206,7 @@ pub struct VerifierArgs {
     pub clerk_jwks_cache_ttl_seconds: u32,
 }
 
+#[cfg(feature = "verify")]
 impl Default for VerifierArgs {
     fn default() -> Self {
         let cache = OpaqueCacheSettings::default();
@@ -214,6 +222,7 @@ impl Default for VerifierArgs {
     }
 }
 
+#[cfg(feature = "verify")]
 impl VerifierArgs {
     /// The verifier's settings. Key source precedence for JWTs: `CLERK_JWT_KEY`, then
     /// `CLERK_JWKS_URL`, then `CLERK_SECRET_KEY`; opaque tokens are verified with the machine

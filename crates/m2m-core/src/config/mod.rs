@@ -4,7 +4,7 @@
 //! With the `cli` feature (on by default) each setting is declared once, in the clap groups
 //! [`ClerkArgs`], [`TokenArgs`], [`JwtArgs`] and [`VerifierArgs`]: a service flattens the ones it
 //! needs into its own `clap::Parser` and reads it with [`parse_args`]; a library user reads the
-//! environment alone with [`M2mClientConfig::from_env`] or
+//! environment alone with [`M2mClientConfig::from_env`](crate::M2mClientConfig::from_env) or
 //! [`VerifierConfig::from_env`](crate::VerifierConfig::from_env), which parse through the same
 //! groups. Values are parsed once, by [`parse`]'s functions.
 
@@ -14,19 +14,16 @@ mod args;
 mod cli;
 pub mod parse;
 
-use std::sync::Arc;
-
 use secrecy::SecretString;
 
 #[cfg(feature = "cli")]
-pub use args::{ClerkArgs, JwtArgs, TokenArgs, VerifierArgs};
+pub use args::ClerkArgs;
+#[cfg(all(feature = "cli", feature = "client"))]
+pub use args::TokenArgs;
+#[cfg(all(feature = "cli", feature = "verify"))]
+pub use args::{JwtArgs, VerifierArgs};
 #[cfg(feature = "cli")]
 pub use cli::parse_args;
-
-use crate::clerk::ClerkClient;
-use crate::clock::Clock;
-use crate::secret::BearerToken;
-use crate::token_source::{MintSettings, MintedTokenSource, TokenSource};
 
 /// A missing or malformed setting. The message names the variable and never echoes a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,81 +78,6 @@ impl<'a> Env<'a> {
         (self.lookup)(var)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
-    }
-}
-
-/// Everything a caller (a bot) needs to authenticate outgoing requests.
-#[derive(Debug, Clone)]
-pub struct M2mClientConfig {
-    /// `CLERK_API_BASE_URL` (default `https://api.clerk.com/v1`).
-    pub api_base_url: String,
-    /// `CLERK_MACHINE_SECRET_KEY`: this machine's `ak_…` key, used to mint.
-    pub machine_secret_key: Option<SecretString>,
-    /// `CLERK_M2M_TOKEN` (or `CLERK_M2M_TOKEN_<SERVICE>`): a pre-created token, used as is.
-    pub static_token: Option<BearerToken>,
-    /// `ENABLE_M2M_AUTH` (default true).
-    pub enabled: bool,
-    /// Lifetime, buffer, format (`M2M_TOKEN_LIFETIME_SECONDS`, `M2M_TOKEN_REFRESH_BUFFER_SECONDS`,
-    /// `M2M_TOKEN_REFRESH_JITTER_SECONDS`, `M2M_TOKEN_FORMAT`, `M2M_TOKEN_MIN_REMAINING_TTL_SECONDS`).
-    pub mint: MintSettings,
-}
-
-impl M2mClientConfig {
-    /// Reads the settings of a service named `service` (e.g. `job-applier`) from `env`, so that
-    /// `CLERK_M2M_TOKEN_JOB_APPLIER` takes precedence over `CLERK_M2M_TOKEN`.
-    #[cfg(feature = "cli")]
-    pub fn from_env(env: &Env<'_>, service: Option<&str>) -> Result<Self, ConfigError> {
-        #[derive(clap::Parser)]
-        struct Settings {
-            #[command(flatten)]
-            clerk: ClerkArgs,
-            #[command(flatten)]
-            token: TokenArgs,
-        }
-        let Settings { clerk, mut token } = env.parse()?;
-        let own = service.map(|s| {
-            format!(
-                "CLERK_M2M_TOKEN_{}",
-                crate::token_source::normalise_service_name(s)
-            )
-        });
-        if let Some(t) = own.and_then(|var| env.get(&var)) {
-            token.clerk_m2m_token = Some(BearerToken::new(t));
-        }
-        token.client_config(&clerk)
-    }
-
-    /// The token source these settings describe: disabled, else static, else minted.
-    pub fn token_source(
-        &self,
-        client: &ClerkClient,
-        clock: Arc<dyn Clock>,
-    ) -> Result<TokenSource, ConfigError> {
-        if !self.enabled {
-            tracing::warn!(
-                "M2M authentication disabled (ENABLE_M2M_AUTH=false): requests carry no token"
-            );
-            return Ok(TokenSource::Disabled);
-        }
-        if let Some(token) = &self.static_token {
-            tracing::info!("M2M authentication enabled with a pre-created token");
-            return Ok(TokenSource::Static(token.clone()));
-        }
-        let key = self.machine_secret_key.clone().ok_or_else(|| {
-            ConfigError::new("CLERK_MACHINE_SECRET_KEY", "required to mint M2M tokens")
-        })?;
-        tracing::info!(
-            lifetime_secs = self.mint.lifetime.as_secs(),
-            refresh_buffer_secs = self.mint.refresh_buffer.as_secs(),
-            format = ?self.mint.format,
-            "M2M authentication enabled: tokens are minted with the machine secret key"
-        );
-        Ok(TokenSource::Minted(MintedTokenSource::new(
-            client.clone(),
-            key,
-            self.mint.clone(),
-            clock,
-        )))
     }
 }
 

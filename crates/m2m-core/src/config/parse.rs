@@ -4,8 +4,9 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::clerk::TokenFormat;
 use crate::secret::BearerToken;
+use crate::token_format::TokenFormat;
+#[cfg(feature = "verify")]
 use crate::verify::KeySource;
 
 /// An `http(s)://` URL with a host, without a trailing slash.
@@ -125,6 +126,7 @@ pub fn origins(v: &str) -> Result<Vec<String>, String> {
 }
 
 /// A PEM public key (literal `\n` sequences accepted): verifies JWTs without a network call.
+#[cfg(feature = "verify")]
 pub fn jwt_key(v: &str) -> Result<KeySource, String> {
     KeySource::from_pem(v)
 }

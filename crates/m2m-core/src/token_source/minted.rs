@@ -11,9 +11,10 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use super::TokenError;
-use crate::clerk::{ClerkClient, ClerkError, CreateM2mTokenRequest, TokenFormat};
+use crate::clerk::{ClerkClient, ClerkError, CreateM2mTokenRequest};
 use crate::clock::Clock;
 use crate::secret::BearerToken;
+use crate::token_format::TokenFormat;
 
 /// How minted tokens are requested and when they are refreshed.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,12 +1,14 @@
 //! Where an outgoing request's M2M token comes from: minted and cached, pre-created, or none.
 
+mod client_config;
 mod minted;
 mod service_tokens;
 
 use std::sync::Arc;
 
+pub use client_config::M2mClientConfig;
 pub use minted::{MintSettings, MintedTokenSource};
-pub use service_tokens::{ServiceTokens, normalise_service_name, service_tokens_env_name};
+pub use service_tokens::ServiceTokens;
 
 use crate::clerk::ClerkError;
 use crate::secret::BearerToken;

@@ -29,7 +29,7 @@ impl fmt::Debug for ServiceTokens {
 }
 
 /// `job-applier` / `Job Applier` / `JOB_APPLIER` → `JOB_APPLIER`.
-pub fn normalise_service_name(service: &str) -> String {
+pub(crate) fn normalise_service_name(service: &str) -> String {
     service
         .trim()
         .chars()
@@ -43,17 +43,17 @@ pub fn normalise_service_name(service: &str) -> String {
         .collect()
 }
 
-/// The variables the older package used for `service`:
-/// (`CLERK_M2M_TOKEN_<SERVICE>`, `CLERK_M2M_MACHINE_ID_<SERVICE>`).
-pub fn service_tokens_env_name(service: &str) -> (String, String) {
-    let name = normalise_service_name(service);
-    (
-        format!("{TOKEN_PREFIX}{name}"),
-        format!("{MACHINE_ID_PREFIX}{name}"),
-    )
-}
-
 impl ServiceTokens {
+    /// The variables the older package used for `service`:
+    /// (`CLERK_M2M_TOKEN_<SERVICE>`, `CLERK_M2M_MACHINE_ID_<SERVICE>`).
+    pub fn env_names(service: &str) -> (String, String) {
+        let name = normalise_service_name(service);
+        (
+            format!("{TOKEN_PREFIX}{name}"),
+            format!("{MACHINE_ID_PREFIX}{name}"),
+        )
+    }
+
     /// Reads every `CLERK_M2M_TOKEN`, `CLERK_M2M_TOKEN_*` and `CLERK_M2M_MACHINE_ID_*` variable.
     pub fn from_vars<I, K, V>(vars: I) -> Self
     where

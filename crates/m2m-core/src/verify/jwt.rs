@@ -10,8 +10,9 @@ use serde_json::Value;
 use super::classify::{CAT_M2M, CAT_TEMPLATE, DecodedJwt};
 use super::error::{VerifyError, reason};
 use super::jwks::KeyStore;
-use super::principal::{MachinePrincipal, TokenFormat, UserPrincipal};
+use super::principal::{MachinePrincipal, UserPrincipal};
 use crate::clock::Clock;
+use crate::token_format::TokenFormat;
 
 /// Clock skew allowed on `exp`, `nbf` and `iat` (Clerk's default).
 pub const CLOCK_SKEW: Duration = Duration::from_secs(5);

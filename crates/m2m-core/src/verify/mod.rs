@@ -20,18 +20,16 @@ mod principal;
 
 use std::sync::Arc;
 
-pub use budget::{MAX_CLERK_BACKOFF, MissBudget};
-pub use classify::{
-    CAT_M2M, CAT_SESSION, CAT_TEMPLATE, DecodedJwt, TokenKind, classify, decode_jwt, is_opaque_m2m,
-};
+pub use budget::MissBudget;
+pub use classify::{DecodedJwt, TokenKind, classify, decode_jwt, is_opaque_m2m};
 pub use error::{VerifyError, reason};
 pub use header::{MAX_HEADER_LEN, bearer_token};
-pub use jwks::{
-    JWKS_TTL, JwksSettings, KeySource, KeyStore, MIN_FETCH_GAP, UNKNOWN_KID_REFETCH_INTERVAL,
-};
-pub use jwt::{CLOCK_SKEW, JwtPolicy, JwtVerifier};
+#[cfg(feature = "cli")]
+pub(crate) use jwks::JWKS_TTL;
+pub use jwks::{JwksSettings, KeySource, KeyStore};
+pub use jwt::{JwtPolicy, JwtVerifier};
 pub use opaque::{OpaqueCacheSettings, OpaqueStats, OpaqueVerifier};
-pub use principal::{MachinePrincipal, Principal, TokenFormat, UserPrincipal};
+pub use principal::{MachinePrincipal, Principal, UserPrincipal};
 
 use crate::clerk::ClerkClient;
 use crate::clock::Clock;

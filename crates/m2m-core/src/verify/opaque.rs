@@ -10,9 +10,10 @@ use sha2::{Digest, Sha256};
 
 use super::budget::{Budget, LogLimiter, MissBudget, Refusal, retry_after_secs};
 use super::error::{VerifyError, reason};
-use super::principal::{MachinePrincipal, TokenFormat};
+use super::principal::MachinePrincipal;
 use crate::clerk::{ClerkClient, ClerkError, M2mToken};
 use crate::clock::Clock;
+use crate::token_format::TokenFormat;
 
 /// Cache settings.
 #[derive(Debug, Clone, PartialEq)]

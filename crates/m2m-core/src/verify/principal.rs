@@ -3,15 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// The format of a verified M2M token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenFormat {
-    /// `mt_…`, verified at Clerk.
-    Opaque,
-    /// A JWT, verified locally.
-    Jwt,
-}
+use crate::token_format::TokenFormat;
 
 /// A user, from a verified session token.
 #[derive(Debug, Clone, PartialEq, Serialize)]

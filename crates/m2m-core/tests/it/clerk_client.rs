@@ -1,10 +1,12 @@
 use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint};
-use m2m_core::ManualClock;
+use m2m_core::KeySource;
+use m2m_core::TokenFormat;
 use m2m_core::clerk::{
-    ClerkClient, ClerkError, CreateM2mTokenRequest, ListM2mTokensQuery, RetryPolicy, TokenFormat,
+    ClerkClient, ClerkError, CreateM2mTokenRequest, ListM2mTokensQuery, RetryPolicy,
 };
+use m2m_core::clock::{self, ManualClock};
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
@@ -108,16 +110,11 @@ async fn round_trip_against_clerk_mock() {
     assert!(revoked.revoked);
     assert_eq!(revoked.revocation_reason.as_deref(), Some("done"));
 
-    let jwks = c
-        .jwks(&key(&mock.instance_secret_key()))
-        .await
-        .expect("jwks");
-    assert_eq!(jwks.keys.len(), 1);
-    let public = c
-        .jwks_from_url(&mock.jwks_url())
-        .await
-        .expect("public jwks");
-    assert_eq!(public.keys.len(), 1);
+    // JWKS, with the instance key and from the public URL: through the verifier that uses them.
+    let mut cfg = crate::verify::config(&mock);
+    assert_eq!(cfg.build(&c, clock::system()).prefetch_keys().await, Ok(1));
+    cfg.key_source = Some(KeySource::Url(mock.jwks_url()));
+    assert_eq!(cfg.build(&c, clock::system()).prefetch_keys().await, Ok(1));
 }
 
 #[tokio::test]
@@ -248,7 +245,7 @@ async fn server_errors_are_retried_with_backoff_then_surfaced() {
         .await;
     let clock = ManualClock::new();
     let err = client(&server.uri(), &clock)
-        .jwks(&key("sk_test_x"))
+        .list_m2m_tokens(&key("sk_test_x"), &ListM2mTokensQuery::default())
         .await
         .expect_err("503");
     assert!(matches!(err, ClerkError::Unavailable { .. }), "{err:?}");

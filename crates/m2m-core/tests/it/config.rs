@@ -1,9 +1,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use m2m_core::clerk::{ClerkClient, TokenFormat};
+use m2m_core::TokenFormat;
+use m2m_core::clerk::ClerkClient;
 use m2m_core::config::{ClerkArgs, TokenArgs, VerifierArgs};
-use m2m_core::{ConfigError, Env, M2mClientConfig, ServiceTokens, TokenSource};
+use m2m_core::config::{ConfigError, Env};
+use m2m_core::{M2mClientConfig, ServiceTokens, TokenSource};
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -246,7 +248,7 @@ fn verifier_config_reads_the_api_variables() {
         Some("mch_2JobTrackerApi0000000000000")
     );
     assert!(
-        matches!(c.key_source, Some(m2m_core::verify::KeySource::Pem(_))),
+        matches!(c.key_source, Some(m2m_core::KeySource::Pem(_))),
         "the PEM wins: no network"
     );
     assert_eq!(
@@ -280,13 +282,13 @@ fn verifier_config_reads_the_api_variables() {
         ])
         .expect("c")
         .key_source,
-        Some(m2m_core::verify::KeySource::Url(_))
+        Some(m2m_core::KeySource::Url(_))
     ));
     assert!(matches!(
         verifier_config(&[("CLERK_SECRET_KEY", "sk_test_x")])
             .expect("c")
             .key_source,
-        Some(m2m_core::verify::KeySource::Bapi(_))
+        Some(m2m_core::KeySource::Bapi(_))
     ));
 }
 
@@ -442,10 +444,7 @@ fn a_blank_variable_is_unset_as_compose_passes_them() {
         ("CLERK_AUTHORIZED_PARTIES", ""),
     ])
     .expect("blank values are defaults");
-    assert!(matches!(
-        v.key_source,
-        Some(m2m_core::verify::KeySource::Bapi(_))
-    ));
+    assert!(matches!(v.key_source, Some(m2m_core::KeySource::Bapi(_))));
     assert!(v.policy.issuer.is_none() && v.policy.authorized_parties.is_empty());
 }
 

@@ -7,9 +7,10 @@ use std::sync::{Arc, OnceLock};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use clerk_mock::{ClerkMock, Endpoint};
-use m2m_core::auth_axum::AuthRejection;
-use m2m_core::verify::is_opaque_m2m;
-use m2m_core::{ManualClock, Verifier, VerifyError};
+use m2m_core::AuthRejection;
+use m2m_core::clock::ManualClock;
+use m2m_core::dangerous::is_opaque_m2m;
+use m2m_core::{Verifier, VerifyError};
 use proptest::prelude::*;
 
 struct World {
@@ -61,7 +62,7 @@ fn check(header: &[u8]) -> bool {
     let after = w.mock.calls(Endpoint::VerifyToken);
     let token = std::str::from_utf8(header)
         .ok()
-        .and_then(|h| m2m_core::verify::bearer_token(Some(h.as_bytes())).ok());
+        .and_then(|h| m2m_core::dangerous::bearer_token(Some(h.as_bytes())).ok());
     if after > before {
         assert!(
             token.is_some_and(is_opaque_m2m),

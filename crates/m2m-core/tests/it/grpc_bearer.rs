@@ -11,8 +11,9 @@ use clerk_mock::{ClerkMock, Endpoint};
 use futures::SinkExt;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, StreamBody};
+use m2m_core::clock::ManualClock;
 use m2m_core::grpc::BearerLayer;
-use m2m_core::{BearerToken, ManualClock, MintSettings, TokenSource};
+use m2m_core::{BearerToken, MintSettings, TokenSource};
 use tonic::body::Body;
 use tower::{Layer, Service, ServiceExt};
 

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Seed};
-use m2m_core::verify::reason;
-use m2m_core::{ManualClock, Principal, Verifier, VerifyError};
+use m2m_core::clock::ManualClock;
+use m2m_core::reason;
+use m2m_core::{
+    JwksSettings, JwtPolicy, OpaqueCacheSettings, Principal, Verifier, VerifierConfig, VerifyError,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -342,21 +345,25 @@ async fn a_200_from_clerk_that_does_not_name_this_service_is_refused_with_the_ma
         .mount(&server)
         .await;
     let clock = ManualClock::new();
-    let verifier = m2m_core::verify::OpaqueVerifier::new(
-        client(&server.uri(), &clock),
-        SecretString::from("ak_receiver_key".to_owned()),
-        m2m_core::verify::OpaqueCacheSettings::default(),
-        Arc::new(clock.clone()),
-    )
-    .with_receiver(Some("mch_2JobTrackerApi0000000000000".into()));
+    // Opaque tokens only, verified with this service's machine key.
+    let cfg = VerifierConfig {
+        api_base_url: server.uri(),
+        verify_key: Some(SecretString::from("ak_receiver_key".to_owned())),
+        key_source: None,
+        policy: JwtPolicy::default(),
+        cache: OpaqueCacheSettings::default(),
+        machine_id: Some("mch_2JobTrackerApi0000000000000".into()),
+        jwks: JwksSettings::default(),
+    };
+    let verifier = cfg.build(&client(&server.uri(), &clock), Arc::new(clock.clone()));
     let token = "mt_abcdefghijklmnopqrstuvwxyz012345";
     assert_eq!(
-        verifier.verify(token).await,
+        verifier.verify_token(token).await,
         Err(VerifyError::Invalid(reason::NOT_SCOPED))
     );
     // The refusal is cached like any negative verdict: no second call.
     assert_eq!(
-        verifier.verify(token).await,
+        verifier.verify_token(token).await,
         Err(VerifyError::Invalid(reason::NOT_SCOPED))
     );
 }

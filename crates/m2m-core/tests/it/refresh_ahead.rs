@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clerk_mock::{Endpoint, Seed};
 use m2m_core::VerifyError;
-use m2m_core::verify::reason;
+use m2m_core::reason;
 use serde_json::json;
 
 use crate::verify::{Fixture, fixture_with};

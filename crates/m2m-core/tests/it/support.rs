@@ -2,7 +2,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use m2m_core::clerk::{ClerkClient, RetryPolicy};
-use m2m_core::{ManualClock, MintSettings, MintedTokenSource};
+use m2m_core::clock::ManualClock;
+use m2m_core::{MintSettings, MintedTokenSource};
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::ResponseTemplate;

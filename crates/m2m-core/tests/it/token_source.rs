@@ -3,7 +3,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint, Fault};
-use m2m_core::{BearerToken, ManualClock, MintSettings, TokenError, TokenSource};
+use m2m_core::clock::ManualClock;
+use m2m_core::{BearerToken, MintSettings, TokenError, TokenSource};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint, Fault, RevokedVerify, Seed, SigningKey};
-use m2m_core::verify::{
+use m2m_core::clock::{Clock, ManualClock};
+use m2m_core::{
     JwksSettings, JwtPolicy, KeySource, OpaqueCacheSettings, TokenFormat, VerifierConfig, reason,
 };
-use m2m_core::{Clock, ManualClock, Principal, Verifier, VerifyError};
+use m2m_core::{Principal, Verifier, VerifyError};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};

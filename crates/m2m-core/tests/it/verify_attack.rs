@@ -6,10 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clerk_mock::{Endpoint, Fault, Seed, SigningKey};
-use m2m_core::verify::{
-    JwksSettings, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig, reason,
-};
-use m2m_core::{Clock, ManualClock, VerifyError};
+use m2m_core::VerifyError;
+use m2m_core::clock::{Clock, ManualClock};
+use m2m_core::{JwksSettings, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig, reason};
 use rand::Rng;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -178,7 +177,10 @@ async fn the_client_never_retries_a_429_on_verify() {
         )
         .await
         .expect_err("429");
-    assert!(matches!(err, m2m_core::ClerkError::RateLimited { .. }));
+    assert!(matches!(
+        err,
+        m2m_core::clerk::ClerkError::RateLimited { .. }
+    ));
     assert!(clock.sleeps().is_empty(), "no backoff sleep either");
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clerk_mock::{Endpoint, Fault, SigningKey};
 use futures::StreamExt;
-use m2m_core::ManualClock;
+use m2m_core::clock::ManualClock;
 use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

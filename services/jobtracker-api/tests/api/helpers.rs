@@ -84,7 +84,7 @@ pub async fn spawn_app_with(backend: Backend, edit: impl FnOnce(&mut Config)) ->
 pub async fn spawn_app_clocked(
     backend: Backend,
     edit: impl FnOnce(&mut Config),
-    clock: std::sync::Arc<dyn m2m_core::Clock>,
+    clock: std::sync::Arc<dyn m2m_core::clock::Clock>,
 ) -> Option<TestApp> {
     spawn(backend, edit, clock, OffsetClock::new()).await
 }
@@ -92,7 +92,7 @@ pub async fn spawn_app_clocked(
 async fn spawn(
     backend: Backend,
     edit: impl FnOnce(&mut Config),
-    api_clock: std::sync::Arc<dyn m2m_core::Clock>,
+    api_clock: std::sync::Arc<dyn m2m_core::clock::Clock>,
     clock: OffsetClock,
 ) -> Option<TestApp> {
     let database = TestDatabase::create(backend).await?;

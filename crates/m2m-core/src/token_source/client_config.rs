@@ -1,0 +1,91 @@
+//! A sender's settings and the token source they describe.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::clerk::ClerkClient;
+use crate::clock::Clock;
+use crate::config::ConfigError;
+#[cfg(feature = "cli")]
+use crate::config::{ClerkArgs, TokenArgs};
+use crate::secret::BearerToken;
+use crate::token_source::{MintSettings, MintedTokenSource, TokenSource};
+
+/// Everything a caller (a bot) needs to authenticate outgoing requests.
+#[derive(Debug, Clone)]
+pub struct M2mClientConfig {
+    /// `CLERK_API_BASE_URL` (default `https://api.clerk.com/v1`).
+    pub api_base_url: String,
+    /// `CLERK_MACHINE_SECRET_KEY`: this machine's `ak_…` key, used to mint.
+    pub machine_secret_key: Option<SecretString>,
+    /// `CLERK_M2M_TOKEN` (or `CLERK_M2M_TOKEN_<SERVICE>`): a pre-created token, used as is.
+    pub static_token: Option<BearerToken>,
+    /// `ENABLE_M2M_AUTH` (default true).
+    pub enabled: bool,
+    /// Lifetime, buffer, format (`M2M_TOKEN_LIFETIME_SECONDS`, `M2M_TOKEN_REFRESH_BUFFER_SECONDS`,
+    /// `M2M_TOKEN_REFRESH_JITTER_SECONDS`, `M2M_TOKEN_FORMAT`, `M2M_TOKEN_MIN_REMAINING_TTL_SECONDS`).
+    pub mint: MintSettings,
+}
+
+impl M2mClientConfig {
+    /// Reads the settings of a service named `service` (e.g. `job-applier`) from `env`, so that
+    /// `CLERK_M2M_TOKEN_JOB_APPLIER` takes precedence over `CLERK_M2M_TOKEN`.
+    #[cfg(feature = "cli")]
+    pub fn from_env(
+        env: &crate::config::Env<'_>,
+        service: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        #[derive(clap::Parser)]
+        struct Settings {
+            #[command(flatten)]
+            clerk: ClerkArgs,
+            #[command(flatten)]
+            token: TokenArgs,
+        }
+        let Settings { clerk, mut token } = env.parse()?;
+        let own = service.map(|s| {
+            format!(
+                "CLERK_M2M_TOKEN_{}",
+                super::service_tokens::normalise_service_name(s)
+            )
+        });
+        if let Some(t) = own.and_then(|var| env.get(&var)) {
+            token.clerk_m2m_token = Some(BearerToken::new(t));
+        }
+        token.client_config(&clerk)
+    }
+
+    /// The token source these settings describe: disabled, else static, else minted.
+    pub fn token_source(
+        &self,
+        client: &ClerkClient,
+        clock: Arc<dyn Clock>,
+    ) -> Result<TokenSource, ConfigError> {
+        if !self.enabled {
+            tracing::warn!(
+                "M2M authentication disabled (ENABLE_M2M_AUTH=false): requests carry no token"
+            );
+            return Ok(TokenSource::Disabled);
+        }
+        if let Some(token) = &self.static_token {
+            tracing::info!("M2M authentication enabled with a pre-created token");
+            return Ok(TokenSource::Static(token.clone()));
+        }
+        let key = self.machine_secret_key.clone().ok_or_else(|| {
+            ConfigError::new("CLERK_MACHINE_SECRET_KEY", "required to mint M2M tokens")
+        })?;
+        tracing::info!(
+            lifetime_secs = self.mint.lifetime.as_secs(),
+            refresh_buffer_secs = self.mint.refresh_buffer.as_secs(),
+            format = ?self.mint.format,
+            "M2M authentication enabled: tokens are minted with the machine secret key"
+        );
+        Ok(TokenSource::Minted(MintedTokenSource::new(
+            client.clone(),
+            key,
+            self.mint.clone(),
+            clock,
+        )))
+    }
+}
