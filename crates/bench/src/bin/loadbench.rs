@@ -290,6 +290,7 @@ async fn main() {
             ..OpaqueCacheSettings::default()
         },
         jwks: Default::default(),
+        jwt_cache: Default::default(),
     };
     let client = ClerkClient::new(mock.api_url()).expect("client");
     let verifier = pem_cfg.build(&client, Arc::new(clock.clone()));
