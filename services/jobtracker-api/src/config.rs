@@ -106,6 +106,15 @@ pub struct VerifyLimits {
         default_value_t = 10
     )]
     pub m2m_verify_cache_refresh_ahead_seconds: u64,
+    /// Verified JWTs (session tokens, JWT-format M2M tokens) kept so a repeat costs a hash
+    /// lookup instead of an RSA verification; each lives no longer than its token's `exp`, and
+    /// `exp`, `nbf` and the signing key are checked again on every use. 0 turns the cache off.
+    #[arg(long, env = "CLERK_JWT_CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    pub clerk_jwt_cache_max_entries: u64,
+    /// Estimated memory, in MiB, the cache of verified JWTs may use (whichever bound is reached
+    /// first applies).
+    #[arg(long, env = "CLERK_JWT_CACHE_MAX_MIB", default_value_t = 64)]
+    pub clerk_jwt_cache_max_mib: u32,
 }
 
 impl Default for VerifyLimits {
@@ -115,6 +124,8 @@ impl Default for VerifyLimits {
             m2m_verify_miss_per_second: 10,
             clerk_jwks_cache_ttl_seconds: 300,
             m2m_verify_cache_refresh_ahead_seconds: 10,
+            clerk_jwt_cache_max_entries: 100_000,
+            clerk_jwt_cache_max_mib: 64,
         }
     }
 }
@@ -143,6 +154,8 @@ impl Config {
         let per_second = limits.m2m_verify_miss_per_second.to_string();
         let jwks_ttl = limits.clerk_jwks_cache_ttl_seconds.to_string();
         let refresh_ahead = limits.m2m_verify_cache_refresh_ahead_seconds.to_string();
+        let jwt_cache_entries = limits.clerk_jwt_cache_max_entries.to_string();
+        let jwt_cache_mib = limits.clerk_jwt_cache_max_mib.to_string();
         let env = Env::from_fn(|k| match k {
             "CLERK_API_BASE_URL" => Some(self.clerk_api_base_url.clone()),
             "CLERK_MACHINE_SECRET_KEY" => self.clerk_machine_secret_key.clone(),
@@ -157,6 +170,8 @@ impl Config {
             "M2M_VERIFY_MISS_PER_SECOND" => Some(per_second.clone()),
             "CLERK_JWKS_CACHE_TTL_SECONDS" => Some(jwks_ttl.clone()),
             "M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS" => Some(refresh_ahead.clone()),
+            "CLERK_JWT_CACHE_MAX_ENTRIES" => Some(jwt_cache_entries.clone()),
+            "CLERK_JWT_CACHE_MAX_MIB" => Some(jwt_cache_mib.clone()),
             _ => None,
         });
         VerifierConfig::from_env(&env)

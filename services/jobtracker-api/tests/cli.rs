@@ -22,6 +22,8 @@ fn help_lists_every_variable() {
             "M2M_VERIFY_MISS_BURST",
             "M2M_VERIFY_MISS_PER_SECOND",
             "CLERK_JWKS_CACHE_TTL_SECONDS",
+            "CLERK_JWT_CACHE_MAX_ENTRIES",
+            "CLERK_JWT_CACHE_MAX_MIB",
             "CANDIDATE_REPRESENTER_MACHINE_ID",
             "JOB_APPLIER_MACHINE_ID",
             "RESUME_MAX_BYTES",
@@ -40,6 +42,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("M2M_VERIFY_MISS_BURST", "0"),
         ("M2M_VERIFY_MISS_PER_SECOND", "0"),
         ("CLERK_JWKS_CACHE_TTL_SECONDS", "0"),
+        ("CLERK_JWT_CACHE_MAX_MIB", "0"),
         ("CLERK_AUTHORIZED_PARTIES", "https://app.example.com/"),
     ] {
         let mut cmd = cli::bin(BIN);
