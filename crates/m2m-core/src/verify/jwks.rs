@@ -155,6 +155,18 @@ impl JwtKey {
             .is_some_and(|k| k.verify_sig(message, signature).is_ok())
     }
 
+    /// As [`verify`](Self::verify), for an RS256 signature over a message whose SHA-256 is
+    /// `digest` (hashed once for the JWT cache's key and this check).
+    pub(crate) fn verify_sha256(
+        &self,
+        digest: &aws_lc_rs::digest::Digest,
+        signature: &[u8],
+    ) -> bool {
+        self.rs256
+            .as_ref()
+            .is_some_and(|k| k.verify_digest_sig(digest, signature).is_ok())
+    }
+
     /// SHA-256 of the key material: equal for the same key fetched again, different for another
     /// key published under the same `kid`.
     pub(crate) fn fingerprint(&self) -> &[u8; 32] {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::classify::{CAT_M2M, CAT_TEMPLATE, DecodedJwt, TokenKind, classify};
 use super::error::{VerifyError, reason};
 use super::jwks::KeyStore;
-use super::jwt_cache::{Checked, JwtCache, JwtCacheSettings};
+use super::jwt_cache::{Checked, Hashed, JwtCache, JwtCacheSettings};
 use super::principal::{MachinePrincipal, Principal, TokenFormat, UserPrincipal};
 use crate::clock::Clock;
 
@@ -79,7 +79,8 @@ impl JwtVerifier {
         let cached = match &self.cache {
             // Not even shaped like a JWT: classify says why, with no hashing.
             Some(cache) if token.contains('.') => {
-                let key = JwtCache::key(token);
+                let hashed = JwtCache::hash(token);
+                let key = hashed.key;
                 if let Some(entry) = cache.get(&key) {
                     match self.recheck(&entry.checked).await {
                         Ok(true) => {
@@ -97,24 +98,25 @@ impl JwtVerifier {
                     }
                 }
                 cache.miss();
-                Some((cache, key))
+                Some((cache, hashed))
             }
             _ => None,
         };
+        let signed = cached.as_ref().map(|(_, h)| h);
         let (principal, checked) = match classify(token)? {
             TokenKind::M2mJwt(jwt) => {
-                let (m, checked) = self.m2m(jwt).await?;
+                let (m, checked) = self.m2m(jwt, signed).await?;
                 (Principal::Machine(m), checked)
             }
             TokenKind::SessionJwt(jwt) => {
-                let (u, checked) = self.session(jwt).await?;
+                let (u, checked) = self.session(jwt, signed).await?;
                 (Principal::User(u), checked)
             }
             // Not reached: `Verifier` sends `mt_` tokens to the opaque verifier.
             TokenKind::OpaqueM2m => return Err(VerifyError::Invalid(reason::TYPE_MISMATCH)),
         };
-        if let Some((cache, key)) = cached {
-            cache.insert(key, &principal, checked, self.now_ms());
+        if let Some((cache, hashed)) = cached {
+            cache.insert(hashed.key, &principal, checked, self.now_ms());
         }
         Ok(principal)
     }
@@ -122,16 +124,20 @@ impl JwtVerifier {
     /// A user session token → the user. Rejects M2M and template categories, `mch_` subjects and
     /// pending sessions. Not cached.
     pub async fn verify_session(&self, jwt: DecodedJwt<'_>) -> Result<UserPrincipal, VerifyError> {
-        self.session(jwt).await.map(|(u, _)| u)
+        self.session(jwt, None).await.map(|(u, _)| u)
     }
 
     /// An M2M JWT → the machine. Rejects any `cat` other than M2M and any subject that is not a
     /// machine. Verified locally: a JWT cannot be revoked. Not cached.
     pub async fn verify_m2m(&self, jwt: DecodedJwt<'_>) -> Result<MachinePrincipal, VerifyError> {
-        self.m2m(jwt).await.map(|(m, _)| m)
+        self.m2m(jwt, None).await.map(|(m, _)| m)
     }
 
-    async fn session(&self, jwt: DecodedJwt<'_>) -> Result<(UserPrincipal, Checked), VerifyError> {
+    async fn session(
+        &self,
+        jwt: DecodedJwt<'_>,
+        signed: Option<&Hashed>,
+    ) -> Result<(UserPrincipal, Checked), VerifyError> {
         if matches!(jwt.header.cat.as_str(), Some(CAT_M2M | CAT_TEMPLATE)) {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
         }
@@ -149,7 +155,7 @@ impl JwtVerifier {
         ) {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
         }
-        let (claims, checked) = self.verify_common(jwt).await?;
+        let (claims, checked) = self.verify_common(jwt, signed).await?;
         // `azp` is the browser origin a session token was minted for; M2M tokens have none.
         let azp = claims.get("azp").and_then(Value::as_str);
         if !self.policy.authorized_parties.is_empty()
@@ -177,11 +183,15 @@ impl JwtVerifier {
         Ok((user, checked))
     }
 
-    async fn m2m(&self, jwt: DecodedJwt<'_>) -> Result<(MachinePrincipal, Checked), VerifyError> {
+    async fn m2m(
+        &self,
+        jwt: DecodedJwt<'_>,
+        signed: Option<&Hashed>,
+    ) -> Result<(MachinePrincipal, Checked), VerifyError> {
         if jwt.header.cat.is_present() && jwt.header.cat.as_str() != Some(CAT_M2M) {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
         }
-        let (mut claims, checked) = self.verify_common(jwt).await?;
+        let (mut claims, checked) = self.verify_common(jwt, signed).await?;
         let machine_id = string_claim(&claims, "sub")?;
         if !machine_id.starts_with("mch_") {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
@@ -227,10 +237,11 @@ impl JwtVerifier {
     }
 
     /// The checks every JWT passes, in Clerk's order; the claims, and what a cache hit must
-    /// check again.
+    /// check again. `signed`: the token's hashes, when the cache already took them.
     async fn verify_common(
         &self,
         jwt: DecodedJwt<'_>,
+        signed: Option<&Hashed>,
     ) -> Result<(Map<String, Value>, Checked), VerifyError> {
         if jwt.header.typ.is_present() && jwt.header.typ.as_str() != Some("JWT") {
             return Err(VerifyError::Invalid(reason::TYPE));
@@ -251,7 +262,18 @@ impl JwtVerifier {
         let valid = URL_SAFE_NO_PAD
             .decode_slice(jwt.signature, &mut sig)
             .is_ok_and(|n| {
-                n <= MAX_SIGNATURE && key.verify(alg, jwt.signing_input.as_bytes(), &sig[..n])
+                let sig = &sig[..n];
+                n <= MAX_SIGNATURE
+                    && match signed {
+                        // The signed part was hashed for the cache key already.
+                        Some(h)
+                            if alg == Algorithm::RS256
+                                && h.signed_len == jwt.signing_input.len() =>
+                        {
+                            key.verify_sha256(&h.signed, sig)
+                        }
+                        _ => key.verify(alg, jwt.signing_input.as_bytes(), sig),
+                    }
             });
         if !valid {
             return Err(VerifyError::Invalid(reason::SIGNATURE));

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::digest::{self, Digest, SHA256};
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::principal::Principal;
 
@@ -87,8 +87,18 @@ pub struct JwtCacheStats {
     pub dropped: AtomicU64,
 }
 
-/// The cache key: SHA-256 of the token. The token itself is never stored.
+/// The cache key: a SHA-256 hash of the whole token. The token itself is never stored.
 pub(crate) type Key = [u8; 32];
+
+/// A token's cache key, and the SHA-256 of its signed part (what an RS256 signature signs).
+pub(crate) struct Hashed {
+    pub(crate) key: Key,
+    /// SHA-256 of the token up to its last `.`: handed to the RS256 check on a miss, so the
+    /// signed part is hashed once, not twice.
+    pub(crate) signed: Digest,
+    /// Length of that part.
+    pub(crate) signed_len: usize,
+}
 
 /// Verified JWTs by SHA-256 of the token, bounded in entries and in estimated bytes; an entry
 /// lives no longer than its token's `exp`. Eviction is moka's TinyLFU: when full, a newly
@@ -155,8 +165,22 @@ impl JwtCache {
         self.entries.weighted_size()
     }
 
-    pub(crate) fn key(token: &str) -> Key {
-        Sha256::digest(token.as_bytes()).into()
+    /// `SHA-256("jwt-cache\0" ‖ SHA-256(signed part) ‖ signature part)`, the parts split at the
+    /// token's last `.`: a different token gives a different key unless SHA-256 collides.
+    pub(crate) fn hash(token: &str) -> Hashed {
+        let (signed, signature) = token.rsplit_once('.').unwrap_or((token, ""));
+        let inner = digest::digest(&SHA256, signed.as_bytes());
+        let mut outer = digest::Context::new(&SHA256);
+        outer.update(b"jwt-cache\0");
+        outer.update(inner.as_ref());
+        outer.update(signature.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(outer.finish().as_ref());
+        Hashed {
+            key,
+            signed: inner,
+            signed_len: signed.len(),
+        }
     }
 
     pub(crate) fn get(&self, key: &Key) -> Option<Arc<Entry>> {
