@@ -140,3 +140,26 @@ pub fn raw_rsa_verifier(
     let signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
     (key, message.to_owned(), signature)
 }
+
+/// CPU time the calling thread has run, from `/proc/thread-self/schedstat` (kept by the
+/// scheduler, exact to a tick, a few ms); `None` where unavailable. On a shared machine, rates
+/// per CPU-second of the measuring thread do not count the time it spent preempted.
+pub fn thread_cpu_time() -> Option<Duration> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_nanos)
+}
+
+/// Runs `f` and returns how long it took: the thread's CPU time where available, else wall time.
+pub fn cpu_timed(f: impl FnOnce()) -> Duration {
+    let (cpu, wall) = (thread_cpu_time(), std::time::Instant::now());
+    f();
+    match (cpu, thread_cpu_time()) {
+        (Some(a), Some(b)) if b > a => b - a,
+        _ => wall.elapsed(),
+    }
+}
