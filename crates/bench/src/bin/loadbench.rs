@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::routing::get;
 use bench::{
-    SessionMinter, cpu_timed, machine, percentile, proc_status_kib, raw_rsa_verifier,
+    SessionMinter, cpu_timed, machine, percentile, proc_status_kib, process_cpu_time,
+    raw_rsa_verifier,
 };
 use clerk_mock::{ClerkMock, Endpoint};
 use m2m_core::clerk::ClerkClient;
@@ -98,12 +99,15 @@ async fn start_api_with(
 
 struct Load {
     rps: f64,
+    /// CPU time of the whole process (load generator, APIs, mock) per request.
+    cpu_per_request: Duration,
     p50: Duration,
     p99: Duration,
     errors: usize,
 }
 
 async fn load(http: &reqwest::Client, url: &str, token: Option<&str>) -> Load {
+    let cpu0 = process_cpu_time();
     let started = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENCY)
         .map(|worker| {
@@ -139,9 +143,11 @@ async fn load(http: &reqwest::Client, url: &str, token: Option<&str>) -> Load {
         errors += e;
     }
     let wall = started.elapsed();
+    let cpu = process_cpu_time().saturating_sub(cpu0);
     all.sort();
     Load {
         rps: all.len() as f64 / wall.as_secs_f64(),
+        cpu_per_request: cpu / (all.len().max(1) as u32),
         p50: percentile(&all, 50.0),
         p99: percentile(&all, 99.0),
         errors,
@@ -305,8 +311,10 @@ async fn api(mock: &ClerkMock) {
     println!(
         "{REQUESTS} requests per row, {CONCURRENCY} concurrent connections, keep-alive, same middleware stack.\n"
     );
-    println!("| scenario | req/s | p50 | p99 | Clerk verify calls per {REQUESTS} | errors |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| scenario | req/s | CPU µs per request | p50 | p99 | Clerk verify calls per {REQUESTS} | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let scenarios = [
         (
             "no auth (same handler output, `/bench/whoami-noauth`)",
@@ -351,17 +359,29 @@ async fn api(mock: &ClerkMock) {
         let rps = median(runs[i].iter().map(|(r, _)| r.rps).collect());
         let p50 = median(runs[i].iter().map(|(r, _)| r.p50.as_secs_f64()).collect());
         let p99 = median(runs[i].iter().map(|(r, _)| r.p99.as_secs_f64()).collect());
+        let cpu = median(
+            runs[i]
+                .iter()
+                .map(|(r, _)| r.cpu_per_request.as_secs_f64() * 1e6)
+                .collect(),
+        );
         let calls = runs[i].iter().map(|(_, c)| *c).max().unwrap_or(0);
         let errors: usize = runs[i].iter().map(|(r, _)| r.errors).sum();
         println!(
-            "| {label} | {rps:.0} | {} | {} | {calls} | {errors} |",
+            "| {label} | {rps:.0} | {cpu:.1} | {} | {} | {calls} | {errors} |",
             ms(Duration::from_secs_f64(p50)),
             ms(Duration::from_secs_f64(p99))
         );
-        rows.push((rps, p50));
+        rows.push((rps, p50, cpu));
     }
     println!(
-        "\nMedians of 5 interleaved rounds. Ratios: opaque cache hit vs no auth = {:.2}× throughput, {:.2}× p50; session JWT vs no auth = {:.2}× throughput, {:.2}× p50; session JWT vs opaque cache hit = {:.2}× throughput; verify-every-request vs cache hit = {:.3}× throughput, p50 {:.1}× higher.\n",
+        "\nMedians of 5 interleaved rounds. Requests per CPU-second (whole process, so other jobs on the machine do not count): opaque cache hit vs no auth = {:.2}×, session JWT vs no auth = {:.2}×, session JWT vs opaque cache hit = {:.2}×.",
+        rows[0].2 / rows[1].2,
+        rows[0].2 / rows[2].2,
+        rows[1].2 / rows[2].2,
+    );
+    println!(
+        "Wall-clock ratios: opaque cache hit vs no auth = {:.2}× throughput, {:.2}× p50; session JWT vs no auth = {:.2}× throughput, {:.2}× p50; session JWT vs opaque cache hit = {:.2}× throughput; verify-every-request vs cache hit = {:.3}× throughput, p50 {:.1}× higher.\n",
         rows[1].0 / rows[0].0,
         rows[1].1 / rows[0].1,
         rows[2].0 / rows[0].0,

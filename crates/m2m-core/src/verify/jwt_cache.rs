@@ -199,7 +199,10 @@ impl JwtCache {
         if left_ms.is_nan() || left_ms < 1000.0 {
             return;
         }
-        let lifetime = Duration::try_from_secs_f64(left_ms / 1000.0).unwrap_or(Duration::MAX);
+        // A far-off `exp` is capped (shorter is always safe): the timer needs a finite deadline.
+        let lifetime = Duration::try_from_secs_f64(left_ms / 1000.0)
+            .unwrap_or(MAX_LIFETIME)
+            .min(MAX_LIFETIME);
         let bytes = size_of::<Entry>() as u64
             + ENTRY_OVERHEAD
             + checked.kid.as_ref().map_or(0, |k| k.len() as u64)
@@ -224,6 +227,9 @@ impl JwtCache {
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+/// The longest an entry lives, whatever its token's `exp`.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// moka's own bookkeeping per entry (key, node, deque links, timer wheel, `Arc`), roughly.
 const ENTRY_OVERHEAD: u64 = 160;
