@@ -5,6 +5,7 @@ mod authed_client;
 mod clerk_client;
 mod config;
 mod fuzz;
+mod jwt_cache;
 mod receiver;
 mod refresh_ahead;
 mod support;

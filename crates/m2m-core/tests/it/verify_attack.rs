@@ -230,6 +230,7 @@ fn opaque_verifier(base: &str, clock: &ManualClock) -> m2m_core::Verifier {
         policy: Default::default(),
         cache: OpaqueCacheSettings::default(),
         jwks: Default::default(),
+        jwt_cache: Default::default(),
         machine_id: None,
     }
     .build(&client(base, clock), Arc::new(clock.clone()))
@@ -584,6 +585,7 @@ fn accepting_sessions_without_authorized_parties_is_a_startup_warning() {
         policy: Default::default(),
         cache: OpaqueCacheSettings::default(),
         jwks: Default::default(),
+        jwt_cache: Default::default(),
         machine_id: None,
     };
     let warnings = base.startup_warnings();
@@ -611,6 +613,7 @@ fn plain_http_to_another_host_for_keys_or_clerk_is_a_startup_warning() {
         policy: Default::default(),
         cache: OpaqueCacheSettings::default(),
         jwks: Default::default(),
+        jwt_cache: Default::default(),
         machine_id: None,
     };
     assert!(base.startup_warnings().is_empty(), "loopback is fine");
