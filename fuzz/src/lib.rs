@@ -73,6 +73,7 @@ pub fn world() -> &'static World {
             cache: OpaqueCacheSettings::default(),
             machine_id: Some(RECEIVER.into()),
             jwks: Default::default(),
+            jwt_cache: Default::default(),
         };
         let verifier = rt.block_on(async {
             let client = ClerkClient::new("http://127.0.0.1:9").expect("client");

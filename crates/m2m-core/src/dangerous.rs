@@ -5,5 +5,6 @@
 //! [`AuthLayer`](crate::AuthLayer), or the axum extractors), never with these.
 
 pub use crate::verify::{
-    DecodedJwt, MAX_HEADER_LEN, TokenKind, bearer_token, classify, decode_jwt, is_opaque_m2m,
+    DecodedJwt, HeaderParam, JwtHeader, MAX_HEADER_LEN, TokenKind, bearer_token, classify,
+    decode_jwt, is_opaque_m2m,
 };

@@ -103,6 +103,7 @@ pub use token_source::{
 };
 #[cfg(feature = "verify")]
 pub use verify::{
-    JwksSettings, JwtPolicy, KeySource, MachinePrincipal, MissBudget, OpaqueCacheSettings,
-    OpaqueStats, Principal, UserPrincipal, Verifier, VerifierConfig, VerifyError, reason,
+    JwksSettings, JwtCache, JwtCacheSettings, JwtCacheStats, JwtPolicy, KeySource,
+    MachinePrincipal, MissBudget, OpaqueCacheSettings, OpaqueStats, Principal, UserPrincipal,
+    Verifier, VerifierConfig, VerifyError, reason,
 };

@@ -1,5 +1,6 @@
 //! The load benchmark behind docs/benchmarks.md; everything measured side by side in one run.
-//! `cargo run --release -p bench --bin loadbench` (prints Markdown).
+//! `cargo run --release -p bench --bin loadbench` (prints Markdown); `-- --help` lists the
+//! sections, `-- --only jwt` runs one.
 //!
 //! `cargo run --release -p bench --bin loadbench -- --spray` measures verification under attack
 //! instead (docs/verification.md, "Under attack"): Clerk calls per 100,000 random tokens, the
@@ -11,11 +12,16 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::routing::get;
-use bench::{machine, percentile, proc_status_kib};
+use bench::{
+    SessionMinter, cpu_timed, machine, percentile, proc_status_kib, process_cpu_time,
+    raw_rsa_verifier,
+};
 use clerk_mock::{ClerkMock, Endpoint};
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::ManualClock;
-use m2m_core::{JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig};
+use m2m_core::{
+    JwtCacheSettings, JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig,
+};
 use m2m_core::{MintSettings, MintedTokenSource};
 use rand::Rng;
 use serde_json::json;
@@ -33,7 +39,13 @@ struct Api {
 
 async fn start_api(mock: &ClerkMock, ttl: u64, dir: &std::path::Path, name: &str) -> Api {
     start_api_with(mock, dir, name, |c| {
-        c.verifier.m2m_verify_cache_ttl_seconds = ttl
+        c.verifier.m2m_verify_cache_ttl_seconds = ttl;
+        if ttl == 0 {
+            // Every request is a miss: the budget must allow the request rate, as
+            // docs/verification.md says for TTL 0.
+            c.verifier.m2m_verify_miss_burst = 1_000_000;
+            c.verifier.m2m_verify_miss_per_second = 1_000_000;
+        }
     })
     .await
 }
@@ -71,12 +83,15 @@ async fn start_api_with(
 
 struct Load {
     rps: f64,
+    /// CPU time of the whole process (load generator, APIs, mock) per request.
+    cpu_per_request: Duration,
     p50: Duration,
     p99: Duration,
     errors: usize,
 }
 
 async fn load(http: &reqwest::Client, url: &str, token: Option<&str>) -> Load {
+    let cpu0 = process_cpu_time();
     let started = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENCY)
         .map(|worker| {
@@ -112,9 +127,11 @@ async fn load(http: &reqwest::Client, url: &str, token: Option<&str>) -> Load {
         errors += e;
     }
     let wall = started.elapsed();
+    let cpu = process_cpu_time().saturating_sub(cpu0);
     all.sort();
     Load {
         rps: all.len() as f64 / wall.as_secs_f64(),
+        cpu_per_request: cpu / (all.len().max(1) as u32),
         p50: percentile(&all, 50.0),
         p99: percentile(&all, 99.0),
         errors,
@@ -152,40 +169,136 @@ async fn token_source_burst(source: &MintedTokenSource) -> (Duration, Duration) 
     (percentile(&waits, 50.0), percentile(&waits, 99.0))
 }
 
+/// Runs the benchmarks behind docs/benchmarks.md, side by side in one run, and prints Markdown.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "loadbench",
+    about = "The load and verification benchmarks behind docs/benchmarks.md; prints Markdown",
+    after_help = "Without --only, every section but `spray` runs, in the order listed (~8 min)."
+)]
+struct Args {
+    /// Run one section only.
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+    /// Same as `--only spray`.
+    #[arg(long, conflicts_with = "only")]
+    spray: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    /// API throughput: no auth vs opaque-token cache hit vs session JWT vs verify-every-request.
+    Api,
+    /// One core: first JWT verification vs aws-lc-rs's raw RSA-2048 verify vs a cache hit.
+    Jwt,
+    /// 1,000 concurrent callers of one token source.
+    TokenSource,
+    /// A million malformed tokens, and unknown opaque tokens, with and without the cache.
+    Hostile,
+    /// RSS while 1,000,000 distinct valid JWTs are verified (minted with the mock's key).
+    JwtMemory,
+    /// Verification under attack: a token spray, a hanging JWKS endpoint, a key rotation.
+    Spray,
+}
+
 #[tokio::main]
 async fn main() {
-    if std::env::args().any(|a| a == "--spray") {
+    let args = <Args as clap::Parser>::parse();
+    let sections = match (args.only, args.spray) {
+        (Some(s), _) => vec![s],
+        (None, true) => vec![Section::Spray],
+        (None, false) => vec![
+            Section::Api,
+            Section::Jwt,
+            Section::TokenSource,
+            Section::Hostile,
+            Section::JwtMemory,
+        ],
+    };
+    if sections == [Section::Spray] {
         spray().await;
         return;
     }
-    let dir = std::env::temp_dir().join(format!("loadbench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let mock = ClerkMock::start_demo().await;
-    let cached = start_api(&mock, 60, &dir, "cached").await;
-    let uncached = start_api(&mock, 0, &dir, "uncached").await;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build()
-        .expect("client");
-    let token = mint(&mock, "JobApplier.Bot");
-    let session = mock.session_token_with(&mock.users()[0].id.clone(), |_, c| {
-        c["exp"] = json!(c["iat"].as_i64().unwrap_or(0) + 3600)
-    });
-
-    // Warm-up: connections, JWKS, the verification cache.
-    let _ = load(&http, &format!("{}/api/whoami", cached.base), Some(&token)).await;
-    let _ = load(&http, &format!("{}/bench/whoami-noauth", cached.base), None).await;
-
     println!(
         "# loadbench\n\nMachine: {}. Load generator, API and mock Clerk share the machine (and this process).\n",
         machine()
     );
+    let mock = ClerkMock::start_demo().await;
+    for section in sections {
+        match section {
+            Section::Api => api(&mock).await,
+            Section::Jwt => jwt(&mock).await,
+            Section::TokenSource => token_source(&mock).await,
+            Section::Hostile => hostile(&mock).await,
+            Section::JwtMemory => jwt_memory(&mock).await,
+            Section::Spray => spray().await,
+        }
+    }
+}
+
+/// The verifier of the one-core sections: PEM key, default caches, the miss budget lifted.
+fn pem_config(mock: &ClerkMock) -> VerifierConfig {
+    let api = mock.machine_by_name("JobTracker.API").expect("api");
+    VerifierConfig {
+        api_base_url: mock.api_url(),
+        verify_key: Some(secrecy::SecretString::from(api.secret_key)),
+        key_source: Some(KeySource::from_pem(&mock.public_key_pem()).expect("pem")),
+        policy: JwtPolicy {
+            authorized_parties: vec![mock.authorized_party()],
+            ..JwtPolicy::default()
+        },
+        machine_id: Some(api.id),
+        // The miss budget lifted, so the rows below measure the cache itself (every unknown token
+        // reaches Clerk once); `--spray` measures the default budget.
+        cache: OpaqueCacheSettings {
+            budget: MissBudget {
+                burst: 1_000_000,
+                per_second: 1_000_000,
+            },
+            ..OpaqueCacheSettings::default()
+        },
+        jwks: Default::default(),
+        jwt_cache: Default::default(),
+    }
+}
+
+fn build(mock: &ClerkMock, cfg: &VerifierConfig) -> m2m_core::Verifier {
+    let client = ClerkClient::new(mock.api_url()).expect("client");
+    cfg.build(&client, Arc::new(ManualClock::new()))
+}
+
+async fn api(mock: &ClerkMock) {
+    let dir = std::env::temp_dir().join(format!("loadbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cached = start_api(mock, 60, &dir, "cached").await;
+    let uncached = start_api(mock, 0, &dir, "uncached").await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("client");
+    let token = mint(mock, "JobApplier.Bot");
+    let session = mock.session_token_with(&mock.users()[0].id.clone(), |_, c| {
+        c["exp"] = json!(c["iat"].as_i64().unwrap_or(0) + 3600)
+    });
+
+    // Warm-up: connections, JWKS, the verification caches.
+    let _ = load(&http, &format!("{}/api/whoami", cached.base), Some(&token)).await;
+    let _ = load(
+        &http,
+        &format!("{}/api/whoami", cached.base),
+        Some(&session),
+    )
+    .await;
+    let _ = load(&http, &format!("{}/bench/whoami-noauth", cached.base), None).await;
+
     println!("## API: authenticated GET on a cache hit vs no auth vs verify-every-request\n");
     println!(
         "{REQUESTS} requests per row, {CONCURRENCY} concurrent connections, keep-alive, same middleware stack.\n"
     );
-    println!("| scenario | req/s | p50 | p99 | Clerk verify calls per {REQUESTS} | errors |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| scenario | req/s | CPU µs per request | p50 | p99 | Clerk verify calls per {REQUESTS} | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let scenarios = [
         (
             "no auth (same handler output, `/bench/whoami-noauth`)",
@@ -200,7 +313,7 @@ async fn main() {
             Duration::ZERO,
         ),
         (
-            "session JWT (verified locally)",
+            "session JWT, JWT cache hit (default)",
             format!("{}/api/whoami", cached.base),
             Some(session.clone()),
             Duration::ZERO,
@@ -212,9 +325,9 @@ async fn main() {
             Duration::from_millis(20),
         ),
     ];
-    // Three interleaved rounds and their medians, so neither the order nor a noisy moment decides.
+    // Five interleaved rounds and their medians, so neither the order nor a noisy moment decides.
     let mut runs: Vec<Vec<(Load, u64)>> = scenarios.iter().map(|_| Vec::new()).collect();
-    for _ in 0..3 {
+    for _ in 0..5 {
         for (i, (_, url, tok, latency)) in scenarios.iter().enumerate() {
             mock.set_latency(*latency);
             let before = mock.calls(Endpoint::VerifyToken);
@@ -225,28 +338,39 @@ async fn main() {
         }
     }
     mock.set_latency(Duration::ZERO);
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
     let mut rows = Vec::new();
     for (i, (label, ..)) in scenarios.iter().enumerate() {
         let rps = median(runs[i].iter().map(|(r, _)| r.rps).collect());
         let p50 = median(runs[i].iter().map(|(r, _)| r.p50.as_secs_f64()).collect());
         let p99 = median(runs[i].iter().map(|(r, _)| r.p99.as_secs_f64()).collect());
+        let cpu = median(
+            runs[i]
+                .iter()
+                .map(|(r, _)| r.cpu_per_request.as_secs_f64() * 1e6)
+                .collect(),
+        );
         let calls = runs[i].iter().map(|(_, c)| *c).max().unwrap_or(0);
         let errors: usize = runs[i].iter().map(|(r, _)| r.errors).sum();
         println!(
-            "| {label} | {rps:.0} | {} | {} | {calls} | {errors} |",
+            "| {label} | {rps:.0} | {cpu:.1} | {} | {} | {calls} | {errors} |",
             ms(Duration::from_secs_f64(p50)),
             ms(Duration::from_secs_f64(p99))
         );
-        rows.push((rps, p50));
+        rows.push((rps, p50, cpu));
     }
     println!(
-        "\nMedians of 3 interleaved rounds. Ratios: cache-hit auth vs no auth = {:.2}× throughput, {:.2}× p50; verify-every-request vs cache hit = {:.3}× throughput, p50 {:.1}× higher.\n",
+        "\nMedians of 5 interleaved rounds. Requests per CPU-second (whole process, so other jobs on the machine do not count): opaque cache hit vs no auth = {:.2}×, session JWT vs no auth = {:.2}×, session JWT vs opaque cache hit = {:.2}×.",
+        rows[0].2 / rows[1].2,
+        rows[0].2 / rows[2].2,
+        rows[1].2 / rows[2].2,
+    );
+    println!(
+        "Wall-clock ratios: opaque cache hit vs no auth = {:.2}× throughput, {:.2}× p50; session JWT vs no auth = {:.2}× throughput, {:.2}× p50; session JWT vs opaque cache hit = {:.2}× throughput; verify-every-request vs cache hit = {:.3}× throughput, p50 {:.1}× higher.\n",
         rows[1].0 / rows[0].0,
         rows[1].1 / rows[0].1,
+        rows[2].0 / rows[0].0,
+        rows[2].1 / rows[0].1,
+        rows[2].0 / rows[1].0,
         rows[3].0 / rows[1].0,
         rows[3].1 / rows[1].1,
     );
@@ -254,44 +378,107 @@ async fn main() {
         "Process peak RSS after the API load (API ×2 + mock + load generator): {} MiB.\n",
         proc_status_kib("VmHWM") / 1024
     );
+    drop((cached, uncached));
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // Session JWT verification on one core.
-    let clock = ManualClock::new();
-    let pem_cfg = VerifierConfig {
-        api_base_url: mock.api_url(),
-        verify_key: Some(secrecy::SecretString::from(
-            mock.machine_by_name("JobTracker.API")
-                .expect("api")
-                .secret_key,
-        )),
-        key_source: Some(KeySource::from_pem(&mock.public_key_pem()).expect("pem")),
-        policy: JwtPolicy::default(),
-        machine_id: mock.machine_by_name("JobTracker.API").map(|m| m.id),
-        // The miss budget lifted, so the rows below measure the cache itself (every unknown token
-        // reaches Clerk once); `--spray` measures the default budget.
-        cache: OpaqueCacheSettings {
-            budget: MissBudget {
-                burst: 1_000_000,
-                per_second: 1_000_000,
-            },
-            ..OpaqueCacheSettings::default()
-        },
-        jwks: Default::default(),
-    };
-    let client = ClerkClient::new(mock.api_url()).expect("client");
-    let verifier = pem_cfg.build(&client, Arc::new(clock.clone()));
-    let started = Instant::now();
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Distinct session tokens verified once each in the `jwt` section.
+const FIRST_POOL: usize = 20_000;
+
+/// Calls `f` for about `secs`; returns calls per CPU-second of this thread.
+fn rate(secs: f64, mut f: impl FnMut()) -> f64 {
     let mut n = 0u64;
-    while started.elapsed() < Duration::from_secs(3) {
-        verifier.verify_token(&session).await.expect("valid");
-        n += 1;
-    }
-    println!(
-        "## Session JWT verification, one core\n\n{:.0} verifications/s (RS256, signature + claims, key from `CLERK_JWT_KEY`; {n} in 3 s, sequential).\n",
-        n as f64 / 3.0
-    );
+    let spent = cpu_timed(|| {
+        let started = Instant::now();
+        while started.elapsed().as_secs_f64() < secs {
+            for _ in 0..64 {
+                f();
+            }
+            n += 64;
+        }
+    });
+    n as f64 / spent.as_secs_f64()
+}
 
-    // Token source: 1,000 concurrent callers.
+async fn jwt(mock: &ClerkMock) {
+    let minter = SessionMinter::new(mock, 3600);
+    let pool = minter.mint_many(FIRST_POOL);
+    let session = minter.mint(usize::MAX);
+    let cfg = pem_config(mock);
+    let off = VerifierConfig {
+        jwt_cache: JwtCacheSettings {
+            max_entries: 0,
+            ..JwtCacheSettings::default()
+        },
+        ..cfg.clone()
+    };
+    let (raw, message, signature) = raw_rsa_verifier(mock, &session);
+    let rt = tokio::runtime::Handle::current();
+    // Sequential on this thread; `block_in_place` so the runtime's other work goes elsewhere.
+    let rows = tokio::task::block_in_place(|| {
+        let mut rows: [Vec<f64>; 5] = Default::default();
+        for _ in 0..3 {
+            rows[0].push(rate(1.0, || {
+                assert!(raw.verify_sig(message.as_bytes(), &signature).is_ok())
+            }));
+            // Every token new to a fresh verifier (empty cache): verify, check, insert.
+            let v = build(mock, &cfg);
+            let spent = cpu_timed(|| {
+                for t in &pool {
+                    rt.block_on(v.verify_token(t)).expect("valid");
+                }
+            });
+            rows[1].push(pool.len() as f64 / spent.as_secs_f64());
+            let v = build(mock, &off);
+            let spent = cpu_timed(|| {
+                for t in &pool {
+                    rt.block_on(v.verify_token(t)).expect("valid");
+                }
+            });
+            rows[4].push(pool.len() as f64 / spent.as_secs_f64());
+            rows[2].push(rate(1.0, || {
+                rt.block_on(v.verify_token(&session)).expect("valid");
+            }));
+            let v = build(mock, &cfg);
+            rt.block_on(v.verify_token(&session)).expect("valid");
+            rows[3].push(rate(1.0, || {
+                rt.block_on(v.verify_token(&session)).expect("valid");
+            }));
+        }
+        rows.map(median)
+    });
+    let raw_rate = rows[0];
+    println!(
+        "## JWT verification, one core\n\nSession JWTs (RS256, RSA-2048, key from `CLERK_JWT_KEY`), sequential on one thread; per CPU-second of that thread (`/proc/thread-self/schedstat`: time preempted by other work on the machine does not count); medians of 3 interleaved rounds. \"First\" verifies {FIRST_POOL} distinct tokens on a fresh verifier (cache miss: signature, claims, insert).\n"
+    );
+    println!("| operation | per second | µs each | vs raw RSA verify |\n|---|---|---|---|");
+    for (label, r) in [
+        (
+            "raw RSA-2048 verify, aws-lc-rs (`ParsedPublicKey::verify_sig`)",
+            rows[0],
+        ),
+        ("first verification (cache miss + insert)", rows[1]),
+        ("first verification, JWT cache off", rows[4]),
+        ("the same token again and again, JWT cache off", rows[2]),
+        ("repeat verification (cache hit)", rows[3]),
+    ] {
+        println!(
+            "| {label} | {r:.0} | {:.2} | {:.2}× |",
+            1e6 / r,
+            r / raw_rate
+        );
+    }
+    println!();
+}
+
+async fn token_source(mock: &ClerkMock) {
+    let clock = ManualClock::new();
+    let client = ClerkClient::new(mock.api_url()).expect("client");
     mock.set_latency(Duration::from_millis(20));
     let key = secrecy::SecretString::from(
         mock.machine_by_name("JobApplier.Bot")
@@ -326,7 +513,11 @@ async fn main() {
         ms(exp99)
     );
     println!("| cached (no refresh due) | 0 | — | {} |\n", ms(warm99));
+}
 
+async fn hostile(mock: &ClerkMock) {
+    let pem_cfg = pem_config(mock);
+    let verifier = build(mock, &pem_cfg);
     // A million distinct bearer tokens.
     let before_rss = proc_status_kib("VmRSS");
     let before_calls = mock.calls(Endpoint::VerifyToken) + mock.calls(Endpoint::Jwks);
@@ -363,14 +554,17 @@ async fn main() {
             })
             .collect()
     };
-    let no_cache = VerifierConfig {
-        cache: OpaqueCacheSettings {
-            ttl: Duration::ZERO,
-            ..Default::default()
+    let no_cache = build(
+        mock,
+        &VerifierConfig {
+            // The lifted budget kept: every unknown token reaches Clerk once.
+            cache: OpaqueCacheSettings {
+                ttl: Duration::ZERO,
+                ..pem_cfg.cache.clone()
+            },
+            ..pem_cfg.clone()
         },
-        ..pem_cfg.clone()
-    }
-    .build(&client, Arc::new(clock.clone()));
+    );
     mock.compact().await;
     let rss0 = proc_status_kib("VmRSS");
     let calls0 = mock.calls(Endpoint::VerifyToken);
@@ -406,9 +600,84 @@ async fn main() {
         "| well-formed unknown `mt_` tokens, cache on (negative-cached) | 20,000 | {unknown_calls} | {rss_cached:+} KiB | — |"
     );
     println!(
-        "\nThe verification cache holds at most 100,000 entries (`OpaqueCacheSettings::max_entries`), so its memory is bounded whatever the input; malformed tokens are never cached and never reach Clerk."
+        "\nThe verification cache holds at most 100,000 entries (`OpaqueCacheSettings::max_entries`), so its memory is bounded whatever the input; malformed tokens are never cached and never reach Clerk.\n"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Distinct valid JWTs presented in the `jwt-memory` section.
+const MEMORY_TOKENS: usize = 1_000_000;
+
+async fn jwt_memory(mock: &ClerkMock) {
+    let minter = SessionMinter::new(mock, 3600);
+    let cfg = pem_config(mock);
+    let verifier = build(mock, &cfg);
+    // Minted on every core while this task verifies, through a short queue: the tokens
+    // themselves are never all in memory.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4096);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let producers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (tx, minter) = (tx.clone(), minter.clone());
+            std::thread::spawn(move || {
+                for i in (t..MEMORY_TOKENS).step_by(threads) {
+                    if tx.blocking_send(minter.mint(i)).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let base = proc_status_kib("VmRSS");
+    let hwm0 = proc_status_kib("VmHWM");
+    let started = Instant::now();
+    let mut n = 0usize;
+    let mut peak = base;
+    let mut checkpoints = Vec::new();
+    while let Some(t) = rx.recv().await {
+        verifier.verify_token(&t).await.expect("valid");
+        n += 1;
+        if n.is_multiple_of(10_000) {
+            peak = peak.max(proc_status_kib("VmRSS"));
+        }
+        if [100_000, 250_000, 500_000, MEMORY_TOKENS].contains(&n) {
+            let cache = verifier.jwt_cache().expect("cache on");
+            checkpoints.push((
+                n,
+                proc_status_kib("VmRSS"),
+                cache.entry_count(),
+                cache.weighted_size(),
+            ));
+        }
+    }
+    for p in producers {
+        p.join().expect("producer");
+    }
+    let elapsed = started.elapsed();
+    let settings = JwtCacheSettings::default();
+    println!(
+        "## RSS with {MEMORY_TOKENS} distinct valid session JWTs\n\nEach token new (distinct `jti`), minted with the mock's key on {threads} threads while one task verifies them; default cache (`CLERK_JWT_CACHE_MAX_ENTRIES={}`, `CLERK_JWT_CACHE_MAX_MIB={}`). RSS before: {} MiB.\n",
+        settings.max_entries,
+        settings.max_bytes >> 20,
+        base / 1024
+    );
+    println!(
+        "| tokens presented | RSS change | cache entries | cache estimate |\n|---|---|---|---|"
+    );
+    for (n, rss, entries, bytes) in &checkpoints {
+        println!(
+            "| {n} | {:+.1} MiB | {entries} | {:.1} MiB |",
+            (*rss as f64 - base as f64) / 1024.0,
+            *bytes as f64 / 1048576.0
+        );
+    }
+    println!(
+        "\nPeak RSS growth during the section (sampled every 10,000 tokens): {:+.1} MiB; process VmHWM {} MiB (before the section: {} MiB). {n} tokens in {:.0} s (minting is the bottleneck).\n",
+        (peak as f64 - base as f64) / 1024.0,
+        proc_status_kib("VmHWM") / 1024,
+        hwm0 / 1024,
+        elapsed.as_secs_f64()
+    );
 }
 
 fn random_opaque() -> String {

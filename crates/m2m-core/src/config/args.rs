@@ -11,7 +11,8 @@ use super::{ConfigError, parse};
 use crate::clerk::DEFAULT_API_BASE_URL;
 #[cfg(feature = "verify")]
 use crate::verify::{
-    JWKS_TTL, JwksSettings, JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig,
+    JWKS_TTL, JwksSettings, JwtCacheSettings, JwtPolicy, KeySource, MissBudget,
+    OpaqueCacheSettings, VerifierConfig,
 };
 #[cfg(feature = "client")]
 use crate::{BearerToken, M2mClientConfig, MintSettings, TokenFormat};
@@ -204,6 +205,14 @@ pub struct VerifierArgs {
     /// of it, so a key removed from the JWKS stops verifying within about this long.
     #[arg(long, env = "CLERK_JWKS_CACHE_TTL_SECONDS", default_value_t = JWKS_TTL.as_secs() as u32, value_parser = parse::positive)]
     pub clerk_jwks_cache_ttl_seconds: u32,
+    /// Verified JWTs (session and M2M) kept so a repeat costs a hash lookup instead of an RSA
+    /// check; each entry still has `exp`/`nbf` and its signing key re-checked on every use.
+    /// 0 turns the cache off.
+    #[arg(long, env = "CLERK_JWT_CACHE_MAX_ENTRIES", default_value_t = JwtCacheSettings::default().max_entries, value_parser = parse::whole)]
+    pub clerk_jwt_cache_max_entries: u64,
+    /// Memory the JWT cache may take, MiB (whichever of this and the entry cap is hit first).
+    #[arg(long, env = "CLERK_JWT_CACHE_MAX_MIB", default_value_t = (JwtCacheSettings::default().max_bytes >> 20) as u32, value_parser = parse::positive)]
+    pub clerk_jwt_cache_max_mib: u32,
 }
 
 #[cfg(feature = "verify")]
@@ -218,6 +227,8 @@ impl Default for VerifierArgs {
             m2m_verify_miss_burst: cache.budget.burst,
             m2m_verify_miss_per_second: cache.budget.per_second,
             clerk_jwks_cache_ttl_seconds: JWKS_TTL.as_secs() as u32,
+            clerk_jwt_cache_max_entries: JwtCacheSettings::default().max_entries,
+            clerk_jwt_cache_max_mib: (JwtCacheSettings::default().max_bytes >> 20) as u32,
         }
     }
 }
@@ -270,6 +281,10 @@ impl VerifierArgs {
             jwks: JwksSettings {
                 ttl: Duration::from_secs(u64::from(self.clerk_jwks_cache_ttl_seconds)),
                 ..JwksSettings::default()
+            },
+            jwt_cache: JwtCacheSettings {
+                max_entries: self.clerk_jwt_cache_max_entries,
+                max_bytes: u64::from(self.clerk_jwt_cache_max_mib) << 20,
             },
         })
     }

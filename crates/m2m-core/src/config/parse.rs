@@ -27,6 +27,13 @@ pub fn seconds(v: &str) -> Result<u64, String> {
         .map_err(|_| format!("expected a whole number of seconds, got {:?}", v.trim()))
 }
 
+/// A whole number, 0 allowed.
+pub fn whole(v: &str) -> Result<u64, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number (0 or more), got {:?}", v.trim()))
+}
+
 /// A whole number, at least 1.
 pub fn positive(v: &str) -> Result<u32, String> {
     match v.trim().parse::<u32>() {

@@ -1,24 +1,136 @@
 //! Which kind of token this is, decided without any network call or signature check.
 
+use std::fmt;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::error::{VerifyError, reason};
 
-/// Clerk's token category (`cat` header) of M2M tokens.
-pub const CAT_M2M: &str = "cl_B7d4PD333AAA";
-/// Clerk's token category of session tokens.
-pub const CAT_SESSION: &str = "cl_B7d4PD111AAA";
+/// Clerk's token category (`cat` header) of M2M tokens. (Session tokens carry `cl_B7d4PD111AAA`;
+/// nothing here needs it: a session token is whatever is neither M2M nor a template.)
+pub(crate) const CAT_M2M: &str = "cl_B7d4PD333AAA";
 /// Clerk's token category of JWT-template tokens.
-pub const CAT_TEMPLATE: &str = "cl_B7d4PD222AAA";
+pub(crate) const CAT_TEMPLATE: &str = "cl_B7d4PD222AAA";
+
+/// A JOSE header parameter as the rules read it: absent, a string, or any other JSON value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HeaderParam {
+    /// Not in the header.
+    #[default]
+    Absent,
+    /// A JSON string.
+    Str(String),
+    /// Present, but not a string (`null` included).
+    Other,
+}
+
+impl HeaderParam {
+    /// The string, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether the header has this parameter at all.
+    pub fn is_present(&self) -> bool {
+        !matches!(self, Self::Absent)
+    }
+}
+
+impl<'de> Deserialize<'de> for HeaderParam {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Through `Value`, so any value is checked exactly as strictly as a whole-`Value` parse.
+        Ok(match Value::deserialize(d)? {
+            Value::String(s) => Self::Str(s),
+            _ => Self::Other,
+        })
+    }
+}
+
+/// The header parameters the rules read; any other is ignored, as Clerk's SDK does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwtHeader {
+    /// `alg`.
+    pub alg: HeaderParam,
+    /// `typ`.
+    pub typ: HeaderParam,
+    /// `kid`.
+    pub kid: HeaderParam,
+    /// `cat`: Clerk's token category.
+    pub cat: HeaderParam,
+}
+
+impl<'de> Deserialize<'de> for JwtHeader {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// Which parameter a key names (JSON escapes already resolved by serde_json).
+        enum Name {
+            Alg,
+            Typ,
+            Kid,
+            Cat,
+            Other,
+        }
+        impl<'de> Deserialize<'de> for Name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = Name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a header parameter name")
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Name, E> {
+                        Ok(match v {
+                            "alg" => Name::Alg,
+                            "typ" => Name::Typ,
+                            "kid" => Name::Kid,
+                            "cat" => Name::Cat,
+                            _ => Name::Other,
+                        })
+                    }
+                }
+                d.deserialize_identifier(V)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JwtHeader;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JwtHeader, A::Error> {
+                let mut h = JwtHeader::default();
+                while let Some(name) = map.next_key::<Name>()? {
+                    // A repeated name: the last one wins, as with JSON.parse in Clerk's SDK.
+                    let slot = match name {
+                        Name::Alg => &mut h.alg,
+                        Name::Typ => &mut h.typ,
+                        Name::Kid => &mut h.kid,
+                        Name::Cat => &mut h.cat,
+                        Name::Other => {
+                            map.next_value::<Value>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value()?;
+                }
+                Ok(h)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 
 /// A JWT split and decoded, not yet verified.
 #[derive(Debug, Clone)]
 pub struct DecodedJwt<'a> {
     /// Decoded header.
-    pub header: Value,
-    /// Decoded payload.
+    pub header: JwtHeader,
+    /// Decoded payload (a JSON object).
     pub payload: Value,
     /// `base64(header) + "." + base64(payload)`, the signed bytes.
     pub signing_input: &'a str,
@@ -59,35 +171,37 @@ pub fn decode_jwt(token: &str) -> Result<DecodedJwt<'_>, VerifyError> {
             "not a JWT: expected three dot-separated parts",
         ));
     };
-    let is_b64url = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
     if !(is_b64url(h) && is_b64url(p) && is_b64url(s)) {
         return Err(VerifyError::Malformed(
             "not a JWT: parts must be non-empty base64url",
         ));
     }
-    let json = |part: &str| -> Result<Value, VerifyError> {
-        let bytes = URL_SAFE_NO_PAD
+    let not_object =
+        || VerifyError::Malformed("not a JWT: header and payload must be JSON objects");
+    let bytes = |part: &str| {
+        URL_SAFE_NO_PAD
             .decode(part)
-            .map_err(|_| VerifyError::Malformed("not a JWT: bad base64url"))?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v @ Value::Object(_)) => Ok(v),
-            _ => Err(VerifyError::Malformed(
-                "not a JWT: header and payload must be JSON objects",
-            )),
-        }
+            .map_err(|_| VerifyError::Malformed("not a JWT: bad base64url"))
     };
-    let header = json(h)?;
-    let payload = json(p)?;
+    let header: JwtHeader = serde_json::from_slice(&bytes(h)?).map_err(|_| not_object())?;
+    let payload = match serde_json::from_slice::<Value>(&bytes(p)?) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return Err(not_object()),
+    };
     Ok(DecodedJwt {
         header,
         payload,
         signing_input: &token[..h.len() + 1 + p.len()],
         signature: s,
     })
+}
+
+/// Non-empty, and only base64url's alphabet. No early exit, so the loop vectorises.
+fn is_b64url(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().fold(true, |ok, b| {
+            ok & (b.is_ascii_alphanumeric() | (b == b'-') | (b == b'_'))
+        })
 }
 
 /// Routes a token as Clerk's SDK does (docs/clerk-behaviour.md, *Telling tokens apart*): `mt_`
@@ -110,7 +224,7 @@ pub fn classify(token: &str) -> Result<TokenKind<'_>, VerifyError> {
         .get("sub")
         .and_then(Value::as_str)
         .is_some_and(|s| s.starts_with("mch_"));
-    let m2m_category = jwt.header.get("cat").and_then(Value::as_str) == Some(CAT_M2M);
+    let m2m_category = jwt.header.cat.as_str() == Some(CAT_M2M);
     if machine_subject || m2m_category {
         Ok(TokenKind::M2mJwt(jwt))
     } else {

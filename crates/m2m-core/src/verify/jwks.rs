@@ -19,9 +19,16 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use aws_lc_rs::signature::{
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384,
+    RSA_PKCS1_2048_8192_SHA512, RsaParameters, RsaPublicKeyComponents,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use secrecy::SecretString;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::budget::LogLimiter;
@@ -75,12 +82,104 @@ impl JwksSettings {
     }
 }
 
+/// An RSA public key that verifies JWT signatures, parsed once (not per verification) for each of
+/// RS256, RS384 and RS512, with aws-lc-rs's `RSA_PKCS1_2048_8192_*` parameters: the ones
+/// `jsonwebtoken` uses, so the same keys and signatures pass.
+pub struct JwtKey {
+    rs256: Option<ParsedPublicKey>,
+    rs384: Option<ParsedPublicKey>,
+    rs512: Option<ParsedPublicKey>,
+    fingerprint: [u8; 32],
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtKey")
+            .field("usable", &self.rs256.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtKey {
+    /// From a DER `RSAPublicKey` or `SubjectPublicKeyInfo`. A key aws-lc-rs cannot parse is kept
+    /// and verifies nothing (`token-invalid-signature`), as before it was parsed up front.
+    fn from_der(der: &[u8]) -> Self {
+        let parse = |p: &'static RsaParameters| ParsedPublicKey::new(p, der).ok();
+        Self::new(
+            [
+                parse(&RSA_PKCS1_2048_8192_SHA256),
+                parse(&RSA_PKCS1_2048_8192_SHA384),
+                parse(&RSA_PKCS1_2048_8192_SHA512),
+            ],
+            &[b"der", der],
+        )
+    }
+
+    /// From a JWK's decoded modulus and exponent.
+    fn from_components(n: &[u8], e: &[u8]) -> Self {
+        let c = RsaPublicKeyComponents { n, e };
+        let parse = |p: &'static RsaParameters| c.to_parsed_public_key(p).ok();
+        Self::new(
+            [
+                parse(&RSA_PKCS1_2048_8192_SHA256),
+                parse(&RSA_PKCS1_2048_8192_SHA384),
+                parse(&RSA_PKCS1_2048_8192_SHA512),
+            ],
+            &[b"n", &(n.len() as u64).to_be_bytes(), n, b"e", e],
+        )
+    }
+
+    fn new(parsed: [Option<ParsedPublicKey>; 3], material: &[&[u8]]) -> Self {
+        let mut h = Sha256::new();
+        for part in material {
+            h.update(part);
+        }
+        let [rs256, rs384, rs512] = parsed;
+        Self {
+            rs256,
+            rs384,
+            rs512,
+            fingerprint: h.finalize().into(),
+        }
+    }
+
+    /// Whether `signature` (raw bytes) is `alg`'s signature of `message` under this key.
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        let key = match alg {
+            Algorithm::RS256 => &self.rs256,
+            Algorithm::RS384 => &self.rs384,
+            Algorithm::RS512 => &self.rs512,
+            _ => &None,
+        };
+        key.as_ref()
+            .is_some_and(|k| k.verify_sig(message, signature).is_ok())
+    }
+
+    /// As [`verify`](Self::verify), for an RS256 signature over a message whose SHA-256 is
+    /// `digest` (hashed once for the JWT cache's key and this check).
+    pub(crate) fn verify_sha256(
+        &self,
+        digest: &aws_lc_rs::digest::Digest,
+        signature: &[u8],
+    ) -> bool {
+        self.rs256
+            .as_ref()
+            .is_some_and(|k| k.verify_digest_sig(digest, signature).is_ok())
+    }
+
+    /// SHA-256 of the key material: equal for the same key fetched again, different for another
+    /// key published under the same `kid`.
+    pub(crate) fn fingerprint(&self) -> &[u8; 32] {
+        &self.fingerprint
+    }
+}
+
 /// Where the keys come from.
 #[derive(Clone)]
 pub enum KeySource {
     /// `CLERK_JWT_KEY`: one PEM public key, no network. The token's `kid` is not checked against
     /// it (as in Clerk's SDK).
-    Pem(Arc<DecodingKey>),
+    Pem(Arc<JwtKey>),
     /// `CLERK_JWKS_URL`: a public JWKS (e.g. the Frontend API's `/.well-known/jwks.json`).
     Url(String),
     /// `CLERK_SECRET_KEY`: BAPI `GET /jwks` with the instance key.
@@ -102,14 +201,17 @@ impl KeySource {
     /// sequences, as env files often carry, are accepted.
     pub fn from_pem(pem: &str) -> Result<Self, String> {
         let pem = pem.trim().replace("\\n", "\n");
-        DecodingKey::from_rsa_pem(pem.as_bytes())
-            .map(|k| Self::Pem(Arc::new(k)))
-            .map_err(|_| "not a PEM-encoded RSA public key".to_owned())
+        let key = DecodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|_| "not a PEM-encoded RSA public key".to_owned())?;
+        let der = key
+            .try_get_as_bytes()
+            .map_err(|_| "not a PEM-encoded RSA public key".to_owned())?;
+        Ok(Self::Pem(Arc::new(JwtKey::from_der(der))))
     }
 }
 
 struct KeyEntry {
-    key: Arc<DecodingKey>,
+    key: Arc<JwtKey>,
     /// The JWK's `alg`, if it named one of ours; a token must then use exactly it.
     alg: Option<Algorithm>,
 }
@@ -207,11 +309,7 @@ impl KeyStore {
     /// The key to verify a token signed with `alg` whose header names `kid`. Only keys usable
     /// for that (RSA; `use` absent or `sig`; `key_ops` absent or with `verify`; `alg` absent or
     /// equal to the token's) are ever returned.
-    pub async fn key(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<Arc<DecodingKey>, VerifyError> {
+    pub async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<JwtKey>, VerifyError> {
         let inner = &self.inner;
         if let KeySource::Pem(key) = &inner.source {
             return Ok(key.clone());
@@ -221,6 +319,17 @@ impl KeyStore {
         };
         inner.start_ticker();
         let now = inner.clock.now();
+        // The common case, a fresh set that has the key, without taking a reference count.
+        {
+            let snap = inner.snapshot.load();
+            if snap
+                .fetched_at
+                .is_some_and(|t| now < t + inner.settings.ttl)
+                && let Some(entry) = snap.keys.get(kid)
+            {
+                return usable(entry, alg);
+            }
+        }
         let snap = inner.snapshot.load_full();
         let fresh = snap
             .fetched_at
@@ -312,7 +421,7 @@ async fn wait(mut rx: watch::Receiver<u64>, at_most: Duration) {
     let _ = tokio::time::timeout(at_most, rx.changed()).await;
 }
 
-fn usable(entry: &KeyEntry, alg: Algorithm) -> Result<Arc<DecodingKey>, VerifyError> {
+fn usable(entry: &KeyEntry, alg: Algorithm) -> Result<Arc<JwtKey>, VerifyError> {
     match entry.alg {
         Some(a) if a != alg => Err(VerifyError::Invalid(reason::ALGORITHM)),
         _ => Ok(entry.key.clone()),
@@ -369,7 +478,8 @@ impl Inner {
 
     /// Refreshes before the set goes stale, from a task that holds the store only weakly.
     fn start_ticker(self: &Arc<Self>) {
-        if self.ticker.swap(true, Ordering::AcqRel) {
+        // A load first: no write to a shared cache line on every verification.
+        if self.ticker.load(Ordering::Acquire) || self.ticker.swap(true, Ordering::AcqRel) {
             return;
         }
         let weak: Weak<Self> = Arc::downgrade(self);
@@ -474,7 +584,14 @@ fn usable_keys(set: &JwkSet) -> HashMap<String, KeyEntry> {
                 Some(_) => return None,
             };
             let kid = k.common.key_id.clone()?;
-            let key = DecodingKey::from_jwk(k).ok()?;
+            let AlgorithmParameters::RSA(rsa) = &k.algorithm else {
+                return None;
+            };
+            // As jsonwebtoken's `DecodingKey::from_jwk`: a component that is not base64url
+            // makes the key unusable.
+            let n = URL_SAFE_NO_PAD.decode(&rsa.n).ok()?;
+            let e = URL_SAFE_NO_PAD.decode(&rsa.e).ok()?;
+            let key = JwtKey::from_components(&n, &e);
             Some((
                 kid,
                 KeyEntry {

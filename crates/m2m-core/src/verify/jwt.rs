@@ -4,13 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::classify::{CAT_M2M, CAT_TEMPLATE, DecodedJwt};
+use super::classify::{CAT_M2M, CAT_TEMPLATE, DecodedJwt, TokenKind, classify};
 use super::error::{VerifyError, reason};
 use super::jwks::KeyStore;
-use super::principal::{MachinePrincipal, UserPrincipal};
+use super::jwt_cache::{Checked, Hashed, JwtCache, JwtCacheSettings};
+use super::principal::{MachinePrincipal, Principal, UserPrincipal};
 use crate::clock::Clock;
 use crate::token_format::TokenFormat;
 
@@ -31,22 +34,34 @@ pub struct JwtPolicy {
     pub receiver: Option<String>,
 }
 
-/// Verifies session and M2M JWTs with keys from a [`KeyStore`].
+/// Verifies session and M2M JWTs with keys from a [`KeyStore`], remembering the ones it accepted
+/// (see [`JwtCache`]).
 #[derive(Debug)]
 pub struct JwtVerifier {
     keys: KeyStore,
     policy: JwtPolicy,
     clock: Arc<dyn Clock>,
+    cache: Option<JwtCache>,
 }
 
+/// The largest RSA signature (8192-bit keys, the most `RSA_PKCS1_2048_8192_*` accepts).
+const MAX_SIGNATURE: usize = 1024;
+
 impl JwtVerifier {
-    /// A verifier using `keys` and `policy`.
+    /// A verifier using `keys` and `policy`, without a cache.
     pub fn new(keys: KeyStore, policy: JwtPolicy, clock: Arc<dyn Clock>) -> Self {
         Self {
             keys,
             policy,
             clock,
+            cache: None,
         }
+    }
+
+    /// Keeps accepted tokens in a [`JwtCache`] with `settings` (none when they turn it off).
+    pub fn with_cache(mut self, settings: &JwtCacheSettings) -> Self {
+        self.cache = JwtCache::new(settings);
+        self
     }
 
     /// The key store (e.g. to prefetch at start).
@@ -54,14 +69,78 @@ impl JwtVerifier {
         &self.keys
     }
 
-    /// A user session token → the user. Rejects M2M and template categories, `mch_` subjects and
-    /// pending sessions.
-    pub async fn verify_session(&self, jwt: &DecodedJwt<'_>) -> Result<UserPrincipal, VerifyError> {
-        match jwt.header.get("cat").and_then(Value::as_str) {
-            Some(CAT_M2M) | Some(CAT_TEMPLATE) => {
-                return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
+    /// The cache of accepted tokens, if on.
+    pub fn cache(&self) -> Option<&JwtCache> {
+        self.cache.as_ref()
+    }
+
+    /// Verifies a JWT, session or M2M as [`classify`] routes it. A token accepted before is
+    /// answered from the cache once its key and time claims are checked again.
+    pub async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let cached = match &self.cache {
+            // Not even shaped like a JWT: classify says why, with no hashing.
+            Some(cache) if token.contains('.') => {
+                let hashed = JwtCache::hash(token);
+                let key = hashed.key;
+                if let Some(entry) = cache.get(&key) {
+                    match self.recheck(&entry.checked).await {
+                        Ok(true) => {
+                            cache.hit();
+                            return Ok(entry.principal.clone());
+                        }
+                        // Another key now answers to its kid: verify again from scratch.
+                        Ok(false) => cache.drop_entry(&key),
+                        Err(e) => {
+                            if matches!(e, VerifyError::Invalid(_)) {
+                                cache.drop_entry(&key);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                cache.miss();
+                Some((cache, hashed))
             }
-            _ => {}
+            _ => None,
+        };
+        let signed = cached.as_ref().map(|(_, h)| h);
+        let (principal, checked) = match classify(token)? {
+            TokenKind::M2mJwt(jwt) => {
+                let (m, checked) = self.m2m(jwt, signed).await?;
+                (Principal::Machine(m), checked)
+            }
+            TokenKind::SessionJwt(jwt) => {
+                let (u, checked) = self.session(jwt, signed).await?;
+                (Principal::User(u), checked)
+            }
+            // Not reached: `Verifier` sends `mt_` tokens to the opaque verifier.
+            TokenKind::OpaqueM2m => return Err(VerifyError::Invalid(reason::TYPE_MISMATCH)),
+        };
+        if let Some((cache, hashed)) = cached {
+            cache.insert(hashed.key, &principal, checked, self.now_ms());
+        }
+        Ok(principal)
+    }
+
+    /// A user session token → the user. Rejects M2M and template categories, `mch_` subjects and
+    /// pending sessions. Not cached.
+    pub async fn verify_session(&self, jwt: DecodedJwt<'_>) -> Result<UserPrincipal, VerifyError> {
+        self.session(jwt, None).await.map(|(u, _)| u)
+    }
+
+    /// An M2M JWT → the machine. Rejects any `cat` other than M2M and any subject that is not a
+    /// machine. Verified locally: a JWT cannot be revoked. Not cached.
+    pub async fn verify_m2m(&self, jwt: DecodedJwt<'_>) -> Result<MachinePrincipal, VerifyError> {
+        self.m2m(jwt, None).await.map(|(m, _)| m)
+    }
+
+    async fn session(
+        &self,
+        jwt: DecodedJwt<'_>,
+        signed: Option<&Hashed>,
+    ) -> Result<(UserPrincipal, Checked), VerifyError> {
+        if matches!(jwt.header.cat.as_str(), Some(CAT_M2M | CAT_TEMPLATE)) {
+            return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
         }
         if jwt
             .payload
@@ -72,25 +151,25 @@ impl JwtVerifier {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
         }
         if matches!(
-            jwt.header.get("typ").and_then(Value::as_str),
+            jwt.header.typ.as_str(),
             Some("at+jwt" | "application/at+jwt")
         ) {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
         }
-        let claims = self.verify_common(jwt).await?;
+        let (claims, checked) = self.verify_common(jwt, signed).await?;
         // `azp` is the browser origin a session token was minted for; M2M tokens have none.
-        if !self.policy.authorized_parties.is_empty() {
-            let azp = claims.get("azp").and_then(Value::as_str);
-            if !azp.is_some_and(|a| self.policy.authorized_parties.iter().any(|p| p == a)) {
-                return Err(VerifyError::Invalid(reason::AUTHORIZED_PARTIES));
-            }
+        let azp = claims.get("azp").and_then(Value::as_str);
+        if !self.policy.authorized_parties.is_empty()
+            && !azp.is_some_and(|a| self.policy.authorized_parties.iter().any(|p| p == a))
+        {
+            return Err(VerifyError::Invalid(reason::AUTHORIZED_PARTIES));
         }
         if claims.get("sts").and_then(Value::as_str) == Some("pending") {
             return Err(VerifyError::Invalid(reason::PENDING_SESSION));
         }
         let user_id = string_claim(&claims, "sub")?;
         let session_id = string_claim(&claims, "sid")?;
-        Ok(UserPrincipal {
+        let user = UserPrincipal {
             user_id,
             session_id,
             org_id: claims
@@ -98,21 +177,22 @@ impl JwtVerifier {
                 .and_then(|o| o.get("id"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            authorized_party: claims.get("azp").and_then(Value::as_str).map(str::to_owned),
+            authorized_party: azp.map(str::to_owned),
             actor: claims.get("act").cloned(),
-            claims,
-        })
+            claims: Arc::new(Value::Object(claims)),
+        };
+        Ok((user, checked))
     }
 
-    /// An M2M JWT → the machine. Rejects any `cat` other than M2M and any subject that is not a
-    /// machine. Verified locally: a JWT cannot be revoked.
-    pub async fn verify_m2m(&self, jwt: &DecodedJwt<'_>) -> Result<MachinePrincipal, VerifyError> {
-        if let Some(cat) = jwt.header.get("cat")
-            && cat.as_str() != Some(CAT_M2M)
-        {
+    async fn m2m(
+        &self,
+        jwt: DecodedJwt<'_>,
+        signed: Option<&Hashed>,
+    ) -> Result<(MachinePrincipal, Checked), VerifyError> {
+        if jwt.header.cat.is_present() && jwt.header.cat.as_str() != Some(CAT_M2M) {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
         }
-        let claims = self.verify_common(jwt).await?;
+        let (mut claims, checked) = self.verify_common(jwt, signed).await?;
         let machine_id = string_claim(&claims, "sub")?;
         if !machine_id.starts_with("mch_") {
             return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
@@ -129,45 +209,45 @@ impl JwtVerifier {
         if !bound {
             return Err(VerifyError::Invalid(reason::NOT_SCOPED));
         }
-        let custom: serde_json::Map<String, Value> = claims
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| {
-                        !matches!(k.as_str(), "iss" | "sub" | "exp" | "nbf" | "iat" | "jti")
-                    })
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(MachinePrincipal {
+        let token_id = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let expires_at_ms = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .map(|e| (e * 1000.0) as i64);
+        // What remains once the registered claims are taken out is the custom claims.
+        for registered in ["iss", "sub", "exp", "nbf", "iat", "jti"] {
+            claims.remove(registered);
+        }
+        let machine = MachinePrincipal {
             machine_id,
-            token_id: claims
-                .get("jti")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            token_id,
             scopes,
-            claims: if custom.is_empty() {
+            claims: if claims.is_empty() {
                 None
             } else {
-                Some(Value::Object(custom))
+                Some(Arc::new(Value::Object(claims)))
             },
             format: TokenFormat::Jwt,
-            expires_at_ms: claims
-                .get("exp")
-                .and_then(Value::as_f64)
-                .map(|e| (e * 1000.0) as i64),
-        })
+            expires_at_ms,
+        };
+        Ok((machine, checked))
     }
 
-    async fn verify_common(&self, jwt: &DecodedJwt<'_>) -> Result<Value, VerifyError> {
-        match jwt.header.get("typ") {
-            None => {}
-            Some(Value::String(t)) if t == "JWT" => {}
-            Some(_) => return Err(VerifyError::Invalid(reason::TYPE)),
+    /// The checks every JWT passes, in Clerk's order; the claims, and what a cache hit must
+    /// check again. `signed`: the token's hashes, when the cache already took them.
+    async fn verify_common(
+        &self,
+        jwt: DecodedJwt<'_>,
+        signed: Option<&Hashed>,
+    ) -> Result<(Map<String, Value>, Checked), VerifyError> {
+        if jwt.header.typ.is_present() && jwt.header.typ.as_str() != Some("JWT") {
+            return Err(VerifyError::Invalid(reason::TYPE));
         }
-        let alg = match jwt.header.get("alg").and_then(Value::as_str) {
+        let alg = match jwt.header.alg.as_str() {
             Some("RS256") => Algorithm::RS256,
             Some("RS384") => Algorithm::RS384,
             Some("RS512") => Algorithm::RS512,
@@ -175,54 +255,113 @@ impl JwtVerifier {
         };
         // typ and alg are checked before the key is resolved (Clerk resolves first), so a token
         // with a bad header never causes a JWKS fetch; the outcome is the same rejection.
-        let kid = jwt.header.get("kid").and_then(Value::as_str);
+        let kid = jwt.header.kid.as_str();
         let key = self.keys.key(kid, alg).await?;
-        let valid =
-            jsonwebtoken::crypto::verify(jwt.signature, jwt.signing_input.as_bytes(), &key, alg)
-                .unwrap_or(false);
+        // The signature's bytes on the stack: as jsonwebtoken, a part that is not base64url (or
+        // longer than any RSA signature we accept) is an invalid signature.
+        let mut sig = [0u8; MAX_SIGNATURE + 3];
+        let valid = URL_SAFE_NO_PAD
+            .decode_slice(jwt.signature, &mut sig)
+            .is_ok_and(|n| {
+                let sig = &sig[..n];
+                n <= MAX_SIGNATURE
+                    && match signed {
+                        // The signed part was hashed for the cache key already.
+                        Some(h)
+                            if alg == Algorithm::RS256
+                                && h.signed_len == jwt.signing_input.len() =>
+                        {
+                            key.verify_sha256(&h.signed, sig)
+                        }
+                        _ => key.verify(alg, jwt.signing_input.as_bytes(), sig),
+                    }
+            });
         if !valid {
             return Err(VerifyError::Invalid(reason::SIGNATURE));
         }
         // Only now are claims looked at.
-        let claims = jwt.payload.clone();
+        let Value::Object(claims) = jwt.payload else {
+            return Err(VerifyError::Invalid(reason::INVALID));
+        };
         if !claims.get("sub").is_some_and(Value::is_string) {
             return Err(VerifyError::Invalid(reason::INVALID));
         }
-        let now_ms = self.clock.unix_now().as_millis() as f64;
-        let skew_ms = CLOCK_SKEW.as_millis() as f64;
         let Some(exp) = claims.get("exp").and_then(Value::as_f64) else {
             return Err(VerifyError::Invalid(reason::INVALID));
         };
-        if exp * 1000.0 <= now_ms - skew_ms {
-            return Err(VerifyError::Invalid(reason::EXPIRED));
-        }
-        match claims.get("nbf") {
-            None => {}
-            Some(v) => match v.as_f64() {
-                Some(nbf) if nbf * 1000.0 > now_ms + skew_ms => {
-                    return Err(VerifyError::Invalid(reason::NOT_ACTIVE_YET));
-                }
-                Some(_) => {}
-                None => return Err(VerifyError::Invalid(reason::INVALID)),
-            },
-        }
-        match claims.get("iat") {
-            None => {}
-            Some(v) => match v.as_f64() {
-                Some(iat) if iat * 1000.0 > now_ms + skew_ms => {
-                    return Err(VerifyError::Invalid(reason::IAT_IN_FUTURE));
-                }
-                Some(_) => {}
-                None => return Err(VerifyError::Invalid(reason::INVALID)),
-            },
-        }
+        let number = |name: &str| match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or(VerifyError::Invalid(reason::INVALID)),
+        };
+        let now_ms = self.now_ms();
+        check_exp(exp, now_ms)?;
+        let nbf = number("nbf")?;
+        check_nbf(nbf, now_ms)?;
+        let iat = number("iat")?;
+        check_iat(iat, now_ms)?;
+        let checked = Checked {
+            kid: kid.map(str::to_owned),
+            alg,
+            key: *key.fingerprint(),
+            exp,
+            nbf,
+            iat,
+        };
         if let Some(expected) = &self.policy.issuer
             && claims.get("iss").and_then(Value::as_str) != Some(expected.as_str())
         {
             return Err(VerifyError::Invalid(reason::ISSUER));
         }
-        Ok(claims)
+        Ok((claims, checked))
     }
+
+    /// A cached verdict still holds: the key published under its `kid` now (resolved by the
+    /// JWKS rules, so a stale set is refreshed first) is the one that verified it (`Ok(false)`
+    /// if another key is), and its time claims hold now.
+    async fn recheck(&self, c: &Checked) -> Result<bool, VerifyError> {
+        let key = self.keys.key(c.kid.as_deref(), c.alg).await?;
+        if key.fingerprint() != &c.key {
+            return Ok(false);
+        }
+        let now_ms = self.now_ms();
+        check_exp(c.exp, now_ms)?;
+        check_nbf(c.nbf, now_ms)?;
+        check_iat(c.iat, now_ms)?;
+        Ok(true)
+    }
+
+    fn now_ms(&self) -> f64 {
+        self.clock.unix_now().as_millis() as f64
+    }
+}
+
+const SKEW_MS: f64 = CLOCK_SKEW.as_millis() as f64;
+
+/// Expired when `exp·1000 ≤ now − skew`.
+fn check_exp(exp: f64, now_ms: f64) -> Result<(), VerifyError> {
+    if exp * 1000.0 <= now_ms - SKEW_MS {
+        return Err(VerifyError::Invalid(reason::EXPIRED));
+    }
+    Ok(())
+}
+
+/// Not active yet when `nbf·1000 > now + skew`.
+fn check_nbf(nbf: Option<f64>, now_ms: f64) -> Result<(), VerifyError> {
+    if nbf.is_some_and(|nbf| nbf * 1000.0 > now_ms + SKEW_MS) {
+        return Err(VerifyError::Invalid(reason::NOT_ACTIVE_YET));
+    }
+    Ok(())
+}
+
+/// Issued in the future when `iat·1000 > now + skew`.
+fn check_iat(iat: Option<f64>, now_ms: f64) -> Result<(), VerifyError> {
+    if iat.is_some_and(|iat| iat * 1000.0 > now_ms + SKEW_MS) {
+        return Err(VerifyError::Invalid(reason::IAT_IN_FUTURE));
+    }
+    Ok(())
 }
 
 /// A receivers claim: a space-separated string, or an array of strings.
@@ -238,7 +377,7 @@ fn receivers(claim: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn string_claim(claims: &Value, name: &str) -> Result<String, VerifyError> {
+fn string_claim(claims: &Map<String, Value>, name: &str) -> Result<String, VerifyError> {
     claims
         .get(name)
         .and_then(Value::as_str)

@@ -4,8 +4,8 @@
 //! ```text
 //! Authorization header ──▶ bearer_token() ──▶ classify()
 //!    mt_…                      ──▶ OpaqueVerifier: cache(sha256) → POST /m2m_tokens/verify → Machine
-//!    JWT, sub mch_… or cat M2M ──▶ JwtVerifier::verify_m2m (local, JWKS)                 → Machine
-//!    other JWT                 ──▶ JwtVerifier::verify_session (local, JWKS)             → User
+//!    JWT, sub mch_… or cat M2M ──▶ JwtVerifier: cache(sha256) → verify_m2m (local, JWKS)     → Machine
+//!    other JWT                 ──▶ JwtVerifier: cache(sha256) → verify_session (local, JWKS) → User
 //!    anything else             ──▶ 401, no network call
 //! ```
 
@@ -15,19 +15,23 @@ mod error;
 mod header;
 mod jwks;
 mod jwt;
+mod jwt_cache;
 mod opaque;
 mod principal;
 
 use std::sync::Arc;
 
 pub use budget::MissBudget;
-pub use classify::{DecodedJwt, TokenKind, classify, decode_jwt, is_opaque_m2m};
+pub use classify::{
+    DecodedJwt, HeaderParam, JwtHeader, TokenKind, classify, decode_jwt, is_opaque_m2m,
+};
 pub use error::{VerifyError, reason};
 pub use header::{MAX_HEADER_LEN, bearer_token};
 #[cfg(feature = "cli")]
 pub(crate) use jwks::JWKS_TTL;
 pub use jwks::{JwksSettings, KeySource, KeyStore};
 pub use jwt::{JwtPolicy, JwtVerifier};
+pub use jwt_cache::{JwtCache, JwtCacheSettings, JwtCacheStats};
 pub use opaque::{OpaqueCacheSettings, OpaqueStats, OpaqueVerifier};
 pub use principal::{MachinePrincipal, Principal, UserPrincipal};
 
@@ -58,25 +62,30 @@ impl Verifier {
     /// Verifies a bearer token. A kind of token this verifier has no key for is the caller's
     /// problem, not ours: 401 `token-type-not-accepted`, never a 500.
     pub async fn verify_token(&self, token: &str) -> Result<Principal, VerifyError> {
+        // Anything but an opaque token is the JWT verifier's, cache first.
+        if let Some(v) = &self.jwt
+            && !token.starts_with("mt_")
+        {
+            return v.verify(token).await;
+        }
         match classify(token)? {
             TokenKind::OpaqueM2m => match &self.opaque {
                 Some(v) => v.verify(token).await.map(Principal::Machine),
                 None => Err(not_accepted("opaque M2M token")),
             },
-            TokenKind::M2mJwt(jwt) => match &self.jwt {
-                Some(v) => v.verify_m2m(&jwt).await.map(Principal::Machine),
-                None => Err(not_accepted("M2M JWT")),
-            },
-            TokenKind::SessionJwt(jwt) => match &self.jwt {
-                Some(v) => v.verify_session(&jwt).await.map(Principal::User),
-                None => Err(not_accepted("session JWT")),
-            },
+            TokenKind::M2mJwt(_) => Err(not_accepted("M2M JWT")),
+            TokenKind::SessionJwt(_) => Err(not_accepted("session JWT")),
         }
     }
 
     /// Opaque-token cache counters, if opaque tokens are accepted.
     pub fn opaque_stats(&self) -> Option<&Arc<OpaqueStats>> {
         self.opaque.as_ref().map(OpaqueVerifier::stats)
+    }
+
+    /// The cache of verified JWTs, if JWTs are accepted and the cache is on.
+    pub fn jwt_cache(&self) -> Option<&JwtCache> {
+        self.jwt.as_ref().and_then(JwtVerifier::cache)
     }
 
     /// Loads the JWKS now, so the first request does not pay for it. Failure is not fatal: keys
@@ -133,6 +142,9 @@ pub struct VerifierConfig {
     pub machine_id: Option<String>,
     /// JWKS cache (`CLERK_JWKS_CACHE_TTL_SECONDS`, default 300).
     pub jwks: JwksSettings,
+    /// Cache of verified JWTs (`CLERK_JWT_CACHE_MAX_ENTRIES`, default 100,000, 0 = off;
+    /// `CLERK_JWT_CACHE_MAX_MIB`, default 64).
+    pub jwt_cache: JwtCacheSettings,
 }
 
 impl VerifierConfig {
@@ -203,6 +215,7 @@ impl VerifierConfig {
                 policy.clone(),
                 clock,
             )
+            .with_cache(&self.jwt_cache)
         });
         if policy.receiver.is_none() {
             if jwt.is_some() {
@@ -215,6 +228,13 @@ impl VerifierConfig {
                     "CLERK_MACHINE_ID is not set and opaque M2M tokens can only be verified with the instance key: they are refused (token-not-scoped-to-receiver)"
                 );
             }
+        }
+        if jwt.is_some() {
+            tracing::info!(
+                max_entries = self.jwt_cache.max_entries,
+                max_mib = self.jwt_cache.max_bytes >> 20,
+                "verified JWTs are cached until their exp (CLERK_JWT_CACHE_MAX_ENTRIES, 0 = off); exp, nbf, iat and the signing key are checked again on every use"
+            );
         }
         if opaque.is_some() {
             tracing::info!(

@@ -450,7 +450,7 @@ impl Inner {
                 machine_id: t.subject,
                 token_id: t.id,
                 scopes: t.scopes,
-                claims: t.claims,
+                claims: t.claims.map(Arc::new),
                 format: TokenFormat::Opaque,
                 expires_at_ms: t.expiration,
             },

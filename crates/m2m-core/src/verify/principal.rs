@@ -1,5 +1,7 @@
 //! Who is calling.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -18,8 +20,8 @@ pub struct UserPrincipal {
     pub authorized_party: Option<String>,
     /// Impersonation actor (`act`), if any.
     pub actor: Option<Value>,
-    /// Every claim.
-    pub claims: Value,
+    /// Every claim (shared: cloning a principal does not copy them).
+    pub claims: Arc<Value>,
 }
 
 /// A machine, from a verified M2M token.
@@ -31,8 +33,8 @@ pub struct MachinePrincipal {
     pub token_id: String,
     /// Machines the token is valid for.
     pub scopes: Vec<String>,
-    /// Custom claims.
-    pub claims: Option<Value>,
+    /// Custom claims (shared: cloning a principal does not copy them).
+    pub claims: Option<Arc<Value>>,
     /// Opaque or JWT.
     pub format: TokenFormat,
     /// Expiry, Unix ms.

@@ -10,6 +10,7 @@ mod config;
 mod fuzz;
 #[cfg(feature = "tonic")]
 mod grpc_bearer;
+mod jwt_cache;
 mod receiver;
 mod refresh_ahead;
 mod support;

@@ -9,7 +9,8 @@ use clerk_mock::{ClerkMock, Seed};
 use m2m_core::clock::ManualClock;
 use m2m_core::reason;
 use m2m_core::{
-    JwksSettings, JwtPolicy, OpaqueCacheSettings, Principal, Verifier, VerifierConfig, VerifyError,
+    JwksSettings, JwtCacheSettings, JwtPolicy, OpaqueCacheSettings, Principal, Verifier,
+    VerifierConfig, VerifyError,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -354,6 +355,7 @@ async fn a_200_from_clerk_that_does_not_name_this_service_is_refused_with_the_ma
         cache: OpaqueCacheSettings::default(),
         machine_id: Some("mch_2JobTrackerApi0000000000000".into()),
         jwks: JwksSettings::default(),
+        jwt_cache: JwtCacheSettings::default(),
     };
     let verifier = cfg.build(&client(&server.uri(), &clock), Arc::new(clock.clone()));
     let token = "mt_abcdefghijklmnopqrstuvwxyz012345";

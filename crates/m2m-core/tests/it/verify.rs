@@ -42,6 +42,7 @@ pub fn config(mock: &ClerkMock) -> VerifierConfig {
         cache: OpaqueCacheSettings::default(),
         machine_id: Some(mock.machine_by_name("JobTracker.API").expect("api").id),
         jwks: Default::default(),
+        jwt_cache: Default::default(),
     }
 }
 
@@ -551,6 +552,7 @@ pub fn verifier_with(url: String, clock: &ManualClock, jwks: JwksSettings) -> Ve
         cache: OpaqueCacheSettings::default(),
         machine_id: None,
         jwks,
+        jwt_cache: Default::default(),
     };
     cfg.build(
         &client("http://127.0.0.1:9", clock),

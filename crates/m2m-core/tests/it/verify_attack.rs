@@ -232,6 +232,7 @@ fn opaque_verifier(base: &str, clock: &ManualClock) -> m2m_core::Verifier {
         policy: Default::default(),
         cache: OpaqueCacheSettings::default(),
         jwks: Default::default(),
+        jwt_cache: Default::default(),
         machine_id: None,
     }
     .build(&client(base, clock), Arc::new(clock.clone()))
@@ -586,6 +587,7 @@ fn accepting_sessions_without_authorized_parties_is_a_startup_warning() {
         policy: Default::default(),
         cache: OpaqueCacheSettings::default(),
         jwks: Default::default(),
+        jwt_cache: Default::default(),
         machine_id: None,
     };
     let warnings = base.startup_warnings();
@@ -613,6 +615,7 @@ fn plain_http_to_another_host_for_keys_or_clerk_is_a_startup_warning() {
         policy: Default::default(),
         cache: OpaqueCacheSettings::default(),
         jwks: Default::default(),
+        jwt_cache: Default::default(),
         machine_id: None,
     };
     assert!(base.startup_warnings().is_empty(), "loopback is fine");

@@ -246,3 +246,50 @@ async fn an_m2m_only_api_answers_a_jwt_shaped_string_401() {
     let machine = app.machine("JobApplier.Bot");
     assert_eq!(app.get("/api/whoami", &machine).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_jwt_never_turns_into_a_200_once_it_has_expired() {
+    let clock = ManualClock::new();
+    let app = spawn_app_clocked(Backend::Sqlite, |_| {}, Arc::new(clock.clone()))
+        .await
+        .expect("sqlite");
+    let session = app.user(&app.alice); // 60 s, Clerk's default
+    let m2m = app.machine_token(
+        "JobApplier.Bot",
+        json!({"token_format": "jwt", "seconds_until_expiration": 120}),
+    );
+    // The second request of each is answered from the JWT cache.
+    for token in [&session, &m2m, &session, &m2m] {
+        assert_eq!(app.get("/api/whoami", token).await.status, 200);
+    }
+    clock.advance(Duration::from_secs(66));
+    let a = app.get("/api/whoami", &session).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(detail(&a), "token-expired");
+    assert_eq!(app.get("/api/whoami", &m2m).await.status, 200);
+    clock.advance(Duration::from_secs(60));
+    let a = app.get("/api/whoami", &m2m).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(detail(&a), "token-expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_jwt_is_refused_once_its_signing_key_is_rotated_out() {
+    let (app, clock) = short_jwks_ttl().await;
+    let m2m = app.machine_token(
+        "JobApplier.Bot",
+        json!({"token_format": "jwt", "seconds_until_expiration": 120}),
+    );
+    let session = app.user(&app.alice);
+    for token in [&session, &m2m, &session, &m2m] {
+        assert_eq!(app.get("/api/whoami", token).await.status, 200);
+    }
+    app.mock
+        .set_jwks_keys(Some(vec![SigningKey::generate().jwk("ins_rotated_key")]));
+    clock.advance(Duration::from_secs(3));
+    for token in [&session, &m2m] {
+        let a = app.get("/api/whoami", token).await;
+        assert_eq!(a.status, 401);
+        assert_eq!(detail(&a), "jwk-kid-mismatch");
+    }
+}

@@ -1,0 +1,269 @@
+//! Verified JWTs (session tokens and JWT-format M2M tokens), kept so that a repeat costs a hash
+//! and a lookup instead of an RSA verification.
+//!
+//! ```text
+//! token ──▶ SHA-256 ──▶ cache ── hit ──▶ key of its kid still the key that verified it?
+//!                         │               (the JWKS rules: fresh set, or wait for the refresh)
+//!                         │                 no, kid gone ────────▶ 401 jwk-kid-mismatch, entry dropped
+//!                         │                 no, another key ─────▶ entry dropped, verified anew
+//!                         │                 yes ──▶ exp, nbf, iat against now ± skew ──▶ principal / 401
+//!                         └─ miss ──▶ full verification ──▶ accepted? ──▶ inserted (lives until exp)
+//! ```
+//!
+//! Only accepted tokens are inserted, so rejected ones cannot evict anything. Everything else a
+//! verification checks is a function of the token's bytes and of this verifier's fixed settings
+//! (issuer, authorized parties, receiver), so the cached verdict is the verdict; only time and
+//! the key set change, and both are checked again on every hit.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest::{self, Digest, SHA256};
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+
+use super::principal::Principal;
+
+/// Cache settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtCacheSettings {
+    /// Entries kept at most (`CLERK_JWT_CACHE_MAX_ENTRIES`, default 100,000). Zero turns the
+    /// cache off: every JWT is verified from scratch.
+    pub max_entries: u64,
+    /// Estimated memory the entries may take at most (`CLERK_JWT_CACHE_MAX_MIB`, default
+    /// 64 MiB). Whichever bound is reached first applies.
+    pub max_bytes: u64,
+}
+
+impl Default for JwtCacheSettings {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl JwtCacheSettings {
+    /// Whether JWTs are cached at all.
+    pub fn enabled(&self) -> bool {
+        self.max_entries > 0 && self.max_bytes > 0
+    }
+}
+
+/// What a verification established that can change later: the key (by `kid`, and which key
+/// material answered to it) and the time claims. The rest is the verdict.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    pub(crate) kid: Option<String>,
+    pub(crate) alg: Algorithm,
+    pub(crate) key: [u8; 32],
+    pub(crate) exp: f64,
+    pub(crate) nbf: Option<f64>,
+    pub(crate) iat: Option<f64>,
+}
+
+/// A verified token.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) principal: Principal,
+    pub(crate) checked: Checked,
+    /// How long the entry may live: until the token's `exp`.
+    lifetime: Duration,
+    weight: u32,
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct JwtCacheStats {
+    /// Verifications answered from the cache.
+    pub hits: AtomicU64,
+    /// Verifications that found no usable entry (and verified the signature).
+    pub misses: AtomicU64,
+    /// Entries dropped on a hit because their key is no longer published under its `kid`, or
+    /// their token has expired.
+    pub dropped: AtomicU64,
+}
+
+/// The cache key: a SHA-256 hash of the whole token. The token itself is never stored.
+pub(crate) type Key = [u8; 32];
+
+/// A token's cache key, and the SHA-256 of its signed part (what an RS256 signature signs).
+pub(crate) struct Hashed {
+    pub(crate) key: Key,
+    /// SHA-256 of the token up to its last `.`: handed to the RS256 check on a miss, so the
+    /// signed part is hashed once, not twice.
+    pub(crate) signed: Digest,
+    /// Length of that part.
+    pub(crate) signed_len: usize,
+}
+
+/// Verified JWTs by SHA-256 of the token, bounded in entries and in estimated bytes; an entry
+/// lives no longer than its token's `exp`. Eviction is moka's TinyLFU: when full, a newly
+/// verified token is admitted only if it is estimated to be used more often than the entries it
+/// would evict, so a flood of tokens used once cannot push out the ones in use.
+pub struct JwtCache {
+    entries: moka::sync::Cache<Key, Arc<Entry>>,
+    /// Weight of the smallest entry: `max_bytes / max_entries`, so the byte bound also bounds
+    /// the number of entries.
+    floor: u64,
+    stats: JwtCacheStats,
+}
+
+impl fmt::Debug for JwtCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtCache")
+            .field("entries", &self.entries.entry_count())
+            .field("weighted_size", &self.entries.weighted_size())
+            .finish_non_exhaustive()
+    }
+}
+
+struct UntilExp;
+
+impl moka::Expiry<Key, Arc<Entry>> for UntilExp {
+    fn expire_after_create(&self, _: &Key, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        Some(value.lifetime)
+    }
+}
+
+impl JwtCache {
+    /// A cache with `settings`, or `None` when they turn it off.
+    pub fn new(settings: &JwtCacheSettings) -> Option<Self> {
+        if !settings.enabled() {
+            return None;
+        }
+        let floor = (settings.max_bytes / settings.max_entries).max(1);
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(settings.max_bytes)
+            .weigher(|_: &Key, e: &Arc<Entry>| e.weight)
+            .expire_after(UntilExp)
+            .build();
+        Some(Self {
+            entries,
+            floor,
+            stats: JwtCacheStats::default(),
+        })
+    }
+
+    /// Hit, miss and drop counters.
+    pub fn stats(&self) -> &JwtCacheStats {
+        &self.stats
+    }
+
+    /// Entries now held (after pending evictions are applied).
+    pub fn entry_count(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    /// Estimated bytes now held (after pending evictions are applied).
+    pub fn weighted_size(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
+    }
+
+    /// `SHA-256("jwt-cache\0" ‖ SHA-256(signed part) ‖ signature part)`, the parts split at the
+    /// token's last `.`: a different token gives a different key unless SHA-256 collides.
+    pub(crate) fn hash(token: &str) -> Hashed {
+        let (signed, signature) = token.rsplit_once('.').unwrap_or((token, ""));
+        let inner = digest::digest(&SHA256, signed.as_bytes());
+        let mut outer = digest::Context::new(&SHA256);
+        outer.update(b"jwt-cache\0");
+        outer.update(inner.as_ref());
+        outer.update(signature.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(outer.finish().as_ref());
+        Hashed {
+            key,
+            signed: inner,
+            signed_len: signed.len(),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+        self.entries.get(key)
+    }
+
+    pub(crate) fn drop_entry(&self, key: &Key) {
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        self.entries.invalidate(key);
+    }
+
+    /// Keeps an accepted token's verdict until its `exp` (`now_ms`: the wall clock, Unix ms).
+    pub(crate) fn insert(&self, key: Key, principal: &Principal, checked: Checked, now_ms: f64) {
+        let left_ms = checked.exp * 1000.0 - now_ms;
+        // A token in its last second (or accepted only thanks to the skew) is not worth keeping.
+        if left_ms.is_nan() || left_ms < 1000.0 {
+            return;
+        }
+        // A far-off `exp` is capped (shorter is always safe): the timer needs a finite deadline.
+        let lifetime = Duration::try_from_secs_f64(left_ms / 1000.0)
+            .unwrap_or(MAX_LIFETIME)
+            .min(MAX_LIFETIME);
+        let bytes = size_of::<Entry>() as u64
+            + ENTRY_OVERHEAD
+            + checked.kid.as_ref().map_or(0, |k| k.len() as u64)
+            + principal_heap(principal);
+        let weight = u32::try_from(bytes.max(self.floor)).unwrap_or(u32::MAX);
+        self.entries.insert(
+            key,
+            Arc::new(Entry {
+                principal: principal.clone(),
+                checked,
+                lifetime,
+                weight,
+            }),
+        );
+    }
+
+    pub(crate) fn hit(&self) {
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn miss(&self) {
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The longest an entry lives, whatever its token's `exp`.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// moka's own bookkeeping per entry (key, node, deque links, timer wheel, `Arc`), roughly.
+const ENTRY_OVERHEAD: u64 = 160;
+
+/// Heap bytes a principal holds, estimated (allocator rounding and map nodes approximated).
+fn principal_heap(p: &Principal) -> u64 {
+    let s = |v: &String| v.capacity() as u64;
+    match p {
+        Principal::User(u) => {
+            s(&u.user_id)
+                + s(&u.session_id)
+                + u.org_id.as_ref().map_or(0, s)
+                + u.authorized_party.as_ref().map_or(0, s)
+                + u.actor.as_ref().map_or(0, value_heap)
+                + value_heap(&u.claims)
+        }
+        Principal::Machine(m) => {
+            s(&m.machine_id)
+                + s(&m.token_id)
+                + m.scopes.iter().map(|x| 24 + s(x)).sum::<u64>()
+                + m.claims.as_ref().map_or(0, |c| value_heap(c))
+        }
+    }
+}
+
+fn value_heap(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.capacity() as u64,
+        Value::Array(a) => a.capacity() as u64 * 32 + a.iter().map(value_heap).sum::<u64>(),
+        // A B-tree entry: the key's `String`, the `Value`, and the node's share and slack.
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| 96 + k.capacity() as u64 + value_heap(v))
+            .sum(),
+        _ => 0,
+    }
+}
