@@ -191,6 +191,12 @@ impl JobTrackerClient {
                         return Err(ClientError::Unavailable(last));
                     }
                 }
+                // A kind of failure m2m-core may add later: not known to be safe to repeat.
+                Err(other) => {
+                    return Err(ClientError::Unavailable(format!(
+                        "{method} {path}: {other}"
+                    )));
+                }
             }
         }
         Err(ClientError::Unavailable(last))

@@ -20,6 +20,7 @@ pub(crate) const MACHINE_NOT_ALLOWED: &str = "this machine is not allowed to cal
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthRejection {
     /// Authentication failed.
     Verify(VerifyError),
@@ -298,6 +299,7 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::Reason;
 
     #[test]
     fn grpc_messages_are_percent_encoded_printable_ascii() {
@@ -311,12 +313,12 @@ mod tests {
         let cases = [
             (AuthRejection::Verify(VerifyError::Missing), 401, 16),
             (
-                AuthRejection::Verify(VerifyError::Invalid("token-expired")),
+                AuthRejection::Verify(VerifyError::Invalid(Reason::Expired)),
                 401,
                 16,
             ),
             (
-                AuthRejection::Verify(VerifyError::Malformed("empty bearer token")),
+                AuthRejection::Verify(VerifyError::Malformed(Reason::EmptyToken)),
                 401,
                 16,
             ),

@@ -7,6 +7,7 @@ use crate::token_source::{TokenError, TokenSource};
 
 /// Why an authenticated request could not be sent.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthedRequestError {
     /// No token could be obtained.
     #[error(transparent)]

@@ -103,7 +103,7 @@ pub use token_source::{
 };
 #[cfg(feature = "verify")]
 pub use verify::{
-    JwksSettings, JwtCache, JwtCacheSettings, JwtCacheStats, JwtPolicy, KeySource,
-    MachinePrincipal, MissBudget, OpaqueCacheSettings, OpaqueStats, Principal, UserPrincipal,
-    Verifier, VerifierConfig, VerifyError, reason,
+    JwksSettings, JwtCache, JwtCacheSettings, JwtCacheStats, JwtKey, JwtPolicy, KeySource,
+    MachinePrincipal, MissBudget, OpaqueCacheSettings, OpaqueStats, Principal, Reason,
+    UserPrincipal, Verifier, VerifierConfig, VerifyError,
 };

@@ -58,6 +58,7 @@ impl ClerkErrorBody {
 
 /// What went wrong talking to Clerk. Messages never contain a token or key.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClerkError {
     /// 401: the key used to call Clerk is wrong, of the wrong kind, or missing.
     #[error("Clerk rejected the credentials (401): {}", .body.summary())]

@@ -15,6 +15,7 @@ use crate::secret::BearerToken;
 
 /// Why no token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Minting failed and no valid token was cached.
     #[error("could not obtain an M2M token from Clerk: {0}")]

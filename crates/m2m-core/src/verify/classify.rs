@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::error::{VerifyError, reason};
+use super::error::{Reason, VerifyError};
 
 /// Clerk's token category (`cat` header) of M2M tokens. (Session tokens carry `cl_B7d4PD111AAA`;
 /// nothing here needs it: a session token is whatever is neither M2M nor a template.)
@@ -167,21 +167,16 @@ pub fn decode_jwt(token: &str) -> Result<DecodedJwt<'_>, VerifyError> {
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(VerifyError::Malformed(
-            "not a JWT: expected three dot-separated parts",
-        ));
+        return Err(VerifyError::Malformed(Reason::NotThreeParts));
     };
     if !(is_b64url(h) && is_b64url(p) && is_b64url(s)) {
-        return Err(VerifyError::Malformed(
-            "not a JWT: parts must be non-empty base64url",
-        ));
+        return Err(VerifyError::Malformed(Reason::EmptyParts));
     }
-    let not_object =
-        || VerifyError::Malformed("not a JWT: header and payload must be JSON objects");
+    let not_object = || VerifyError::Malformed(Reason::NotJsonObjects);
     let bytes = |part: &str| {
         URL_SAFE_NO_PAD
             .decode(part)
-            .map_err(|_| VerifyError::Malformed("not a JWT: bad base64url"))
+            .map_err(|_| VerifyError::Malformed(Reason::BadBase64))
     };
     let header: JwtHeader = serde_json::from_slice(&bytes(h)?).map_err(|_| not_object())?;
     let payload = match serde_json::from_slice::<Value>(&bytes(p)?) {
@@ -212,11 +207,11 @@ pub fn classify(token: &str) -> Result<TokenKind<'_>, VerifyError> {
         return if is_opaque_m2m(token) {
             Ok(TokenKind::OpaqueM2m)
         } else {
-            Err(VerifyError::Malformed("malformed M2M token"))
+            Err(VerifyError::Malformed(Reason::MalformedM2mToken))
         };
     }
     if !token.contains('.') {
-        return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
+        return Err(VerifyError::Invalid(Reason::TypeMismatch));
     }
     let jwt = decode_jwt(token)?;
     let machine_subject = jwt

@@ -1,6 +1,6 @@
 //! The `Authorization: Bearer <token>` header (RFC 6750 §2.1).
 
-use super::error::VerifyError;
+use super::error::{Reason, VerifyError};
 
 /// Longest header accepted; Clerk session JWTs are around 1 KB.
 pub const MAX_HEADER_LEN: usize = 8 * 1024;
@@ -12,23 +12,21 @@ pub fn bearer_token(value: Option<&[u8]>) -> Result<&str, VerifyError> {
         return Err(VerifyError::Missing);
     };
     if raw.len() > MAX_HEADER_LEN {
-        return Err(VerifyError::Malformed("authorization header too large"));
+        return Err(VerifyError::Malformed(Reason::HeaderTooLarge));
     }
-    let text = std::str::from_utf8(raw)
-        .map_err(|_| VerifyError::Malformed("authorization header is not ASCII"))?;
+    let text =
+        std::str::from_utf8(raw).map_err(|_| VerifyError::Malformed(Reason::HeaderNotAscii))?;
     if !text.is_ascii() {
-        return Err(VerifyError::Malformed("authorization header is not ASCII"));
+        return Err(VerifyError::Malformed(Reason::HeaderNotAscii));
     }
     let text = text.trim_matches(|c| c == ' ' || c == '\t');
     let (scheme, rest) = text.split_once([' ', '\t']).unwrap_or((text, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(VerifyError::Malformed(
-            "authorization scheme must be Bearer",
-        ));
+        return Err(VerifyError::Malformed(Reason::SchemeNotBearer));
     }
     let token = rest.trim_matches(|c| c == ' ' || c == '\t');
     if token.is_empty() {
-        return Err(VerifyError::Malformed("empty bearer token"));
+        return Err(VerifyError::Malformed(Reason::EmptyToken));
     }
     // No early exit, so the loop vectorises (a session JWT is ~1 KB, checked on every request).
     let b64token = token.bytes().fold(true, |ok, b| {
@@ -42,9 +40,7 @@ pub fn bearer_token(value: Option<&[u8]>) -> Result<&str, VerifyError> {
             | (b == b'='))
     });
     if !b64token {
-        return Err(VerifyError::Malformed(
-            "bearer token has invalid characters",
-        ));
+        return Err(VerifyError::Malformed(Reason::InvalidCharacters));
     }
     Ok(token)
 }

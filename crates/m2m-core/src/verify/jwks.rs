@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::budget::LogLimiter;
-use super::error::{VerifyError, reason};
+use super::error::{Reason, VerifyError};
 use crate::clerk::{ClerkClient, ClerkError};
 use crate::clock::Clock;
 
@@ -315,7 +315,7 @@ impl KeyStore {
             return Ok(key.clone());
         }
         let Some(kid) = kid else {
-            return Err(VerifyError::Invalid(reason::KID));
+            return Err(VerifyError::Invalid(Reason::Kid));
         };
         inner.start_ticker();
         let now = inner.clock.now();
@@ -347,7 +347,7 @@ impl KeyStore {
             if latest.generation != snap.generation {
                 return match latest.keys.get(kid) {
                     Some(e) => usable(e, alg),
-                    None => Err(VerifyError::Invalid(reason::KID)),
+                    None => Err(VerifyError::Invalid(Reason::Kid)),
                 };
             }
             if snap
@@ -388,7 +388,7 @@ impl KeyStore {
             }
             Some(_) => match latest.keys.get(kid) {
                 Some(e) => usable(e, alg),
-                None => Err(VerifyError::Invalid(reason::KID)),
+                None => Err(VerifyError::Invalid(Reason::Kid)),
             },
         }
     }
@@ -423,7 +423,7 @@ async fn wait(mut rx: watch::Receiver<u64>, at_most: Duration) {
 
 fn usable(entry: &KeyEntry, alg: Algorithm) -> Result<Arc<JwtKey>, VerifyError> {
     match entry.alg {
-        Some(a) if a != alg => Err(VerifyError::Invalid(reason::ALGORITHM)),
+        Some(a) if a != alg => Err(VerifyError::Invalid(Reason::Algorithm)),
         _ => Ok(entry.key.clone()),
     }
 }

@@ -10,7 +10,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 use super::classify::{CAT_M2M, CAT_TEMPLATE, DecodedJwt, TokenKind, classify};
-use super::error::{VerifyError, reason};
+use super::error::{Reason, VerifyError};
 use super::jwks::KeyStore;
 use super::jwt_cache::{Checked, Hashed, JwtCache, JwtCacheSettings};
 use super::principal::{MachinePrincipal, Principal, UserPrincipal};
@@ -114,7 +114,7 @@ impl JwtVerifier {
                 (Principal::User(u), checked)
             }
             // Not reached: `Verifier` sends `mt_` tokens to the opaque verifier.
-            TokenKind::OpaqueM2m => return Err(VerifyError::Invalid(reason::TYPE_MISMATCH)),
+            TokenKind::OpaqueM2m => return Err(VerifyError::Invalid(Reason::TypeMismatch)),
         };
         if let Some((cache, hashed)) = cached {
             cache.insert(hashed.key, &principal, checked, self.now_ms());
@@ -140,7 +140,7 @@ impl JwtVerifier {
         signed: Option<&Hashed>,
     ) -> Result<(UserPrincipal, Checked), VerifyError> {
         if matches!(jwt.header.cat.as_str(), Some(CAT_M2M | CAT_TEMPLATE)) {
-            return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
+            return Err(VerifyError::Invalid(Reason::TypeMismatch));
         }
         if jwt
             .payload
@@ -148,13 +148,13 @@ impl JwtVerifier {
             .and_then(Value::as_str)
             .is_some_and(|s| s.starts_with("mch_"))
         {
-            return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
+            return Err(VerifyError::Invalid(Reason::TypeMismatch));
         }
         if matches!(
             jwt.header.typ.as_str(),
             Some("at+jwt" | "application/at+jwt")
         ) {
-            return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
+            return Err(VerifyError::Invalid(Reason::TypeMismatch));
         }
         let (claims, checked) = self.verify_common(jwt, signed).await?;
         // `azp` is the browser origin a session token was minted for; M2M tokens have none.
@@ -162,10 +162,10 @@ impl JwtVerifier {
         if !self.policy.authorized_parties.is_empty()
             && !azp.is_some_and(|a| self.policy.authorized_parties.iter().any(|p| p == a))
         {
-            return Err(VerifyError::Invalid(reason::AUTHORIZED_PARTIES));
+            return Err(VerifyError::Invalid(Reason::AuthorizedParties));
         }
         if claims.get("sts").and_then(Value::as_str) == Some("pending") {
-            return Err(VerifyError::Invalid(reason::PENDING_SESSION));
+            return Err(VerifyError::Invalid(Reason::PendingSession));
         }
         let user_id = string_claim(&claims, "sub")?;
         let session_id = string_claim(&claims, "sid")?;
@@ -190,12 +190,12 @@ impl JwtVerifier {
         signed: Option<&Hashed>,
     ) -> Result<(MachinePrincipal, Checked), VerifyError> {
         if jwt.header.cat.is_present() && jwt.header.cat.as_str() != Some(CAT_M2M) {
-            return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
+            return Err(VerifyError::Invalid(Reason::TypeMismatch));
         }
         let (mut claims, checked) = self.verify_common(jwt, signed).await?;
         let machine_id = string_claim(&claims, "sub")?;
         if !machine_id.starts_with("mch_") {
-            return Err(VerifyError::Invalid(reason::TYPE_MISMATCH));
+            return Err(VerifyError::Invalid(Reason::TypeMismatch));
         }
         // Receiver binding: Clerk writes the machines a token is for into `scopes`, over any
         // custom claim of that name. `aud` is never used: a minting machine can set it to
@@ -207,7 +207,7 @@ impl JwtVerifier {
             .as_deref()
             .is_some_and(|me| scopes.iter().any(|s| s == me));
         if !bound {
-            return Err(VerifyError::Invalid(reason::NOT_SCOPED));
+            return Err(VerifyError::Invalid(Reason::NotScoped));
         }
         let token_id = claims
             .get("jti")
@@ -245,13 +245,13 @@ impl JwtVerifier {
         signed: Option<&Hashed>,
     ) -> Result<(Map<String, Value>, Checked), VerifyError> {
         if jwt.header.typ.is_present() && jwt.header.typ.as_str() != Some("JWT") {
-            return Err(VerifyError::Invalid(reason::TYPE));
+            return Err(VerifyError::Invalid(Reason::Type));
         }
         let alg = match jwt.header.alg.as_str() {
             Some("RS256") => Algorithm::RS256,
             Some("RS384") => Algorithm::RS384,
             Some("RS512") => Algorithm::RS512,
-            _ => return Err(VerifyError::Invalid(reason::ALGORITHM)),
+            _ => return Err(VerifyError::Invalid(Reason::Algorithm)),
         };
         // typ and alg are checked before the key is resolved (Clerk resolves first), so a token
         // with a bad header never causes a JWKS fetch; the outcome is the same rejection.
@@ -277,24 +277,24 @@ impl JwtVerifier {
                     }
             });
         if !valid {
-            return Err(VerifyError::Invalid(reason::SIGNATURE));
+            return Err(VerifyError::Invalid(Reason::Signature));
         }
         // Only now are claims looked at.
         let Value::Object(claims) = jwt.payload else {
-            return Err(VerifyError::Invalid(reason::INVALID));
+            return Err(VerifyError::Invalid(Reason::Invalid));
         };
         if !claims.get("sub").is_some_and(Value::is_string) {
-            return Err(VerifyError::Invalid(reason::INVALID));
+            return Err(VerifyError::Invalid(Reason::Invalid));
         }
         let Some(exp) = claims.get("exp").and_then(Value::as_f64) else {
-            return Err(VerifyError::Invalid(reason::INVALID));
+            return Err(VerifyError::Invalid(Reason::Invalid));
         };
         let number = |name: &str| match claims.get(name) {
             None => Ok(None),
             Some(v) => v
                 .as_f64()
                 .map(Some)
-                .ok_or(VerifyError::Invalid(reason::INVALID)),
+                .ok_or(VerifyError::Invalid(Reason::Invalid)),
         };
         let now_ms = self.now_ms();
         check_exp(exp, now_ms)?;
@@ -313,7 +313,7 @@ impl JwtVerifier {
         if let Some(expected) = &self.policy.issuer
             && claims.get("iss").and_then(Value::as_str) != Some(expected.as_str())
         {
-            return Err(VerifyError::Invalid(reason::ISSUER));
+            return Err(VerifyError::Invalid(Reason::Issuer));
         }
         Ok((claims, checked))
     }
@@ -343,7 +343,7 @@ const SKEW_MS: f64 = CLOCK_SKEW.as_millis() as f64;
 /// Expired when `exp·1000 ≤ now − skew`.
 fn check_exp(exp: f64, now_ms: f64) -> Result<(), VerifyError> {
     if exp * 1000.0 <= now_ms - SKEW_MS {
-        return Err(VerifyError::Invalid(reason::EXPIRED));
+        return Err(VerifyError::Invalid(Reason::Expired));
     }
     Ok(())
 }
@@ -351,7 +351,7 @@ fn check_exp(exp: f64, now_ms: f64) -> Result<(), VerifyError> {
 /// Not active yet when `nbf·1000 > now + skew`.
 fn check_nbf(nbf: Option<f64>, now_ms: f64) -> Result<(), VerifyError> {
     if nbf.is_some_and(|nbf| nbf * 1000.0 > now_ms + SKEW_MS) {
-        return Err(VerifyError::Invalid(reason::NOT_ACTIVE_YET));
+        return Err(VerifyError::Invalid(Reason::NotActiveYet));
     }
     Ok(())
 }
@@ -359,7 +359,7 @@ fn check_nbf(nbf: Option<f64>, now_ms: f64) -> Result<(), VerifyError> {
 /// Issued in the future when `iat·1000 > now + skew`.
 fn check_iat(iat: Option<f64>, now_ms: f64) -> Result<(), VerifyError> {
     if iat.is_some_and(|iat| iat * 1000.0 > now_ms + SKEW_MS) {
-        return Err(VerifyError::Invalid(reason::IAT_IN_FUTURE));
+        return Err(VerifyError::Invalid(Reason::IatInFuture));
     }
     Ok(())
 }
@@ -383,5 +383,5 @@ fn string_claim(claims: &Map<String, Value>, name: &str) -> Result<String, Verif
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-        .ok_or(VerifyError::Invalid(reason::INVALID))
+        .ok_or(VerifyError::Invalid(Reason::Invalid))
 }

@@ -25,11 +25,11 @@ pub use budget::MissBudget;
 pub use classify::{
     DecodedJwt, HeaderParam, JwtHeader, TokenKind, classify, decode_jwt, is_opaque_m2m,
 };
-pub use error::{VerifyError, reason};
+pub use error::{Reason, VerifyError};
 pub use header::{MAX_HEADER_LEN, bearer_token};
 #[cfg(feature = "cli")]
 pub(crate) use jwks::JWKS_TTL;
-pub use jwks::{JwksSettings, KeySource, KeyStore};
+pub use jwks::{JwksSettings, JwtKey, KeySource, KeyStore};
 pub use jwt::{JwtPolicy, JwtVerifier};
 pub use jwt_cache::{JwtCache, JwtCacheSettings, JwtCacheStats};
 pub use opaque::{OpaqueCacheSettings, OpaqueStats, OpaqueVerifier};
@@ -118,7 +118,7 @@ fn not_accepted(kind: &'static str) -> VerifyError {
         kind,
         "token of a type this service is not configured to accept"
     );
-    VerifyError::Invalid(reason::TYPE_NOT_ACCEPTED)
+    VerifyError::Invalid(Reason::TypeNotAccepted)
 }
 
 /// The API side's settings (docs/verification.md, *Configuration*).

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::budget::{Budget, LogLimiter, MissBudget, Refusal, retry_after_secs};
-use super::error::{VerifyError, reason};
+use super::error::{Reason, VerifyError};
 use super::principal::MachinePrincipal;
 use crate::clerk::{ClerkClient, ClerkError, M2mToken};
 use crate::clock::Clock;
@@ -52,7 +52,7 @@ impl Default for OpaqueCacheSettings {
 #[derive(Debug, Clone)]
 enum Verdict {
     Valid(MachinePrincipal),
-    Invalid(&'static str),
+    Invalid(Reason),
 }
 
 #[derive(Debug)]
@@ -209,7 +209,7 @@ impl OpaqueVerifier {
     pub async fn verify(&self, token: &str) -> Result<MachinePrincipal, VerifyError> {
         let this = &*self.inner;
         if !self.can_bind() {
-            return Err(VerifyError::Invalid(reason::NOT_SCOPED));
+            return Err(VerifyError::Invalid(Reason::NotScoped));
         }
         if this.settings.ttl.is_zero() {
             this.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
@@ -339,7 +339,7 @@ impl Inner {
                 Ok((principal, ttl)) => Ok(Entry::new(Verdict::Valid(principal), now + ttl)),
                 Err(r) => negative(r),
             },
-            Err(ClerkError::NotFound { .. }) => negative(reason::NOT_FOUND),
+            Err(ClerkError::NotFound { .. }) => negative(Reason::NotFound),
             Err(ClerkError::BadRequest { status, body }) => {
                 // The token's shape was checked before the call, so a 400/409/422 means Clerk
                 // refused *our* request (a retired Clerk-API-Version, a changed body schema):
@@ -424,22 +424,22 @@ impl Inner {
         }
     }
 
-    fn accept(&self, t: M2mToken) -> Result<(MachinePrincipal, Duration), &'static str> {
+    fn accept(&self, t: M2mToken) -> Result<(MachinePrincipal, Duration), Reason> {
         if t.revoked {
-            return Err(reason::REVOKED);
+            return Err(Reason::Revoked);
         }
         let now_ms = self.clock.unix_now().as_millis() as i64;
         // Clerk's `expiration` is final: no skew allowance past it, whatever `expired` says.
         if t.expired || t.expiration.is_some_and(|e| e <= now_ms) {
-            return Err(reason::EXPIRED);
+            return Err(Reason::Expired);
         }
         if !t.subject.starts_with("mch_") {
-            return Err(reason::TYPE_MISMATCH);
+            return Err(Reason::TypeMismatch);
         }
         if let Some(me) = &self.receiver
             && !t.scopes.iter().any(|s| s == me)
         {
-            return Err(reason::NOT_SCOPED);
+            return Err(Reason::NotScoped);
         }
         let left = t
             .expiration
@@ -498,6 +498,6 @@ fn key_of(token: &str) -> [u8; 32] {
 fn verdict(entry: &Entry) -> Result<MachinePrincipal, VerifyError> {
     match &entry.verdict {
         Verdict::Valid(p) => Ok(p.clone()),
-        Verdict::Invalid(r) => Err(VerifyError::Invalid(r)),
+        Verdict::Invalid(r) => Err(VerifyError::Invalid(*r)),
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clerk_mock::{Seed, SigningKey};
 use m2m_core::clock::ManualClock;
 use m2m_core::clock::{Clock, SleepFuture};
-use m2m_core::{JwksSettings, JwtCacheSettings, KeySource, reason};
+use m2m_core::{JwksSettings, JwtCacheSettings, KeySource, Reason};
 use m2m_core::{Verifier, VerifierConfig};
 use serde_json::json;
 
@@ -52,9 +52,9 @@ async fn a_cached_session_token_is_refused_once_it_expires() {
     assert!(f.verify(&token).await.is_ok());
     assert_eq!(stats(&f.verifier), (2, 1, 0));
     f.clock.advance(Duration::from_secs(2));
-    f.rejects(&token, invalid(reason::EXPIRED)).await;
+    f.rejects(&token, invalid(Reason::Expired)).await;
     assert_eq!(stats(&f.verifier).2, 1, "refused on the hit, entry dropped");
-    f.rejects(&token, invalid(reason::EXPIRED)).await;
+    f.rejects(&token, invalid(Reason::Expired)).await;
 }
 
 #[tokio::test]
@@ -69,7 +69,7 @@ async fn a_cached_m2m_jwt_is_refused_once_it_expires() {
     assert!(f.verify(token).await.is_ok());
     assert_eq!(stats(&f.verifier).0, 1, "the second came from the cache");
     f.clock.advance(Duration::from_secs(36));
-    f.rejects(token, invalid(reason::EXPIRED)).await;
+    f.rejects(token, invalid(Reason::Expired)).await;
 }
 
 /// The manual clock, whose wall clock can also step back (as NTP may step the system clock).
@@ -130,14 +130,14 @@ async fn nbf_and_iat_are_checked_again_on_every_hit() {
     clock.step_back(Duration::from_secs(10));
     assert_eq!(
         verifier.verify_token(&not_yet).await.expect_err("not yet"),
-        invalid(reason::NOT_ACTIVE_YET)
+        invalid(Reason::NotActiveYet)
     );
     assert_eq!(
         verifier
             .verify_token(&issued_ahead)
             .await
             .expect_err("future iat"),
-        invalid(reason::IAT_IN_FUTURE)
+        invalid(Reason::IatInFuture)
     );
     assert_eq!(stats(&verifier).2, 2, "both refused on a hit");
 }
@@ -167,7 +167,7 @@ async fn a_jwks_refresh_that_drops_the_kid_evicts_what_its_key_verified() {
     clock.advance(Duration::from_secs(3));
     assert_eq!(
         v.verify_token(&t).await.expect_err("kid gone"),
-        invalid(reason::KID)
+        invalid(Reason::Kid)
     );
     assert_eq!(stats(&v).2, 1, "entry dropped");
     assert!(v.verify_token(&token(&b, "kid_b", now)).await.is_ok());
@@ -192,7 +192,7 @@ async fn another_key_published_under_the_same_kid_evicts_too() {
     // anew, and refused.
     assert_eq!(
         v.verify_token(&t).await.expect_err("signed by the old key"),
-        invalid(reason::SIGNATURE)
+        invalid(Reason::Signature)
     );
     assert_eq!(stats(&v), (0, 2, 1));
     assert!(v.verify_token(&token(&b, "kid_a", now)).await.is_ok());
@@ -312,7 +312,7 @@ async fn a_pem_key_verdict_is_cached_and_still_checked_for_time() {
     assert!(f.verify(&token).await.is_ok());
     assert_eq!(stats(&f.verifier).0, 1);
     f.clock.advance(Duration::from_secs(40));
-    f.rejects(&token, invalid(reason::EXPIRED)).await;
+    f.rejects(&token, invalid(Reason::Expired)).await;
 }
 
 #[test]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Seed};
+use m2m_core::Reason;
 use m2m_core::clock::ManualClock;
-use m2m_core::reason;
 use m2m_core::{
     JwksSettings, JwtCacheSettings, JwtPolicy, OpaqueCacheSettings, Principal, Verifier,
     VerifierConfig, VerifyError,
@@ -128,20 +128,20 @@ async fn token_for(s: &Setup, format: Format, case: Case) -> String {
 }
 
 /// What each cell must give: `Ok` or one of the listed rejection reasons.
-fn expected(format: Format, case: Case) -> Result<(), &'static [&'static str]> {
+fn expected(format: Format, case: Case) -> Result<(), &'static [Reason]> {
     match (format, case) {
         (_, Case::Scoped) => Ok(()),
         // Clerk hides an out-of-scope token behind 404 when asked with the machine key; with
         // the instance key it answers, and the binding refuses it.
-        (Format::Opaque, Case::Unscoped) => Err(&[reason::NOT_FOUND, reason::NOT_SCOPED]),
-        (Format::Jwt, Case::Unscoped) => Err(&[reason::NOT_SCOPED]),
-        (Format::Opaque, Case::Revoked) => Err(&[reason::NOT_FOUND, reason::REVOKED]),
+        (Format::Opaque, Case::Unscoped) => Err(&[Reason::NotFound, Reason::NotScoped]),
+        (Format::Jwt, Case::Unscoped) => Err(&[Reason::NotScoped]),
+        (Format::Opaque, Case::Revoked) => Err(&[Reason::NotFound, Reason::Revoked]),
         // The one inherent difference: a JWT is verified offline and stays valid until `exp`.
         (Format::Jwt, Case::Revoked) => Ok(()),
-        (Format::Opaque, Case::Expired) => Err(&[reason::NOT_FOUND, reason::EXPIRED]),
-        (Format::Jwt, Case::Expired) => Err(&[reason::EXPIRED]),
-        (Format::Opaque, Case::OtherInstance) => Err(&[reason::NOT_FOUND]),
-        (Format::Jwt, Case::OtherInstance) => Err(&[reason::SIGNATURE, reason::KID]),
+        (Format::Opaque, Case::Expired) => Err(&[Reason::NotFound, Reason::Expired]),
+        (Format::Jwt, Case::Expired) => Err(&[Reason::Expired]),
+        (Format::Opaque, Case::OtherInstance) => Err(&[Reason::NotFound]),
+        (Format::Jwt, Case::OtherInstance) => Err(&[Reason::Signature, Reason::Kid]),
     }
 }
 
@@ -223,7 +223,7 @@ async fn a_token_scoped_only_to_another_service_is_not_replayable_here() {
             .to_owned();
         let err = s.verifier.verify_token(&token).await.expect_err("refused");
         assert!(
-            matches!(err, VerifyError::Invalid(r) if r == reason::NOT_FOUND || r == reason::NOT_SCOPED),
+            matches!(err, VerifyError::Invalid(r) if r == Reason::NotFound || r == Reason::NotScoped),
             "{format:?}: {err:?}"
         );
     }
@@ -239,7 +239,7 @@ async fn without_its_machine_id_a_service_refuses_m2m_jwts() {
         .to_owned();
     assert_eq!(
         s.verifier.verify_token(&jwt).await,
-        Err(VerifyError::Invalid(reason::NOT_SCOPED))
+        Err(VerifyError::Invalid(Reason::NotScoped))
     );
     // Opaque tokens verified with the machine key are still bound, by Clerk.
     let opaque = s.mock.mint(&bot, &body(Format::Opaque))["token"]
@@ -260,7 +260,7 @@ async fn without_its_machine_id_the_instance_key_verifies_nothing_and_costs_no_c
     s.mock.reset_calls();
     assert_eq!(
         s.verifier.verify_token(&opaque).await,
-        Err(VerifyError::Invalid(reason::NOT_SCOPED))
+        Err(VerifyError::Invalid(Reason::NotScoped))
     );
     assert_eq!(s.mock.calls(clerk_mock::Endpoint::VerifyToken), 0);
 }
@@ -299,7 +299,7 @@ async fn only_the_scopes_claim_names_the_receiver_never_aud() {
         } else {
             assert_eq!(
                 got,
-                Err(VerifyError::Invalid(reason::NOT_SCOPED)),
+                Err(VerifyError::Invalid(Reason::NotScoped)),
                 "{claims}"
             );
         }
@@ -317,7 +317,7 @@ async fn an_opaque_answer_without_this_service_in_scopes_is_refused_with_the_ins
         .to_owned();
     assert_eq!(
         s.verifier.verify_token(&opaque).await,
-        Err(VerifyError::Invalid(reason::NOT_SCOPED))
+        Err(VerifyError::Invalid(Reason::NotScoped))
     );
 }
 
@@ -361,12 +361,12 @@ async fn a_200_from_clerk_that_does_not_name_this_service_is_refused_with_the_ma
     let token = "mt_abcdefghijklmnopqrstuvwxyz012345";
     assert_eq!(
         verifier.verify_token(token).await,
-        Err(VerifyError::Invalid(reason::NOT_SCOPED))
+        Err(VerifyError::Invalid(Reason::NotScoped))
     );
     // The refusal is cached like any negative verdict: no second call.
     assert_eq!(
         verifier.verify_token(token).await,
-        Err(VerifyError::Invalid(reason::NOT_SCOPED))
+        Err(VerifyError::Invalid(Reason::NotScoped))
     );
 }
 
@@ -394,7 +394,7 @@ async fn a_minting_machine_cannot_name_its_receivers_through_custom_claims() {
                 .to_owned();
             assert_eq!(
                 s.verifier.verify_token(&token).await,
-                Err(VerifyError::Invalid(reason::NOT_SCOPED)),
+                Err(VerifyError::Invalid(Reason::NotScoped)),
                 "{machine} with {claims}"
             );
         }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use clerk_mock::{Endpoint, Seed};
+use m2m_core::Reason;
 use m2m_core::VerifyError;
-use m2m_core::reason;
 use serde_json::json;
 
 use crate::verify::{Fixture, fixture_with};
@@ -85,7 +85,7 @@ async fn a_revocation_is_seen_before_the_ttl_when_the_token_is_hot() {
     f.clock.advance(Duration::from_secs(1));
     assert_eq!(
         f.verifier.verify_token(&token).await,
-        Err(VerifyError::Invalid(reason::NOT_FOUND))
+        Err(VerifyError::Invalid(Reason::NotFound))
     );
 }
 

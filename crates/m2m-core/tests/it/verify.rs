@@ -7,7 +7,7 @@ use std::time::Duration;
 use clerk_mock::{ClerkMock, Endpoint, Fault, RevokedVerify, Seed, SigningKey};
 use m2m_core::clock::{Clock, ManualClock};
 use m2m_core::{
-    JwksSettings, JwtPolicy, KeySource, OpaqueCacheSettings, TokenFormat, VerifierConfig, reason,
+    JwksSettings, JwtPolicy, KeySource, OpaqueCacheSettings, Reason, TokenFormat, VerifierConfig,
 };
 use m2m_core::{Principal, Verifier, VerifyError};
 use secrecy::SecretString;
@@ -94,7 +94,7 @@ impl Fixture {
     }
 }
 
-pub fn invalid(r: &'static str) -> VerifyError {
+pub fn invalid(r: Reason) -> VerifyError {
     VerifyError::Invalid(r)
 }
 
@@ -153,12 +153,12 @@ async fn a_typ_other_than_jwt_is_rejected() {
     let f = fixture().await;
     f.rejects(
         &f.session(|h, _| h["typ"] = json!("JOSE")),
-        invalid(reason::TYPE),
+        invalid(Reason::Type),
     )
     .await;
     f.rejects(
         &f.session(|h, _| h["typ"] = json!("jwt")),
-        invalid(reason::TYPE),
+        invalid(Reason::Type),
     )
     .await;
 }
@@ -168,7 +168,7 @@ async fn an_oauth_access_token_typ_is_not_a_session() {
     let f = fixture().await;
     f.rejects(
         &f.session(|h, _| h["typ"] = json!("at+jwt")),
-        invalid(reason::TYPE_MISMATCH),
+        invalid(Reason::TypeMismatch),
     )
     .await;
 }
@@ -179,12 +179,12 @@ async fn expiry_honours_five_seconds_of_skew() {
     let now = f.now();
     f.rejects(
         &f.session(|_, c| c["exp"] = json!(now - 6)),
-        invalid(reason::EXPIRED),
+        invalid(Reason::Expired),
     )
     .await;
     f.rejects(
         &f.session(|_, c| c["exp"] = json!(now - 5)),
-        invalid(reason::EXPIRED),
+        invalid(Reason::Expired),
     )
     .await;
     assert!(
@@ -201,7 +201,7 @@ async fn not_before_in_the_future_is_rejected_beyond_skew() {
     let now = f.now();
     f.rejects(
         &f.session(|_, c| c["nbf"] = json!(now + 30)),
-        invalid(reason::NOT_ACTIVE_YET),
+        invalid(Reason::NotActiveYet),
     )
     .await;
     assert!(
@@ -217,7 +217,7 @@ async fn issued_in_the_future_is_rejected() {
     let now = f.now();
     f.rejects(
         &f.session(|_, c| c["iat"] = json!(now + 30)),
-        invalid(reason::IAT_IN_FUTURE),
+        invalid(Reason::IatInFuture),
     )
     .await;
 }
@@ -227,20 +227,20 @@ async fn azp_must_be_present_and_listed() {
     let f = fixture().await;
     f.rejects(
         &f.session(|_, c| c["azp"] = json!("https://evil.example")),
-        invalid(reason::AUTHORIZED_PARTIES),
+        invalid(Reason::AuthorizedParties),
     )
     .await;
     f.rejects(
         &f.session(|_, c| {
             c.as_object_mut().expect("obj").remove("azp");
         }),
-        invalid(reason::AUTHORIZED_PARTIES),
+        invalid(Reason::AuthorizedParties),
     )
     .await;
     let slash = format!("{}/", f.mock.authorized_party());
     f.rejects(
         &f.session(|_, c| c["azp"] = json!(slash)),
-        invalid(reason::AUTHORIZED_PARTIES),
+        invalid(Reason::AuthorizedParties),
     )
     .await;
 }
@@ -264,12 +264,12 @@ async fn sub_must_be_a_string() {
         &f.session(|_, c| {
             c.as_object_mut().expect("obj").remove("sub");
         }),
-        invalid(reason::INVALID),
+        invalid(Reason::Invalid),
     )
     .await;
     f.rejects(
         &f.session(|_, c| c["sub"] = json!(42)),
-        invalid(reason::INVALID),
+        invalid(Reason::Invalid),
     )
     .await;
 }
@@ -281,13 +281,13 @@ async fn exp_is_required_and_numeric() {
         &f.session(|_, c| {
             c.as_object_mut().expect("obj").remove("exp");
         }),
-        invalid(reason::INVALID),
+        invalid(Reason::Invalid),
     )
     .await;
     let later = (f.now() + 60).to_string();
     f.rejects(
         &f.session(|_, c| c["exp"] = json!(later)),
-        invalid(reason::INVALID),
+        invalid(Reason::Invalid),
     )
     .await;
 }
@@ -302,7 +302,7 @@ async fn alg_none_is_rejected() {
         matches!(f.verify(&unsigned).await, Err(VerifyError::Malformed(_))),
         "empty signature"
     );
-    f.rejects(&format!("{unsigned}AAAA"), invalid(reason::ALGORITHM))
+    f.rejects(&format!("{unsigned}AAAA"), invalid(Reason::Algorithm))
         .await;
 }
 
@@ -314,7 +314,7 @@ async fn hs256_signed_with_the_public_key_is_rejected() {
     let pem = f.mock.public_key_pem();
     f.rejects(
         &clerk_mock::sign_hs256(&header, &claims, pem.as_bytes()),
-        invalid(reason::ALGORITHM),
+        invalid(Reason::Algorithm),
     )
     .await;
 }
@@ -327,7 +327,7 @@ async fn another_key_with_the_same_kid_is_rejected() {
         json!({"sub": f.user, "sid": "sess_x", "exp": f.now() + 60, "azp": f.mock.authorized_party()}),
     );
     let forged = SigningKey::generate().sign(&header, &claims);
-    f.rejects(&forged, invalid(reason::SIGNATURE)).await;
+    f.rejects(&forged, invalid(Reason::Signature)).await;
 }
 
 #[tokio::test]
@@ -349,7 +349,7 @@ async fn a_tampered_payload_is_rejected() {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string()),
         parts[2]
     );
-    f.rejects(&forged, invalid(reason::SIGNATURE)).await;
+    f.rejects(&forged, invalid(Reason::Signature)).await;
 }
 
 #[tokio::test]
@@ -381,12 +381,12 @@ async fn m2m_and_template_categories_are_not_sessions() {
     let f = fixture().await;
     f.rejects(
         &f.session(|h, _| h["cat"] = json!(clerk_mock::CAT_M2M)),
-        invalid(reason::TYPE_MISMATCH),
+        invalid(Reason::TypeMismatch),
     )
     .await;
     f.rejects(
         &f.session(|h, _| h["cat"] = json!(clerk_mock::CAT_TEMPLATE)),
-        invalid(reason::TYPE_MISMATCH),
+        invalid(Reason::TypeMismatch),
     )
     .await;
     assert!(
@@ -409,7 +409,7 @@ async fn a_machine_subject_is_never_a_user() {
         .id;
     f.rejects(
         &f.session(|_, c| c["sub"] = json!(rep)),
-        invalid(reason::TYPE_MISMATCH),
+        invalid(Reason::TypeMismatch),
     )
     .await;
 }
@@ -419,7 +419,7 @@ async fn pending_sessions_are_rejected() {
     let f = fixture().await;
     f.rejects(
         &f.session(|_, c| c["sts"] = json!("pending")),
-        invalid(reason::PENDING_SESSION),
+        invalid(Reason::PendingSession),
     )
     .await;
     assert!(
@@ -455,7 +455,7 @@ async fn unknown_header_parameters_are_ignored_and_rs384_rs512_accepted() {
     }
     f.rejects(
         &f.session(|h, _| h["alg"] = json!("PS256")),
-        invalid(reason::ALGORITHM),
+        invalid(Reason::Algorithm),
     )
     .await;
 }
@@ -466,14 +466,14 @@ async fn the_issuer_is_checked_when_configured() {
     assert!(f.verify(&f.mock.session_token(&f.user)).await.is_ok());
     f.rejects(
         &f.session(|_, c| c["iss"] = json!("https://clerk.evil.example")),
-        invalid(reason::ISSUER),
+        invalid(Reason::Issuer),
     )
     .await;
     f.rejects(
         &f.session(|_, c| {
             c.as_object_mut().expect("obj").remove("iss");
         }),
-        invalid(reason::ISSUER),
+        invalid(Reason::Issuer),
     )
     .await;
 }
@@ -486,7 +486,7 @@ async fn a_pem_key_verifies_without_any_network_call() {
     })
     .await;
     assert!(f.verify(&f.mock.session_token(&f.user)).await.is_ok());
-    f.rejects(&SigningKey::generate().sign(&f.mock.jwt_header(clerk_mock::CAT_SESSION), &json!({"sub": "user_x", "sid": "s", "exp": f.now() + 60, "azp": f.mock.authorized_party()})), invalid(reason::SIGNATURE)).await;
+    f.rejects(&SigningKey::generate().sign(&f.mock.jwt_header(clerk_mock::CAT_SESSION), &json!({"sub": "user_x", "sid": "s", "exp": f.now() + 60, "azp": f.mock.authorized_party()})), invalid(Reason::Signature)).await;
     assert_eq!(
         f.mock.calls(Endpoint::Jwks) + f.mock.calls(Endpoint::PublicJwks),
         0
@@ -596,7 +596,7 @@ async fn a_flood_of_random_kids_cannot_flood_the_jwks_endpoint() {
             .verify_token(&token(&a, &format!("kid_random_{i}"), now))
             .await
             .expect_err("unknown kid");
-        assert_eq!(err, invalid(reason::KID));
+        assert_eq!(err, invalid(Reason::Kid));
     }
     assert!(
         jwks.fetches.load(Ordering::SeqCst) <= 2,
@@ -682,7 +682,7 @@ async fn an_expired_m2m_jwt_is_rejected() {
     f.clock.advance(Duration::from_secs(16));
     f.rejects(
         created["token"].as_str().expect("jwt"),
-        invalid(reason::EXPIRED),
+        invalid(Reason::Expired),
     )
     .await;
 }
@@ -699,7 +699,7 @@ async fn an_m2m_jwt_with_another_category_is_rejected() {
         &f.mock.jwt_header(clerk_mock::CAT_SESSION),
         &json!({"sub": rep, "exp": f.now() + 60, "jti": "mt_x"}),
     );
-    f.rejects(&t, invalid(reason::TYPE_MISMATCH)).await;
+    f.rejects(&t, invalid(Reason::TypeMismatch)).await;
 }
 
 // ---- opaque tokens ----
@@ -736,7 +736,7 @@ async fn the_cache_ttl_is_capped_by_the_tokens_expiry() {
     f.verify(token).await.expect("valid");
     f.clock.advance(Duration::from_secs(11));
     f.mock.advance_clock(Duration::from_secs(11));
-    f.rejects(token, invalid(reason::NOT_FOUND)).await;
+    f.rejects(token, invalid(Reason::NotFound)).await;
     assert_eq!(f.mock.calls(Endpoint::VerifyToken), 2);
 }
 
@@ -744,11 +744,11 @@ async fn the_cache_ttl_is_capped_by_the_tokens_expiry() {
 async fn unknown_tokens_are_negatively_cached_briefly() {
     let f = fixture().await;
     let bogus = "mt_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
-    f.rejects(bogus, invalid(reason::NOT_FOUND)).await;
-    f.rejects(bogus, invalid(reason::NOT_FOUND)).await;
+    f.rejects(bogus, invalid(Reason::NotFound)).await;
+    f.rejects(bogus, invalid(Reason::NotFound)).await;
     assert_eq!(f.mock.calls(Endpoint::VerifyToken), 1);
     f.clock.advance(Duration::from_secs(6));
-    f.rejects(bogus, invalid(reason::NOT_FOUND)).await;
+    f.rejects(bogus, invalid(Reason::NotFound)).await;
     assert_eq!(f.mock.calls(Endpoint::VerifyToken), 2);
 }
 
@@ -780,14 +780,14 @@ async fn a_revoked_or_expired_flag_on_a_2xx_is_rejected() {
         .revoke_token(revoked["id"].as_str().expect("id"), None);
     f.rejects(
         revoked["token"].as_str().expect("t"),
-        invalid(reason::REVOKED),
+        invalid(Reason::Revoked),
     )
     .await;
     let expired = f.mint("JobApplier.Bot", json!({}));
     f.mock.expire_token(expired["id"].as_str().expect("id"));
     f.rejects(
         expired["token"].as_str().expect("t"),
-        invalid(reason::EXPIRED),
+        invalid(Reason::Expired),
     )
     .await;
 }
@@ -804,7 +804,7 @@ async fn a_revoked_token_is_refused_once_the_cache_entry_lapses() {
         "within the cache TTL the old answer stands (documented trade-off)"
     );
     f.clock.advance(Duration::from_secs(61));
-    f.rejects(t, invalid(reason::NOT_FOUND)).await;
+    f.rejects(t, invalid(Reason::NotFound)).await;
 }
 
 #[tokio::test]
@@ -823,7 +823,7 @@ async fn a_token_not_scoped_to_this_service_is_rejected() {
         .expect("json");
     f.rejects(
         resp["token"].as_str().expect("t"),
-        invalid(reason::NOT_FOUND),
+        invalid(Reason::NotFound),
     )
     .await;
 }

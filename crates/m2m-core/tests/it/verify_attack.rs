@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use clerk_mock::{Endpoint, Fault, Seed, SigningKey};
 use m2m_core::VerifyError;
 use m2m_core::clock::{Clock, ManualClock};
-use m2m_core::{JwksSettings, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig, reason};
+use m2m_core::{JwksSettings, KeySource, MissBudget, OpaqueCacheSettings, Reason, VerifierConfig};
 use rand::Rng;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -41,7 +41,7 @@ async fn random_tokens_cost_at_most_the_miss_budget_then_503_with_retry_after() 
     let (mut not_found, mut refused) = (0, 0);
     for _ in 0..3_000 {
         match f.verify(&random_token()).await {
-            Err(VerifyError::Invalid(r)) if r == reason::NOT_FOUND => not_found += 1,
+            Err(VerifyError::Invalid(r)) if r == Reason::NotFound => not_found += 1,
             other => {
                 let wait = is_unavailable(&other).expect("only 401 or 503");
                 assert!(wait >= Duration::from_secs(1), "Retry-After {wait:?}");
@@ -124,7 +124,7 @@ async fn rejected_tokens_never_evict_a_valid_tokens_cached_answer() {
     let valid = created["token"].as_str().expect("token");
     f.verify(valid).await.expect("valid");
     for _ in 0..400 {
-        f.rejects(&random_token(), invalid(reason::NOT_FOUND)).await;
+        f.rejects(&random_token(), invalid(Reason::NotFound)).await;
     }
     let calls = f.mock.calls(Endpoint::VerifyToken);
     assert_eq!(calls, 401);
@@ -252,7 +252,7 @@ async fn a_token_clerk_calls_unexpired_is_refused_past_its_expiration() {
     let t = "mt_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
     assert_eq!(
         v.verify_token(t).await.expect_err("expired"),
-        invalid(reason::EXPIRED)
+        invalid(Reason::Expired)
     );
 }
 
@@ -269,7 +269,7 @@ async fn a_cached_answer_is_not_served_past_the_tokens_expiration() {
     clock.advance(Duration::from_secs(10));
     assert_eq!(
         v.verify_token(t).await.expect_err("past its expiration"),
-        invalid(reason::EXPIRED),
+        invalid(Reason::Expired),
         "Clerk still says expired: false; the cache and the check both refuse"
     );
     assert_eq!(
@@ -340,7 +340,7 @@ async fn a_removed_key_is_refused_by_every_request_that_meets_the_stale_set() {
     for t in tasks {
         assert_eq!(
             t.await.expect("join").expect_err("removed key"),
-            invalid(reason::KID)
+            invalid(Reason::Kid)
         );
     }
     assert_eq!(
@@ -441,7 +441,7 @@ async fn an_unknown_kid_waits_for_at_most_one_bounded_refresh() {
         v.verify_token(&token(&a, "kid_new", now))
             .await
             .expect_err("unknown"),
-        invalid(reason::KID)
+        invalid(Reason::Kid)
     );
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "bounded, took {took:?}");
@@ -452,7 +452,7 @@ async fn an_unknown_kid_waits_for_at_most_one_bounded_refresh() {
         v.verify_token(&token(&a, "kid_other", now))
             .await
             .expect_err("unknown"),
-        invalid(reason::KID)
+        invalid(Reason::Kid)
     );
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(jwks.fetches.load(Ordering::SeqCst), 2);
@@ -539,10 +539,10 @@ async fn keys_marked_for_encryption_or_another_algorithm_verify_nothing() {
     );
     let now = clock.unix_now().as_secs() as i64;
     for (kid, expected) in [
-        ("enc", Some(reason::KID)),
-        ("ops_encrypt", Some(reason::KID)),
-        ("rs512", Some(reason::ALGORITHM)),
-        ("rsa_oaep", Some(reason::KID)),
+        ("enc", Some(Reason::Kid)),
+        ("ops_encrypt", Some(Reason::Kid)),
+        ("rs512", Some(Reason::Algorithm)),
+        ("rsa_oaep", Some(Reason::Kid)),
         ("ops_verify", None),
         ("no_use_no_alg", None),
     ] {
@@ -562,18 +562,18 @@ async fn a_token_type_without_a_verifier_is_401_not_accepted_never_500() {
     let f = fixture_with(Seed::demo(), |_, c| c.key_source = None).await;
     f.rejects(
         &f.mock.session_token(&f.user),
-        invalid(reason::TYPE_NOT_ACCEPTED),
+        invalid(Reason::TypeNotAccepted),
     )
     .await;
     let created = f.mint("JobApplier.Bot", json!({"token_format": "jwt"}));
     f.rejects(
         created["token"].as_str().expect("jwt"),
-        invalid(reason::TYPE_NOT_ACCEPTED),
+        invalid(Reason::TypeNotAccepted),
     )
     .await;
     // Sessions only: no key to verify opaque tokens with.
     let f = fixture_with(Seed::demo(), |_, c| c.verify_key = None).await;
-    f.rejects(&random_token(), invalid(reason::TYPE_NOT_ACCEPTED))
+    f.rejects(&random_token(), invalid(Reason::TypeNotAccepted))
         .await;
     assert_eq!(f.mock.calls(Endpoint::VerifyToken), 0);
 }
