@@ -6,7 +6,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-pub use crate::auth::AuthRejection;
+use crate::auth::AuthRejection;
 use crate::auth::{FOR_MACHINES, FOR_USERS, MACHINE_NOT_ALLOWED, authenticate};
 use crate::verify::{MachinePrincipal, Principal, UserPrincipal, Verifier};
 

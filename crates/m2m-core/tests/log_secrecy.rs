@@ -2,6 +2,7 @@
 //!
 //! Its own test binary with a global subscriber: a thread-local one would miss events whose
 //! callsites other tests, running in parallel without a subscriber, had already registered.
+#![cfg(feature = "client")]
 
 #[allow(dead_code)]
 #[path = "it/support.rs"]

@@ -1,12 +1,11 @@
 use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint};
-use m2m_core::KeySource;
 use m2m_core::TokenFormat;
 use m2m_core::clerk::{
     ClerkClient, ClerkError, CreateM2mTokenRequest, ListM2mTokensQuery, RetryPolicy,
 };
-use m2m_core::clock::{self, ManualClock};
+use m2m_core::clock::ManualClock;
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
@@ -111,10 +110,27 @@ async fn round_trip_against_clerk_mock() {
     assert_eq!(revoked.revocation_reason.as_deref(), Some("done"));
 
     // JWKS, with the instance key and from the public URL: through the verifier that uses them.
-    let mut cfg = crate::verify::config(&mock);
-    assert_eq!(cfg.build(&c, clock::system()).prefetch_keys().await, Ok(1));
+    #[cfg(feature = "verify")]
+    jwks(&mock, &c).await;
+}
+
+#[cfg(feature = "verify")]
+async fn jwks(mock: &ClerkMock, c: &ClerkClient) {
+    use m2m_core::KeySource;
+    let mut cfg = crate::verify::config(mock);
+    assert_eq!(
+        cfg.build(c, m2m_core::clock::system())
+            .prefetch_keys()
+            .await,
+        Ok(1)
+    );
     cfg.key_source = Some(KeySource::Url(mock.jwks_url()));
-    assert_eq!(cfg.build(&c, clock::system()).prefetch_keys().await, Ok(1));
+    assert_eq!(
+        cfg.build(c, m2m_core::clock::system())
+            .prefetch_keys()
+            .await,
+        Ok(1)
+    );
 }
 
 #[tokio::test]

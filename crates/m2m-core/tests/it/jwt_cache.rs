@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clerk_mock::{Seed, SigningKey};
+use m2m_core::Verifier;
 use m2m_core::clock::ManualClock;
 use m2m_core::clock::{Clock, SleepFuture};
 use m2m_core::{JwksSettings, JwtCacheSettings, KeySource, Reason};
-use m2m_core::{Verifier, VerifierConfig};
 use serde_json::json;
 
 use crate::support::client;
@@ -315,6 +315,7 @@ async fn a_pem_key_verdict_is_cached_and_still_checked_for_time() {
     f.rejects(&token, invalid(Reason::Expired)).await;
 }
 
+#[cfg(feature = "cli")]
 #[test]
 fn settings_come_from_the_environment() {
     let from = |pairs: &[(&str, &str)]| {
@@ -326,7 +327,7 @@ fn settings_come_from_the_environment() {
             "CLERK_JWKS_URL".into(),
             "https://example.com/jwks.json".into(),
         ));
-        VerifierConfig::from_env(&m2m_core::config::Env::from_fn(move |k| {
+        m2m_core::VerifierConfig::from_env(&m2m_core::config::Env::from_fn(move |k| {
             vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         }))
     };

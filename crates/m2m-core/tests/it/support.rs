@@ -1,9 +1,14 @@
+//! Helpers shared by the test modules; each feature set uses a different subset of them.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use m2m_core::clerk::{ClerkClient, RetryPolicy};
 use m2m_core::clock::ManualClock;
+#[cfg(feature = "client")]
 use m2m_core::{MintSettings, MintedTokenSource};
+#[cfg(feature = "client")]
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::ResponseTemplate;
@@ -25,6 +30,7 @@ pub fn client(base: &str, clock: &ManualClock) -> ClerkClient {
         .expect("client")
 }
 
+#[cfg(feature = "client")]
 pub fn minted(
     client: ClerkClient,
     key: &str,
