@@ -5,7 +5,7 @@
 use jobtracker_fuzz::{check_accepted, parts, world};
 use libfuzzer_sys::fuzz_target;
 use m2m_core::VerifyError;
-use m2m_core::dangerous::{bearer_token, classify, is_opaque_m2m, MAX_HEADER_LEN, TokenKind};
+use m2m_core::dangerous::{MAX_HEADER_LEN, TokenKind, bearer_token, classify, is_opaque_m2m};
 
 /// Whether the token's own bytes say M2M: a machine subject or the M2M category.
 fn looks_m2m(token: &str) -> bool {

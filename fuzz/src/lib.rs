@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clerk_mock::SigningKey;
+use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::{Clock, SleepFuture};
 use m2m_core::{JwtPolicy, KeySource, OpaqueCacheSettings};
 use m2m_core::{Verifier, VerifierConfig};
-use m2m_core::clerk::ClerkClient;
 use serde_json::Value;
 
 /// The fixed "now" of every target, Unix seconds (the seed corpora's tokens are minted for it).

@@ -4,7 +4,6 @@
 //! callsites other tests, running in parallel without a subscriber, had already registered.
 #![cfg(feature = "client")]
 
-#[allow(dead_code)]
 #[path = "it/support.rs"]
 mod support;
 
