@@ -127,9 +127,14 @@ pub async fn serve<B: Bot>(
         tracing::info!(%addr, "{} serving /healthz and /metrics", B::NAME);
     }
     let mut http_stop = stop_rx;
-    let server = tokio::spawn(service_kit::serve(listener, bot.router(), limits, async move {
-        let _ = http_stop.wait_for(|s| *s).await;
-    }));
+    let server = tokio::spawn(service_kit::serve(
+        listener,
+        bot.router(),
+        limits,
+        async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        },
+    ));
     shutdown.await;
     let _ = stop_tx.send(true);
     let _ = worker.await;

@@ -126,7 +126,9 @@ async fn a_client_trickling_headers_is_disconnected_after_the_header_timeout() {
         write.write_all(b"GET / HTTP/1.1\r\n").await?;
         for i in 0..60 {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            write.write_all(format!("x-slow-{i}: 1\r\n").as_bytes()).await?;
+            write
+                .write_all(format!("x-slow-{i}: 1\r\n").as_bytes())
+                .await?;
         }
         Ok::<_, std::io::Error>(())
     });
@@ -134,7 +136,10 @@ async fn a_client_trickling_headers_is_disconnected_after_the_header_timeout() {
     let hung_up = timeout(PATIENCE, read.read_to_end(&mut rest)).await;
     assert!(hung_up.is_ok(), "still connected after {PATIENCE:?}");
     let text = String::from_utf8_lossy(&rest);
-    assert!(!text.contains("200 OK"), "the trickled request was served: {text}");
+    assert!(
+        !text.contains("200 OK"),
+        "the trickled request was served: {text}"
+    );
     trickle.abort();
 }
 
@@ -238,6 +243,8 @@ async fn shutdown_abandons_a_slow_request_after_the_grace_period() {
     assert!(returned.unwrap().unwrap().is_ok());
     // The abandoned request's connection is closed, unanswered.
     let mut rest = Vec::new();
-    let _ = timeout(PATIENCE, stream.read_to_end(&mut rest)).await.unwrap();
+    let _ = timeout(PATIENCE, stream.read_to_end(&mut rest))
+        .await
+        .unwrap();
     assert!(!String::from_utf8_lossy(&rest).contains("slow ok"));
 }
