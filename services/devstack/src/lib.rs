@@ -42,6 +42,9 @@ pub struct Options {
     /// Logging (of every service: they share one process).
     #[command(flatten)]
     pub log: service_kit::LogArgs,
+    /// Timeouts and limits of the API's and the bots' HTTP servers.
+    #[command(flatten)]
+    pub server: service_kit::ServerArgs,
 }
 
 /// Parses a service's own `Config` from environment-variable pairs, the way its binary reads
@@ -140,7 +143,8 @@ pub async fn start(o: &Options) -> Result<Running, String> {
     let mock = clerk_mock_service::start(&mock_config).await?;
     let [api_env, rep_env, app_env] = service_env(o, &mock);
 
-    let api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
+    let mut api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
+    api_config.server = o.server.clone();
     let api = jobtracker_api::Server::build(&api_config).await?;
     let api_url = local(&o.api_bind);
     let (api_stop, api_rx) = oneshot::channel::<()>();
@@ -157,12 +161,14 @@ pub async fn start(o: &Options) -> Result<Running, String> {
 
     let (stop, stop_rx) = watch::channel(false);
     let interval = Duration::from_secs(o.poll_interval_seconds.max(1));
-    let rep_config: candidate_representer::Config =
+    let mut rep_config: candidate_representer::Config =
         config_from_env("candidate-representer", &rep_env)?;
+    rep_config.common.server = o.server.clone();
     let representer = Arc::new(candidate_representer::Representer::from_config(
         &rep_config,
     )?);
-    let app_config: job_applier::Config = config_from_env("job-applier", &app_env)?;
+    let mut app_config: job_applier::Config = config_from_env("job-applier", &app_env)?;
+    app_config.common.server = o.server.clone();
     let applier = Arc::new(job_applier::Applier::from_config(&app_config)?);
 
     let rep_listener = service_kit::bind("REPRESENTER_BIND", rep_config.bind).await?;
@@ -178,12 +184,14 @@ pub async fn start(o: &Options) -> Result<Running, String> {
         tokio::spawn(bot_runtime::serve(
             representer,
             rep_listener,
+            rep_config.common.server.clone(),
             interval,
             until_stopped(),
         )),
         tokio::spawn(bot_runtime::serve(
             applier,
             app_listener,
+            app_config.common.server.clone(),
             interval,
             until_stopped(),
         )),
