@@ -124,7 +124,8 @@ fn every_variable_a_service_reads_is_in_env_example_and_compose() {
             );
             // A secret may come as a file (a Docker secret).
             assert!(
-                set.contains(&var) || secrets.contains(&var) && set.contains(&format!("{var}_FILE")),
+                set.contains(&var)
+                    || secrets.contains(&var) && set.contains(&format!("{var}_FILE")),
                 "{var} is read by {service} but compose does not set it"
             );
         }

@@ -157,7 +157,10 @@ fn compose_passes_keys_as_docker_secrets_never_in_the_environment() {
             );
         }
     }
-    assert!(mounted >= 6, "every key and the database password are secrets");
+    assert!(
+        mounted >= 6,
+        "every key and the database password are secrets"
+    );
     let representer = &services[&serde_yaml::Value::from("candidate-representer")];
     let listed = representer["secrets"].as_sequence().expect("secrets");
     assert!(
