@@ -91,7 +91,7 @@ fn shown_command(cmd: Command) -> Command {
         let first = help.lines().next().unwrap_or_default().to_owned();
         let note = format!("Or {file_var}: a file holding it (e.g. a Docker secret).");
         let long = a.get_long_help().map(ToString::to_string);
-        let a = a.help(format!("{first} {note}"));
+        let a = a.help(format!("{}. {note}", first.trim_end_matches('.')));
         match long {
             Some(long) => a.long_help(format!("{long}\n\n{note}")),
             None => a,
