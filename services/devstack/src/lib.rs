@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clerk_mock::ClerkMock;
 use m2m_core::config::Env;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{oneshot, watch};
 
 /// Ports and storage.
@@ -35,7 +36,7 @@ pub struct Options {
     pub data_dir: String,
     /// The API's database; SQLite under the data dir when unset.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
     /// Seconds between the bots' polls.
     #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 2)]
     pub poll_interval_seconds: u64,
@@ -87,12 +88,15 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
     let (app_id, app_key) = machine("JobApplier.Bot");
     let clerk = mock.api_url();
     let api_url = local(&o.api_bind);
-    let database_url = o.database_url.clone().unwrap_or_else(|| {
-        format!(
-            "sqlite://{}/jobtracker.db?mode=rwc",
-            o.data_dir.trim_end_matches('/')
-        )
-    });
+    let database_url = o.database_url.as_ref().map_or_else(
+        || {
+            format!(
+                "sqlite://{}/jobtracker.db?mode=rwc",
+                o.data_dir.trim_end_matches('/')
+            )
+        },
+        |url| url.expose_secret().to_owned(),
+    );
     let api = BTreeMap::from([
         ("JOBTRACKER_BIND", o.api_bind.clone()),
         ("DATABASE_URL", database_url),
