@@ -125,6 +125,7 @@ fi
 
 # ---- 2. base images ------------------------------------------------------------------------
 need_pull=()
+bash scripts/compose-check/standins.sh --drop-stale
 for image in debian:bookworm-slim rust:1.95-slim-bookworm \
              "$(sed -nE 's/^\s*image:\s*(postgres:[^ ]+)\s*$/\1/p' docker-compose.yml)"; do
   docker image inspect "$image" >/dev/null 2>&1 && continue

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The official postgres image's contract, in brief: on an empty $PGDATA, initdb with
-# POSTGRES_USER (default postgres) and POSTGRES_PASSWORD, accept password logins from the
+# POSTGRES_USER (default postgres) and POSTGRES_PASSWORD(_FILE), accept password logins from the
 # network, create POSTGRES_DB (default: the user's name); then run the server as `postgres`.
 set -eu
 if [ "${1:-postgres}" = postgres ] && [ "$(id -u)" = 0 ]; then
@@ -10,7 +10,11 @@ if [ "${1:-postgres}" = postgres ] && [ "$(id -u)" = 0 ]; then
   exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 if [ "${1:-postgres}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
-  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
+  # POSTGRES_PASSWORD_FILE (a Docker secret) instead of POSTGRES_PASSWORD, as the official image.
+  if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE")
+  fi
+  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE must be set}"
   user="${POSTGRES_USER:-postgres}"
   db="${POSTGRES_DB:-$user}"
   pwfile=$(mktemp)

@@ -83,6 +83,30 @@ build_rust() {
   log "$tag: built"
 }
 
+# The stand-in's recipe, hashed: a stand-in built from an older recipe (an image cache survives
+# between runs on one machine) is rebuilt, never silently reused.
+postgres_recipe() { cat "$here/postgres.Dockerfile" "$here/docker-entrypoint.sh" | sha256sum | cut -c1-16; }
+
+# A postgres:15-bookworm that is a stand-in of another recipe: built here (it has no PG_MAJOR,
+# which the official image sets) without this recipe's label.
+stale_postgres() {
+  local tag=postgres:15-bookworm
+  have "$tag" || return 1
+  local label env
+  label=$(docker image inspect -f '{{ index .Config.Labels "jobtracker.standin" }}' "$tag" 2>/dev/null || true)
+  env=$(docker image inspect -f '{{ join .Config.Env " " }}' "$tag" 2>/dev/null || true)
+  case " $env " in *" PG_MAJOR="*) return 1 ;; esac
+  [ "$label" != "$(postgres_recipe)" ]
+}
+
+if [ "${1:-}" = "--drop-stale" ]; then
+  if stale_postgres; then
+    log "postgres:15-bookworm: a stand-in from an older recipe; removing it to rebuild"
+    docker image rm -f postgres:15-bookworm >/dev/null
+  fi
+  exit 0
+fi
+
 build_postgres() {
   local tag=postgres:15-bookworm
   if have "$tag"; then log "$tag: present"; return; fi
@@ -90,7 +114,8 @@ build_postgres() {
   local dir; dir=$(mktemp -d /var/tmp/standin-postgres.XXXXXX)
   cp "$here/postgres.Dockerfile" "$dir/Dockerfile"
   cp "$here/docker-entrypoint.sh" "$dir/"
-  docker build -q --network host "${build_args[@]}" -t "$tag" "$dir" >/dev/null
+  docker build -q --network host "${build_args[@]}" --label "jobtracker.standin=$(postgres_recipe)" \
+    -t "$tag" "$dir" >/dev/null
   rm -rf "$dir"
   log "$tag: built"
 }

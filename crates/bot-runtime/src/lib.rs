@@ -18,8 +18,8 @@ use jobtracker_client::{ClientError, JobTrackerClient};
 use m2m_core::TokenSource;
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::Clock;
-use m2m_core::config::{ClerkArgs, ConfigError, TokenArgs, parse};
-use service_kit::LogArgs;
+use m2m_core::config::{ClerkArgs, ConfigError, parse, TokenArgs};
+use service_kit::{LogArgs, ServerArgs};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -49,6 +49,9 @@ pub struct BotArgs {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+    /// Timeouts and limits of the bot's HTTP listener.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 impl BotArgs {
@@ -111,10 +114,11 @@ pub trait Bot: Send + Sync + Sized + 'static {
 
 /// Serves `bot`'s [`router`](Bot::router) on `listener` and runs it every `interval` until
 /// `shutdown` resolves; then tells it to stop, waits for it to finish what it holds, and stops
-/// serving.
+/// serving (within `limits`' shutdown grace period, like every server here).
 pub async fn serve<B: Bot>(
     bot: Arc<B>,
     listener: TcpListener,
+    limits: ServerArgs,
     interval: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -124,9 +128,14 @@ pub async fn serve<B: Bot>(
         tracing::info!(%addr, "{} serving /healthz and /metrics", B::NAME);
     }
     let mut http_stop = stop_rx;
-    let server = tokio::spawn(service_kit::serve(listener, bot.router(), async move {
-        let _ = http_stop.wait_for(|s| *s).await;
-    }));
+    let server = tokio::spawn(service_kit::serve(
+        listener,
+        bot.router(),
+        limits,
+        async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        },
+    ));
     shutdown.await;
     let _ = stop_tx.send(true);
     let _ = worker.await;

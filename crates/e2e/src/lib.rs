@@ -109,6 +109,7 @@ impl Stack {
             token: TokenArgs::default(),
             poll_interval_seconds: 1,
             log: Default::default(),
+            server: Default::default(),
         }
     }
 

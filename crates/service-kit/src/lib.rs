@@ -3,8 +3,8 @@
 //! - [`problem`]: `application/problem+json` answers (RFC 9457);
 //! - [`ops`]: `/healthz`, readiness and `/metrics` (the Prometheus text format);
 //! - with the `server` feature, [`LogArgs`] and [`init_tracing`] (`RUST_LOG`, `LOG_FORMAT`),
-//!   [`shutdown_signal`] (Ctrl-C or SIGTERM), [`bind`] and [`serve`] (finishes in-flight requests
-//!   before it returns), and [`exit`] (how a `main` reports its end).
+//!   [`shutdown_signal`] (Ctrl-C or SIGTERM), [`bind`] and [`serve`] (sheds slow and idle clients within the
+//!   bounds of [`ServerArgs`]; finishes in-flight requests, up to a deadline, before it returns), and [`exit`] (how a `main` reports its end).
 //!
 //! It knows nothing of Clerk or JobTracker: it sits below every other crate of the workspace.
 
@@ -20,4 +20,4 @@ pub use problem::problem;
 #[cfg(feature = "server")]
 pub use log::{LogArgs, LogFormat, init_tracing};
 #[cfg(feature = "server")]
-pub use serve::{bind, exit, serve, shutdown_signal};
+pub use serve::{ServerArgs, bind, exit, serve, shutdown_signal};

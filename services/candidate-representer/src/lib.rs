@@ -300,6 +300,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let me = Arc::new(Representer::from_config(&config)?);
     let listener = service_kit::bind("REPRESENTER_BIND", config.bind).await?;
     let interval = config.common.poll_interval();
-    bot_runtime::serve(me, listener, interval, service_kit::shutdown_signal()).await;
+    bot_runtime::serve(
+        me,
+        listener,
+        config.common.server.clone(),
+        interval,
+        service_kit::shutdown_signal(),
+    )
+    .await;
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clerk_mock::ClerkMock;
 use m2m_core::config::Env;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{oneshot, watch};
 
 /// Ports and storage.
@@ -35,13 +36,16 @@ pub struct Options {
     pub data_dir: String,
     /// The API's database; SQLite under the data dir when unset.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
     /// Seconds between the bots' polls.
     #[arg(long, env = "POLL_INTERVAL_SECONDS", default_value_t = 2)]
     pub poll_interval_seconds: u64,
     /// Logging (of every service: they share one process).
     #[command(flatten)]
     pub log: service_kit::LogArgs,
+    /// Timeouts and limits of the API's and the bots' HTTP servers.
+    #[command(flatten)]
+    pub server: service_kit::ServerArgs,
 }
 
 /// Parses a service's own `Config` from environment-variable pairs, the way its binary reads
@@ -84,12 +88,15 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
     let (app_id, app_key) = machine("JobApplier.Bot");
     let clerk = mock.api_url();
     let api_url = local(&o.api_bind);
-    let database_url = o.database_url.clone().unwrap_or_else(|| {
-        format!(
-            "sqlite://{}/jobtracker.db?mode=rwc",
-            o.data_dir.trim_end_matches('/')
-        )
-    });
+    let database_url = o.database_url.as_ref().map_or_else(
+        || {
+            format!(
+                "sqlite://{}/jobtracker.db?mode=rwc",
+                o.data_dir.trim_end_matches('/')
+            )
+        },
+        |url| url.expose_secret().to_owned(),
+    );
     let api = BTreeMap::from([
         ("JOBTRACKER_BIND", o.api_bind.clone()),
         ("DATABASE_URL", database_url),
@@ -140,7 +147,8 @@ pub async fn start(o: &Options) -> Result<Running, String> {
     let mock = clerk_mock_service::start(&mock_config).await?;
     let [api_env, rep_env, app_env] = service_env(o, &mock);
 
-    let api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
+    let mut api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
+    api_config.server = o.server.clone();
     let api = jobtracker_api::Server::build(&api_config).await?;
     let api_url = local(&o.api_bind);
     let (api_stop, api_rx) = oneshot::channel::<()>();
@@ -157,12 +165,14 @@ pub async fn start(o: &Options) -> Result<Running, String> {
 
     let (stop, stop_rx) = watch::channel(false);
     let interval = Duration::from_secs(o.poll_interval_seconds.max(1));
-    let rep_config: candidate_representer::Config =
+    let mut rep_config: candidate_representer::Config =
         config_from_env("candidate-representer", &rep_env)?;
+    rep_config.common.server = o.server.clone();
     let representer = Arc::new(candidate_representer::Representer::from_config(
         &rep_config,
     )?);
-    let app_config: job_applier::Config = config_from_env("job-applier", &app_env)?;
+    let mut app_config: job_applier::Config = config_from_env("job-applier", &app_env)?;
+    app_config.common.server = o.server.clone();
     let applier = Arc::new(job_applier::Applier::from_config(&app_config)?);
 
     let rep_listener = service_kit::bind("REPRESENTER_BIND", rep_config.bind).await?;
@@ -178,12 +188,14 @@ pub async fn start(o: &Options) -> Result<Running, String> {
         tokio::spawn(bot_runtime::serve(
             representer,
             rep_listener,
+            rep_config.common.server.clone(),
             interval,
             until_stopped(),
         )),
         tokio::spawn(bot_runtime::serve(
             applier,
             app_listener,
+            app_config.common.server.clone(),
             interval,
             until_stopped(),
         )),

@@ -14,6 +14,7 @@ use bot_runtime::{Bot, BotArgs, Counters};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{Application, ApplicationStatus, StatusUpdate};
 use m2m_core::config::parse;
+use secrecy::SecretString;
 use serde_json::json;
 use submit::{ResumeFile, SubmitError, Submitter};
 
@@ -33,15 +34,23 @@ pub struct Config {
     /// Folder for submissions (one subfolder per application).
     #[arg(long, env = "APPLIER_OUTBOX_DIR", default_value = "./outbox")]
     pub outbox_dir: PathBuf,
-    /// Submit to this webhook instead of the outbox.
-    #[arg(long, env = "APPLIER_SUBMIT_URL", value_parser = parse::http_url)]
-    pub submit_url: Option<String>,
+    /// Submit to this webhook instead of the outbox. Secret: it may carry credentials
+    /// (`https://user:password@…`, a token in the query).
+    #[arg(long, env = "APPLIER_SUBMIT_URL", hide_env_values = true, value_parser = submit_url)]
+    pub submit_url: Option<SecretString>,
     /// Lease length, seconds (10-3600); renewed at a third of it while working.
     #[arg(long, env = "APPLIER_LEASE_SECONDS", default_value_t = 120, value_parser = lease_seconds)]
     pub lease_seconds: u64,
     /// Claims of one application before it is marked failed.
     #[arg(long, env = "APPLIER_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: i64,
+}
+
+/// `APPLIER_SUBMIT_URL`: an http(s) URL, refused without echoing it.
+fn submit_url(v: &str) -> Result<SecretString, String> {
+    parse::http_url(v)
+        .map(SecretString::from)
+        .map_err(|_| "expected an http(s) URL".to_owned())
 }
 
 /// `APPLIER_LEASE_SECONDS`: long enough to renew, short enough that a crash frees the claim soon.
@@ -105,7 +114,7 @@ impl Applier {
             .client(m2m_core::clock::system())
             .map_err(|e| e.to_string())?;
         let submitter = match &config.submit_url {
-            Some(url) => Submitter::webhook(url),
+            Some(url) => Submitter::webhook(url.clone()),
             None => Submitter::Outbox(config.outbox_dir.clone()),
         };
         Ok(Self::new(
@@ -321,6 +330,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let me = Arc::new(Applier::from_config(&config)?);
     let listener = service_kit::bind("APPLIER_BIND", config.bind).await?;
     let interval = config.common.poll_interval();
-    bot_runtime::serve(me, listener, interval, service_kit::shutdown_signal()).await;
+    bot_runtime::serve(
+        me,
+        listener,
+        config.common.server.clone(),
+        interval,
+        service_kit::shutdown_signal(),
+    )
+    .await;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 /// A submission failure.
@@ -36,7 +37,11 @@ pub enum Submitter {
     /// One folder per application: `packet.json` plus the resume, published by an atomic rename.
     Outbox(PathBuf),
     /// `POST` the packet with `Idempotency-Key: <application id>`.
-    Webhook { url: String, http: reqwest::Client },
+    Webhook {
+        /// Secret: it may carry credentials.
+        url: SecretString,
+        http: reqwest::Client,
+    },
 }
 
 fn extension(content_type: &str) -> &'static str {
@@ -49,15 +54,12 @@ fn extension(content_type: &str) -> &'static str {
 
 impl Submitter {
     /// A webhook submitter with a 30 s timeout.
-    pub fn webhook(url: &str) -> Self {
+    pub fn webhook(url: SecretString) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
-        Self::Webhook {
-            url: url.to_owned(),
-            http,
-        }
+        Self::Webhook { url, http }
     }
 
     /// The reference of an earlier submission of `application_id`, if one exists (outbox only;
@@ -105,7 +107,7 @@ impl Submitter {
                         json!(base64::engine::general_purpose::STANDARD.encode(&r.bytes));
                 }
                 let response = http
-                    .post(url)
+                    .post(url.expose_secret())
                     .header("idempotency-key", application_id)
                     .json(&packet)
                     .send()

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use m2m_core::VerifierConfig;
-use m2m_core::config::{ClerkArgs, ConfigError, VerifierArgs, parse};
+use m2m_core::config::{ClerkArgs, ConfigError, parse, VerifierArgs};
 use secrecy::SecretString;
 
 /// The API's settings.
@@ -54,6 +54,9 @@ pub struct Config {
     /// Logging.
     #[command(flatten)]
     pub log: service_kit::LogArgs,
+    /// Timeouts and limits of the HTTP server.
+    #[command(flatten)]
+    pub server: service_kit::ServerArgs,
 }
 
 impl Config {
@@ -96,6 +99,7 @@ impl Config {
             resume_quota_bytes: Self::RESUME_QUOTA_BYTES,
             resume_max_bytes: Self::RESUME_MAX_BYTES,
             log: Default::default(),
+            server: Default::default(),
         }
     }
 

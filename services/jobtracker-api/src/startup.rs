@@ -23,6 +23,7 @@ use crate::store::ResumeLimits;
 pub struct Server {
     listener: TcpListener,
     ctx: ApiContext,
+    limits: service_kit::ServerArgs,
 }
 
 impl Server {
@@ -76,7 +77,11 @@ impl Server {
             resume_limits,
             resume_uploads: Arc::new(Semaphore::new(UPLOAD_PERMITS)),
         };
-        Ok(Self { listener, ctx })
+        Ok(Self {
+            listener,
+            ctx,
+            limits: config.server.clone(),
+        })
     }
 
     /// The bound address.
@@ -91,7 +96,8 @@ impl Server {
         &self.ctx.db
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests (for up to
+    /// `SHUTDOWN_GRACE_SECONDS`).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -107,6 +113,6 @@ impl Server {
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "jobtracker-api listening; Swagger UI at /swagger");
         let app = router_with(self.ctx, extra);
-        service_kit::serve(self.listener, app, shutdown).await
+        service_kit::serve(self.listener, app, self.limits, shutdown).await
     }
 }

@@ -219,18 +219,7 @@ async fn setup_writes_the_env_lines_of_the_older_package() {
     .expect("write");
     let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
     let target = dir.join(".env.m2m");
-    let out = m2m(
-        &mock,
-        &[("APPLIER_KEY", &applier.secret_key)],
-        &[
-            "setup",
-            "--config",
-            config.to_str().expect("p"),
-            "--write",
-            target.to_str().expect("p"),
-        ],
-        None,
-    );
+    let out = setup(&mock, &applier.secret_key, &config, &target);
     assert!(
         out.status.success(),
         "{}",
@@ -281,6 +270,27 @@ async fn setup_writes_the_env_lines_of_the_older_package() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `m2m setup --config config --write target`, the applier's key in `APPLIER_KEY`.
+fn setup(
+    mock: &ClerkMock,
+    applier_key: &str,
+    config: &std::path::Path,
+    target: &std::path::Path,
+) -> Output {
+    m2m(
+        mock,
+        &[("APPLIER_KEY", applier_key)],
+        &[
+            "setup",
+            "--config",
+            config.to_str().expect("p"),
+            "--write",
+            target.to_str().expect("p"),
+        ],
+        None,
+    )
+}
+
 /// Writes `m2m.toml` for the two bots into `dir`; the representer's key comes from `rep_key`.
 fn two_services(dir: &std::path::Path, rep_key: &str) -> std::path::PathBuf {
     let config = dir.join("m2m.toml");
@@ -328,18 +338,7 @@ async fn setup_replaces_its_own_lines_in_an_existing_file_and_leaves_it_owner_on
         "# kept\nDATABASE_URL=postgres://db\nCLERK_M2M_TOKEN_JOB_APPLIER=mt_stale\n",
         0o644,
     );
-    let out = m2m(
-        &mock,
-        &[("APPLIER_KEY", &applier.secret_key)],
-        &[
-            "setup",
-            "--config",
-            config.to_str().expect("p"),
-            "--write",
-            target.to_str().expect("p"),
-        ],
-        None,
-    );
+    let out = setup(&mock, &applier.secret_key, &config, &target);
     assert!(
         out.status.success(),
         "{}",
@@ -382,18 +381,7 @@ async fn setup_refuses_a_symlink_before_creating_any_token() {
     std::fs::write(&elsewhere, "theirs\n").expect("write");
     let link = dir.path().join(".env.m2m");
     std::os::unix::fs::symlink(&elsewhere, &link).expect("symlink");
-    let out = m2m(
-        &mock,
-        &[("APPLIER_KEY", &applier.secret_key)],
-        &[
-            "setup",
-            "--config",
-            config.to_str().expect("p"),
-            "--write",
-            link.to_str().expect("p"),
-        ],
-        None,
-    );
+    let out = setup(&mock, &applier.secret_key, &config, &link);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("symbolic link"),
@@ -419,18 +407,7 @@ async fn a_failed_setup_revokes_the_tokens_it_created() {
     // The second service's key looks right but Clerk does not know it.
     let config = two_services(dir.path(), "ak_0000000000000000000000000000dead");
     let target = dir.path().join(".env.m2m");
-    let out = m2m(
-        &mock,
-        &[("APPLIER_KEY", &applier.secret_key)],
-        &[
-            "setup",
-            "--config",
-            config.to_str().expect("p"),
-            "--write",
-            target.to_str().expect("p"),
-        ],
-        None,
-    );
+    let out = setup(&mock, &applier.secret_key, &config, &target);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("candidate-representer"), "{stderr}");

@@ -28,6 +28,21 @@ fn env_vars(cmd: clap::Command) -> BTreeSet<String> {
     out
 }
 
+/// The secret settings `cmd` reads (those whose values help hides): each may be given as
+/// `<NAME>_FILE` instead, as compose gives them.
+fn secret_vars(cmd: clap::Command) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for a in cmd.get_arguments() {
+        if let (true, Some(e)) = (a.is_hide_env_values_set(), a.get_env()) {
+            out.insert(e.to_string_lossy().into_owned());
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        out.extend(secret_vars(sub.clone()));
+    }
+    out
+}
+
 /// The lines of the YAML block that starts with the line `header` (indentation included).
 fn block(text: &str, header: &str) -> String {
     let indent = header.len() - header.trim_start().len();
@@ -67,20 +82,22 @@ fn keys(block: &str) -> BTreeSet<String> {
 
 /// (service name in compose, variables it reads)
 fn services() -> Vec<(&'static str, BTreeSet<String>)> {
+    commands()
+        .into_iter()
+        .map(|(name, cmd)| (name, env_vars(cmd)))
+        .collect()
+}
+
+/// (service name in compose, its command line)
+fn commands() -> Vec<(&'static str, clap::Command)> {
     vec![
-        (
-            "jobtracker-api",
-            env_vars(jobtracker_api::Config::command()),
-        ),
+        ("jobtracker-api", jobtracker_api::Config::command()),
         (
             "candidate-representer",
-            env_vars(candidate_representer::Config::command()),
+            candidate_representer::Config::command(),
         ),
-        ("job-applier", env_vars(job_applier::Config::command())),
-        (
-            "clerk-mock",
-            env_vars(clerk_mock_service::Config::command()),
-        ),
+        ("job-applier", job_applier::Config::command()),
+        ("clerk-mock", clerk_mock_service::Config::command()),
     ]
 }
 
@@ -88,7 +105,9 @@ fn services() -> Vec<(&'static str, BTreeSet<String>)> {
 fn every_variable_a_service_reads_is_in_env_example_and_compose() {
     let example = repo(".env.example");
     let compose = repo("docker-compose.yml");
-    for (service, vars) in services() {
+    for (service, cmd) in commands() {
+        let vars = env_vars(cmd.clone());
+        let secrets = secret_vars(cmd);
         let block = block(&compose, &format!("  {service}:"));
         assert!(!block.is_empty(), "{service} is not in compose");
         let mut set = keys(&block);
@@ -103,8 +122,10 @@ fn every_variable_a_service_reads_is_in_env_example_and_compose() {
                 example.contains(&var),
                 "{var} ({service}) is not documented in .env.example"
             );
+            // A secret may come as a file (a Docker secret).
             assert!(
-                set.contains(&var),
+                set.contains(&var)
+                    || secrets.contains(&var) && set.contains(&format!("{var}_FILE")),
                 "{var} is read by {service} but compose does not set it"
             );
         }
@@ -121,8 +142,24 @@ fn every_variable_a_service_reads_is_in_env_example_and_compose() {
 }
 
 /// The environment compose gives `service` when no `.env` exists: its `environment:` block with
-/// the anchors it merges, each `${VAR:-default}` resolved to its default (`${VAR}` to empty).
+/// the anchors it merges, each `${VAR:-default}` resolved to its default (`${VAR}` to empty), and
+/// each Docker secret's path (`/run/secrets/<name>`) to the repository file it defaults to.
 fn compose_env(compose: &str, service: &str) -> BTreeMap<String, String> {
+    let yaml: serde_yaml::Value = serde_yaml::from_str(compose).expect("compose is YAML");
+    let default = Regex::new(r"^\$\{[A-Z0-9_]+:-(.+)\}$").expect("regex");
+    let secret_file = |name: &str| {
+        let file = yaml["secrets"][name]["file"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no secret {name} in compose"));
+        let path = default
+            .captures(file)
+            .map_or(file.to_owned(), |c| c[1].to_owned());
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path)
+            .to_string_lossy()
+            .into_owned()
+    };
     let service_block = block(compose, &format!("  {service}:"));
     let env_block = block(&service_block, "    environment:");
     let mut lines: Vec<String> = Vec::new();
@@ -145,7 +182,11 @@ fn compose_env(compose: &str, service: &str) -> BTreeMap<String, String> {
         let value = interpolated.replace_all(value, |c: &regex::Captures<'_>| {
             c.get(2).map_or(String::new(), |d| d.as_str().to_owned())
         });
-        out.insert(key.to_owned(), value.into_owned());
+        let value = match value.strip_prefix("/run/secrets/") {
+            Some(name) => secret_file(name),
+            None => value.into_owned(),
+        };
+        out.insert(key.to_owned(), value);
     }
     out
 }
@@ -160,7 +201,9 @@ fn parse_from_compose<C: clap::Parser + CommandFactory>(
     let env = compose_env(compose, service);
     let vars: BTreeMap<&str, String> = env
         .iter()
-        .filter(|(k, _)| reads.contains(*k))
+        .filter(|(k, _)| {
+            reads.contains(*k) || k.strip_suffix("_FILE").is_some_and(|v| reads.contains(v))
+        })
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
     devstack::config_from_env::<C>(service, &vars)
@@ -234,6 +277,13 @@ fn the_docs_name_only_variables_binaries_and_commands_that_exist() {
     let mut known: BTreeSet<String> = services().into_iter().flat_map(|(_, v)| v).collect();
     known.extend(env_vars(devstack::Options::command()));
     known.extend(env_vars(m2m_cli::Cli::command()));
+    // Each secret setting's file variant.
+    let mut secrets: BTreeSet<String> = commands()
+        .into_iter()
+        .flat_map(|(_, cmd)| secret_vars(cmd))
+        .collect();
+    secrets.extend(secret_vars(devstack::Options::command()));
+    known.extend(secrets.iter().map(|v| format!("{v}_FILE")));
     let compose = repo("docker-compose.yml");
     let interpolated = Regex::new(r"\$\{([A-Z0-9_]+)").expect("regex");
     known.extend(
@@ -251,7 +301,15 @@ fn the_docs_name_only_variables_binaries_and_commands_that_exist() {
         .map(str::to_owned),
     );
     // Compose's own database settings.
-    known.extend(["POSTGRES_USER", "POSTGRES_DB"].map(str::to_owned));
+    known.extend(
+        [
+            "POSTGRES_USER",
+            "POSTGRES_DB",
+            "POSTGRES_PASSWORD",
+            "POSTGRES_PASSWORD_FILE",
+        ]
+        .map(str::to_owned),
+    );
 
     let mut docs = vec![
         ("README.md".to_owned(), repo("README.md")),

@@ -8,6 +8,7 @@ mod doors;
 mod faults;
 mod hygiene;
 mod readme;
+mod secrets;
 mod smoke;
 mod tokens;
 

@@ -74,6 +74,7 @@ async fn the_readme_walkthrough_reaches_submitted_under_devstack() {
         // Compose's default: the walkthrough's wait must cover a full poll interval.
         poll_interval_seconds: 5,
         log: Default::default(),
+        server: Default::default(),
     };
     let running = devstack::start(&options).await.expect("devstack starts");
     let snippet = walkthrough(&readme())

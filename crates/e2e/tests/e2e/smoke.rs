@@ -370,3 +370,106 @@ async fn sigterm_under_load_fails_no_in_flight_request() {
     children.0.clear();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_slow_clients_attached_exits_after_the_grace_period() {
+    use tokio::io::AsyncWriteExt;
+    // One request stuck at a Clerk that never answers in time, one client trickling headers:
+    // neither may hold the process past SHUTDOWN_GRACE_SECONDS.
+    let mock = clerk_mock::ClerkMock::start_demo().await;
+    let dir = std::env::temp_dir().join(format!("grace-{}", jobtracker_api::db::new_id("g")));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let m = |n: &str| mock.machine_by_name(n).expect("machine");
+    let mut children = Children(vec![spawn(
+        "jobtracker-api",
+        &[
+            ("JOBTRACKER_BIND", format!("127.0.0.1:{port}")),
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/jobtracker.db?mode=rwc", dir.display()),
+            ),
+            ("CLERK_API_BASE_URL", mock.api_url()),
+            ("CLERK_MACHINE_SECRET_KEY", m("JobTracker.API").secret_key),
+            ("CLERK_SECRET_KEY", mock.instance_secret_key()),
+            ("JOB_APPLIER_MACHINE_ID", m("JobApplier.Bot").id),
+            ("M2M_VERIFY_CACHE_TTL_SECONDS", "0".into()),
+            ("SHUTDOWN_GRACE_SECONDS", "2".into()),
+            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "30".into()),
+        ],
+    )]);
+    let http = reqwest::Client::new();
+    wait_ok(&http, &format!("{api}/readyz")).await;
+    let token: Value = http
+        .post(format!("{}/m2m_tokens", mock.api_url()))
+        .bearer_auth(m("JobApplier.Bot").secret_key)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("mint")
+        .json()
+        .await
+        .expect("json");
+    let token = token["token"].as_str().expect("token").to_owned();
+    mock.set_latency(Duration::from_secs(3600));
+    mock.reset_calls();
+    let stuck = {
+        let (client, url) = (http.clone(), format!("{api}/api/whoami"));
+        tokio::spawn(async move { client.get(url).bearer_auth(token).send().await })
+    };
+    let started = Instant::now();
+    while mock.calls(clerk_mock::Endpoint::VerifyToken) < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the request did not reach the API"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut trickler = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    trickler
+        .write_all(b"GET /healthz HTTP/1.1\r\nx-a: 1\r\n")
+        .await
+        .expect("write");
+    let trickle = tokio::spawn(async move {
+        for i in 0..120 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if trickler
+                .write_all(format!("x-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+
+    let (_, child) = &mut children.0[0];
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the API still runs 15 s after SIGTERM with SHUTDOWN_GRACE_SECONDS=2"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    // The stuck request was abandoned, not answered.
+    let answer = tokio::time::timeout(Duration::from_secs(15), stuck)
+        .await
+        .expect("the abandoned request ends")
+        .expect("join");
+    assert!(answer.is_err(), "{answer:?}");
+    trickle.abort();
+    children.0.clear();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -79,6 +79,49 @@ impl<'a> Env<'a> {
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     }
+
+    /// A secret setting: the value of `var`, or the contents of the file `<var>_FILE` names (a
+    /// Docker secret, say): its first line, trimmed — or, for a PEM block, the whole block. Both
+    /// set, or a file that cannot be read or is empty, is an error naming the variables and the
+    /// path, never what the file holds.
+    pub fn secret(&self, var: &str) -> Result<Option<String>, ConfigError> {
+        let file_var = format!("{var}{FILE_SUFFIX}");
+        match (self.get(var), self.get(&file_var)) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                format!("{var} and {file_var}"),
+                "both are set; set one of them",
+            )),
+            (value, None) => Ok(value),
+            (None, Some(path)) => read_secret_file(&path)
+                .map(Some)
+                .map_err(|reason| ConfigError::new(file_var, format!("{path}: {reason}"))),
+        }
+    }
+}
+
+/// What names a secret setting's file: `CLERK_SECRET_KEY_FILE` for `CLERK_SECRET_KEY`.
+pub const FILE_SUFFIX: &str = "_FILE";
+
+/// The secret a file holds: its first line, trimmed (a PEM block whole). Reads at most 64 KiB,
+/// so a wrong path (a device, a log) cannot exhaust memory.
+fn read_secret_file(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    const LIMIT: u64 = 64 * 1024;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(LIMIT).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
+    let text = text.trim_start();
+    let value = if text.starts_with("-----BEGIN ") {
+        text.trim_end()
+    } else {
+        text.lines().next().unwrap_or_default().trim()
+    };
+    if value.is_empty() {
+        return Err("the file is empty".to_owned());
+    }
+    Ok(value.to_owned())
 }
 
 /// Checks that `key` is a machine secret key (`ak_…`), not an instance key (`sk_…`).

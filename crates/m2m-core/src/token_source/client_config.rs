@@ -50,7 +50,7 @@ impl M2mClientConfig {
                 super::service_tokens::normalise_service_name(s)
             )
         });
-        if let Some(t) = own.and_then(|var| env.get(&var)) {
+        if let Some(t) = own.map(|var| env.secret(&var)).transpose()?.flatten() {
             token.clerk_m2m_token = Some(BearerToken::new(t));
         }
         token.client_config(&clerk)

@@ -489,3 +489,95 @@ fn a_flag_wins_over_its_variable_and_both_are_checked_alike() {
     assert_eq!(err.var, "CLERK_SECRET_KEY");
     assert!(!err.to_string().contains("ak_live_secret"), "{err}");
 }
+
+/// A file holding `text`, kept while the returned guard lives.
+fn secret_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("secret");
+    std::fs::write(&path, text).expect("write");
+    (dir, path.to_string_lossy().into_owned())
+}
+
+#[test]
+fn a_secret_setting_is_read_from_the_file_its_file_variable_names() {
+    // A Docker secret: the first line, trimmed (a trailing newline, a comment line after it).
+    let (_dir, path) = secret_file("  ak_from_a_file \nsecond line is ignored\n");
+    let c = verifier_config(&[("CLERK_MACHINE_SECRET_KEY_FILE", &path)]).expect("config");
+    let key = c.verify_key.expect("the file's key verifies opaque tokens");
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&key), "ak_from_a_file");
+
+    let (_dir2, token) = secret_file("mt_pre_created_in_a_file\n");
+    let c = load(
+        &[("CLERK_M2M_TOKEN_JOB_APPLIER_FILE", &token)],
+        Some("job-applier"),
+    )
+    .expect("a per-service token file");
+    assert_eq!(
+        c.static_token.expect("token").expose(),
+        "mt_pre_created_in_a_file"
+    );
+    let (_dir3, instance) = secret_file("sk_test_in_a_file");
+    let c = verifier_config(&[("CLERK_SECRET_KEY_FILE", &instance)]).expect("config");
+    assert!(c.verify_key.is_some() && c.key_source.is_some());
+    // A PEM public key file is read whole.
+    let pem = clerk_mock::SigningKey::generate().public_key_pem();
+    let (_dir4, pem_path) = secret_file(&format!("{pem}\n"));
+    let c = verifier_config(&[("CLERK_JWT_KEY_FILE", &pem_path)]).expect("a PEM file");
+    assert!(matches!(
+        c.key_source,
+        Some(m2m_core::KeySource::Pem(_))
+    ));
+    // The file's value is checked like the variable's, naming the variable, not the value.
+    let (_dir5, wrong) = secret_file("sk_test_not_a_machine_key_in_file");
+    let err = verifier_config(&[("CLERK_MACHINE_SECRET_KEY_FILE", &wrong)]).expect_err("sk_");
+    assert_eq!(err.var, "CLERK_MACHINE_SECRET_KEY");
+    assert!(!err.to_string().contains("not_a_machine_key"), "{err}");
+}
+
+#[test]
+fn a_secret_set_both_ways_or_an_unusable_file_is_refused_naming_the_variable() {
+    let (_dir, path) = secret_file("ak_in_the_file_1234\n");
+    let err = verifier_config(&[
+        ("CLERK_MACHINE_SECRET_KEY", "ak_in_the_variable_5678"),
+        ("CLERK_MACHINE_SECRET_KEY_FILE", &path),
+    ])
+    .expect_err("both set");
+    let text = err.to_string();
+    assert!(
+        text.contains("CLERK_MACHINE_SECRET_KEY and CLERK_MACHINE_SECRET_KEY_FILE"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("in_the_file") && !text.contains("in_the_variable"),
+        "{text}"
+    );
+    let err = load(
+        &[
+            ("CLERK_M2M_TOKEN_JOB_APPLIER", "mt_x"),
+            ("CLERK_M2M_TOKEN_JOB_APPLIER_FILE", &path),
+            KEY,
+        ],
+        Some("job-applier"),
+    )
+    .expect_err("both set");
+    assert!(err.to_string().contains("CLERK_M2M_TOKEN_JOB_APPLIER_FILE"));
+
+    let missing = format!("{path}.missing");
+    let err = verifier_config(&[("CLERK_SECRET_KEY_FILE", &missing)]).expect_err("missing");
+    assert_eq!(err.var, "CLERK_SECRET_KEY_FILE");
+    assert!(err.reason.contains(&missing), "{err}");
+    assert_eq!(err.to_string().lines().count(), 1, "{err}");
+
+    let (_dir2, empty) = secret_file(" \n\n");
+    let err = verifier_config(&[("CLERK_SECRET_KEY_FILE", &empty)]).expect_err("empty");
+    assert_eq!(err.var, "CLERK_SECRET_KEY_FILE");
+    assert!(err.reason.contains("empty"), "{err}");
+
+    // A blank _FILE variable is unset, as a blank variable is.
+    let c = verifier_config(&[KEY, ("CLERK_MACHINE_SECRET_KEY_FILE", " ")]).expect("blank");
+    assert!(c.verify_key.is_some());
+    // A setting that is not secret has no _FILE variant.
+    let (_dir3, url) = secret_file("https://elsewhere.example/v1");
+    let c = verifier_config(&[KEY, ("CLERK_API_BASE_URL_FILE", &url)]).expect("ignored");
+    assert_eq!(c.api_base_url, "https://api.clerk.com/v1");
+}

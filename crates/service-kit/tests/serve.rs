@@ -1,0 +1,250 @@
+//! `serve` sheds slow and idle clients within the bounds of `ServerArgs`, and returns within the
+//! shutdown grace period. Each test uses small bounds and waits at most a few times them.
+#![cfg(feature = "server")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use service_kit::ServerArgs;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+/// Far longer than any bound under test: a wait that reaches it means the bound did not hold.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn limits() -> ServerArgs {
+    ServerArgs {
+        http_header_read_timeout_seconds: 30,
+        http_request_timeout_seconds: 60,
+        http_idle_timeout_seconds: 60,
+        http_max_connections: 64,
+        shutdown_grace_seconds: 30,
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    /// One message each time `/slow` starts.
+    slow_started: mpsc::UnboundedReceiver<()>,
+}
+
+/// `/` answers at once, `/slow` after `slow`.
+async fn start(limits: ServerArgs, slow: Duration) -> Running {
+    let (started_tx, slow_started) = mpsc::unbounded_channel();
+    let router = Router::new().route("/", get(|| async { "ok" })).route(
+        "/slow",
+        get(move || {
+            let started = started_tx.clone();
+            async move {
+                let _ = started.send(());
+                tokio::time::sleep(slow).await;
+                "slow ok"
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(service_kit::serve(listener, router, limits, async {
+        let _ = stop_rx.await;
+    }));
+    Running {
+        addr,
+        stop,
+        server,
+        slow_started,
+    }
+}
+
+fn request(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n").into_bytes()
+}
+
+/// Reads one response (headers and a `content-length` body) off a keep-alive connection.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before a full response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    }
+}
+
+/// Resolves when the peer closes the connection (or resets it).
+async fn closed(stream: &mut TcpStream) {
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest).await;
+}
+
+#[tokio::test]
+async fn a_normal_request_is_served() {
+    let server = start(limits(), Duration::ZERO).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&request("/")).await.unwrap();
+    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ok"), "{response}");
+}
+
+#[tokio::test]
+async fn a_client_trickling_headers_is_disconnected_after_the_header_timeout() {
+    let server = start(
+        ServerArgs {
+            http_header_read_timeout_seconds: 2,
+            ..limits()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    // One header line a second, for longer than we wait: the server must hang up first.
+    let trickle = tokio::spawn(async move {
+        write.write_all(b"GET / HTTP/1.1\r\n").await?;
+        for i in 0..60 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            write
+                .write_all(format!("x-slow-{i}: 1\r\n").as_bytes())
+                .await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut rest = Vec::new();
+    let hung_up = timeout(PATIENCE, read.read_to_end(&mut rest)).await;
+    assert!(hung_up.is_ok(), "still connected after {PATIENCE:?}");
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        !text.contains("200 OK"),
+        "the trickled request was served: {text}"
+    );
+    trickle.abort();
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let server = start(
+        ServerArgs {
+            http_idle_timeout_seconds: 1,
+            ..limits()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&request("/")).await.unwrap();
+    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // Keep-alive: the connection stays open for more requests, until it has been idle 1 s.
+    assert!(
+        timeout(PATIENCE, closed(&mut stream)).await.is_ok(),
+        "idle connection still open after {PATIENCE:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_request_gets_408_after_the_request_timeout() {
+    let server = start(
+        ServerArgs {
+            http_request_timeout_seconds: 1,
+            ..limits()
+        },
+        Duration::from_secs(3600),
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&request("/slow")).await.unwrap();
+    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let server = start(
+        ServerArgs {
+            http_max_connections: 1,
+            ..limits()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    first.write_all(&request("/")).await.unwrap();
+    let response = timeout(PATIENCE, read_response(&mut first)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // The first connection is open (keep-alive): the second waits in the backlog, unserved.
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    second.write_all(&request("/")).await.unwrap();
+    let mut byte = [0u8; 1];
+    let early = timeout(Duration::from_millis(700), second.peek(&mut byte)).await;
+    assert!(early.is_err(), "connection 2 was served while 1 was open");
+
+    drop(first);
+    let response = timeout(PATIENCE, read_response(&mut second))
+        .await
+        .expect("connection 2 served once 1 closed");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_short_request_finish() {
+    let mut server = start(limits(), Duration::from_millis(300)).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&request("/slow")).await.unwrap();
+    timeout(PATIENCE, server.slow_started.recv()).await.unwrap();
+    let _ = server.stop.send(());
+    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let result = timeout(PATIENCE, server.server).await.unwrap().unwrap();
+    assert!(result.is_ok());
+    // No longer accepting.
+    assert!(TcpStream::connect(server.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_abandons_a_slow_request_after_the_grace_period() {
+    let mut server = start(
+        ServerArgs {
+            shutdown_grace_seconds: 1,
+            ..limits()
+        },
+        Duration::from_secs(3600),
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&request("/slow")).await.unwrap();
+    timeout(PATIENCE, server.slow_started.recv()).await.unwrap();
+    let _ = server.stop.send(());
+    let returned = timeout(PATIENCE, server.server).await;
+    assert!(returned.is_ok(), "serve still waiting after {PATIENCE:?}");
+    assert!(returned.unwrap().unwrap().is_ok());
+    // The abandoned request's connection is closed, unanswered.
+    let mut rest = Vec::new();
+    let _ = timeout(PATIENCE, stream.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&rest).contains("slow ok"));
+}
