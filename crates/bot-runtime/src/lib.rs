@@ -18,7 +18,7 @@ use jobtracker_client::{ClientError, JobTrackerClient};
 use m2m_core::TokenSource;
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::Clock;
-use m2m_core::config::{ClerkArgs, ConfigError, parse, TokenArgs};
+use m2m_core::config::{ClerkArgs, ConfigError, TokenArgs, parse};
 use service_kit::{LogArgs, ServerArgs};
 use tokio::net::TcpListener;
 use tokio::sync::watch;

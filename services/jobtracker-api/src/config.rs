@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use m2m_core::VerifierConfig;
-use m2m_core::config::{ClerkArgs, ConfigError, parse, VerifierArgs};
+use m2m_core::config::{ClerkArgs, ConfigError, VerifierArgs, parse};
 use secrecy::SecretString;
 
 /// The API's settings.

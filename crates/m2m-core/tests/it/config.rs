@@ -523,10 +523,7 @@ fn a_secret_setting_is_read_from_the_file_its_file_variable_names() {
     let pem = clerk_mock::SigningKey::generate().public_key_pem();
     let (_dir4, pem_path) = secret_file(&format!("{pem}\n"));
     let c = verifier_config(&[("CLERK_JWT_KEY_FILE", &pem_path)]).expect("a PEM file");
-    assert!(matches!(
-        c.key_source,
-        Some(m2m_core::KeySource::Pem(_))
-    ));
+    assert!(matches!(c.key_source, Some(m2m_core::KeySource::Pem(_))));
     // The file's value is checked like the variable's, naming the variable, not the value.
     let (_dir5, wrong) = secret_file("sk_test_not_a_machine_key_in_file");
     let err = verifier_config(&[("CLERK_MACHINE_SECRET_KEY_FILE", &wrong)]).expect_err("sk_");

@@ -23,9 +23,11 @@ use bench::{
 };
 use clerk_mock::{ClerkMock, Endpoint};
 use m2m_core::clerk::ClerkClient;
-use m2m_core::{JwtCacheSettings, JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig};
-use m2m_core::{MintedTokenSource, MintSettings};
 use m2m_core::clock::ManualClock;
+use m2m_core::{
+    JwtCacheSettings, JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig,
+};
+use m2m_core::{MintSettings, MintedTokenSource};
 use rand::Rng;
 use serde_json::json;
 
