@@ -145,7 +145,7 @@ fn setting_error(cmd: &Command, e: &clap::Error) -> Option<ConfigError> {
     Some(ConfigError::new(var, reason))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "verify"))]
 mod tests {
     use super::*;
 
