@@ -382,6 +382,53 @@ ids+=("$after_up")
 read -r packets _ < <(outbox_packets)
 say "down + up: all ${#ids[@]} applications kept (the earlier session JWT still accepted), ${packets} packets in the outbox"
 
+# ---- 8b. pre-created tokens as Docker secrets (deploy/compose.static-tokens.yml) --------------
+# Long-lived tokens minted at the mock with each bot's demo key, written to owner-only files, and
+# the bots restarted with the override: they must work without minting, and no token may show in
+# `docker inspect`.
+say "pre-created tokens: docker compose -f docker-compose.yml -f deploy/compose.static-tokens.yml up -d"
+tokens_dir=$(mktemp -d)
+chmod 700 "$tokens_dir"
+mint_static() {
+  # $1 = the bot's demo key file; prints the token.
+  curl -sf -X POST "$MOCK/v1/m2m_tokens" -H "Authorization: Bearer $(head -n1 "$1")" \
+    -H 'Content-Type: application/json' -d '{"seconds_until_expiration": 31536000}' | json 'd["token"]'
+}
+# Tokens ever created for the two bots' machines (revoked and expired ones too).
+tokens_created() {
+  local n=0 m
+  for m in mch_2JobApplierBot0000000000000 mch_2CandidateRepresenterBot000; do
+    n=$(( n + $(curl -sf "$MOCK/v1/m2m_tokens?subject=$m&limit=1&revoked=true&expired=true" \
+      -H "Authorization: Bearer $(head -n1 deploy/secrets/demo/clerk_secret_key)" | json 'd["total_count"]') ))
+  done
+  echo "$n"
+}
+created_before=$(tokens_created)
+(umask 077
+ mint_static deploy/secrets/demo/representer_clerk_machine_secret_key >"$tokens_dir/representer"
+ mint_static deploy/secrets/demo/applier_clerk_machine_secret_key >"$tokens_dir/applier")
+grep -q '^mt_' "$tokens_dir/applier" || fail "could not mint a pre-created token at the mock"
+static=(-f deploy/compose.static-tokens.yml)
+CLERK_M2M_TOKEN_CANDIDATE_REPRESENTER_FILE="$tokens_dir/representer" \
+CLERK_M2M_TOKEN_JOB_APPLIER_FILE="$tokens_dir/applier" \
+  "${dc[@]}" "${static[@]}" up -d --no-build candidate-representer job-applier >/dev/null 2>&1 \
+  || fail "up with deploy/compose.static-tokens.yml failed"
+wait_healthy 180 5
+for c in $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.oneoff=False"); do
+  if docker inspect "$c" | grep -qF -e "$(cat "$tokens_dir/applier")" -e "$(cat "$tokens_dir/representer")"; then
+    fail "a pre-created token shows in docker inspect of $(docker inspect -f '{{.Name}}' "$c")"
+  fi
+done
+static_app=$(new_application "pre-created tokens")
+WAIT_LIMIT=120 wait_submitted "$static_app"
+ids+=("$static_app")
+created_after=$(tokens_created)
+# The two tokens minted above, and none by the restarted bots.
+[ "$created_after" = $(( created_before + 2 )) ] \
+  || fail "the bots minted tokens with pre-created ones configured ($created_before -> $created_after)"
+rm -rf "$tokens_dir"
+say "pre-created tokens: an application submitted with the bots minting nothing; no token in docker inspect"
+
 # ---- 9. Swagger UI ---------------------------------------------------------------------------
 swagger=$(curl -sfL "$API/swagger") || fail "$API/swagger does not answer"
 echo "$swagger" | grep -qi 'swagger' || fail "$API/swagger is not Swagger UI"

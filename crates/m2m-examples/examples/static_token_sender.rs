@@ -11,14 +11,15 @@
 
 use m2m_core::{AuthedClient, ServiceTokens, TokenSource};
 
-/// The pre-created token for `service`, from variables such as `std::env::vars()`.
+/// The pre-created token for `service`, from variables such as `std::env::vars()`
+/// (`CLERK_M2M_TOKEN_<SERVICE>_FILE` may name a file holding it).
 pub fn tokens(
     vars: impl IntoIterator<Item = (String, String)>,
     service: &str,
-) -> Option<TokenSource> {
-    ServiceTokens::from_vars(vars)
+) -> Result<Option<TokenSource>, m2m_core::config::ConfigError> {
+    Ok(ServiceTokens::from_vars(vars)?
         .token_for(service)
-        .map(TokenSource::Static)
+        .map(TokenSource::Static))
 }
 
 /// `GET {base}/jobs` with the token. A 401 is returned as is: a static token cannot be
@@ -34,7 +35,7 @@ pub async fn get_jobs(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokens =
-        tokens(std::env::vars(), "jobtracker-api").ok_or("set CLERK_M2M_TOKEN_JOBTRACKER_API")?;
+        tokens(std::env::vars(), "jobtracker-api")?.ok_or("set CLERK_M2M_TOKEN_JOBTRACKER_API")?;
     let response = get_jobs(tokens, "http://127.0.0.1:3000").await?;
     println!("{}: {}", response.status(), response.text().await?);
     Ok(())

@@ -121,7 +121,9 @@ async fn the_axum_example_accepts_a_bots_minted_token_and_refuses_it_once_revoke
     // static_token_sender: a pre-created token is accepted, then refused once revoked.
     let (token, token_id) = mint(&mock, APPLIER);
     let vars = [("CLERK_M2M_TOKEN_JOBTRACKER_API".to_owned(), token)];
-    let tokens = static_token_sender::tokens(vars, "jobtracker-api").expect("configured");
+    let tokens = static_token_sender::tokens(vars, "jobtracker-api")
+        .expect("readable")
+        .expect("configured");
     let answer = static_token_sender::get_jobs(tokens.clone(), &base)
         .await
         .expect("answer");

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clerk_mock::{ClerkMock, Seed};
 
+mod front;
+pub use front::{MAX_BODY_BYTES, MockService};
+
 /// Command line and environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -33,6 +36,9 @@ pub struct Config {
     /// Logging.
     #[command(flatten)]
     pub log: service_kit::LogArgs,
+    /// Timeouts and limits of the public port.
+    #[command(flatten)]
+    pub server: service_kit::ServerArgs,
 }
 
 /// Loads the seed named by the config (or the default one).
@@ -53,12 +59,17 @@ pub fn load_seed(config: &Config) -> Result<Seed, String> {
     }
 }
 
-/// Starts the mock on `config.bind`. Returns it so the caller decides how long it lives.
-pub async fn start(config: &Config) -> Result<ClerkMock, String> {
+/// Starts the mock on `config.bind`, behind the workspace's server (timeouts, connection cap,
+/// shutdown deadline: `config.server`). Returns it so the caller decides how long it lives.
+pub async fn start(config: &Config) -> Result<MockService, String> {
     let seed = load_seed(config)?;
-    let listener = std::net::TcpListener::bind(config.bind)
-        .map_err(|e| format!("CLERK_MOCK_BIND: cannot listen on {}: {e}", config.bind))?;
-    ClerkMock::try_start(seed, Some(listener), None).await
+    let listener = service_kit::bind("CLERK_MOCK_BIND", config.bind).await?;
+    // wiremock's own server, reachable only from this host, only through the front door.
+    let private = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| format!("clerk-mock: cannot listen on a loopback port: {e}"))?;
+    let mock = ClerkMock::try_start(seed, Some(private), None).await?;
+    MockService::start(mock, listener, config.server.clone())
+        .map_err(|e| format!("clerk-mock: {e}"))
 }
 
 /// Mints a session JWT (valid `lifetime_seconds`) for `user` (default: the seed's first user) at
@@ -140,11 +151,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         println!("{json}");
         return Ok(());
     }
-    let mock = start(&config).await?;
+    let service = start(&config).await?;
+    let mock = service.mock();
     let port = config.bind.port();
     let key = mock.instance_secret_key();
     let user = mock.users().into_iter().next();
-    tracing::info!(url = %mock.api_url(), "clerk-mock listening; set CLERK_API_BASE_URL to this URL");
+    tracing::info!(url = %service.api_url(), "clerk-mock listening; set CLERK_API_BASE_URL to this URL");
     if let Some(user) = user {
         tracing::info!(
             "demo session JWT: SID=$(curl -s -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"user_id\":\"{}\"}}' http://localhost:{port}/v1/sessions | sed -E 's/.*\"id\":\"([^\"]+)\".*/\\1/'); curl -s -X POST -H 'Authorization: Bearer {key}' http://localhost:{port}/v1/sessions/$SID/tokens",
@@ -153,11 +165,10 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     tokio::select! {
         () = service_kit::shutdown_signal() => {}
-        () = compact_forever(&mock) => {}
+        () = compact_forever(mock) => {}
     }
     tracing::info!("clerk-mock stopping");
-    drop(mock);
-    Ok(())
+    service.stop().await.map_err(|e| format!("clerk-mock: {e}"))
 }
 
 /// Runs forever: every minute, frees wiremock's copies of the requests served if more than

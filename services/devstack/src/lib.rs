@@ -67,8 +67,8 @@ fn local(bind: &str) -> String {
 /// What a running stack gives its user.
 #[derive(Debug)]
 pub struct Running {
-    /// The mock.
-    pub mock: ClerkMock,
+    /// The mock, on its public port.
+    pub mock: clerk_mock_service::MockService,
     /// API base URL.
     pub api_url: String,
     stop: watch::Sender<bool>,
@@ -143,9 +143,10 @@ pub async fn start(o: &Options) -> Result<Running, String> {
         session_token_from: None,
         user: None,
         log: o.log.clone(),
+        server: o.server.clone(),
     };
     let mock = clerk_mock_service::start(&mock_config).await?;
-    let [api_env, rep_env, app_env] = service_env(o, &mock);
+    let [api_env, rep_env, app_env] = service_env(o, mock.mock());
 
     let mut api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
     api_config.server = o.server.clone();
@@ -217,14 +218,16 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
-        drop(self.mock);
+        if let Err(e) = self.mock.stop().await {
+            tracing::warn!(error = %e, "clerk-mock stopped with an error");
+        }
     }
 
     /// A one-hour session JWT for the first demo user, minted the way the README's curl does.
     pub async fn demo_session_token(&self) -> Option<(String, String)> {
-        let user = self.mock.users().into_iter().next()?;
+        let user = self.mock.mock().users().into_iter().next()?;
         let http = reqwest::Client::new();
-        let key = self.mock.instance_secret_key();
+        let key = self.mock.mock().instance_secret_key();
         let session: serde_json::Value = http
             .post(format!("{}/sessions", self.mock.api_url()))
             .bearer_auth(&key)
@@ -254,10 +257,11 @@ impl Running {
 
     /// What to tell the person who started it.
     pub async fn banner(&self, o: &Options) -> String {
-        let key = self.mock.instance_secret_key();
-        let mock = self.mock.uri().replace("127.0.0.1", "localhost");
+        let key = self.mock.mock().instance_secret_key();
+        let mock = self.mock.url().replace("127.0.0.1", "localhost");
         let applier = self
             .mock
+            .mock()
             .machine_by_name("JobApplier.Bot")
             .map(|m| m.secret_key)
             .unwrap_or_default();

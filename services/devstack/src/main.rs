@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     println!("{}", running.banner(&options).await);
     tokio::select! {
         () = service_kit::shutdown_signal() => {}
-        () = clerk_mock_service::compact_forever(&running.mock) => {}
+        () = clerk_mock_service::compact_forever(running.mock.mock()) => {}
     }
     running.stop().await;
     ExitCode::SUCCESS

@@ -55,6 +55,11 @@ pub enum Command {
         /// Write the lines to this file (mode 0600) instead of printing them.
         #[arg(long)]
         write: Option<PathBuf>,
+        /// Write each token to its own file in this folder (created 0700; files 0600, named
+        /// like the variable in lower case, e.g. `clerk_m2m_token_job_applier`) — what Docker
+        /// secrets take — and set `CLERK_M2M_TOKEN_<SERVICE>_FILE` to it instead of the token.
+        #[arg(long, value_name = "DIR")]
+        secrets_dir: Option<PathBuf>,
     },
 }
 
@@ -373,8 +378,16 @@ pub async fn run(
                 out.join("\n")
             })
         }
-        Command::Setup { config, write } => {
-            setup::run(&cli.api_url, cli.json, &config, write.as_deref(), lookup).await
+        Command::Setup {
+            config,
+            write,
+            secrets_dir,
+        } => {
+            let target = setup::Target {
+                env_file: write.as_deref(),
+                secrets_dir: secrets_dir.as_deref(),
+            };
+            setup::run(&cli.api_url, cli.json, &config, target, lookup).await
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `m2m setup`: long-lived tokens for the sender machines of a config file, written as `.env`
-//! lines. All or nothing: every key is read and checked before the first token is created, and
-//! a run that fails after creating some revokes them. The file is replaced atomically, owner-only.
+//! lines, or as one file per token (Docker secrets) named by `_FILE` lines. All or nothing: every
+//! key is read and every target checked before the first token is created, and a run that fails
+//! after creating some revokes them. Files are replaced atomically, owner-only.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use m2m_core::ServiceTokens;
 use m2m_core::TokenFormat;
 use m2m_core::clerk::{ClerkClient, CreateM2mTokenRequest};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -56,14 +57,29 @@ struct Created<'a> {
     format: TokenFormat,
 }
 
+/// Where `m2m setup` puts what it creates.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Target<'a> {
+    /// `--write`: the `.env` file whose lines it sets (printed when `None`).
+    pub env_file: Option<&'a Path>,
+    /// `--secrets-dir`: one file per token there; the lines then name the files.
+    pub secrets_dir: Option<&'a Path>,
+}
+
+/// The file `--secrets-dir` writes a token variable's value to: the variable in lower case.
+fn secret_file(dir: &Path, token_var: &str) -> PathBuf {
+    dir.join(token_var.to_ascii_lowercase())
+}
+
 /// Runs `m2m setup`.
 pub(crate) async fn run(
     default_api: &str,
     as_json: bool,
     config: &Path,
-    write: Option<&Path>,
+    target: Target<'_>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, CliError> {
+    let write = target.env_file;
     let text = std::fs::read_to_string(config)
         .map_err(|e| CliError(format!("cannot read {}: {e}", config.display())))?;
     let setup: SetupConfig =
@@ -85,8 +101,17 @@ pub(crate) async fn run(
         .iter()
         .map(|s| plan(s, lookup))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(dir) = target.secrets_dir {
+        prepare_secrets_dir(dir)?;
+        for p in &plan {
+            check_target(&secret_file(dir, &ServiceTokens::env_names(p.name).0))?;
+        }
+    }
 
     let mut lines = BTreeMap::new();
+    // Token files to write (path, token), and the variables the new lines replace.
+    let mut files: Vec<(PathBuf, SecretString)> = Vec::new();
+    let mut replaced = Vec::new();
     let mut created: Vec<Created<'_>> = Vec::new();
     let mut report = Vec::new();
     for p in &plan {
@@ -98,7 +123,21 @@ pub(crate) async fn run(
             }
         };
         let (token_var, id_var) = ServiceTokens::env_names(p.name);
-        lines.insert(token_var, token.token.expose().to_owned());
+        let file_var = format!("{token_var}{}", m2m_core::config::FILE_SUFFIX);
+        match target.secrets_dir {
+            Some(dir) => {
+                // The token goes to its file; the line names the file, and a line that set the
+                // token itself goes (both set is an error at start).
+                let path = secret_file(dir, &token_var);
+                lines.insert(file_var, path.display().to_string());
+                replaced.push(token_var);
+                files.push((path, SecretString::from(token.token.expose().to_owned())));
+            }
+            None => {
+                lines.insert(token_var, token.token.expose().to_owned());
+                replaced.push(file_var);
+            }
+        }
         lines.insert(id_var, token.info.subject.clone());
         report.push(json!({"service": p.name, "token_id": token.info.id, "machine_id": token.info.subject, "expiration": token.info.expiration}));
         created.push(Created {
@@ -108,9 +147,16 @@ pub(crate) async fn run(
             format: p.request.token_format,
         });
     }
+    for (path, token) in &files {
+        if let Err(e) = write_private_file(path, format!("{}\n", token.expose_secret()).as_bytes())
+        {
+            let failure = CliError(format!("cannot write {}: {e}", path.display()));
+            return Err(undo(&clerk, &created, failure).await);
+        }
+    }
     match write {
         Some(path) => {
-            if let Err(e) = write_env_file(path, &lines) {
+            if let Err(e) = write_env_file(path, &lines, &replaced) {
                 let failure = CliError(format!("cannot write {}: {e}", path.display()));
                 return Err(undo(&clerk, &created, failure).await);
             }
@@ -118,10 +164,11 @@ pub(crate) async fn run(
                 json!({"written": path.display().to_string(), "tokens": report}).to_string()
             } else {
                 format!(
-                    "wrote {} lines for {} services to {} (mode 0600)",
+                    "wrote {} lines for {} services to {} (mode 0600){}",
                     lines.len(),
                     report.len(),
-                    path.display()
+                    path.display(),
+                    secrets_note(target.secrets_dir, files.len())
                 )
             })
         }
@@ -129,9 +176,47 @@ pub(crate) async fn run(
         None => Ok(lines
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
+            .chain(
+                Some(secrets_note(target.secrets_dir, files.len()))
+                    .filter(|n| !n.is_empty())
+                    .map(|n| format!("#{n}")),
+            )
             .collect::<Vec<_>>()
             .join("\n")),
     }
+}
+
+fn secrets_note(dir: Option<&Path>, files: usize) -> String {
+    dir.map(|d| format!(" and {files} token file(s) to {} (mode 0600)", d.display()))
+        .unwrap_or_default()
+}
+
+/// The folder for token files: created owner-only if missing; an existing one must be a real
+/// folder (not a symbolic link), and is tightened to 0700.
+fn prepare_secrets_dir(dir: &Path) -> Result<(), CliError> {
+    let refuse = |why: &str| CliError(format!("refusing to write to {}: {why}", dir.display()));
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => return Err(refuse("it is a symbolic link")),
+        Ok(m) if !m.is_dir() => return Err(refuse("not a folder")),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(dir)
+                .map_err(|e| CliError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Err(e) => return Err(CliError(format!("cannot use {}: {e}", dir.display()))),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| CliError(format!("cannot make {} owner-only: {e}", dir.display())))?;
+    }
+    Ok(())
 }
 
 /// Reads and checks one service's key and settings, without calling Clerk.
@@ -232,16 +317,25 @@ fn check_target(path: &Path) -> Result<(), CliError> {
 }
 
 /// Replaces the lines of `path` that set one of `lines`' variables (in place; later duplicates
-/// dropped), keeps every other line, appends the new variables, and swaps the result in
-/// atomically: a 0600 temporary file in the same folder, synced, renamed over the target.
-fn write_env_file(path: &Path, lines: &BTreeMap<String, String>) -> std::io::Result<()> {
-    check_target(path).map_err(|e| std::io::Error::other(e.0))?;
+/// dropped), drops those that set a `replaced` one, keeps every other line, appends the new
+/// variables, and swaps the result in atomically (see [`write_private_file`]).
+fn write_env_file(
+    path: &Path,
+    lines: &BTreeMap<String, String>,
+    replaced: &[String],
+) -> std::io::Result<()> {
     let old = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    let text = merge_env(&old, lines);
+    write_private_file(path, merge_env(&old, lines, replaced).as_bytes())
+}
+
+/// Writes `bytes` to `path` atomically and owner-only: a 0600 temporary file in the same
+/// folder, synced, renamed over the target (never through a symbolic link), folder synced.
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    check_target(path).map_err(|e| std::io::Error::other(e.0))?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -250,7 +344,7 @@ fn write_env_file(path: &Path, lines: &BTreeMap<String, String>) -> std::io::Res
     let mut tmp = tempfile::Builder::new()
         .prefix(".m2m-setup-")
         .tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
+    tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     // The rename itself is durable once the folder is synced.
@@ -259,8 +353,9 @@ fn write_env_file(path: &Path, lines: &BTreeMap<String, String>) -> std::io::Res
     Ok(())
 }
 
-/// `old` with the variables of `lines` set to their new values (see [`write_env_file`]).
-fn merge_env(old: &str, lines: &BTreeMap<String, String>) -> String {
+/// `old` with the variables of `lines` set to their new values and those of `replaced` gone
+/// (see [`write_env_file`]).
+fn merge_env(old: &str, lines: &BTreeMap<String, String>, replaced: &[String]) -> String {
     let var_of = |line: &str| -> Option<String> {
         let line = line.trim_start();
         let line = line.strip_prefix("export ").unwrap_or(line);
@@ -269,7 +364,11 @@ fn merge_env(old: &str, lines: &BTreeMap<String, String>) -> String {
     let mut written = std::collections::BTreeSet::new();
     let mut out = String::new();
     for line in old.lines() {
-        match var_of(line).filter(|k| lines.contains_key(k)) {
+        let var = var_of(line);
+        if var.as_ref().is_some_and(|k| replaced.contains(k)) {
+            continue;
+        }
+        match var.filter(|k| lines.contains_key(k)) {
             Some(k) => {
                 if written.insert(k.clone()) {
                     out.push_str(&format!("{k}={}\n", lines[&k]));
@@ -299,12 +398,17 @@ mod tests {
         let mut lines = BTreeMap::new();
         lines.insert("CLERK_M2M_TOKEN_A".to_owned(), "mt_new".to_owned());
         lines.insert("CLERK_M2M_MACHINE_ID_A".to_owned(), "mch_1".to_owned());
+        let replaced = ["CLERK_M2M_TOKEN_A_FILE".to_owned()];
         assert_eq!(
-            merge_env(old, &lines),
+            merge_env(
+                &format!("{old}\nCLERK_M2M_TOKEN_A_FILE=/x"),
+                &lines,
+                &replaced
+            ),
             "# my settings\nDATABASE_URL=postgres://x\nCLERK_M2M_TOKEN_A=mt_new\n\nOTHER=1\nCLERK_M2M_MACHINE_ID_A=mch_1\n"
         );
         assert_eq!(
-            merge_env("", &lines),
+            merge_env("", &lines, &[]),
             "CLERK_M2M_MACHINE_ID_A=mch_1\nCLERK_M2M_TOKEN_A=mt_new\n"
         );
     }

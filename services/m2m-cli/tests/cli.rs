@@ -248,7 +248,8 @@ async fn setup_writes_the_env_lines_of_the_older_package() {
         );
     }
     // The written tokens are what the bots read (older package's operations).
-    let tokens = m2m_core::ServiceTokens::from_vars(env.lines().filter_map(|l| l.split_once('=')));
+    let tokens = m2m_core::ServiceTokens::from_vars(env.lines().filter_map(|l| l.split_once('=')))
+        .expect("tokens");
     assert!(tokens.is_configured("job-applier"));
     assert_eq!(
         tokens.expected_machine_id("job-applier"),
@@ -485,4 +486,94 @@ fn help_lists_the_subcommands() {
     for s in ["create", "verify", "revoke", "list"] {
         assert!(token_help.contains(s), "{s}");
     }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_with_a_secrets_dir_writes_one_private_file_per_token_and_names_it_in_env() {
+    let mock = ClerkMock::start_demo().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rep = mock.machine_by_name("CandidateRepresenter.Bot").expect("m");
+    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
+    let config = two_services(dir.path(), &rep.secret_key);
+    let target = dir.path().join(".env");
+    // An earlier run's inline token line must go: both set is an error at start.
+    write_mode(
+        &target,
+        "OTHER=kept\nCLERK_M2M_TOKEN_JOB_APPLIER=mt_old_inline\n",
+        0o644,
+    );
+    let secrets = dir.path().join("secrets");
+    let out = m2m(
+        &mock,
+        &[("APPLIER_KEY", &applier.secret_key)],
+        &[
+            "setup",
+            "--config",
+            config.to_str().expect("p"),
+            "--write",
+            target.to_str().expect("p"),
+            "--secrets-dir",
+            secrets.to_str().expect("p"),
+        ],
+        None,
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(mode_of(&secrets), 0o700);
+    let applier_file = secrets.join("clerk_m2m_token_job_applier");
+    assert_eq!(mode_of(&applier_file), 0o600);
+    assert_eq!(
+        mode_of(&secrets.join("clerk_m2m_token_candidate_representer")),
+        0o600
+    );
+    let token = std::fs::read_to_string(&applier_file).expect("token file");
+    let token = token.trim();
+    assert!(token.starts_with("mt_"), "a token, one line");
+    let env = std::fs::read_to_string(&target).expect(".env");
+    assert!(!env.contains(token) && !stdout.contains(token) && !stderr.contains(token));
+    assert!(!env.contains("CLERK_M2M_TOKEN_JOB_APPLIER="), "{env}");
+    assert!(env.starts_with("OTHER=kept\n"), "{env}");
+    assert!(
+        env.contains(&format!(
+            "CLERK_M2M_TOKEN_JOB_APPLIER_FILE={}",
+            applier_file.display()
+        )),
+        "{env}"
+    );
+    // What a bot or a sender reads back: the token itself, through the file.
+    let tokens = m2m_core::ServiceTokens::from_vars(env.lines().filter_map(|l| l.split_once('=')))
+        .expect("readable");
+    assert_eq!(
+        tokens.token_for("job-applier").expect("token").expose(),
+        token
+    );
+    assert_eq!(
+        mock.token_ids(&applier.id).len(),
+        1,
+        "one token, the file's"
+    );
+
+    // A folder that is a symbolic link is refused before any token is created.
+    let calls = mock.calls(clerk_mock::Endpoint::CreateToken);
+    let link = dir.path().join("linked-secrets");
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).expect("symlink");
+    let out = m2m(
+        &mock,
+        &[("APPLIER_KEY", &applier.secret_key)],
+        &[
+            "setup",
+            "--config",
+            config.to_str().expect("p"),
+            "--secrets-dir",
+            link.to_str().expect("p"),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+    assert_eq!(mock.calls(clerk_mock::Endpoint::CreateToken), calls);
 }

@@ -105,6 +105,8 @@ fn commands() -> Vec<(&'static str, clap::Command)> {
 fn every_variable_a_service_reads_is_in_env_example_and_compose() {
     let example = repo(".env.example");
     let compose = repo("docker-compose.yml");
+    // Settings only the opt-in override sets (pre-created tokens as Docker secrets).
+    let static_tokens = repo("deploy/compose.static-tokens.yml");
     for (service, cmd) in commands() {
         let vars = env_vars(cmd.clone());
         let secrets = secret_vars(cmd);
@@ -112,11 +114,19 @@ fn every_variable_a_service_reads_is_in_env_example_and_compose() {
         assert!(!block.is_empty(), "{service} is not in compose");
         let mut set = keys(&block);
         // Anchors the service merges.
-        for (anchor, name) in [("*common", "x-common:"), ("*bot", "x-bot:")] {
+        for (anchor, name) in [
+            ("*common", "x-common:"),
+            ("*server", "x-server:"),
+            ("*bot", "x-bot:"),
+        ] {
             if block.contains(anchor) {
                 set.extend(keys(&block_of(&compose, name)));
             }
         }
+        set.extend(keys(&crate::contract::block(
+            &static_tokens,
+            &format!("  {service}:"),
+        )));
         for var in vars {
             assert!(
                 example.contains(&var),
@@ -132,7 +142,10 @@ fn every_variable_a_service_reads_is_in_env_example_and_compose() {
     }
     // Every ${VAR} compose interpolates is documented too.
     let interpolated = Regex::new(r"\$\{([A-Z0-9_]+)").expect("regex");
-    for cap in interpolated.captures_iter(&compose) {
+    for cap in interpolated
+        .captures_iter(&compose)
+        .chain(interpolated.captures_iter(&static_tokens))
+    {
         assert!(
             example.contains(&cap[1]),
             "compose reads ${{{}}} but .env.example does not document it",

@@ -131,6 +131,7 @@ fn compose_passes_keys_as_docker_secrets_never_in_the_environment() {
             for plain in [
                 "CLERK_MACHINE_SECRET_KEY",
                 "CLERK_SECRET_KEY",
+                "CLERK_M2M_TOKEN",
                 "DATABASE_URL",
                 "POSTGRES_PASSWORD",
             ] {
@@ -161,6 +162,26 @@ fn compose_passes_keys_as_docker_secrets_never_in_the_environment() {
         mounted >= 6,
         "every key and the database password are secrets"
     );
+    // The opt-in pre-created tokens are secrets too, each bot mounting its own.
+    let text =
+        std::fs::read_to_string(repo().join("deploy/compose.static-tokens.yml")).expect("override");
+    let overlay: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    for (bot, secret) in [
+        ("candidate-representer", "representer_m2m_token"),
+        ("job-applier", "applier_m2m_token"),
+    ] {
+        let service = &overlay["services"][bot];
+        assert_eq!(
+            service["environment"]["CLERK_M2M_TOKEN_FILE"].as_str(),
+            Some(format!("/run/secrets/{secret}").as_str())
+        );
+        assert_eq!(
+            service["environment"].as_mapping().map(|m| m.len()),
+            Some(1)
+        );
+        assert_eq!(service["secrets"][0].as_str(), Some(secret));
+        assert!(overlay["secrets"][secret]["file"].is_string(), "{secret}");
+    }
     let representer = &services[&serde_yaml::Value::from("candidate-representer")];
     let listed = representer["secrets"].as_sequence().expect("secrets");
     assert!(

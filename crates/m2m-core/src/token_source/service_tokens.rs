@@ -1,9 +1,11 @@
 //! Pre-created (static) tokens per service, the way the older package configured them:
-//! `CLERK_M2M_TOKEN_<SERVICE>` with `CLERK_M2M_MACHINE_ID_<SERVICE>`, plus plain `CLERK_M2M_TOKEN`.
+//! `CLERK_M2M_TOKEN_<SERVICE>` with `CLERK_M2M_MACHINE_ID_<SERVICE>`, plus plain `CLERK_M2M_TOKEN`;
+//! each token may instead come from the file its `_FILE` variable names (a Docker secret).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::config::{ConfigError, Env, FILE_SUFFIX};
 use crate::secret::BearerToken;
 
 const TOKEN_PREFIX: &str = "CLERK_M2M_TOKEN_";
@@ -54,34 +56,58 @@ impl ServiceTokens {
         )
     }
 
-    /// Reads every `CLERK_M2M_TOKEN`, `CLERK_M2M_TOKEN_*` and `CLERK_M2M_MACHINE_ID_*` variable.
-    pub fn from_vars<I, K, V>(vars: I) -> Self
+    /// Reads every `CLERK_M2M_TOKEN`, `CLERK_M2M_TOKEN_*` and `CLERK_M2M_MACHINE_ID_*` variable
+    /// (blank ones count as unset). A token variable ending in `_FILE`
+    /// (`CLERK_M2M_TOKEN_JOB_APPLIER_FILE`, `CLERK_M2M_TOKEN_FILE`) names a file holding that
+    /// token instead, read like every secret setting ([`Env::secret`]): so no service name may
+    /// end in `_FILE`. A file that cannot be read or is empty, or a token set both ways, is an
+    /// error naming the variables, never the token.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        let vars: BTreeMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().trim().to_owned()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let env = Env::from_fn(|k| vars.get(k).cloned());
         let mut out = Self::default();
-        for (key, value) in vars {
-            let (key, value) = (key.as_ref(), value.as_ref().trim());
-            if value.is_empty() {
-                continue;
-            }
-            if key == "CLERK_M2M_TOKEN" {
-                out.default_token = Some(BearerToken::new(value));
-            } else if let Some(service) = key.strip_prefix(TOKEN_PREFIX) {
-                out.tokens
-                    .insert(normalise_service_name(service), BearerToken::new(value));
-            } else if let Some(service) = key.strip_prefix(MACHINE_ID_PREFIX) {
+        // Each token variable once, whether it came as itself, as its `_FILE`, or both.
+        let mut token_vars = std::collections::BTreeSet::new();
+        for (key, value) in &vars {
+            if let Some(service) = key.strip_prefix(MACHINE_ID_PREFIX) {
                 out.machine_ids
-                    .insert(normalise_service_name(service), value.to_owned());
+                    .insert(normalise_service_name(service), value.clone());
+            } else if key.starts_with("CLERK_M2M_TOKEN") {
+                token_vars.insert(key.strip_suffix(FILE_SUFFIX).unwrap_or(key));
             }
         }
-        out
+        for var in token_vars {
+            let service = if var == "CLERK_M2M_TOKEN" {
+                None
+            } else if let Some(service) = var.strip_prefix(TOKEN_PREFIX) {
+                Some(normalise_service_name(service))
+            } else {
+                continue;
+            };
+            let Some(token) = env.secret(var)?.map(BearerToken::new) else {
+                continue;
+            };
+            match service {
+                None => out.default_token = Some(token),
+                Some(service) => {
+                    out.tokens.insert(service, token);
+                }
+            }
+        }
+        Ok(out)
     }
 
-    /// Reads the process environment.
-    pub fn from_env() -> Self {
+    /// Reads the process environment (see [`ServiceTokens::from_vars`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
 

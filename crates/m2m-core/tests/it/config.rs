@@ -174,7 +174,8 @@ fn service_tokens_offer_the_older_packages_operations() {
         ("CLERK_M2M_TOKEN_CANDIDATE_REPRESENTER", "mt_r"),
         ("CLERK_M2M_TOKEN_EMPTY", "  "),
         ("UNRELATED", "x"),
-    ]);
+    ])
+    .expect("no files");
     assert_eq!(
         tokens.token_for("job-applier").expect("token").expose(),
         "mt_a"
@@ -191,7 +192,7 @@ fn service_tokens_offer_the_older_packages_operations() {
         Some("mch_applier")
     );
     assert_eq!(tokens.expected_machine_id("candidate-representer"), None);
-    let with_default = ServiceTokens::from_vars([("CLERK_M2M_TOKEN", "mt_d")]);
+    let with_default = ServiceTokens::from_vars([("CLERK_M2M_TOKEN", "mt_d")]).expect("no files");
     assert_eq!(
         with_default
             .token_for("anything")
@@ -200,6 +201,46 @@ fn service_tokens_offer_the_older_packages_operations() {
         "mt_d"
     );
     assert!(!format!("{tokens:?}").contains("mt_a"), "Debug is redacted");
+}
+
+#[test]
+fn service_tokens_read_a_token_from_the_file_its_file_variable_names() {
+    let (_dir, path) = secret_file("mt_applier_from_a_file\n");
+    let (_dir2, default) = secret_file("mt_default_from_a_file\n");
+    let tokens = ServiceTokens::from_vars([
+        ("CLERK_M2M_TOKEN_JOB_APPLIER_FILE", path.as_str()),
+        ("CLERK_M2M_TOKEN_FILE", default.as_str()),
+        ("CLERK_M2M_TOKEN_CANDIDATE_REPRESENTER", "mt_r"),
+    ])
+    .expect("readable");
+    assert_eq!(
+        tokens.token_for("job-applier").expect("token").expose(),
+        "mt_applier_from_a_file"
+    );
+    assert_eq!(
+        tokens.token_for("anyone").expect("default").expose(),
+        "mt_default_from_a_file"
+    );
+    assert_eq!(
+        tokens.services().collect::<Vec<_>>(),
+        ["CANDIDATE_REPRESENTER", "JOB_APPLIER"],
+        "the file variable names no service of its own"
+    );
+
+    // Both ways at once, or a file that is not there: an error naming the variables only.
+    let err = ServiceTokens::from_vars([
+        ("CLERK_M2M_TOKEN_JOB_APPLIER", "mt_inline_secret"),
+        ("CLERK_M2M_TOKEN_JOB_APPLIER_FILE", path.as_str()),
+    ])
+    .expect_err("both set");
+    assert!(
+        err.to_string().contains("CLERK_M2M_TOKEN_JOB_APPLIER_FILE"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("mt_"), "{err}");
+    let err = ServiceTokens::from_vars([("CLERK_M2M_TOKEN_JOB_APPLIER_FILE", "/nonexistent/t")])
+        .expect_err("missing file");
+    assert_eq!(err.var, "CLERK_M2M_TOKEN_JOB_APPLIER_FILE");
 }
 
 #[test]
