@@ -404,9 +404,11 @@ tokens_created() {
   echo "$n"
 }
 created_before=$(tokens_created)
-(umask 077
- mint_static deploy/secrets/demo/representer_clerk_machine_secret_key >"$tokens_dir/representer"
- mint_static deploy/secrets/demo/applier_clerk_machine_secret_key >"$tokens_dir/applier")
+# As `m2m setup --secrets-dir` leaves them: read-only files (the containers' uid 10001 reads its
+# bind-mounted secret) in a folder only its owner enters.
+mint_static deploy/secrets/demo/representer_clerk_machine_secret_key >"$tokens_dir/representer"
+mint_static deploy/secrets/demo/applier_clerk_machine_secret_key >"$tokens_dir/applier"
+chmod 0444 "$tokens_dir/representer" "$tokens_dir/applier"
 grep -q '^mt_' "$tokens_dir/applier" || fail "could not mint a pre-created token at the mock"
 static=(-f deploy/compose.static-tokens.yml)
 CLERK_M2M_TOKEN_CANDIDATE_REPRESENTER_FILE="$tokens_dir/representer" \

@@ -79,9 +79,16 @@ impl MockService {
         let server = tokio::spawn(service_kit::serve(listener, router, limits, async {
             let _ = stopped.await;
         }));
+        // A wildcard bind is reached on loopback.
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+            ip if ip.is_unspecified() => "[::1]".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
         Ok(Self {
             mock,
-            url: format!("http://{addr}"),
+            url: format!("http://{host}:{}", addr.port()),
             stop: Some(stop),
             server: Some(server),
         })
@@ -100,6 +107,11 @@ impl MockService {
     /// The public Backend API base, what `CLERK_API_BASE_URL` is set to.
     pub fn api_url(&self) -> String {
         format!("{}/v1", self.url)
+    }
+
+    /// The public JWKS URL, what `CLERK_JWKS_URL` is set to.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.url)
     }
 
     /// Stops accepting, lets requests in flight finish within the shutdown grace period, then
@@ -145,6 +157,11 @@ async fn forward(
     mut headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Only origin-form requests (`GET /v1/…`) go on: CONNECT, `OPTIONS *` and the like are no
+    // Backend API call, and wiremock cannot take them.
+    if method == Method::CONNECT || !uri.path().starts_with('/') {
+        return (StatusCode::BAD_REQUEST, "clerk-mock: not an API request").into_response();
+    }
     strip_hop_by_hop(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());

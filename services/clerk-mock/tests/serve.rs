@@ -147,6 +147,41 @@ async fn the_public_port_serves_the_mock_and_refuses_oversized_bodies() {
     assert_eq!(big.status(), 413);
 }
 
+/// One raw HTTP/1.1 request; the status line of the answer.
+async fn raw_status(port: u16, request: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn only_origin_form_requests_reach_the_mock() {
+    let mock = start(&[]).await;
+    for request in [
+        "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let status = raw_status(mock.port, request).await;
+        assert!(status.contains(" 400 "), "{request:?}: {status}");
+    }
+    // An absolute-form target is answered by the mock for its path, never fetched elsewhere.
+    let status = raw_status(
+        mock.port,
+        "GET http://127.0.0.1:9/healthz HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n",
+    )
+    .await;
+    assert!(status.contains(" 200 "), "{status}");
+}
+
 #[tokio::test]
 async fn a_client_trickling_headers_is_disconnected_after_the_header_read_timeout() {
     let mock = start(&[("HTTP_HEADER_READ_TIMEOUT_SECONDS", "1")]).await;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use clerk_mock::ClerkMock;
 use m2m_core::config::Env;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{oneshot, watch};
@@ -77,7 +76,13 @@ pub struct Running {
 }
 
 /// The variables each service gets, as compose sets them.
-pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, String>; 3] {
+/// The services reach the mock through its public front door, like any other client (bounded:
+/// timeouts, connection cap), never through wiremock's private port.
+pub fn service_env(
+    o: &Options,
+    service: &clerk_mock_service::MockService,
+) -> [BTreeMap<&'static str, String>; 3] {
+    let mock = service.mock();
     let machine = |n: &str| {
         mock.machine_by_name(n)
             .map(|m| (m.id, m.secret_key))
@@ -86,7 +91,7 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
     let (api_id, api_key) = machine("JobTracker.API");
     let (rep_id, rep_key) = machine("CandidateRepresenter.Bot");
     let (app_id, app_key) = machine("JobApplier.Bot");
-    let clerk = mock.api_url();
+    let clerk = service.api_url();
     let api_url = local(&o.api_bind);
     let database_url = o.database_url.as_ref().map_or_else(
         || {
@@ -119,7 +124,7 @@ pub fn service_env(o: &Options, mock: &ClerkMock) -> [BTreeMap<&'static str, Str
     let mut representer = bot(rep_key);
     representer.insert("REPRESENTER_BIND", o.representer_bind.clone());
     // Session tokens on /v1/ask are verified with the instance's public keys: no secret key.
-    representer.insert("CLERK_JWKS_URL", mock.jwks_url());
+    representer.insert("CLERK_JWKS_URL", service.jwks_url());
     representer.insert("CLERK_MACHINE_ID", rep_id);
     representer.insert("CLERK_AUTHORIZED_PARTIES", mock.authorized_party());
     let mut applier = bot(app_key);
@@ -146,7 +151,7 @@ pub async fn start(o: &Options) -> Result<Running, String> {
         server: o.server.clone(),
     };
     let mock = clerk_mock_service::start(&mock_config).await?;
-    let [api_env, rep_env, app_env] = service_env(o, mock.mock());
+    let [api_env, rep_env, app_env] = service_env(o, &mock);
 
     let mut api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
     api_config.server = o.server.clone();

@@ -101,12 +101,32 @@ pub(crate) async fn run(
         .iter()
         .map(|s| plan(s, lookup))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(dir) = target.secrets_dir {
-        prepare_secrets_dir(dir)?;
-        for p in &plan {
-            check_target(&secret_file(dir, &ServiceTokens::env_names(p.name).0))?;
+    // Two names for one variable (`job-applier`, `job_applier`) would create two tokens and
+    // keep one: refused before any exists.
+    let mut seen = BTreeMap::new();
+    for p in &plan {
+        let (token_var, _) = ServiceTokens::env_names(p.name);
+        if let Some(other) = seen.insert(token_var.clone(), p.name) {
+            return Err(CliError(format!(
+                "{}: services {other:?} and {:?} both map to {token_var}",
+                config.display(),
+                p.name
+            )));
         }
     }
+    // Absolute, so the `_FILE` lines hold wherever they are read from.
+    let secrets_dir = match target.secrets_dir {
+        Some(dir) => {
+            prepare_secrets_dir(dir)?;
+            let dir = std::fs::canonicalize(dir)
+                .map_err(|e| CliError(format!("cannot use {}: {e}", dir.display())))?;
+            for p in &plan {
+                check_target(&secret_file(&dir, &ServiceTokens::env_names(p.name).0))?;
+            }
+            Some(dir)
+        }
+        None => None,
+    };
 
     let mut lines = BTreeMap::new();
     // Token files to write (path, token), and the variables the new lines replace.
@@ -124,7 +144,7 @@ pub(crate) async fn run(
         };
         let (token_var, id_var) = ServiceTokens::env_names(p.name);
         let file_var = format!("{token_var}{}", m2m_core::config::FILE_SUFFIX);
-        match target.secrets_dir {
+        match &secrets_dir {
             Some(dir) => {
                 // The token goes to its file; the line names the file, and a line that set the
                 // token itself goes (both set is an error at start).
@@ -148,8 +168,8 @@ pub(crate) async fn run(
         });
     }
     for (path, token) in &files {
-        if let Err(e) = write_private_file(path, format!("{}\n", token.expose_secret()).as_bytes())
-        {
+        let text = format!("{}\n", token.expose_secret());
+        if let Err(e) = write_private_file(path, text.as_bytes(), TOKEN_FILE_MODE) {
             let failure = CliError(format!("cannot write {}: {e}", path.display()));
             return Err(undo(&clerk, &created, failure).await);
         }
@@ -168,7 +188,7 @@ pub(crate) async fn run(
                     lines.len(),
                     report.len(),
                     path.display(),
-                    secrets_note(target.secrets_dir, files.len())
+                    secrets_note(secrets_dir.as_deref(), files.len())
                 )
             })
         }
@@ -177,7 +197,7 @@ pub(crate) async fn run(
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .chain(
-                Some(secrets_note(target.secrets_dir, files.len()))
+                Some(secrets_note(secrets_dir.as_deref(), files.len()))
                     .filter(|n| !n.is_empty())
                     .map(|n| format!("#{n}")),
             )
@@ -187,9 +207,23 @@ pub(crate) async fn run(
 }
 
 fn secrets_note(dir: Option<&Path>, files: usize) -> String {
-    dir.map(|d| format!(" and {files} token file(s) to {} (mode 0600)", d.display()))
-        .unwrap_or_default()
+    dir.map(|d| {
+        format!(
+            " and {files} token file(s) to {} (folder 0700, files 0444)",
+            d.display()
+        )
+    })
+    .unwrap_or_default()
 }
+
+/// Token files are read-only for everyone, in a folder only its owner can enter (as
+/// docs/setup-real-clerk.md has the keys): compose bind-mounts a file secret with its host
+/// owner and mode, and the containers run as uid 10001, which must read it; on the host the
+/// folder keeps everyone else out.
+const TOKEN_FILE_MODE: u32 = 0o444;
+
+/// `.env` files: owner-only.
+const ENV_FILE_MODE: u32 = 0o600;
 
 /// The folder for token files: created owner-only if missing; an existing one must be a real
 /// folder (not a symbolic link), and is tightened to 0700.
@@ -329,12 +363,16 @@ fn write_env_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    write_private_file(path, merge_env(&old, lines, replaced).as_bytes())
+    write_private_file(
+        path,
+        merge_env(&old, lines, replaced).as_bytes(),
+        ENV_FILE_MODE,
+    )
 }
 
-/// Writes `bytes` to `path` atomically and owner-only: a 0600 temporary file in the same
-/// folder, synced, renamed over the target (never through a symbolic link), folder synced.
-fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` atomically: a 0600 temporary file in the same folder, written,
+/// given `mode`, synced, renamed over the target (never through a symbolic link), folder synced.
+fn write_private_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     check_target(path).map_err(|e| std::io::Error::other(e.0))?;
     let dir = path
         .parent()
@@ -345,6 +383,14 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .prefix(".m2m-setup-")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     // The rename itself is durable once the folder is synced.

@@ -524,11 +524,15 @@ async fn setup_with_a_secrets_dir_writes_one_private_file_per_token_and_names_it
     );
     assert!(out.status.success(), "{stderr}");
     assert_eq!(mode_of(&secrets), 0o700);
-    let applier_file = secrets.join("clerk_m2m_token_job_applier");
-    assert_eq!(mode_of(&applier_file), 0o600);
+    // Read-only files in an owner-only folder: a container's user reads its bind-mounted
+    // secret, nobody else on the host gets past the folder.
+    let applier_file = std::fs::canonicalize(&secrets)
+        .expect("absolute")
+        .join("clerk_m2m_token_job_applier");
+    assert_eq!(mode_of(&applier_file), 0o444);
     assert_eq!(
         mode_of(&secrets.join("clerk_m2m_token_candidate_representer")),
-        0o600
+        0o444
     );
     let token = std::fs::read_to_string(&applier_file).expect("token file");
     let token = token.trim();
@@ -575,5 +579,26 @@ async fn setup_with_a_secrets_dir_writes_one_private_file_per_token_and_names_it
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+    assert_eq!(mock.calls(clerk_mock::Endpoint::CreateToken), calls);
+
+    // Two names of one variable would create two tokens and keep one: refused first.
+    let dup = dir.path().join("dup.toml");
+    std::fs::write(
+        &dup,
+        "[[services]]\nname = \"job-applier\"\nsecret_key_env = \"APPLIER_KEY\"\n\n[[services]]\nname = \"job_applier\"\nsecret_key_env = \"APPLIER_KEY\"\n",
+    )
+    .expect("write");
+    let out = m2m(
+        &mock,
+        &[("APPLIER_KEY", &applier.secret_key)],
+        &["setup", "--config", dup.to_str().expect("p")],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("both map to CLERK_M2M_TOKEN_JOB_APPLIER"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(mock.calls(clerk_mock::Endpoint::CreateToken), calls);
 }
