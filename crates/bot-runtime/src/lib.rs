@@ -128,6 +128,7 @@ pub async fn serve<B: Bot>(
         tracing::info!(%addr, "{} serving /healthz and /metrics", B::NAME);
     }
     let mut http_stop = stop_rx;
+    let grace = Duration::from_secs(limits.shutdown_grace_seconds);
     let server = tokio::spawn(service_kit::serve(
         listener,
         bot.router(),
@@ -138,7 +139,17 @@ pub async fn serve<B: Bot>(
     ));
     shutdown.await;
     let _ = stop_tx.send(true);
-    let _ = worker.await;
+    // The item in hand gets the grace period, like a request in flight; then it is abandoned
+    // (its lease expires at the API and another bot takes it up).
+    let abort = worker.abort_handle();
+    if tokio::time::timeout(grace, worker).await.is_err() {
+        tracing::warn!(
+            grace_seconds = grace.as_secs(),
+            "{}: shutdown grace period over; abandoning the item in hand",
+            B::NAME
+        );
+        abort.abort();
+    }
     if let Ok(Err(e)) = server.await {
         tracing::error!(error = %e, "{} stopped serving", B::NAME);
     }

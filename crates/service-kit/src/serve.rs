@@ -3,8 +3,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::http::{Request, StatusCode};
 use hyper::body::Incoming;
@@ -16,6 +19,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::Service;
 use tower_http::timeout::TimeoutLayer;
+
+/// Streams one HTTP/2 connection may have open at once (hyper's default is 200): each holds a
+/// request and its response, so this bounds what one connection can make the server hold.
+pub const MAX_CONCURRENT_STREAMS: u32 = 32;
 
 /// Listens on `addr`; the error names `var`, the setting that chose it.
 pub async fn bind(var: &str, addr: SocketAddr) -> Result<TcpListener, String> {
@@ -109,10 +116,17 @@ impl ServerArgs {
 /// stops accepting, lets the requests in flight finish for up to the shutdown grace period,
 /// abandons what is left and returns.
 ///
-/// - headers must arrive within the header-read timeout (HTTP/1; hyper closes the connection);
+/// - a connection must start its first request within the header-read timeout, and each
+///   request's headers must arrive within it (HTTP/1; hyper closes the connection);
 /// - each request gets the request timeout until its response starts (`tower_http`'s
 ///   `TimeoutLayer`: 408 with an empty body);
-/// - a connection idle (no request in flight) for the idle timeout is closed;
+/// - a connection whose socket refuses our writes for the request timeout in a row (a client
+///   that stops reading what it asked for) is dropped;
+/// - a connection idle (no request in flight, no byte read or written) for the idle timeout is
+///   closed gracefully, and
+///   dropped if that close has not finished within the header-read timeout (an HTTP/2 peer
+///   that never acknowledges GOAWAY);
+/// - an HTTP/2 connection has at most [`MAX_CONCURRENT_STREAMS`] streams open;
 /// - at most `http_max_connections` connections are accepted at once; the rest wait in the
 ///   kernel's listen backlog.
 pub async fn serve(
@@ -130,9 +144,17 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout());
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     let builder = Arc::new(builder);
-    let idle = limits.idle_timeout();
+    let conn_limits = ConnectionLimits {
+        first_request: limits.header_read_timeout(),
+        idle: limits.idle_timeout(),
+        close: limits.header_read_timeout(),
+        write_stall: limits.request_timeout(),
+    };
     let permits = Arc::new(Semaphore::new(limits.max_connections()));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -164,7 +186,7 @@ pub async fn serve(
             builder.clone(),
             stream,
             router.clone(),
-            idle,
+            conn_limits,
             drain_rx.clone(),
             permit,
         ));
@@ -187,20 +209,145 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one connection until it ends, closing it gracefully when it has been idle for `idle`
-/// or when `drain` turns true.
+/// The bounds one connection is held to (from [`ServerArgs`]).
+#[derive(Clone, Copy)]
+struct ConnectionLimits {
+    /// No request started this long after accept: closed (a client that connects and sends
+    /// nothing, or only the HTTP/2 preface, holds a slot no longer than a slow header would).
+    first_request: Duration,
+    /// No request in flight and no byte read or written this long: closed gracefully.
+    idle: Duration,
+    /// A graceful close not finished after this long (an HTTP/2 peer that never acknowledges
+    /// GOAWAY's ping): dropped.
+    close: Duration,
+    /// The socket refused our writes this long in a row (the client does not read what it
+    /// asked for): dropped.
+    write_stall: Duration,
+}
+
+/// What one connection is doing, as its watchdogs see it.
+struct Activity {
+    started: Instant,
+    /// Requests in flight (from arrival until the handler has answered).
+    busy: watch::Sender<usize>,
+    /// Whether a request has started (so the first-request deadline is met).
+    requested: AtomicBool,
+    /// When a byte was last read or written (ms since `started`).
+    last_io_ms: AtomicU64,
+    /// Since when writes have been refused (ms since `started`, plus one); 0 while they are not.
+    blocked_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn since(&self, ms: u64) -> Duration {
+        self.started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(ms))
+    }
+}
+
+/// The connection's socket, reporting reads, writes and refused writes to its [`Activity`].
+struct Watched {
+    io: tokio::net::TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let now = self.activity.now_ms();
+            self.activity.last_io_ms.store(now, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl Watched {
+    fn written<T>(&self, polled: &Poll<std::io::Result<T>>) {
+        let a = &self.activity;
+        match polled {
+            Poll::Ready(Ok(_)) => {
+                a.last_io_ms.store(a.now_ms(), Ordering::Relaxed);
+                a.blocked_since_ms.store(0, Ordering::Relaxed);
+            }
+            Poll::Pending => {
+                let _ = a.blocked_since_ms.compare_exchange(
+                    0,
+                    a.now_ms() + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            Poll::Ready(Err(_)) => {}
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.written(&polled);
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.written(&polled);
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Serves one connection until it ends, closing it gracefully when it has been idle or when
+/// `drain` turns true, and dropping it when a bound of `limits` is crossed.
 async fn connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: tokio::net::TcpStream,
     router: axum::Router,
-    idle: Duration,
+    limits: ConnectionLimits,
     mut drain: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let (busy_tx, busy_rx) = watch::channel(0usize);
-    let busy_tx = Arc::new(busy_tx);
+    let (busy, busy_rx) = watch::channel(0usize);
+    let activity = Arc::new(Activity {
+        started: Instant::now(),
+        busy,
+        requested: AtomicBool::new(false),
+        last_io_ms: AtomicU64::new(0),
+        blocked_since_ms: AtomicU64::new(0),
+    });
+    let seen = activity.clone();
     let service = tower::service_fn(move |request: Request<Incoming>| {
-        let busy = InFlight::new(busy_tx.clone());
+        let busy = InFlight::new(seen.clone());
         let mut router = router.clone();
         async move {
             let response = router.call(request).await;
@@ -208,9 +355,17 @@ async fn connection(
             response
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    let io = Watched {
+        io: stream,
+        activity: activity.clone(),
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
+    let mut close_armed = false;
+    let mut close_by = std::pin::pin!(tokio::time::sleep(limits.close));
+    let mut first_request = std::pin::pin!(tokio::time::sleep(limits.first_request));
+    let mut waiting_for_first = true;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -220,44 +375,79 @@ async fn connection(
                 return;
             }
             _ = drain.wait_for(|d| *d), if !closing => {
+                // The grace period of `serve` bounds what follows.
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            () = idle_for(busy_rx.clone(), idle), if !closing => {
+            () = &mut first_request, if waiting_for_first => {
+                waiting_for_first = false;
+                if !activity.requested.load(Ordering::Relaxed) {
+                    tracing::debug!("no request within the header-read timeout; closing");
+                    return;
+                }
+            }
+            () = idle_for(&activity, busy_rx.clone(), limits.idle), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
+                close_armed = true;
+                close_by.as_mut().reset(tokio::time::Instant::now() + limits.close);
+            }
+            () = &mut close_by, if close_armed => {
+                tracing::debug!("graceful close not finished in time; dropping the connection");
+                return;
+            }
+            () = write_stalled(&activity, limits.write_stall) => {
+                tracing::debug!(
+                    stall_seconds = limits.write_stall.as_secs(),
+                    "the client has not read for too long; dropping the connection"
+                );
+                return;
             }
         }
     }
 }
 
-/// Resolves once no request has been in flight for `idle` in a row.
-async fn idle_for(mut busy: watch::Receiver<usize>, idle: Duration) {
+/// Resolves once no request has been in flight and no byte moved for `idle`.
+async fn idle_for(activity: &Activity, busy: watch::Receiver<usize>, idle: Duration) {
     loop {
-        if *busy.borrow_and_update() == 0 {
-            tokio::select! {
-                () = tokio::time::sleep(idle) => return,
-                changed = busy.changed() => if changed.is_err() { std::future::pending::<()>().await },
-            }
-        } else if busy.changed().await.is_err() {
-            std::future::pending::<()>().await;
+        let quiet = activity.since(activity.last_io_ms.load(Ordering::Relaxed));
+        if *busy.borrow() == 0 && quiet >= idle {
+            return;
         }
+        tokio::time::sleep(idle.saturating_sub(quiet).max(Duration::from_millis(100))).await;
+    }
+}
+
+/// Resolves once the socket has refused writes for `stall` in a row.
+async fn write_stalled(activity: &Activity, stall: Duration) {
+    loop {
+        let since = activity.blocked_since_ms.load(Ordering::Relaxed);
+        if since == 0 {
+            tokio::time::sleep(stall).await;
+            continue;
+        }
+        let blocked = activity.since(since - 1);
+        if blocked >= stall {
+            return;
+        }
+        tokio::time::sleep(stall - blocked).await;
     }
 }
 
 /// Counts a request in flight on its connection while alive.
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn new(busy: Arc<watch::Sender<usize>>) -> Self {
-        busy.send_modify(|n| *n += 1);
-        Self(busy)
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.requested.store(true, Ordering::Relaxed);
+        activity.busy.send_modify(|n| *n += 1);
+        Self(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.busy.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

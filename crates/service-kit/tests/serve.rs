@@ -248,3 +248,66 @@ async fn shutdown_abandons_a_slow_request_after_the_grace_period() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&rest).contains("slow ok"));
 }
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let server = start(
+        ServerArgs {
+            http_header_read_timeout_seconds: 1,
+            ..limits()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    // Nothing at all, and only HTTP/2's connection preface: neither may hold a slot for the
+    // idle timeout (60 s here).
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut preface = TcpStream::connect(server.addr).await.unwrap();
+    preface
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        timeout(PATIENCE, closed(&mut silent)).await.is_ok(),
+        "a silent connection still open after {PATIENCE:?}"
+    );
+    assert!(
+        timeout(PATIENCE, closed(&mut preface)).await.is_ok(),
+        "a preface-only connection still open after {PATIENCE:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_dropped() {
+    // An 8 MiB answer to a client whose receive buffer is small and who never reads: the
+    // server's writes stall; the connection must be dropped once they have for the request
+    // timeout (1 s here), not held.
+    let router = Router::new().route("/big", get(|| async { vec![b'x'; 8 << 20] }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let limits = ServerArgs {
+        http_header_read_timeout_seconds: 1,
+        http_request_timeout_seconds: 1,
+        ..limits()
+    };
+    let server = tokio::spawn(service_kit::serve(listener, router, limits, async {
+        let _ = stop_rx.await;
+    }));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream.write_all(&request("/big")).await.unwrap();
+    // Not reading for longer than the bound.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = Vec::new();
+    let read = timeout(PATIENCE, stream.read_to_end(&mut received)).await;
+    assert!(read.is_ok(), "the stalled connection was still open");
+    assert!(
+        received.len() < 8 << 20,
+        "the whole body arrived ({} bytes): the connection was not dropped",
+        received.len()
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+}

@@ -48,6 +48,15 @@ pub struct Config {
     /// upload that does not fit gets 413.
     #[arg(long, env = "RESUME_QUOTA_BYTES", default_value_t = Config::RESUME_QUOTA_BYTES)]
     pub resume_quota_bytes: u64,
+    /// Resume uploads one user may have in progress at once (1-8, of the 8 read at once); one
+    /// more gets 503 at once.
+    #[arg(
+        long,
+        env = "RESUME_UPLOADS_PER_USER",
+        default_value_t = Config::RESUME_UPLOADS_PER_USER,
+        value_parser = clap::value_parser!(u8).range(1..=8)
+    )]
+    pub resume_uploads_per_user: u8,
     /// Largest resume upload, bytes.
     #[arg(long, env = "RESUME_MAX_BYTES", default_value_t = Config::RESUME_MAX_BYTES)]
     pub resume_max_bytes: usize,
@@ -62,6 +71,8 @@ pub struct Config {
 impl Config {
     /// `RESUME_MAX_BYTES` by default: 10 MiB.
     pub const RESUME_MAX_BYTES: usize = 10 * 1024 * 1024;
+    /// `RESUME_UPLOADS_PER_USER` by default.
+    pub const RESUME_UPLOADS_PER_USER: u8 = 2;
     /// `RESUME_MAX_FILES` by default.
     pub const RESUME_MAX_FILES: u32 = 20;
     /// `RESUME_QUOTA_BYTES` by default: 100 MiB.
@@ -97,6 +108,7 @@ impl Config {
             job_applier_machine_id: machine("JobApplier.Bot").map(|m| m.id),
             resume_max_files: Self::RESUME_MAX_FILES,
             resume_quota_bytes: Self::RESUME_QUOTA_BYTES,
+            resume_uploads_per_user: Self::RESUME_UPLOADS_PER_USER,
             resume_max_bytes: Self::RESUME_MAX_BYTES,
             log: Default::default(),
             server: Default::default(),

@@ -10,11 +10,11 @@ use m2m_core::clock::{self, Clock};
 use m2m_core::config::ConfigError;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::http::{ApiContext, UPLOAD_PERMITS, router_with};
+use crate::http::transfers::Transfers;
+use crate::http::{ApiContext, router_with};
 use crate::metrics::Metrics;
 use crate::store::ResumeLimits;
 
@@ -75,7 +75,7 @@ impl Server {
             metrics,
             resume_max_bytes: config.resume_max_bytes,
             resume_limits,
-            resume_uploads: Arc::new(Semaphore::new(UPLOAD_PERMITS)),
+            transfers: Arc::new(Transfers::new(usize::from(config.resume_uploads_per_user))),
         };
         Ok(Self {
             listener,

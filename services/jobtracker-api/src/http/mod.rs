@@ -4,6 +4,7 @@ mod applications;
 mod extract;
 mod ops;
 mod responses;
+pub mod transfers;
 mod users;
 pub mod validate;
 
@@ -16,7 +17,6 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use m2m_core::Verifier;
-use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -48,13 +48,9 @@ pub struct ApiContext {
     pub resume_max_bytes: usize,
     /// Per user: `RESUME_MAX_FILES`, `RESUME_QUOTA_BYTES`.
     pub resume_limits: ResumeLimits,
-    /// Upload bodies in memory at once: [`UPLOAD_PERMITS`] of them, each under `resume_max_bytes`.
-    pub resume_uploads: Arc<Semaphore>,
+    /// Resume bodies in memory at once (uploads, downloads), and each user's share.
+    pub transfers: Arc<transfers::Transfers>,
 }
-
-/// Resume uploads whose body may be read at once, so their memory is bounded by
-/// `UPLOAD_PERMITS × RESUME_MAX_BYTES`; past it an upload waits up to a second, then gets 503.
-pub const UPLOAD_PERMITS: usize = 8;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -1,7 +1,5 @@
 //! Profiles, resumes and `whoami`.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -11,7 +9,6 @@ use http_body_util::{BodyExt, LengthLimitError};
 use jobtracker_types::{Page, Resume, User, UserProfileInput, Whoami};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::SemaphorePermit;
 use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
@@ -19,7 +16,7 @@ use super::responses::{
     Conflict, Forbidden, Invalid, JsonBody, NotFound, TooLarge, Unauthorized, Unavailable,
     Unsupported, UploadUnavailable,
 };
-use super::{ApiContext, validate};
+use super::{ApiContext, transfers, validate};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::store::NewResume;
@@ -146,9 +143,6 @@ pub async fn get_user(
         .ok_or(ApiError::NotFound("user"))
 }
 
-/// How long an upload waits for one of the `UPLOAD_PERMITS` before it gets 503.
-const UPLOAD_WAIT: Duration = Duration::from_secs(1);
-
 /// `answer` to an upload whose body was not read (see [`admit`]). A client that sent `Expect: 100-continue` is
 /// answered without sending the body. Any other is sending it already, and closing the
 /// connection under it can lose the answer (the client sees a broken pipe instead), so the body
@@ -178,33 +172,33 @@ async fn refuse_unread(
 
 /// What an upload is refused for before a byte of its body is read, so a refusal costs a query,
 /// not a buffered file: the path, the caller, the file name and the user's quota (a look ahead:
-/// the write decides). Then one of the `UPLOAD_PERMITS`, held while the body is in memory.
+/// the write decides). Then one of the user's upload slots ([`transfers`]), held while the body
+/// is in memory.
 async fn admit<'a>(
     caller: &Caller,
     ctx: &'a ApiContext,
     user_id: &str,
     file_name: &str,
     headers: &HeaderMap,
-) -> Result<SemaphorePermit<'a>, ApiError> {
+) -> Result<transfers::UploadSlot<'a>, ApiError> {
     validate::user_id(user_id)?;
     caller.require(Action::UploadResume, user_id)?;
     validate::file_name(file_name)?;
-    // A declared length over RESUME_MAX_BYTES is left to the limit's own answer.
+    let max = ctx.resume_max_bytes;
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|n| *n <= ctx.resume_max_bytes as u64);
+        .and_then(|v| v.parse::<u64>().ok());
+    // A declared length over the limit is refused before anything is read or reserved.
+    if length.is_some_and(|n| n > max as u64) {
+        return Err(ApiError::TooLarge(format!(
+            "resumes are limited to {max} bytes"
+        )));
+    }
     ctx.db
         .check_resume_room(user_id, ctx.resume_limits, length.unwrap_or(1))
         .await?;
-    tokio::time::timeout(UPLOAD_WAIT, ctx.resume_uploads.acquire())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or(ApiError::Busy(
-            "too many resume uploads in progress; retry shortly",
-        ))
+    ctx.transfers.upload(user_id).await
 }
 
 /// Query of a resume upload.
@@ -398,7 +392,8 @@ pub async fn download_resume(
         .await?
         .ok_or(ApiError::NotFound("resume"))?;
     caller.require_visible(Action::DownloadResume, &resume.user_id, "resume")?;
-    let mut response = content.into_response();
+    let permit = ctx.transfers.download().await?;
+    let mut response = transfers::body_with_permit(content.into(), permit).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -105,17 +105,33 @@ pub fn cursor(value: Option<&str>, prefix: &str) -> Result<(), ApiError> {
 }
 
 /// A resume file name: 1–255 characters, no path, no control characters, not hidden.
+/// Invisible formatting characters that make a name read other than it is (`\u{202E}fdp.exe`
+/// shows as `exe.pdf`): bidirectional controls, zero-width characters and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 pub fn file_name(value: &str) -> Result<(), ApiError> {
     let bad = value.is_empty()
         || value.chars().count() > 255
         || value.starts_with('.')
         || value.contains(['/', '\\', '"', '\0'])
-        || value.chars().any(char::is_control)
+        || value
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
         || value.trim() != value;
     if bad {
         Err(ApiError::invalid(
             "file_name",
-            "file_name must be a plain file name (no path, quotes or control characters, 1-255 characters)",
+            "file_name must be a plain file name (no path, quotes, control or bidirectional formatting characters, 1-255 characters)",
         ))
     } else {
         Ok(())

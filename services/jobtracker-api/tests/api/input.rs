@@ -219,6 +219,8 @@ async fn resumes_round_trip_and_hostile_uploads_are_refused(app: &TestApp) {
         "evil\".pdf",
         "new\nline.pdf",
         " padded.pdf",
+        "\u{202E}fdp.exe",
+        "cv\u{200B}.pdf",
         &"x".repeat(256),
     ] {
         let a = app

@@ -218,6 +218,8 @@ both!(
     |c| {
         c.resume_max_files = 5;
         c.resume_quota_bytes = 5000;
+        // All eight at once, so the statement that writes is what decides.
+        c.resume_uploads_per_user = 8;
     }
 );
 
@@ -235,17 +237,21 @@ async fn a_full_account_is_refused_before_the_body_is_read(app: &TestApp) {
 
     let full = "the user already has 1 resumes (the limit): delete one first";
     // Now full: answered at once, the body never asked for (a `100 Continue` would fail this).
-    for declared in [100, 20 * MIB] {
-        let mut raw = Raw::open(app, &upload_head(app, &app.alice, Some(declared))).await;
-        let (status, head, body) = raw.response().await;
-        assert_eq!(status, 409, "{declared}: {head}");
-        assert_eq!(body["detail"], full);
-    }
-    // With the body on its way, over RESUME_MAX_BYTES: the quota's answer, not the limit's.
+    let mut raw = Raw::open(app, &upload_head(app, &app.alice, Some(100))).await;
+    let (status, head, body) = raw.response().await;
+    assert_eq!(status, 409, "{head}");
+    assert_eq!(body["detail"], full);
+    // A declared length over RESUME_MAX_BYTES: 413 at once, whatever the account holds, before
+    // the quota query or an upload slot.
+    let too_big = "resumes are limited to 65536 bytes";
+    let mut raw = Raw::open(app, &upload_head(app, &app.alice, Some(20 * MIB))).await;
+    let (status, head, body) = raw.response().await;
+    assert_eq!(status, 413, "{head}");
+    assert_eq!(body["detail"], too_big);
     assert_problem(
         &upload_text(app, &app.alice, 64 * 1024 + 1).await,
-        409,
-        full,
+        413,
+        too_big,
     );
 
     assert_eq!(
@@ -258,13 +264,16 @@ both!(a_full_account_is_refused_before_the_body_is_read, |c| {
     c.resume_max_files = 1
 });
 
-/// Eight uploads reading their bodies hold every upload slot: the ninth waits briefly, then
-/// gets 503 with Retry-After instead of a ninth body in memory; once they finish, uploads
-/// are served again.
+/// One user's uploads hold at most `RESUME_UPLOADS_PER_USER` of the slots: a user trickling bodies
+/// gets 503 for one more at once, while another user's upload is served; once the first ones
+/// finish, the user may upload again. (The global cap, `UPLOAD_PERMITS`, is `transfers`' unit
+/// test.)
 async fn uploads_beyond_the_slots_get_503_until_one_is_free(app: &TestApp) {
+    const UPLOADS_PER_USER: usize = jobtracker_api::Config::RESUME_UPLOADS_PER_USER as usize;
     app.profile(&app.alice).await;
+    app.profile(&app.bob).await;
     let mut reading = Vec::new();
-    for _ in 0..jobtracker_api::http::UPLOAD_PERMITS {
+    for _ in 0..UPLOADS_PER_USER {
         let mut raw = Raw::open(app, &upload_head(app, &app.alice, Some(100))).await;
         assert_eq!(raw.head().await.0, 100, "the body is being read");
         reading.push(raw);
@@ -273,15 +282,20 @@ async fn uploads_beyond_the_slots_get_503_until_one_is_free(app: &TestApp) {
     assert_problem(
         &busy,
         503,
-        "too many resume uploads in progress; retry shortly",
+        "this user has too many resume uploads in progress; retry when one is done",
     );
     assert!(busy.headers.get("retry-after").is_some());
+    assert_eq!(
+        upload_text(app, &app.bob, 100).await.status,
+        201,
+        "another user is not held up"
+    );
     for mut raw in reading {
         raw.send(&text(100)).await;
         assert_eq!(raw.response().await.0, 201);
     }
     assert_eq!(upload_text(app, &app.alice, 100).await.status, 201);
-    assert_eq!(stored(app, &app.alice).await.0, 9);
+    assert_eq!(stored(app, &app.alice).await.0, UPLOADS_PER_USER + 1);
 }
 both!(uploads_beyond_the_slots_get_503_until_one_is_free);
 
