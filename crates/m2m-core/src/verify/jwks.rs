@@ -528,7 +528,9 @@ impl Inner {
                 }));
                 true
             }
-            Ok(Err(ClerkError::Unauthorized { .. })) => {
+            Ok(Err(ClerkError::Unauthorized { .. }))
+                if matches!(self.source, KeySource::Bapi(_)) =>
+            {
                 tracing::error!(
                     "Clerk rejected CLERK_SECRET_KEY when fetching the JWKS; keeping the previous keys"
                 );
