@@ -22,7 +22,7 @@ use tower_http::timeout::TimeoutLayer;
 
 /// Streams one HTTP/2 connection may have open at once (hyper's default is 200): each holds a
 /// request and its response, so this bounds what one connection can make the server hold.
-pub const MAX_CONCURRENT_STREAMS: u32 = 32;
+const MAX_CONCURRENT_STREAMS: u32 = 32;
 
 /// Listens on `addr`; the error names `var`, the setting that chose it.
 pub async fn bind(var: &str, addr: SocketAddr) -> Result<TcpListener, String> {
@@ -126,7 +126,7 @@ impl ServerArgs {
 ///   closed gracefully, and
 ///   dropped if that close has not finished within the header-read timeout (an HTTP/2 peer
 ///   that never acknowledges GOAWAY);
-/// - an HTTP/2 connection has at most [`MAX_CONCURRENT_STREAMS`] streams open;
+/// - an HTTP/2 connection has at most `MAX_CONCURRENT_STREAMS` (32) streams open;
 /// - at most `http_max_connections` connections are accepted at once; the rest wait in the
 ///   kernel's listen backlog.
 pub async fn serve(
