@@ -7,6 +7,14 @@ pub struct LogArgs {
     /// `json` for machines; anything else (`pretty`) for people.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty", value_parser = LogFormat::parse)]
     pub log_format: LogFormat,
+    /// OTLP/gRPC collector to send traces to (e.g. `http://localhost:4317`: Jaeger, Tempo, an
+    /// OpenTelemetry Collector). Unset: no traces are exported and no `traceparent` is read or
+    /// sent.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// The service name on exported traces (default: the program's name).
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
 }
 
 impl LogArgs {
@@ -19,6 +27,8 @@ impl Default for LogArgs {
         Self {
             filter: Self::DEFAULT_FILTER.to_owned(),
             log_format: LogFormat::Pretty,
+            otel_exporter_otlp_endpoint: None,
+            otel_service_name: None,
         }
     }
 }
@@ -44,18 +54,38 @@ impl LogFormat {
     }
 }
 
-/// Logs to stderr as `log` says; a filter that does not parse falls back to `info`. A second
-/// call (several services in one process, tests) changes nothing.
+/// Logs to stderr as `log` says; a filter that does not parse falls back to `info`. With
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans (as the same filter lets through) are also exported
+/// as OpenTelemetry traces, and W3C `traceparent` headers are read and sent
+/// ([`trace`](crate::trace)); call it inside the Tokio runtime. A second call (several services
+/// in one process, tests) changes nothing.
 pub fn init_tracing(log: &LogArgs) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = Some(log.filter.trim())
         .filter(|f| !f.is_empty())
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(LogArgs::DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    if tracing::dispatcher::has_been_set() {
+        return;
+    }
+    let service_name = log.otel_service_name.clone().unwrap_or_else(program_name);
+    let otel = crate::trace::layer(log.otel_exporter_otlp_endpoint.as_deref(), &service_name);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = match log.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => registry.with(fmt.json()).try_init(),
+        LogFormat::Pretty => registry.with(fmt).try_init(),
     };
+}
+
+/// The running program's file name, for the default `OTEL_SERVICE_NAME`.
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_stem)
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unknown_service".to_owned())
 }
