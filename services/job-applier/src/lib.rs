@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use bot_runtime::{Bot, BotArgs, BotMetrics};
 use jobtracker_client::{ClientError, JobTrackerClient};
-use jobtracker_types::{Application, ApplicationStatus, StatusUpdate};
+use jobtracker_types::{Application, ApplicationStatus, ClaimedApplication, StatusUpdate};
 use m2m_core::config::parse;
 use secrecy::SecretString;
 use serde_json::json;
 use submit::{ResumeFile, SubmitError, Submitter};
+use tracing::Instrument as _;
 
 /// Settings (`--help` lists the environment variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -147,6 +148,14 @@ impl Applier {
         let Some(claimed) = self.client.claim(self.lease).await? else {
             return Ok(false);
         };
+        // With traces on, everything done for this application is under one span naming it.
+        let span = tracing::info_span!("application", application_id = %claimed.application.id);
+        self.handle(claimed).instrument(span).await?;
+        Ok(true)
+    }
+
+    /// Works on one claimed application until it is submitted, failed or released.
+    async fn handle(&self, claimed: ClaimedApplication) -> Result<(), ClientError> {
         // The claim's fencing token: every later write presents it, so once another claim
         // supersedes this one (our lease lapsed), nothing of ours lands.
         let lease_id = claimed.lease_id;
@@ -202,7 +211,7 @@ impl Applier {
                 }
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     async fn fail(

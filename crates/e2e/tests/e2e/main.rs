@@ -11,6 +11,7 @@ mod readme;
 mod secrets;
 mod smoke;
 mod tokens;
+mod traces;
 
 /// `both!(name)` runs `async fn name(backend)` as `name::sqlite` and `name::postgres`.
 #[macro_export]
