@@ -7,14 +7,6 @@ pub struct LogArgs {
     /// `json` for machines; anything else (`pretty`) for people.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty", value_parser = LogFormat::parse)]
     pub log_format: LogFormat,
-    /// OTLP/gRPC collector to send traces to (e.g. `http://localhost:4317`: Jaeger, Tempo, an
-    /// OpenTelemetry Collector). Unset: no traces are exported and no `traceparent` is read or
-    /// sent.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
-    pub otel_exporter_otlp_endpoint: Option<String>,
-    /// The service name on exported traces (default: the program's name).
-    #[arg(long, env = "OTEL_SERVICE_NAME")]
-    pub otel_service_name: Option<String>,
 }
 
 impl LogArgs {
@@ -27,8 +19,6 @@ impl Default for LogArgs {
         Self {
             filter: Self::DEFAULT_FILTER.to_owned(),
             log_format: LogFormat::Pretty,
-            otel_exporter_otlp_endpoint: None,
-            otel_service_name: None,
         }
     }
 }
@@ -54,11 +44,15 @@ impl LogFormat {
     }
 }
 
-/// Logs to stderr as `log` says; a filter that does not parse falls back to `info`. With
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans (as the same filter lets through) are also exported
-/// as OpenTelemetry traces, and W3C `traceparent` headers are read and sent
-/// ([`trace`](crate::trace)); call it inside the Tokio runtime. A second call (several services
-/// in one process, tests) changes nothing.
+/// Logs to stderr as `log` says; a filter that does not parse falls back to `info`. With the
+/// OpenTelemetry SDK's standard `OTEL_EXPORTER_OTLP_ENDPOINT` set in the environment, spans (as
+/// the same filter lets through) are also exported as OpenTelemetry traces, named by
+/// `OTEL_SERVICE_NAME` (default: the program's name), and W3C `traceparent` headers are read
+/// and sent ([`trace`](crate::trace)); call it inside the Tokio runtime. A second call (several
+/// services in one process, tests) changes nothing.
+///
+/// The `OTEL_*` variables are read from the environment as every OpenTelemetry SDK reads them,
+/// not as settings of the binary: the SDK itself reads more of them (the sampler, for one).
 pub fn init_tracing(log: &LogArgs) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -69,14 +63,28 @@ pub fn init_tracing(log: &LogArgs) {
     if tracing::dispatcher::has_been_set() {
         return;
     }
-    let service_name = log.otel_service_name.clone().unwrap_or_else(program_name);
-    let otel = crate::trace::layer(log.otel_exporter_otlp_endpoint.as_deref(), &service_name);
+    let service_name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(program_name);
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
+    let otel = crate::trace::layer(endpoint.as_deref(), &service_name);
+    let exporting = otel.is_some();
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = match log.log_format {
         LogFormat::Json => registry.with(fmt.json()).try_init(),
         LogFormat::Pretty => registry.with(fmt).try_init(),
     };
+    if exporting {
+        // The collector's host only: an endpoint URL may carry credentials.
+        let host = endpoint
+            .as_deref()
+            .and_then(|e| e.parse::<axum::http::Uri>().ok())
+            .and_then(|u| u.host().map(str::to_owned))
+            .unwrap_or_default();
+        tracing::info!(collector = %host, service_name, "exporting traces (OTLP/gRPC)");
+    }
 }
 
 /// The running program's file name, for the default `OTEL_SERVICE_NAME`.

@@ -20,6 +20,7 @@ use m2m_core::AuthRejection;
 use m2m_core::config::{JwtArgs, parse};
 use m2m_core::{Principal, Verifier};
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 /// Settings (`--help` lists the environment variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -165,9 +166,16 @@ impl Representer {
                     answer: outcome.answer.clone(),
                     review_reason: outcome.review_reason.clone(),
                 };
+                // With traces on, the answer is findable by its application's id.
+                let span = tracing::info_span!(
+                    "application",
+                    application_id = %q.application_id,
+                    question_id = %q.id
+                );
                 match self
                     .client
                     .answer_question(&q.application_id, &q.id, &input)
+                    .instrument(span)
                     .await
                 {
                     Ok(_) => {

@@ -148,7 +148,7 @@ impl Collector for VerifierStats {
             counter(
                 e,
                 "m2m_verify_cache_evictions",
-                "Opaque-token cache entries evicted to stay within M2M_VERIFY_CACHE_MAX_ENTRIES.",
+                "Opaque-token cache entries evicted to stay within their bound.",
                 &s.evictions,
             )?;
             counter(

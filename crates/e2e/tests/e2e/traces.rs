@@ -73,7 +73,7 @@ async fn one_trace_follows_an_application_from_the_bot_through_the_api_to_clerk(
     let _default = tracing::subscriber::set_default(subscriber);
     service_kit::trace::install_propagator();
 
-    let Some(stack) = Stack::start(Backend::Sqlite).await else {
+    let Some(mut stack) = Stack::start(Backend::Sqlite).await else {
         return;
     };
     let alice = stack.alice.clone();
@@ -90,9 +90,11 @@ async fn one_trace_follows_an_application_from_the_bot_through_the_api_to_clerk(
         stack.application(&alice, &app_id).await["status"],
         "submitted"
     );
-
-    // The API closes a request's span when the response body is done, which may be a moment
-    // after the bot read it: wait (boundedly) for the last one, the status change.
+    // A request's span ends when the server has dropped everything of the request, which for
+    // the first request of a connection happens only when the connection ends: stop the API
+    // (it drains its connections), then wait (boundedly) until every request's span has ended.
+    drop(applier);
+    stack.stop_api().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let (trace_id, trace) = loop {
         let _ = provider.force_flush();
@@ -103,15 +105,23 @@ async fn one_trace_follows_an_application_from_the_bot_through_the_api_to_clerk(
                 s.name == "application" && attr(s, "application_id").as_deref() == Some(&app_id)
             })
             .map(|s| s.span_context.trace_id());
-        let status_served = |t: TraceId| {
-            spans.iter().any(|s| {
+        // Complete: the status change was served, and every client span has its server span.
+        let complete = |t: TraceId| {
+            let count = |name: &str| {
+                spans
+                    .iter()
+                    .filter(|s| s.span_context.trace_id() == t && s.name == name)
+                    .count()
+            };
+            let status_served = spans.iter().any(|s| {
                 s.span_context.trace_id() == t
                     && s.name == "request"
                     && attr(s, "route").as_deref() == Some("/api/job-applications/{id}/status")
-            })
+            });
+            status_served && count("request") == count("jobtracker")
         };
         if let Some(t) = trace_id
-            && status_served(t)
+            && complete(t)
         {
             let spans = spans
                 .into_iter()
