@@ -11,7 +11,6 @@ mod readme;
 mod secrets;
 mod smoke;
 mod tokens;
-mod traces;
 
 /// `both!(name)` runs `async fn name(backend)` as `name::sqlite` and `name::postgres`.
 #[macro_export]
