@@ -105,6 +105,30 @@ fn benches(c: &mut Criterion) {
     c.bench_function("render /metrics (9 series, 3 histograms)", |b| {
         b.iter(|| service_kit::ops::render(&registry))
     });
+
+    // The spans a request opens besides TraceLayer's (`auth`, one or two `store.*`), with the
+    // services' subscriber (fmt + EnvFilter `info`, writing nowhere): as they are (target
+    // `spans`, DEBUG: only traces enable them) and as they would cost at INFO.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let parent = tracing::info_span!("request", method = "GET", route = "/api/whoami");
+        let _in_request = parent.enter();
+        c.bench_function("a trace-only span, traces off", |b| {
+            b.iter(|| {
+                let span = tracing::debug_span!(target: "spans", "auth");
+                let _entered = span.enter();
+            })
+        });
+        c.bench_function("the same span enabled (INFO)", |b| {
+            b.iter(|| {
+                let span = tracing::info_span!("auth");
+                let _entered = span.enter();
+            })
+        });
+    });
 }
 
 criterion_group! {

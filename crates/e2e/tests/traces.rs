@@ -72,7 +72,10 @@ async fn one_trace_follows_an_application_from_the_bot_through_the_api_to_clerk(
         .with_simple_exporter(exporter.clone())
         .build();
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::INFO)
+        .with(tracing_subscriber::EnvFilter::new(format!(
+            "info{}",
+            service_kit::trace::SPANS_DIRECTIVE
+        )))
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("e2e")));
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber here");
     service_kit::trace::install_propagator();

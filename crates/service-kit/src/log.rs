@@ -56,10 +56,6 @@ impl LogFormat {
 pub fn init_tracing(log: &LogArgs) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = Some(log.filter.trim())
-        .filter(|f| !f.is_empty())
-        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(LogArgs::DEFAULT_FILTER));
     if tracing::dispatcher::has_been_set() {
         return;
     }
@@ -69,6 +65,18 @@ pub fn init_tracing(log: &LogArgs) {
         .unwrap_or_else(program_name);
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
     let otel = crate::trace::layer(endpoint.as_deref(), &service_name);
+    // With traces on, the spans that exist only for them (target `spans`) are enabled too.
+    let extra = if otel.is_some() {
+        crate::trace::SPANS_DIRECTIVE
+    } else {
+        ""
+    };
+    let filter = Some(log.filter.trim())
+        .filter(|f| !f.is_empty())
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(format!("{f}{extra}")).ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::EnvFilter::new(format!("{}{extra}", LogArgs::DEFAULT_FILTER))
+        });
     let exporting = otel.is_some();
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter).with(otel);

@@ -19,6 +19,11 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
+/// What [`init_tracing`](crate::init_tracing) adds to the log filter when traces are exported:
+/// spans that serve only traces (per request: `auth`, `store.*`) have the target `spans` and the
+/// level DEBUG, so without traces they are disabled at their call site and cost nothing.
+pub const SPANS_DIRECTIVE: &str = ",spans=debug";
+
 static PROPAGATING: AtomicBool = AtomicBool::new(false);
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 

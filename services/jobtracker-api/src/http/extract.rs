@@ -47,7 +47,9 @@ pub fn impersonator(act: &serde_json::Value) -> String {
 
 /// Any authenticated caller, role or not: m2m-core's `Principal`, verified in an `auth` span
 /// (with traces on, a Clerk verification shows as its `clerk` child; a cache hit, or a JWT
-/// checked locally, has none) and refusals counted in `auth_failures_total`.
+/// checked locally, has none) and refusals counted in `auth_failures_total`. The span's target
+/// is `spans` at DEBUG, which only traces turn on ([`service_kit::trace`]), so it costs
+/// nothing per request otherwise.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
@@ -59,7 +61,7 @@ impl FromRequestParts<ApiContext> for Authenticated {
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
         Principal::from_request_parts(parts, ctx)
-            .instrument(tracing::info_span!("auth"))
+            .instrument(tracing::debug_span!(target: "spans", "auth"))
             .await
             .inspect_err(|r| ctx.metrics.auth_failure(r))
             .map(Self)

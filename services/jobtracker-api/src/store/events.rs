@@ -77,7 +77,12 @@ fn event_from(row: &AnyRow) -> Result<Event> {
 
 impl Db {
     /// The audit trail of an application, oldest first.
-    #[tracing::instrument(name = "store.list_events", skip_all)]
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.list_events",
+        skip_all
+    )]
     pub async fn list_events(
         &self,
         application_id: &str,

@@ -39,7 +39,7 @@ impl Db {
     /// review, not leased or lease lapsed) to `actor` with a new `lease_id`. The candidate is
     /// locked first (Postgres: `FOR UPDATE SKIP LOCKED`, so concurrent claimers pass over it;
     /// SQLite: the write lock), then the lease is written only if it is still ready then.
-    #[tracing::instrument(name = "store.claim", skip_all)]
+    #[tracing::instrument(target = "spans", level = "debug", name = "store.claim", skip_all)]
     pub async fn claim(&self, actor: &str, lease_ms: i64) -> Result<Option<Claim>> {
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -100,7 +100,7 @@ impl Db {
     /// Renews or releases the claim `lease_id` of `actor` on application `id`. Renewal needs a
     /// live lease; release only that `lease_id` still be the claim (a lapsed one that nobody
     /// took over may be given back). Otherwise [`StoreError::Conflict`].
-    #[tracing::instrument(name = "store.set_lease", skip_all)]
+    #[tracing::instrument(target = "spans", level = "debug", name = "store.set_lease", skip_all)]
     pub async fn set_lease(
         &self,
         id: &str,

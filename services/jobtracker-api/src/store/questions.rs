@@ -94,7 +94,7 @@ impl Db {
     /// question holds neither a user's answer nor a user's review hold. Otherwise
     /// [`StoreError::Conflict`] ([`StoreError::NotFound`] when there is no such question),
     /// nothing written, no event.
-    #[tracing::instrument(name = "store.answer", skip_all)]
+    #[tracing::instrument(target = "spans", level = "debug", name = "store.answer", skip_all)]
     pub async fn answer(
         &self,
         application_id: &str,
@@ -212,7 +212,12 @@ impl Db {
 
     /// Questions with the candidate and application they belong to, oldest first; `unanswered`
     /// keeps those without an answer, not awaiting review, of saved or queued applications.
-    #[tracing::instrument(name = "store.list_questions", skip_all)]
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.list_questions",
+        skip_all
+    )]
     pub async fn list_questions(
         &self,
         user_id: Option<&str>,
