@@ -1,12 +1,12 @@
 //! What both bots share: their common settings ([`BotArgs`]), the polling loop ([`poll_loop`]),
-//! [`Counters`], and the way a [`Bot`] is run: polling while it serves `/healthz` and `/metrics`
+//! [`BotMetrics`], and the way a [`Bot`] is run: polling while it serves `/healthz` and `/metrics`
 //! (and any routes of its own), until Ctrl-C or SIGTERM.
 //!
 //! Its own crate, not part of `service-kit`: it builds on `jobtracker-client` (the loop tells
 //! transient failures from the rest by `ClientError`) and m2m-core's settings, which `service-kit`
 //! (below every other crate) must not know.
 
-mod counters;
+mod metrics;
 mod poll;
 
 use std::future::Future;
@@ -16,14 +16,14 @@ use std::time::Duration;
 use axum::Router;
 use jobtracker_client::{ClientError, JobTrackerClient};
 use m2m_core::TokenSource;
-use m2m_core::clerk::ClerkClient;
+use m2m_core::clerk::{CallObserver, ClerkClient};
 use m2m_core::clock::Clock;
 use m2m_core::config::{ClerkArgs, ConfigError, TokenArgs, parse};
 use service_kit::{LogArgs, ServerArgs};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use counters::Counters;
+pub use metrics::BotMetrics;
 pub use poll::{MAX_BACKOFF, poll_loop};
 
 /// Settings every bot has (`#[command(flatten)]` them into the bot's own).
@@ -63,8 +63,23 @@ impl BotArgs {
     /// The API client, authenticated as the settings say; logs how it authenticates, never the
     /// token. Errors name the variable.
     pub fn client(&self, clock: Arc<dyn Clock>) -> Result<JobTrackerClient, ConfigError> {
+        self.client_observed(clock, None)
+    }
+
+    /// As [`client`](Self::client), its Clerk calls reported to `observer` (e.g.
+    /// [`BotMetrics::clerk_observer`]).
+    pub fn client_observed(
+        &self,
+        clock: Arc<dyn Clock>,
+        observer: Option<CallObserver>,
+    ) -> Result<JobTrackerClient, ConfigError> {
         let m2m = self.token.client_config(&self.clerk)?;
-        let clerk = ClerkClient::new(&m2m.api_base_url)
+        let mut clerk = ClerkClient::builder(&m2m.api_base_url);
+        if let Some(observer) = observer {
+            clerk = clerk.observer(observer);
+        }
+        let clerk = clerk
+            .build()
             .map_err(|e| ConfigError::new("CLERK_API_BASE_URL", e.to_string()))?;
         let tokens = m2m.token_source(&clerk, clock)?;
         if !matches!(tokens, TokenSource::Disabled) {
@@ -80,8 +95,8 @@ pub trait Bot: Send + Sync + Sized + 'static {
     /// Its name, in logs.
     const NAME: &'static str;
 
-    /// Its counters, served on `/metrics`.
-    fn counters(&self) -> &Counters;
+    /// Its metrics, served on `/metrics`.
+    fn counters(&self) -> &BotMetrics;
 
     /// One pass. `Ok(true)`: there may be more, poll again at once; `Ok(false)`: wait for the
     /// interval. Errors are [`poll_loop`]'s to handle.
@@ -106,9 +121,11 @@ pub trait Bot: Send + Sync + Sized + 'static {
 
     /// `/healthz`, `/metrics` and its own [`routes`](Self::routes).
     fn router(self: Arc<Self>) -> Router {
-        let me = self.clone();
-        self.routes()
-            .merge(service_kit::ops::router(move || me.counters().render()))
+        let metrics = self.counters();
+        metrics.http().layer(
+            self.routes()
+                .merge(service_kit::ops::router(metrics.registry().clone())),
+        )
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use jobtracker_client::ClientError;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 /// Longest wait between attempts while the API or Clerk is failing.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -26,7 +27,10 @@ pub async fn poll_loop<F, Fut>(
         if *stop.borrow() {
             break;
         }
-        let wait = match step().await {
+        // One pass, one span: with traces on, one trace holds the pass's API calls (and the
+        // API's work for them, and the token mint if one was due).
+        let pass = step().instrument(tracing::info_span!("poll", worker = name));
+        let wait = match pass.await {
             Ok(true) => {
                 backoff = interval;
                 continue;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bot_runtime::{Bot, Counters};
+use bot_runtime::{Bot, BotMetrics};
 use jobtracker_client::ClientError;
 use service_kit::ServerArgs;
 use tokio::sync::mpsc;
@@ -14,14 +14,14 @@ use tokio::sync::mpsc;
 const PATIENCE: Duration = Duration::from_secs(15);
 
 struct Stuck {
-    counters: Counters,
+    counters: BotMetrics,
     started: mpsc::UnboundedSender<()>,
 }
 
 impl Bot for Stuck {
     const NAME: &'static str = "stuck";
 
-    fn counters(&self) -> &Counters {
+    fn counters(&self) -> &BotMetrics {
         &self.counters
     }
 
@@ -35,7 +35,7 @@ impl Bot for Stuck {
 async fn shutdown_abandons_a_step_that_never_ends_after_the_grace_period() {
     let (started, mut started_rx) = mpsc::unbounded_channel();
     let bot = Arc::new(Stuck {
-        counters: Counters::new("stuck", &[]),
+        counters: BotMetrics::new("stuck", "stuck", &[]),
         started,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -18,6 +18,22 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
+
+/// The `traceparent` (and `tracestate`) of `span` through the global OpenTelemetry propagator:
+/// empty unless the binary turned traces on (service-kit's `init_tracing` with
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`), or the span is not exported.
+fn trace_context(span: &tracing::Span) -> reqwest::header::HeaderMap {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let mut headers = reqwest::header::HeaderMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(
+            &span.context(),
+            &mut opentelemetry_http::HeaderInjector(&mut headers),
+        )
+    });
+    headers
+}
 
 /// What went wrong, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -160,9 +176,22 @@ impl JobTrackerClient {
                     .mul_f64(rand::rng().random_range(0.5..=1.0));
                 tokio::time::sleep(delay).await;
             }
+            // One client span per attempt; with traces on, its W3C `traceparent` goes along, so
+            // the API's request span becomes its child.
+            let span = tracing::info_span!(
+                "jobtracker",
+                otel.kind = "client",
+                method = method.as_str(),
+                path,
+                attempt
+            );
+            let trace_headers = trace_context(&span);
             let result = self
                 .authed
-                .send(|http| build(http.request(method.clone(), &url)))
+                .send(|http| {
+                    build(http.request(method.clone(), &url)).headers(trace_headers.clone())
+                })
+                .instrument(span)
                 .await;
             match result {
                 Ok(r)

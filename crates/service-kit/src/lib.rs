@@ -1,8 +1,10 @@
 //! What every service of this workspace shares, so each does it the same way:
 //!
 //! - [`problem`]: `application/problem+json` answers (RFC 9457);
-//! - [`ops`]: `/healthz`, readiness and `/metrics` (the Prometheus text format);
-//! - with the `server` feature, [`LogArgs`] and [`init_tracing`] (`RUST_LOG`, `LOG_FORMAT`),
+//! - [`ops`]: `/healthz`, readiness and `/metrics` (the Prometheus text format, through
+//!   `prometheus-client`), and the HTTP request metrics every service serves;
+//! - with the `server` feature, [`LogArgs`] and [`init_tracing`] (`RUST_LOG`, `LOG_FORMAT`, and
+//!   OpenTelemetry traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set: [`trace`]),
 //!   [`shutdown_signal`] (Ctrl-C or SIGTERM), [`bind`] and [`serve`] (sheds slow and idle clients within the
 //!   bounds of [`ServerArgs`]; finishes in-flight requests, up to a deadline, before it returns), and [`exit`] (how a `main` reports its end).
 //!
@@ -14,6 +16,8 @@ pub mod ops;
 mod problem;
 #[cfg(feature = "server")]
 mod serve;
+#[cfg(feature = "server")]
+pub mod trace;
 
 pub use problem::problem;
 

@@ -1,16 +1,33 @@
-//! Operations endpoints: liveness, readiness and metrics in the Prometheus text format.
+//! Operations endpoints: liveness, readiness, and metrics in the Prometheus text format.
+//!
+//! Metrics go through [`prometheus_client`], the Prometheus project's own Rust client: each
+//! service owns a [`Registry`] (a value, not a process-global recorder, so several services or
+//! instances in one process — the tests — keep their numbers apart), registers its families in
+//! it, and [`metrics`] renders it in the text exposition format (0.0.4). [`HttpMetrics`] is the
+//! request counter and latency histogram every service serves.
 
-use std::fmt::{Display, Write};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::http::{StatusCode, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
-/// The content type of the Prometheus text exposition format.
-pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+pub use prometheus_client;
+
+/// The content type of the Prometheus text exposition format (0.0.4).
+pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Liveness: `200 {"status": "ok"}`.
 pub fn alive() -> Json<Value> {
@@ -29,74 +46,196 @@ pub fn readiness(ready: bool, why_not: &str) -> (StatusCode, Json<Value>) {
     }
 }
 
-/// A `/metrics` answer with `text` (see [`Exposition`]).
-pub fn metrics(text: String) -> Response {
-    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response()
+/// `registry` in the Prometheus text format.
+pub fn render(registry: &Registry) -> String {
+    let mut text = String::with_capacity(4096);
+    // Writing to a String fails only if a collector reports an error; none of ours does.
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, registry) {
+        tracing::error!(error = %e, "could not encode the metrics");
+    }
+    text
 }
 
-/// `GET /healthz` ([`alive`]) and `GET /metrics` (what `render` returns), for a service whose
-/// readiness is its liveness.
-pub fn router<F>(render: F) -> Router
-where
-    F: Fn() -> String + Clone + Send + Sync + 'static,
-{
+/// A `/metrics` answer: `registry` in the Prometheus text format.
+pub fn metrics(registry: &Registry) -> Response {
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], render(registry)).into_response()
+}
+
+/// `GET /healthz` ([`alive`]) and `GET /metrics` (`registry`), for a service whose readiness is
+/// its liveness.
+pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { alive() }))
-        .route("/metrics", get(move || async move { metrics(render()) }))
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { metrics(&registry) }
+            }),
+        )
 }
 
-/// Writes the Prometheus text exposition format: a family's `# HELP` and `# TYPE` lines, then its
-/// samples.
-#[derive(Debug, Default)]
-pub struct Exposition {
-    text: String,
-}
-
-impl Exposition {
-    /// Starts the family `name` of `kind` (`counter`, `histogram`, …).
-    pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
-        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        self
+/// The method as a metric label: the standard methods by name, anything a client makes up as
+/// `other`, so no label value comes from raw client input.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
     }
+}
 
-    /// One sample: `name{label="value",…} value`. Label values are escaped.
-    pub fn sample(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &str)],
-        value: impl Display,
-    ) -> &mut Self {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (label, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{label}=\"");
-                for c in v.chars() {
-                    match c {
-                        '\\' => self.text.push_str("\\\\"),
-                        '"' => self.text.push_str("\\\""),
-                        '\n' => self.text.push_str("\\n"),
-                        c => self.text.push(c),
-                    }
-                }
-                self.text.push('"');
-            }
-            self.text.push('}');
+/// The route label: the matched route template (`/api/users/{user_id}`), never the raw path, or
+/// `unmatched`. Holds axum's `MatchedPath` (a shared string), so labelling a request allocates
+/// nothing.
+#[derive(Clone, Debug)]
+pub struct RouteLabel(Option<MatchedPath>);
+
+impl RouteLabel {
+    /// The label text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
+    }
+}
+
+impl PartialEq for RouteLabel {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RouteLabel {}
+
+impl Hash for RouteLabel {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: RouteLabel,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    method: &'static str,
+    route: RouteLabel,
+}
+
+/// Upper bounds of the latency histogram's buckets, seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// `http_requests_total{method,route,status}` and
+/// `http_request_duration_seconds{method,route}`. Every label value is bounded: the method by
+/// [`method_label`], the route by the router's own templates, the status by HTTP.
+#[derive(Clone, Debug)]
+pub struct HttpMetrics {
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
         }
-        let _ = writeln!(self.text, " {value}");
-        self
-    }
-
-    /// A counter family with one unlabelled sample.
-    pub fn counter(&mut self, name: &str, help: &str, value: u64) -> &mut Self {
-        self.family(name, "counter", help).sample(name, &[], value)
-    }
-
-    /// The text.
-    pub fn finish(self) -> String {
-        self.text
     }
 }
+
+impl HttpMetrics {
+    /// New families, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let me = Self::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route template and status",
+            me.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            me.latency.clone(),
+        );
+        me
+    }
+
+    /// Records one request.
+    pub fn record(
+        &self,
+        method: &Method,
+        route: Option<MatchedPath>,
+        status: StatusCode,
+        started: Instant,
+    ) {
+        self.observe(method_label(method), RouteLabel(route), status, started);
+    }
+
+    fn observe(
+        &self,
+        method: &'static str,
+        route: RouteLabel,
+        status: StatusCode,
+        started: Instant,
+    ) {
+        self.latency
+            .get_or_create(&LatencyLabels {
+                method,
+                route: route.clone(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status: status.as_u16(),
+            })
+            .inc();
+    }
+
+    /// As axum middleware: `router.layer(axum::middleware::from_fn_with_state(http_metrics,
+    /// HttpMetrics::track))`. Added with `Router::layer`, it runs inside routing, where the
+    /// matched route is known.
+    pub async fn track(State(me): State<Self>, req: Request, next: Next) -> Response {
+        let route = RouteLabel(req.extensions().get::<MatchedPath>().cloned());
+        let method = method_label(req.method());
+        let started = Instant::now();
+        let response = next.run(req).await;
+        me.observe(method, route, response.status(), started);
+        response
+    }
+
+    /// `router` with every request recorded.
+    pub fn layer<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
+        router.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            Self::track,
+        ))
+    }
+}
+
+/// Counters labelled by two fixed strings (e.g. `operation` and `outcome`): the label values
+/// are `&'static str`, so recording allocates nothing.
+pub type StaticPairCounters = Family<[(&'static str, &'static str); 2], Counter>;

@@ -474,8 +474,10 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-/// How a service's `main` ends: success, or `name: error` on stderr and a failure.
+/// How a service's `main` ends: success, or `name: error` on stderr and a failure. Spans still
+/// waiting to be exported are sent first (see [`trace`](crate::trace)).
 pub fn exit(name: &str, result: Result<(), impl Display>) -> ExitCode {
+    crate::trace::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

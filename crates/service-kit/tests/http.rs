@@ -1,7 +1,7 @@
 //! The HTTP answers every service shares.
 
 use axum::http::{StatusCode, header};
-use service_kit::ops::{Exposition, PROMETHEUS_TEXT, router};
+use service_kit::ops::{PROMETHEUS_TEXT, router};
 use service_kit::problem;
 
 #[tokio::test]
@@ -32,39 +32,97 @@ async fn the_body_is_rfc_9457_with_an_optional_field() {
     assert!(v.get("field").is_none(), "{v}");
 }
 
-#[test]
-fn families_and_samples_in_the_text_format() {
-    let mut e = Exposition::default();
-    e.family("http_requests_total", "counter", "Requests.")
-        .sample(
-            "http_requests_total",
-            &[("route", "/a"), ("odd", "x\"y\\z\n")],
-            3,
-        );
-    e.counter("bot_asks_total", "Asks.", 2);
-    assert_eq!(
-        e.finish(),
-        "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n\
-         http_requests_total{route=\"/a\",odd=\"x\\\"y\\\\z\\n\"} 3\n\
-         # HELP bot_asks_total Asks.\n# TYPE bot_asks_total counter\nbot_asks_total 2\n"
-    );
-}
-
 #[tokio::test]
-async fn the_router_serves_liveness_and_metrics() {
+async fn the_router_serves_liveness_and_metrics_that_parse() {
+    use prometheus_parse::Value;
+    use service_kit::ops::{HttpMetrics, prometheus_client};
     use tower::ServiceExt;
-    let app = router(|| "up 1\n".to_owned());
-    let get = |path: &str| {
-        axum::http::Request::get(path)
+    let mut registry = prometheus_client::registry::Registry::default();
+    let http = HttpMetrics::register(&mut registry);
+    let up = prometheus_client::metrics::counter::Counter::<u64>::default();
+    registry.register("up_events", "Odd label values are escaped.", up.clone());
+    up.inc();
+    let app = http.layer(router(std::sync::Arc::new(registry)));
+    let request = |method: &str, path: &str| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(path)
             .body(axum::body::Body::empty())
             .expect("request")
     };
-    let r = app.clone().oneshot(get("/healthz")).await.expect("answer");
+    let r = app
+        .clone()
+        .oneshot(request("GET", "/healthz"))
+        .await
+        .expect("answer");
     assert_eq!(r.status(), 200);
-    let r = app.oneshot(get("/metrics")).await.expect("answer");
+    let r = app
+        .clone()
+        .oneshot(request("MADEUP", "/healthz"))
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 405);
+    let r = app
+        .clone()
+        .oneshot(request("GET", "/nope/123"))
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 404);
+    let r = app
+        .oneshot(request("GET", "/metrics"))
+        .await
+        .expect("answer");
     assert_eq!(r.headers()[header::CONTENT_TYPE], PROMETHEUS_TEXT);
-    let body = axum::body::to_bytes(r.into_body(), 1024)
+    let body = axum::body::to_bytes(r.into_body(), 1 << 20)
         .await
         .expect("body");
-    assert_eq!(&body[..], b"up 1\n");
+    let text = String::from_utf8(body.to_vec()).expect("UTF-8");
+    let scrape = test_support::metrics::Metrics::parse(&text).scrape;
+    let value = |metric: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(
+        value(
+            "http_requests_total",
+            &[("method", "GET"), ("route", "/healthz"), ("status", "200")]
+        ),
+        Some(Value::Counter(1.0)),
+        "{text}"
+    );
+    // A made-up method is `other`; an unknown path is `unmatched`, never the raw path.
+    assert_eq!(
+        value(
+            "http_requests_total",
+            &[("method", "other"), ("status", "405")]
+        ),
+        Some(Value::Counter(1.0)),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            "http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ),
+        Some(Value::Counter(1.0)),
+        "{text}"
+    );
+    assert!(
+        !text.contains("MADEUP") && !text.contains("/nope/123"),
+        "{text}"
+    );
+    match value(
+        "http_request_duration_seconds",
+        &[("method", "GET"), ("route", "/healthz")],
+    ) {
+        Some(Value::Histogram(buckets)) => {
+            assert_eq!(buckets.len(), service_kit::ops::LATENCY_BUCKETS.len() + 1);
+            assert_eq!(buckets.last().map(|b| b.count), Some(1.0));
+        }
+        other => panic!("no latency histogram: {other:?}\n{text}"),
+    }
+    assert_eq!(value("up_events_total", &[]), Some(Value::Counter(1.0)));
 }

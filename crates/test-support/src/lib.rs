@@ -1,3 +1,4 @@
 //! Test-only helpers shared by the workspace's integration tests. Only ever a dev-dependency.
 
 pub mod cli;
+pub mod metrics;

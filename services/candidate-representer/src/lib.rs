@@ -13,13 +13,14 @@ use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
-use bot_runtime::{Bot, BotArgs, Counters};
+use bot_runtime::{Bot, BotArgs, BotMetrics};
 use jobtracker_client::{ClientError, JobTrackerClient};
 use jobtracker_types::{AnswerInput, UserProfileInput};
 use m2m_core::AuthRejection;
 use m2m_core::config::{JwtArgs, parse};
 use m2m_core::{Principal, Verifier};
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 /// Settings (`--help` lists the environment variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -68,7 +69,7 @@ const COUNTERS: &[(&str, &str)] = &[
 #[derive(Debug)]
 pub struct Representer {
     client: JobTrackerClient,
-    counters: Counters,
+    counters: BotMetrics,
     verifier: Option<Arc<Verifier>>,
     allowed_machines: Vec<String>,
 }
@@ -77,9 +78,22 @@ impl Representer {
     /// A representer using `client`; `verifier` authenticates `/v1/ask`'s callers (without one,
     /// it refuses every request with 500).
     pub fn new(client: JobTrackerClient, verifier: Option<Verifier>) -> Self {
+        Self::with_metrics(client, verifier, Self::metrics())
+    }
+
+    /// Its metrics, before it exists (its client's Clerk calls are counted in them).
+    fn metrics() -> BotMetrics {
+        BotMetrics::new(<Self as Bot>::NAME, "representer", COUNTERS)
+    }
+
+    fn with_metrics(
+        client: JobTrackerClient,
+        verifier: Option<Verifier>,
+        counters: BotMetrics,
+    ) -> Self {
         Self {
             client,
-            counters: Counters::new("representer", COUNTERS),
+            counters,
             verifier: verifier.map(Arc::new),
             allowed_machines: Vec::new(),
         }
@@ -94,9 +108,10 @@ impl Representer {
     /// Builds it from the settings: errors name the variable.
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let clock = m2m_core::clock::system();
+        let metrics = Self::metrics();
         let client = config
             .common
-            .client(clock.clone())
+            .client_observed(clock.clone(), Some(metrics.clerk_observer()))
             .map_err(|e| e.to_string())?;
         let verifier = match config.jwt.verifier_config(&config.common.clerk) {
             Ok(vc) => {
@@ -114,7 +129,8 @@ impl Representer {
                 None
             }
         };
-        Ok(Self::new(client, verifier).with_allowed_machines(config.allowed_machine_ids.clone()))
+        Ok(Self::with_metrics(client, verifier, metrics)
+            .with_allowed_machines(config.allowed_machine_ids.clone()))
     }
 
     /// Answers every unanswered question once. Returns whether any was handled.
@@ -150,9 +166,16 @@ impl Representer {
                     answer: outcome.answer.clone(),
                     review_reason: outcome.review_reason.clone(),
                 };
+                // With traces on, the answer is findable by its application's id.
+                let span = tracing::info_span!(
+                    "application",
+                    application_id = %q.application_id,
+                    question_id = %q.id
+                );
                 match self
                     .client
                     .answer_question(&q.application_id, &q.id, &input)
+                    .instrument(span)
                     .await
                 {
                     Ok(_) => {
@@ -184,7 +207,7 @@ impl Representer {
 impl Bot for Representer {
     const NAME: &'static str = "candidate-representer";
 
-    fn counters(&self) -> &Counters {
+    fn counters(&self) -> &BotMetrics {
         &self.counters
     }
 

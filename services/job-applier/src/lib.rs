@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bot_runtime::{Bot, BotArgs, Counters};
+use bot_runtime::{Bot, BotArgs, BotMetrics};
 use jobtracker_client::{ClientError, JobTrackerClient};
-use jobtracker_types::{Application, ApplicationStatus, StatusUpdate};
+use jobtracker_types::{Application, ApplicationStatus, ClaimedApplication, StatusUpdate};
 use m2m_core::config::parse;
 use secrecy::SecretString;
 use serde_json::json;
 use submit::{ResumeFile, SubmitError, Submitter};
+use tracing::Instrument as _;
 
 /// Settings (`--help` lists the environment variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -80,7 +81,7 @@ pub struct Applier {
     submitter: Submitter,
     lease: Duration,
     max_attempts: i64,
-    counters: Counters,
+    counters: BotMetrics,
 }
 
 /// Why one application could not be submitted.
@@ -98,30 +99,47 @@ impl Applier {
         lease: Duration,
         max_attempts: i64,
     ) -> Self {
+        Self::with_metrics(client, submitter, lease, max_attempts, Self::metrics())
+    }
+
+    /// Its metrics, before it exists (its client's Clerk calls are counted in them).
+    fn metrics() -> BotMetrics {
+        BotMetrics::new(<Self as Bot>::NAME, "applier", COUNTERS)
+    }
+
+    fn with_metrics(
+        client: JobTrackerClient,
+        submitter: Submitter,
+        lease: Duration,
+        max_attempts: i64,
+        counters: BotMetrics,
+    ) -> Self {
         Self {
             client,
             submitter,
             lease: lease.max(Duration::from_secs(10)),
             max_attempts: max_attempts.max(1),
-            counters: Counters::new("applier", COUNTERS),
+            counters,
         }
     }
 
     /// Builds it from the settings: errors name the variable.
     pub fn from_config(config: &Config) -> Result<Self, String> {
+        let metrics = Self::metrics();
         let client = config
             .common
-            .client(m2m_core::clock::system())
+            .client_observed(m2m_core::clock::system(), Some(metrics.clerk_observer()))
             .map_err(|e| e.to_string())?;
         let submitter = match &config.submit_url {
             Some(url) => Submitter::webhook(url.clone()),
             None => Submitter::Outbox(config.outbox_dir.clone()),
         };
-        Ok(Self::new(
+        Ok(Self::with_metrics(
             client,
             submitter,
             Duration::from_secs(config.lease_seconds),
             config.max_attempts,
+            metrics,
         ))
     }
 
@@ -130,6 +148,14 @@ impl Applier {
         let Some(claimed) = self.client.claim(self.lease).await? else {
             return Ok(false);
         };
+        // With traces on, everything done for this application is under one span naming it.
+        let span = tracing::info_span!("application", application_id = %claimed.application.id);
+        self.handle(claimed).instrument(span).await?;
+        Ok(true)
+    }
+
+    /// Works on one claimed application until it is submitted, failed or released.
+    async fn handle(&self, claimed: ClaimedApplication) -> Result<(), ClientError> {
         // The claim's fencing token: every later write presents it, so once another claim
         // supersedes this one (our lease lapsed), nothing of ours lands.
         let lease_id = claimed.lease_id;
@@ -185,7 +211,7 @@ impl Applier {
                 }
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     async fn fail(
@@ -315,7 +341,7 @@ impl Applier {
 impl Bot for Applier {
     const NAME: &'static str = "job-applier";
 
-    fn counters(&self) -> &Counters {
+    fn counters(&self) -> &BotMetrics {
         &self.counters
     }
 

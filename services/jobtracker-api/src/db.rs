@@ -30,6 +30,8 @@ pub struct Db {
     pub backend: Backend,
     /// "Now" for leases and timestamps (the system clock unless a test injects one).
     pub clock: Arc<dyn Clock>,
+    /// Application status changes, counted as they commit (served at `/metrics`).
+    pub transitions: crate::metrics::Transitions,
 }
 
 impl Db {
@@ -79,6 +81,7 @@ impl Db {
             pool,
             backend,
             clock: clock::system(),
+            transitions: Default::default(),
         })
     }
 

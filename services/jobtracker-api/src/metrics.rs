@@ -1,149 +1,210 @@
-//! Prometheus metrics, rendered in the text exposition format.
+//! The API's metrics: families in a `prometheus-client` registry, rendered at `/metrics`.
+//! docs/operations.md, *Metrics*, lists them.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use m2m_core::OpaqueStats;
-use m2m_core::clerk::Operation;
-use service_kit::ops::Exposition;
+use jobtracker_types::ApplicationStatus;
+use m2m_core::clerk::{CallObserver, Operation};
+use m2m_core::{AuthRejection, Verifier, VerifyError};
+use service_kit::ops::prometheus_client::collector::Collector;
+use service_kit::ops::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use service_kit::ops::prometheus_client::metrics::counter::ConstCounter;
+use service_kit::ops::prometheus_client::metrics::gauge::ConstGauge;
+use service_kit::ops::prometheus_client::registry::Registry;
+use service_kit::ops::{HttpMetrics, StaticPairCounters};
 
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+/// Status changes of applications, `{from, to}` (`from="none"` for a new application).
+#[derive(Clone, Debug, Default)]
+pub struct Transitions(StaticPairCounters);
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
-
-/// The registry.
-#[derive(Default)]
-pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
-    clerk: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    verify_stats: OnceLock<Arc<OpaqueStats>>,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Metrics")
+impl Transitions {
+    /// Records one change (after it was committed).
+    pub fn record(&self, from: Option<ApplicationStatus>, to: ApplicationStatus) {
+        self.0
+            .get_or_create(&[
+                ("from", from.map_or("none", ApplicationStatus::name)),
+                ("to", to.name()),
+            ])
+            .inc();
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Calls to Clerk, `{operation, outcome}`: the `ClerkClient` observer feeds it.
+#[derive(Clone, Debug, Default)]
+pub struct ClerkCalls(StaticPairCounters);
+
+impl ClerkCalls {
+    /// The observer to give the `ClerkClient`.
+    pub fn observer(&self) -> CallObserver {
+        let calls = self.0.clone();
+        Arc::new(move |op: Operation, outcome: &'static str| {
+            calls
+                .get_or_create(&[("operation", op.as_str()), ("outcome", outcome)])
+                .inc();
+        })
+    }
+}
+
+/// The registry and what the request path records into.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Requests by method, route template and status, and their latency.
+    pub http: HttpMetrics,
+    auth_failures: StaticPairCounters,
 }
 
 impl Metrics {
-    /// Records one HTTP request.
-    pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        *lock(&self.requests)
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        let mut latency = lock(&self.latency);
-        let h = latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
-        let secs = elapsed.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i] += 1;
-            }
+    /// Every family, registered: `clerk` and `transitions` are recorded elsewhere (the Clerk
+    /// client, the store); the verifier's caches are read at each scrape.
+    pub fn new(verifier: Arc<Verifier>, clerk: &ClerkCalls, transitions: &Transitions) -> Self {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        registry.register(
+            "clerk_calls",
+            "Calls to Clerk by operation and outcome (after retries)",
+            clerk.0.clone(),
+        );
+        let auth_failures = StaticPairCounters::default();
+        registry.register(
+            "auth_failures",
+            "Requests refused by authentication: kind (missing, malformed, invalid, unavailable, misconfigured) and reason (the RFC 6750 error_description, or none)",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "application_transitions",
+            "Application status changes by from and to status (from=\"none\": created)",
+            transitions.0.clone(),
+        );
+        registry.register_collector(Box::new(VerifierStats(verifier)));
+        Self {
+            registry: Arc::new(registry),
+            http,
+            auth_failures,
         }
-        h.sum += secs;
-        h.count += 1;
     }
 
-    /// Records one Clerk call (the `ClerkClient` observer).
-    pub fn clerk_call(&self, op: Operation, outcome: &'static str) {
-        *lock(&self.clerk).entry((op.as_str(), outcome)).or_default() += 1;
+    /// Records a refused authentication.
+    pub fn auth_failure(&self, rejection: &AuthRejection) {
+        let AuthRejection::Verify(e) = rejection else {
+            return;
+        };
+        let kind = match e {
+            VerifyError::Missing => "missing",
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::Invalid(_) => "invalid",
+            VerifyError::Unavailable { .. } => "unavailable",
+            VerifyError::Misconfigured(_) => "misconfigured",
+            _ => "other",
+        };
+        let reason = e.description().unwrap_or("none");
+        self.auth_failures
+            .get_or_create(&[("kind", kind), ("reason", reason)])
+            .inc();
     }
 
-    /// Where the verification cache counters live.
-    pub fn set_verify_stats(&self, stats: Arc<OpaqueStats>) {
-        let _ = self.verify_stats.set(stats);
+    /// The registry `/metrics` renders.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        const REQUESTS: &str = "http_requests_total";
-        const LATENCY: &str = "http_request_duration_seconds";
-        let mut out = Exposition::default();
-        out.family(
-            REQUESTS,
-            "counter",
-            "HTTP requests by method, route and status.",
-        );
-        for ((m, r, s), n) in lock(&self.requests).iter() {
-            let status = s.to_string();
-            out.sample(
-                REQUESTS,
-                &[("method", m), ("route", r), ("status", &status)],
-                n,
-            );
-        }
-        out.family(LATENCY, "histogram", "HTTP request latency.");
-        let bucket = format!("{LATENCY}_bucket");
-        for ((m, r), h) in lock(&self.latency).iter() {
-            for (b, n) in BUCKETS.iter().zip(h.counts) {
-                let le = b.to_string();
-                out.sample(&bucket, &[("method", m), ("route", r), ("le", &le)], n);
-            }
-            out.sample(
-                &bucket,
-                &[("method", m), ("route", r), ("le", "+Inf")],
-                h.count,
-            )
-            .sample(
-                &format!("{LATENCY}_sum"),
-                &[("method", m), ("route", r)],
-                h.sum,
-            )
-            .sample(
-                &format!("{LATENCY}_count"),
-                &[("method", m), ("route", r)],
-                h.count,
-            );
-        }
-        out.family(
-            "clerk_calls_total",
-            "counter",
-            "Calls to Clerk by operation and outcome.",
-        );
-        for ((op, outcome), n) in lock(&self.clerk).iter() {
-            out.sample(
-                "clerk_calls_total",
-                &[("operation", op), ("outcome", outcome)],
-                n,
-            );
-        }
-        if let Some(s) = self.verify_stats.get() {
-            use std::sync::atomic::Ordering::Relaxed;
-            out.counter(
-                "m2m_verify_cache_hits_total",
+        service_kit::ops::render(&self.registry)
+    }
+}
+
+/// The verifier's own counters (m2m-core keeps them as atomics), read at each scrape.
+#[derive(Debug)]
+struct VerifierStats(Arc<Verifier>);
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: &AtomicU64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(value.load(Relaxed));
+    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+impl Collector for VerifierStats {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(s) = self.0.opaque_stats() {
+            let e = &mut encoder;
+            counter(
+                e,
+                "m2m_verify_cache_hits",
                 "Opaque M2M tokens answered from the cache.",
-                s.cache_hits.load(Relaxed),
-            )
-            .counter(
-                "m2m_verify_cache_misses_total",
+                &s.cache_hits,
+            )?;
+            counter(
+                e,
+                "m2m_verify_cache_misses",
                 "Opaque M2M tokens that needed Clerk.",
-                s.cache_misses.load(Relaxed),
-            )
-            .counter(
-                "m2m_verify_budget_refusals_total",
+                &s.cache_misses,
+            )?;
+            counter(
+                e,
+                "m2m_verify_cache_evictions",
+                "Opaque-token cache entries evicted to stay within their bound.",
+                &s.evictions,
+            )?;
+            counter(
+                e,
+                "m2m_verify_refreshed_ahead",
+                "Hot opaque-token cache entries re-verified in the background before they lapsed.",
+                &s.refreshed_ahead,
+            )?;
+            counter(
+                e,
+                "m2m_verify_budget_refusals",
                 "Opaque M2M tokens refused with 503 without asking Clerk: the miss budget (M2M_VERIFY_MISS_BURST, M2M_VERIFY_MISS_PER_SECOND) was spent.",
-                s.budget_refusals.load(Relaxed),
-            )
-            .counter(
-                "m2m_verify_clerk_rate_limited_total",
+                &s.budget_refusals,
+            )?;
+            counter(
+                e,
+                "m2m_verify_clerk_rate_limited",
                 "Opaque M2M tokens refused with 503 because Clerk answered 429 (or its Retry-After was running).",
-                s.clerk_rate_limited.load(Relaxed),
-            );
+                &s.clerk_rate_limited,
+            )?;
         }
-        out.finish()
+        if let Some(cache) = self.0.jwt_cache() {
+            let s = cache.stats();
+            let e = &mut encoder;
+            counter(
+                e,
+                "m2m_jwt_cache_hits",
+                "JWTs (session and M2M) answered from the verified-token cache.",
+                &s.hits,
+            )?;
+            counter(
+                e,
+                "m2m_jwt_cache_misses",
+                "JWTs whose signature had to be checked.",
+                &s.misses,
+            )?;
+            counter(
+                e,
+                "m2m_jwt_cache_dropped",
+                "JWT cache entries dropped on use: the key was unpublished or the token expired.",
+                &s.dropped,
+            )?;
+            counter(
+                e,
+                "m2m_jwt_cache_evictions",
+                "JWT cache entries evicted to stay within its size bounds.",
+                &s.evictions,
+            )?;
+            let g = ConstGauge::new(i64::try_from(cache.entry_count()).unwrap_or(i64::MAX));
+            g.encode(encoder.encode_descriptor(
+                "m2m_jwt_cache_entries",
+                "Verified JWTs held in the cache.",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::transfers::Transfers;
 use crate::http::{ApiContext, router_with};
-use crate::metrics::Metrics;
+use crate::metrics::{ClerkCalls, Metrics};
 use crate::store::ResumeLimits;
 
 /// A bound, ready-to-serve API.
@@ -49,28 +49,27 @@ impl Server {
                 "no machine has a role (CANDIDATE_REPRESENTER_MACHINE_ID, JOB_APPLIER_MACHINE_ID): every M2M caller will get 403"
             );
         }
-        let metrics = Arc::new(Metrics::default());
-        let observer_metrics = metrics.clone();
+        let clerk_calls = ClerkCalls::default();
         let client = ClerkClient::builder(&verifier_config.api_base_url)
-            .observer(Arc::new(move |op, outcome| {
-                observer_metrics.clerk_call(op, outcome)
-            }))
+            .observer(clerk_calls.observer())
             .build()
             .map_err(|e| format!("CLERK_API_BASE_URL: {e}"))?;
-        let verifier = verifier_config.build(&client, clock.clone());
-        if let Some(stats) = verifier.opaque_stats() {
-            metrics.set_verify_stats(stats.clone());
-        }
+        let verifier = Arc::new(verifier_config.build(&client, clock.clone()));
         if let Err(e) = verifier.prefetch_keys().await {
             tracing::warn!(error = %e, "could not load Clerk's JWT keys at start; will retry on demand");
         }
         let db = Db::connect(config.database_url.expose_secret())
             .await?
             .with_clock(clock.clone());
+        let metrics = Arc::new(Metrics::new(
+            verifier.clone(),
+            &clerk_calls,
+            &db.transitions,
+        ));
         let listener = service_kit::bind("JOBTRACKER_BIND", config.bind).await?;
         let ctx = ApiContext {
             db,
-            verifier: Arc::new(verifier),
+            verifier,
             roles: Arc::new(roles),
             metrics,
             resume_max_bytes: config.resume_max_bytes,

@@ -360,7 +360,24 @@ impl ClerkClient {
         .await
     }
 
+    /// One call, retries included, in a `clerk` span (its `outcome` recorded at the end): with
+    /// OpenTelemetry on, a client span under whatever made the call. Nothing secret is on it.
     async fn execute<T: DeserializeOwned>(
+        &self,
+        op: Operation,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<(T, HeaderMap), ClerkError> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "clerk",
+            otel.kind = "client",
+            operation = op.as_str(),
+            outcome = tracing::field::Empty
+        );
+        self.execute_in_span(op, build).instrument(span).await
+    }
+
+    async fn execute_in_span<T: DeserializeOwned>(
         &self,
         op: Operation,
         build: impl Fn() -> RequestBuilder,
@@ -437,6 +454,7 @@ impl ClerkClient {
     }
 
     fn observe(&self, op: Operation, outcome: &'static str) {
+        tracing::Span::current().record("outcome", outcome);
         if let Some(observer) = &self.inner.observer {
             observer(op, outcome);
         }

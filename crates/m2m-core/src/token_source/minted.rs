@@ -236,7 +236,13 @@ impl MintedTokenSource {
             }
         }
 
-        let result = self.mint(now).await;
+        let result = {
+            use tracing::Instrument as _;
+            // With OpenTelemetry on: the bot's mint, its Clerk call a child span.
+            self.mint(now)
+                .instrument(tracing::info_span!("m2m.mint"))
+                .await
+        };
         inner.generation.fetch_add(1, Ordering::AcqRel);
         match result {
             Ok(cached) => {

@@ -85,6 +85,8 @@ pub struct JwtCacheStats {
     /// Entries dropped on a hit because their key is no longer published under its `kid`, or
     /// their token has expired.
     pub dropped: AtomicU64,
+    /// Entries evicted to stay within the cache's bounds (expiry is not counted).
+    pub evictions: AtomicU64,
 }
 
 /// The cache key: a SHA-256 hash of the whole token. The token itself is never stored.
@@ -109,7 +111,7 @@ pub struct JwtCache {
     /// Weight of the smallest entry: `max_bytes / max_entries`, so the byte bound also bounds
     /// the number of entries.
     floor: u64,
-    stats: JwtCacheStats,
+    stats: Arc<JwtCacheStats>,
 }
 
 impl fmt::Debug for JwtCache {
@@ -136,15 +138,22 @@ impl JwtCache {
             return None;
         }
         let floor = (settings.max_bytes / settings.max_entries).max(1);
+        let stats = Arc::new(JwtCacheStats::default());
+        let evicted = stats.clone();
         let entries = moka::sync::Cache::builder()
             .max_capacity(settings.max_bytes)
             .weigher(|_: &Key, e: &Arc<Entry>| e.weight)
             .expire_after(UntilExp)
+            .eviction_listener(move |_, _, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    evicted.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            })
             .build();
         Some(Self {
             entries,
             floor,
-            stats: JwtCacheStats::default(),
+            stats,
         })
     }
 

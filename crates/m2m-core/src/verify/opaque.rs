@@ -89,6 +89,8 @@ pub struct OpaqueStats {
     pub clerk_rate_limited: AtomicU64,
     /// Background re-verifications of hot entries shortly before they lapse.
     pub refreshed_ahead: AtomicU64,
+    /// Entries evicted to stay within `max_entries` (either cache; expiry is not counted).
+    pub evictions: AtomicU64,
 }
 
 /// Verifies opaque tokens at Clerk with this service's key.
@@ -149,10 +151,17 @@ impl OpaqueVerifier {
             .ttl
             .max(settings.negative_ttl)
             .max(Duration::from_secs(1));
+        let stats = Arc::new(OpaqueStats::default());
         let cache = || {
+            let stats = stats.clone();
             moka::future::Cache::builder()
                 .max_capacity(settings.max_entries)
                 .time_to_live(backstop)
+                .eviction_listener(move |_, _, cause| {
+                    if cause == moka::notification::RemovalCause::Size {
+                        stats.evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
                 .build()
         };
         let instance_key = {
@@ -173,7 +182,7 @@ impl OpaqueVerifier {
             clerk_log: LogLimiter::new(LOG_EVERY),
             settings,
             clock,
-            stats: Arc::default(),
+            stats,
             receiver: None,
             instance_key,
         };

@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 use m2m_core::{Principal, Verifier};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use super::ApiContext;
 use crate::error::ApiError;
@@ -44,6 +45,30 @@ pub fn impersonator(act: &serde_json::Value) -> String {
         .to_owned()
 }
 
+/// Any authenticated caller, role or not: m2m-core's `Principal`, verified in an `auth` span
+/// (with traces on, a Clerk verification shows as its `clerk` child; a cache hit, or a JWT
+/// checked locally, has none) and refusals counted in `auth_failures_total`. The span's target
+/// is `spans` at DEBUG, which only traces turn on ([`service_kit::trace`]), so it costs
+/// nothing per request otherwise.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<ApiContext> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &ApiContext,
+    ) -> Result<Self, Self::Rejection> {
+        Principal::from_request_parts(parts, ctx)
+            .instrument(tracing::debug_span!(target: "spans", "auth"))
+            .await
+            .inspect_err(|r| ctx.metrics.auth_failure(r))
+            .map(Self)
+            .map_err(ApiError::from)
+    }
+}
+
 /// The authenticated caller and its role. A machine with no role is refused (403), never trusted.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -60,7 +85,7 @@ impl FromRequestParts<ApiContext> for Caller {
         parts: &mut Parts,
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
-        let principal = Principal::from_request_parts(parts, ctx).await?;
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, ctx).await?;
         let role = match &principal {
             Principal::User(_) => Role::User,
             Principal::Machine(m) => match ctx.roles.iter().find(|(id, _)| *id == m.machine_id) {

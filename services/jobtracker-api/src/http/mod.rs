@@ -9,13 +9,11 @@ mod users;
 pub mod validate;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use m2m_core::Verifier;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -36,6 +34,7 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::store::ResumeLimits;
+use service_kit::ops::HttpMetrics;
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -126,41 +125,7 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
-async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = method_label(req.method()).to_owned();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    metrics.request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
-/// The method as a metric label: the standard methods by name, anything a client makes up as
-/// `other`, so no label value comes from raw client input.
-pub fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::CONNECT => "CONNECT",
-        _ => "other",
-    }
-}
+pub use service_kit::ops::method_label;
 
 /// The Content-Security-Policy of every response. Swagger UI loads its scripts, styles and the
 /// OpenAPI document from this origin only (no inline scripts: its initializer is a file); it
@@ -177,21 +142,24 @@ pub fn router(ctx: ApiContext) -> Router {
 pub fn router_with(ctx: ApiContext, extra: Router<ApiContext>) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let (api, openapi) = api();
-    let metrics = ctx.metrics.clone();
+    let http_metrics = ctx.metrics.http.clone();
     Router::new()
         .merge(api.merge(extra).with_state(ctx))
         .merge(SwaggerUi::new("/swagger").url("/openapi.json", openapi))
         .layer(DefaultBodyLimit::max(64 * 1024))
-
-        .layer(middleware::from_fn_with_state(metrics, track))
+        .layer(middleware::from_fn_with_state(http_metrics, HttpMetrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             service_kit::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
         }))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                // The path only: never headers (tokens) or the query.
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                // The path only: never headers (tokens) or the query. With traces on, a server
+                // span whose parent is the caller's span named by `traceparent`.
+                let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+                let span = tracing::info_span!("request", otel.kind = "server", request_id = %id, method = method_label(req.method()), route, path = %req.uri().path());
+                service_kit::trace::set_parent_from(&span, req.headers());
+                span
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -23,5 +23,5 @@ pub async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, Json<Value>) 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(ctx): State<ApiContext>) -> Response {
-    service_kit::ops::metrics(ctx.metrics.render())
+    service_kit::ops::metrics(ctx.metrics.registry())
 }

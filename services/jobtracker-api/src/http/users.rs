@@ -27,7 +27,7 @@ use crate::store::NewResume;
     responses((status = 200, body = Whoami), Unauthorized, Unavailable),
     security(("bearer" = [])))]
 pub async fn whoami(
-    principal: m2m_core::Principal,
+    super::extract::Authenticated(principal): super::extract::Authenticated,
     State(ctx): State<ApiContext>,
 ) -> Result<Json<Whoami>, ApiError> {
     Ok(Json(match &principal {

@@ -88,6 +88,12 @@ fn application_from(row: &AnyRow) -> Result<Application> {
 
 impl Db {
     /// Creates an application with its questions, and its `created` event, in one transaction.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.create_application",
+        skip_all
+    )]
     pub async fn create_application(
         &self,
         user_id: &str,
@@ -128,13 +134,19 @@ impl Db {
             to: Some(status),
             detail: None,
         };
-        commit_with_event(tx, &id, event, now).await?;
+        commit_with_event(self, tx, &id, event, now).await?;
         self.application(&id)
             .await?
             .ok_or(StoreError::NotFound(Entity::Application))
     }
 
     /// What a handler decides on about application `id`.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.application_snapshot",
+        skip_all
+    )]
     pub async fn application_snapshot(&self, id: &str) -> Result<Option<ApplicationSnapshot>> {
         let row =
             sqlx::query("SELECT id, user_id, status, version FROM job_applications WHERE id = $1")
@@ -153,6 +165,12 @@ impl Db {
     }
 
     /// Application `id` with its questions.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.application",
+        skip_all
+    )]
     pub async fn application(&self, id: &str) -> Result<Option<Application>> {
         let sql = AssertSqlSafe(format!(
             "SELECT {APP_COLUMNS} FROM job_applications WHERE id = $1"
@@ -170,6 +188,12 @@ impl Db {
     }
 
     /// Applications, oldest first, with their questions (fetched for the whole page at once).
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.list_applications",
+        skip_all
+    )]
     pub async fn list_applications(
         &self,
         user_id: Option<&str>,
@@ -206,6 +230,12 @@ impl Db {
     /// (answers edited during a claim bump the version but must not fail the submission), and,
     /// to submit, the application is still ready. Otherwise [`StoreError::Conflict`] and
     /// nothing is written.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.change_status",
+        skip_all
+    )]
     pub async fn change_status(
         &self,
         seen: &ApplicationSnapshot,
@@ -259,6 +289,6 @@ impl Db {
             to: Some(change.to),
             detail,
         };
-        commit_with_event(tx, &seen.id, event, now).await
+        commit_with_event(self, tx, &seen.id, event, now).await
     }
 }

@@ -31,13 +31,16 @@ impl<'a> NewEvent<'a> {
 }
 
 /// Records `event` in the change's own transaction and commits both: the audit trail never
-/// misses a change, nor holds one that did not happen.
+/// misses a change, nor holds one that did not happen. A status change is then counted
+/// ([`Transitions`](crate::metrics::Transitions)).
 pub(super) async fn commit_with_event(
+    db: &Db,
     mut tx: Transaction<'_, Any>,
     application_id: &str,
     event: NewEvent<'_>,
     at: i64,
 ) -> Result<()> {
+    let (from, to) = (event.from, event.to);
     sqlx::query("INSERT INTO events (id, application_id, actor, action, from_status, to_status, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(new_id("evt"))
         .bind(application_id)
@@ -50,6 +53,9 @@ pub(super) async fn commit_with_event(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    if let Some(to) = to {
+        db.transitions.record(from, to);
+    }
     Ok(())
 }
 
@@ -71,6 +77,12 @@ fn event_from(row: &AnyRow) -> Result<Event> {
 
 impl Db {
     /// The audit trail of an application, oldest first.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.list_events",
+        skip_all
+    )]
     pub async fn list_events(
         &self,
         application_id: &str,

@@ -39,6 +39,7 @@ impl Db {
     /// review, not leased or lease lapsed) to `actor` with a new `lease_id`. The candidate is
     /// locked first (Postgres: `FOR UPDATE SKIP LOCKED`, so concurrent claimers pass over it;
     /// SQLite: the write lock), then the lease is written only if it is still ready then.
+    #[tracing::instrument(target = "spans", level = "debug", name = "store.claim", skip_all)]
     pub async fn claim(&self, actor: &str, lease_ms: i64) -> Result<Option<Claim>> {
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -87,7 +88,7 @@ impl Db {
                 "claimed",
                 Some(format!("lease {}s", lease_ms / 1000)),
             );
-            commit_with_event(tx, &id, event, now).await?;
+            commit_with_event(self, tx, &id, event, now).await?;
             return Ok(Some(Claim {
                 application_id: id,
                 lease_id,
@@ -99,6 +100,7 @@ impl Db {
     /// Renews or releases the claim `lease_id` of `actor` on application `id`. Renewal needs a
     /// live lease; release only that `lease_id` still be the claim (a lapsed one that nobody
     /// took over may be given back). Otherwise [`StoreError::Conflict`].
+    #[tracing::instrument(target = "spans", level = "debug", name = "store.set_lease", skip_all)]
     pub async fn set_lease(
         &self,
         id: &str,
@@ -142,7 +144,7 @@ impl Db {
             }
             LeaseChange::Release => ("lease_released", None),
         };
-        commit_with_event(tx, id, NewEvent::note(actor, action, detail), now).await
+        commit_with_event(self, tx, id, NewEvent::note(actor, action, detail), now).await
     }
 
     /// Why a write guarded by the claim `lease_id` changed nothing, read inside the same

@@ -94,6 +94,7 @@ impl Db {
     /// question holds neither a user's answer nor a user's review hold. Otherwise
     /// [`StoreError::Conflict`] ([`StoreError::NotFound`] when there is no such question),
     /// nothing written, no event.
+    #[tracing::instrument(target = "spans", level = "debug", name = "store.answer", skip_all)]
     pub async fn answer(
         &self,
         application_id: &str,
@@ -162,7 +163,7 @@ impl Db {
             _ => format!("question {question_id}"),
         });
         let event = NewEvent::note(actor, action, detail);
-        commit_with_event(tx, application_id, event, now).await
+        commit_with_event(self, tx, application_id, event, now).await
     }
 
     /// Why an answer changed nothing, read inside the same transaction: the error to answer
@@ -211,6 +212,12 @@ impl Db {
 
     /// Questions with the candidate and application they belong to, oldest first; `unanswered`
     /// keeps those without an answer, not awaiting review, of saved or queued applications.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.list_questions",
+        skip_all
+    )]
     pub async fn list_questions(
         &self,
         user_id: Option<&str>,

@@ -88,6 +88,12 @@ async fn usage<'e>(ex: impl Executor<'e, Database = Any>, user_id: &str) -> Resu
 impl Db {
     /// A cheap look before an upload's body is read: `Err(Conflict)` if the user has no room for
     /// a resume of `size` bytes. Only [`insert_resume`](Self::insert_resume) decides.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.check_resume_room",
+        skip_all
+    )]
     pub async fn check_resume_room(
         &self,
         user_id: &str,
@@ -106,6 +112,12 @@ impl Db {
     /// condition of the `INSERT`, run with the user's row locked (the write lock on SQLite), so
     /// concurrent uploads cannot both take the last room. Refused: [`Conflict::ResumeCount`] or
     /// [`Conflict::ResumeQuota`], nothing written.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.insert_resume",
+        skip_all
+    )]
     pub async fn insert_resume(&self, new: NewResume<'_>, limits: ResumeLimits) -> Result<Resume> {
         let id = new_id("res");
         let size = i64::try_from(new.content.len()).unwrap_or(i64::MAX);
@@ -149,6 +161,12 @@ impl Db {
     /// Deletes `user_id`'s resume `id`, unless an application refers to it (applications keep
     /// their resume as history): [`Conflict::ResumeInUse`]. Another user's resume, or none:
     /// [`StoreError::NotFound`].
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.delete_resume",
+        skip_all
+    )]
     pub async fn delete_resume(&self, user_id: &str, id: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
@@ -184,6 +202,7 @@ impl Db {
     }
 
     /// A resume's metadata.
+    #[tracing::instrument(target = "spans", level = "debug", name = "store.resume", skip_all)]
     pub async fn resume(&self, id: &str) -> Result<Option<Resume>> {
         let row = sqlx::query("SELECT id, user_id, file_name, content_type, size, sha256, created_at FROM resumes WHERE id = $1")
             .bind(id)
@@ -193,6 +212,12 @@ impl Db {
     }
 
     /// A resume's metadata and its bytes.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.resume_content",
+        skip_all
+    )]
     pub async fn resume_content(&self, id: &str) -> Result<Option<(Resume, Vec<u8>)>> {
         let row = sqlx::query("SELECT id, user_id, file_name, content_type, size, sha256, created_at, content FROM resumes WHERE id = $1")
             .bind(id)
@@ -205,6 +230,12 @@ impl Db {
     }
 
     /// A user's resumes (metadata), oldest first.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.list_resumes",
+        skip_all
+    )]
     pub async fn list_resumes(
         &self,
         user_id: &str,

@@ -49,6 +49,12 @@ fn user_from(row: &AnyRow) -> Result<User> {
 
 impl Db {
     /// Creates or replaces the profile of user `id`.
+    #[tracing::instrument(
+        target = "spans",
+        level = "debug",
+        name = "store.upsert_user",
+        skip_all
+    )]
     pub async fn upsert_user(&self, id: &str, p: &UserProfileInput) -> Result<User> {
         let now = self.now_ms();
         sqlx::query(
@@ -86,6 +92,7 @@ impl Db {
     }
 
     /// The profile of user `id`.
+    #[tracing::instrument(target = "spans", level = "debug", name = "store.user", skip_all)]
     pub async fn user(&self, id: &str) -> Result<Option<User>> {
         let row = sqlx::query("SELECT * FROM users WHERE id = $1")
             .bind(id)

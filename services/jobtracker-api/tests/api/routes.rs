@@ -682,3 +682,168 @@ async fn tokens_not_scoped_to_the_api_are_refused_in_both_formats(app: &TestApp)
     assert_eq!(a.body["role"], "job-applier");
 }
 both!(tokens_not_scoped_to_the_api_are_refused_in_both_formats);
+
+/// `/metrics` parses as Prometheus text (prometheus-parse, every line understood) and carries
+/// every family docs/operations.md lists: requests by route template, latency, Clerk calls,
+/// the verification caches, refused authentications and status transitions.
+async fn metrics_parse_and_carry_every_family(app: &TestApp) {
+    use test_support::metrics::Metrics;
+    let alice = app.user(&app.alice);
+    // Two reads of one session JWT: a miss, then a hit of the JWT cache.
+    for _ in 0..2 {
+        assert_eq!(app.get("/api/whoami", &alice).await.status, 200);
+    }
+    // A machine's opaque token: one Clerk verification, then the cache.
+    let bot = app.machine("JobApplier.Bot");
+    for _ in 0..2 {
+        assert_eq!(app.get("/api/whoami", &bot).await.status, 200);
+    }
+    // Refused: no token; a token that does not exist at Clerk.
+    assert_eq!(
+        app.call(Method::GET, "/api/whoami", None, None)
+            .await
+            .status,
+        401
+    );
+    let unknown = format!("mt_{}", "0".repeat(32));
+    assert_eq!(app.get("/api/whoami", &unknown).await.status, 401);
+    // Created (none → saved), then queued.
+    let created = app.application(&app.alice, &[], "saved").await;
+    let id = created["id"].as_str().expect("id");
+    let queued = app
+        .call(
+            Method::PATCH,
+            &format!("/api/job-applications/{id}/status"),
+            Some(&alice),
+            Some(serde_json::json!({"status": "queued"})),
+        )
+        .await;
+    assert_eq!(queued.status, 200, "{}", queued.body);
+
+    let answer = app.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(
+        answer.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let m = Metrics::parse(&String::from_utf8_lossy(&answer.bytes));
+    let text = &m.text;
+    for (family, kind) in [
+        ("http_requests_total", "counter"),
+        ("http_request_duration_seconds", "histogram"),
+        ("clerk_calls_total", "counter"),
+        ("auth_failures_total", "counter"),
+        ("application_transitions_total", "counter"),
+        ("m2m_verify_cache_hits_total", "counter"),
+        ("m2m_verify_cache_misses_total", "counter"),
+        ("m2m_verify_cache_evictions_total", "counter"),
+        ("m2m_jwt_cache_hits_total", "counter"),
+        ("m2m_jwt_cache_misses_total", "counter"),
+        ("m2m_jwt_cache_evictions_total", "counter"),
+        ("m2m_jwt_cache_entries", "gauge"),
+    ] {
+        assert!(m.declares(family, kind), "no {kind} {family}:\n{text}");
+    }
+    let whoami = [("method", "GET"), ("route", "/api/whoami")];
+    assert_eq!(
+        m.value(
+            "http_requests_total",
+            &[whoami[0], whoami[1], ("status", "200")]
+        ),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value(
+            "http_requests_total",
+            &[whoami[0], whoami[1], ("status", "401")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(
+        m.sample(
+            "http_requests_total",
+            &[("route", "/api/job-applications/{id}/status")]
+        )
+        .is_some(),
+        "route templates, not paths:\n{text}"
+    );
+    assert!(!text.contains(id), "an id became a label:\n{text}");
+    match &m
+        .sample("http_request_duration_seconds", &whoami)
+        .map(|s| &s.value)
+    {
+        Some(prometheus_parse::Value::Histogram(b)) => {
+            assert_eq!(b.last().map(|b| b.count), Some(6.0), "{text}")
+        }
+        other => panic!("no latency histogram: {other:?}\n{text}"),
+    }
+    assert_eq!(
+        m.value("m2m_verify_cache_misses_total", &[]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value("m2m_verify_cache_hits_total", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    // Each helper call mints a session JWT of its own: at least the second whoami hit.
+    assert!(
+        m.value("m2m_jwt_cache_misses_total", &[]) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        m.value("m2m_jwt_cache_hits_total", &[]) >= Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value(
+            "clerk_calls_total",
+            &[("operation", "verify"), ("outcome", "ok")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value(
+            "clerk_calls_total",
+            &[("operation", "verify"), ("outcome", "not_found")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value(
+            "auth_failures_total",
+            &[("kind", "missing"), ("reason", "none")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value(
+            "auth_failures_total",
+            &[("kind", "invalid"), ("reason", "token-not-found")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value(
+            "application_transitions_total",
+            &[("from", "none"), ("to", "saved")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value(
+            "application_transitions_total",
+            &[("from", "saved"), ("to", "queued")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+both!(metrics_parse_and_carry_every_family);
