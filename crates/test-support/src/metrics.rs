@@ -75,6 +75,52 @@ impl Metrics {
             .sum()
     }
 
+    /// What every bot's `/metrics` shows after one pass that minted a token: its own counters
+    /// `<prefix>_<name>_total` at 0, one mint and one successful Clerk create for `bot`, one
+    /// request `(method, route, status)` counted, and the latency histogram declared.
+    pub fn assert_bot_pass(
+        &self,
+        prefix: &str,
+        names: &[&str],
+        bot: &str,
+        request: (&str, &str, &str),
+    ) {
+        let text = &self.text;
+        for name in names {
+            assert_eq!(
+                self.value(&format!("{prefix}_{name}_total"), &[]),
+                Some(0.0),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            self.value("m2m_token_mints_total", &[("bot", bot)]),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            self.value(
+                "clerk_calls_total",
+                &[("operation", "create"), ("outcome", "ok")]
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        let (method, route, status) = request;
+        assert_eq!(
+            self.value(
+                "http_requests_total",
+                &[("method", method), ("route", route), ("status", status)]
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(
+            self.declares("http_request_duration_seconds", "histogram"),
+            "{text}"
+        );
+    }
+
     /// Whether a family of this name and type was declared (`# TYPE name kind`).
     pub fn declares(&self, name: &str, kind: &str) -> bool {
         self.text

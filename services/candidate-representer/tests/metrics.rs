@@ -59,42 +59,15 @@ async fn metrics_parse_and_count_mints_clerk_calls_and_requests() {
     assert_eq!(call(&router, "POST", "/v1/ask").await.0, 401);
     let (status, text) = call(&router, "GET", "/metrics").await;
     assert_eq!(status, 200);
-    let m = Metrics::parse(&text);
-    for name in [
-        "questions_answered",
-        "questions_flagged",
-        "questions_skipped",
-        "asks",
-    ] {
-        assert_eq!(
-            m.value(&format!("representer_{name}_total"), &[]),
-            Some(0.0),
-            "{text}"
-        );
-    }
-    assert_eq!(
-        m.value("m2m_token_mints_total", &[("bot", "candidate-representer")]),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        m.value(
-            "clerk_calls_total",
-            &[("operation", "create"), ("outcome", "ok")]
-        ),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        m.value(
-            "http_requests_total",
-            &[("method", "POST"), ("route", "/v1/ask"), ("status", "401")]
-        ),
-        Some(1.0),
-        "{text}"
-    );
-    assert!(
-        m.declares("http_request_duration_seconds", "histogram"),
-        "{text}"
+    Metrics::parse(&text).assert_bot_pass(
+        "representer",
+        &[
+            "questions_answered",
+            "questions_flagged",
+            "questions_skipped",
+            "asks",
+        ],
+        "candidate-representer",
+        ("POST", "/v1/ask", "401"),
     );
 }

@@ -56,44 +56,17 @@ async fn metrics_parse_and_count_mints_clerk_calls_and_requests() {
     assert_eq!(get(&router, "/healthz").await.0, 200);
     let (status, text) = get(&router, "/metrics").await;
     assert_eq!(status, 200);
-    let m = Metrics::parse(&text);
-    for name in [
-        "claimed",
-        "submitted",
-        "resubmissions_avoided",
-        "failed",
-        "released",
-        "lost_claims",
-    ] {
-        assert_eq!(
-            m.value(&format!("applier_{name}_total"), &[]),
-            Some(0.0),
-            "{text}"
-        );
-    }
-    assert_eq!(
-        m.value("m2m_token_mints_total", &[("bot", "job-applier")]),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        m.value(
-            "clerk_calls_total",
-            &[("operation", "create"), ("outcome", "ok")]
-        ),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        m.value(
-            "http_requests_total",
-            &[("method", "GET"), ("route", "/healthz"), ("status", "200")]
-        ),
-        Some(1.0),
-        "{text}"
-    );
-    assert!(
-        m.declares("http_request_duration_seconds", "histogram"),
-        "{text}"
+    Metrics::parse(&text).assert_bot_pass(
+        "applier",
+        &[
+            "claimed",
+            "submitted",
+            "resubmissions_avoided",
+            "failed",
+            "released",
+            "lost_claims",
+        ],
+        "job-applier",
+        ("GET", "/healthz", "200"),
     );
 }
