@@ -3,10 +3,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -14,7 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tower::Service;
+use tower::{Layer, Service};
 use tower_http::timeout::TimeoutLayer;
 
 /// Listens on `addr`; the error names `var`, the setting that chose it.
@@ -112,19 +116,25 @@ impl ServerArgs {
 /// - headers must arrive within the header-read timeout (HTTP/1; hyper closes the connection);
 /// - each request gets the request timeout until its response starts (`tower_http`'s
 ///   `TimeoutLayer`: 408 with an empty body);
-/// - a connection idle (no request in flight) for the idle timeout is closed;
+/// - a connection idle (no request in flight) for the idle timeout is closed (checked four times
+///   per period: within a quarter of the timeout after it is due);
 /// - at most `http_max_connections` connections are accepted at once; the rest wait in the
 ///   kernel's listen backlog.
-pub async fn serve(
+///
+/// `app` is an [`axum::Router`] or any service like one (a router inside a `tower` stack built
+/// once, so that its layers are not cloned into every route and for every request).
+pub async fn serve<S>(
     listener: TcpListener,
-    router: axum::Router,
+    app: S,
     limits: ServerArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let router = router.layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        limits.request_timeout(),
-    ));
+) -> std::io::Result<()>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let router = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout())
+        .layer(app);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -189,21 +199,24 @@ pub async fn serve(
 
 /// Serves one connection until it ends, closing it gracefully when it has been idle for `idle`
 /// or when `drain` turns true.
-async fn connection(
+async fn connection<S>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: tokio::net::TcpStream,
-    router: axum::Router,
+    router: S,
     idle: Duration,
     mut drain: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
-) {
-    let (busy_tx, busy_rx) = watch::channel(0usize);
-    let busy_tx = Arc::new(busy_tx);
+) where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let busy = activity.clone();
     let service = tower::service_fn(move |request: Request<Incoming>| {
-        let busy = InFlight::new(busy_tx.clone());
+        let busy = InFlight::new(busy.clone());
         let mut router = router.clone();
         async move {
-            let response = router.call(request).await;
+            let response = router.call(request.map(Body::new)).await;
             drop(busy);
             response
         }
@@ -223,7 +236,7 @@ async fn connection(
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            () = idle_for(busy_rx.clone(), idle), if !closing => {
+            () = idle_for(&activity, idle), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
@@ -231,33 +244,53 @@ async fn connection(
     }
 }
 
+/// A connection's requests: in flight now, and finished so far. Counted with atomics only, so a
+/// request wakes nothing and reads no clock; [`idle_for`] looks at them a few times per period.
+#[derive(Debug, Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    finished: AtomicU64,
+}
+
+/// How many looks [`idle_for`] takes per idle period: the connection closes between `idle` and
+/// `idle × (1 + 1/IDLE_CHECKS)` after its last request finished.
+const IDLE_CHECKS: u32 = 4;
+
 /// Resolves once no request has been in flight for `idle` in a row.
-async fn idle_for(mut busy: watch::Receiver<usize>, idle: Duration) {
+async fn idle_for(activity: &Activity, idle: Duration) {
+    let step = idle / IDLE_CHECKS;
+    let mut quiet = 0;
+    let mut seen = activity.finished.load(Ordering::Acquire);
     loop {
-        if *busy.borrow_and_update() == 0 {
-            tokio::select! {
-                () = tokio::time::sleep(idle) => return,
-                changed = busy.changed() => if changed.is_err() { std::future::pending::<()>().await },
+        tokio::time::sleep(step).await;
+        let finished = activity.finished.load(Ordering::Acquire);
+        if activity.in_flight.load(Ordering::Acquire) == 0 && finished == seen {
+            quiet += 1;
+            if quiet >= IDLE_CHECKS {
+                return;
             }
-        } else if busy.changed().await.is_err() {
-            std::future::pending::<()>().await;
+        } else {
+            quiet = 0;
+            seen = finished;
         }
     }
 }
 
 /// Counts a request in flight on its connection while alive.
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn new(busy: Arc<watch::Sender<usize>>) -> Self {
-        busy.send_modify(|n| *n += 1);
-        Self(busy)
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        // Finished first: a look in between sees it in flight, or sees it finished.
+        self.0.finished.fetch_add(1, Ordering::AcqRel);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

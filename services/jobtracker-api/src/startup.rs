@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::http::{ApiContext, UPLOAD_PERMITS, router_with};
+use crate::http::{ApiContext, ApiState, UPLOAD_PERMITS, app_with};
 use crate::metrics::Metrics;
 use crate::store::ResumeLimits;
 
@@ -68,7 +68,7 @@ impl Server {
             .await?
             .with_clock(clock.clone());
         let listener = service_kit::bind("JOBTRACKER_BIND", config.bind).await?;
-        let ctx = ApiContext {
+        let ctx = ApiContext::new(ApiState {
             db,
             verifier: Arc::new(verifier),
             roles: Arc::new(roles),
@@ -76,7 +76,7 @@ impl Server {
             resume_max_bytes: config.resume_max_bytes,
             resume_limits,
             resume_uploads: Arc::new(Semaphore::new(UPLOAD_PERMITS)),
-        };
+        });
         Ok(Self {
             listener,
             ctx,
@@ -112,7 +112,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "jobtracker-api listening; Swagger UI at /swagger");
-        let app = router_with(self.ctx, extra);
+        let app = app_with(self.ctx, extra);
         service_kit::serve(self.listener, app, self.limits, shutdown).await
     }
 }

@@ -7,13 +7,15 @@ mod responses;
 mod users;
 pub mod validate;
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::{self, Next};
 use axum::response::Response;
 use m2m_core::Verifier;
 use tokio::sync::Semaphore;
@@ -37,9 +39,28 @@ use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::store::ResumeLimits;
 
-/// Shared state of every handler.
+/// Shared state of every handler: one reference count, so handing it to a request costs one
+/// atomic increment (axum clones the state for every request, more than once).
 #[derive(Clone, Debug)]
-pub struct ApiContext {
+pub struct ApiContext(Arc<ApiState>);
+
+impl ApiContext {
+    /// The state, shared.
+    pub fn new(state: ApiState) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for ApiContext {
+    type Target = ApiState;
+    fn deref(&self) -> &ApiState {
+        &self.0
+    }
+}
+
+/// What [`ApiContext`] shares.
+#[derive(Debug)]
+pub struct ApiState {
     pub db: Db,
     pub verifier: Arc<Verifier>,
     /// Machine id → role.
@@ -130,22 +151,83 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
-async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = method_label(req.method()).to_owned();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    metrics.request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
+/// Records every request in the metrics (method, matched route, status, latency): a `tower`
+/// layer rather than `middleware::from_fn`, which boxes the rest of the stack for every request.
+#[derive(Clone)]
+struct TrackLayer(Arc<Metrics>);
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Track<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for Track<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        // The matched route is shared (`Arc<str>`), the method a constant: nothing allocated.
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        let method = method_label(req.method());
+        TrackFuture {
+            inner: self.inner.call(req),
+            metrics: self.metrics.clone(),
+            route,
+            method,
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        metrics: Arc<Metrics>,
+        route: Option<MatchedPath>,
+        method: &'static str,
+        started: Instant,
+    }
+}
+
+impl<F, E> std::future::Future for TrackFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            this.metrics.request(
+                this.method,
+                this.route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                response.status().as_u16(),
+                this.started.elapsed(),
+            );
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// The method as a metric label: the standard methods by name, anything a client makes up as
@@ -172,25 +254,63 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The whole application: API routes, `/openapi.json`, `/swagger`, middleware.
-pub fn router(ctx: ApiContext) -> Router {
-    router_with(ctx, Router::new())
+pub fn app(
+    ctx: ApiContext,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    app_with(ctx, Router::new())
 }
 
-/// [`router`] plus `extra` routes behind the same middleware (benchmarks compare a route with
+/// [`app`] plus `extra` routes behind the same middleware (benchmarks compare a route with
 /// and without authentication this way; the service itself adds none).
-pub fn router_with(ctx: ApiContext, extra: Router<ApiContext>) -> Router {
+///
+/// The router holds the routes, the body limit and the metrics (which need the matched route);
+/// the rest of the middleware wraps the router once, outside it: `Router::layer` would put a
+/// copy of the whole stack in every route and clone it for every request.
+pub fn app_with(
+    ctx: ApiContext,
+    extra: Router<ApiContext>,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     let request_id = HeaderName::from_static("x-request-id");
     let (api, openapi) = api();
     let metrics = ctx.metrics.clone();
-    Router::new()
+    let router = Router::new()
         .merge(api.merge(extra).with_state(ctx))
         .merge(SwaggerUi::new("/swagger").url("/openapi.json", openapi))
         .layer(DefaultBodyLimit::max(64 * 1024))
-
-        .layer(middleware::from_fn_with_state(metrics, track))
-        .layer(CatchPanicLayer::custom(|_| {
-            service_kit::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
-        }))
+        .layer(TrackLayer(metrics));
+    tower::ServiceBuilder::new()
+        .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
+        // Outermost, so every response carries them (404s and caught panics too).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetRequestIdLayer::new(request_id.clone(), RandomRequestId))
+        .layer(PropagateRequestIdLayer::new(request_id))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -198,19 +318,8 @@ pub fn router_with(ctx: ApiContext, extra: Router<ApiContext>) -> Router {
                 tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
             }),
         )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
-        // Outermost, so every response carries them (404s and caught panics too).
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            service_kit::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+        }))
+        .service(router)
 }

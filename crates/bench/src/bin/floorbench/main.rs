@@ -55,6 +55,9 @@ struct Args {
     /// run).
     #[arg(long, default_value_t = 4000)]
     first_tokens: usize,
+    /// Run these scenarios only (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Which>,
     /// Leave the Node peer out even when it is installed.
     #[arg(long)]
     no_node: bool,
@@ -67,8 +70,23 @@ struct Args {
     serve: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Which {
+    /// `GET /healthz`, no `Authorization`.
+    NoAuth,
+    /// `GET /api/whoami`, an opaque M2M token already in the verification cache.
+    Opaque,
+    /// `GET /api/whoami`, a session JWT already verified (the JWT cache).
+    Session,
+    /// `GET /api/whoami`, a new session JWT on every request.
+    SessionFirst,
+    /// `GET /api/whoami`, an M2M token in JWT format, already verified.
+    M2mJwt,
+}
+
 /// One kind of request, sent to every server.
 struct Scenario {
+    which: Which,
     label: &'static str,
     /// Path on the floor and the others.
     path: &'static str,
@@ -122,30 +140,35 @@ async fn run(args: Args) -> std::process::ExitCode {
     let session = minter.mint(usize::MAX);
     let scenarios = [
         Scenario {
+            which: Which::NoAuth,
             label: "no auth (`GET /healthz`)",
             path: "/healthz",
             tokens: Tokens::None,
             first: false,
         },
         Scenario {
+            which: Which::Opaque,
             label: "opaque M2M token, cached",
             path: "/api/whoami",
             tokens: Tokens::One(opaque),
             first: false,
         },
         Scenario {
+            which: Which::Session,
             label: "session JWT, repeat",
             path: "/api/whoami",
             tokens: Tokens::One(session),
             first: false,
         },
         Scenario {
+            which: Which::SessionFirst,
             label: "session JWT, first (each token new)",
             path: "/api/whoami",
             tokens: Tokens::None,
             first: true,
         },
         Scenario {
+            which: Which::M2mJwt,
             label: "JWT M2M token, repeat",
             path: "/api/whoami",
             tokens: Tokens::One(m2m_jwt),
@@ -153,7 +176,15 @@ async fn run(args: Args) -> std::process::ExitCode {
         },
     ];
     // The floor verifies nothing, so it reuses one pool; the others get a fresh one each round.
-    let first_pools = (servers.len() - 1) * args.rounds + 1;
+    let scenarios: Vec<Scenario> = scenarios
+        .into_iter()
+        .filter(|s| args.only.is_empty() || args.only.contains(&s.which))
+        .collect();
+    let first_pools = if scenarios.iter().any(|s| s.first) {
+        (servers.len() - 1) * args.rounds + 1
+    } else {
+        0
+    };
     eprintln!(
         "floorbench: minting {} session JWTs for the \"first\" rows",
         first_pools * args.first_tokens
@@ -164,7 +195,7 @@ async fn run(args: Args) -> std::process::ExitCode {
     })
     .await
     .expect("minting");
-    let floor_pool = pools.split_off(pools.len() - args.first_tokens);
+    let floor_pool = pools.split_off(pools.len().saturating_sub(args.first_tokens));
     let mut next_pool = || Tokens::Each(pools.split_off(pools.len() - args.first_tokens));
 
     let settings = load::Settings {
@@ -233,7 +264,7 @@ async fn run(args: Args) -> std::process::ExitCode {
             let ratios: Vec<f64> = (0..args.rounds)
                 .map(|r| runs[r].cpu_per_request_us() / results[i][0][r].cpu_per_request_us())
                 .collect();
-            if i == 1 && server.kind == Kind::Api {
+            if s.which == Which::Opaque && server.kind == Kind::Api {
                 opaque_ratios = ratios.clone();
             }
             let ratio = if server.kind == Kind::Floor {
