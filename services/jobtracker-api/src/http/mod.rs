@@ -146,8 +146,11 @@ struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let id = crate::db::new_id("req");
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        // `req_` + a new id's tail, formatted on the stack: one copy, into the header.
+        let mut id = [0u8; 28];
+        id[..4].copy_from_slice(b"req_");
+        id[4..].copy_from_slice(&crate::db::id_tail());
+        HeaderValue::from_bytes(&id).ok().map(RequestId::new)
     }
 }
 

@@ -43,9 +43,10 @@ impl Drop for Server {
         // The whole process group (the Node primary and its workers), at once: a graceful
         // shutdown would wait for the load generator's idle keep-alive connections.
         let _ = Command::new("kill")
-            .arg("-KILL")
+            .args(["-KILL", "--"])
             .arg(format!("-{}", self.child.id()))
             .status();
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
