@@ -274,7 +274,7 @@ pub fn app(
 /// [`app`] plus `extra` routes behind the same middleware (benchmarks compare a route with
 /// and without authentication this way; the service itself adds none).
 ///
-/// The router holds the routes, the body limit and the metrics (which need the matched route);
+/// The router holds the routes and the metrics (which need the matched route);
 /// the rest of the middleware wraps the router once, outside it: `Router::layer` would put a
 /// copy of the whole stack in every route and clone it for every request.
 pub fn app_with(
@@ -295,7 +295,8 @@ pub fn app_with(
     let router = Router::new()
         .merge(api.merge(extra).with_state(ctx))
         .merge(SwaggerUi::new("/swagger").url("/openapi.json", openapi))
-        .layer(DefaultBodyLimit::max(64 * 1024))
+        // The one layer inside: each `Router::layer` wraps every route in another boxed service,
+        // cloned for every request.
         .layer(TrackLayer(metrics));
     tower::ServiceBuilder::new()
         .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
@@ -324,5 +325,6 @@ pub fn app_with(
         .layer(CatchPanicLayer::custom(|_| {
             service_kit::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
         }))
+        .layer(DefaultBodyLimit::max(64 * 1024))
         .service(router)
 }
