@@ -84,7 +84,11 @@ struct JsonSpanFields;
 const FAST_FIELDS: usize = 8;
 
 impl<'writer> FormatFields<'writer> for JsonSpanFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             scratch.clear();
@@ -212,7 +216,10 @@ struct Escape<'a>(&'a mut dyn fmt::Write);
 impl fmt::Write for Escape<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let mut rest = s;
-        while let Some(i) = rest.bytes().position(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        while let Some(i) = rest
+            .bytes()
+            .position(|b| b == b'"' || b == b'\\' || b < 0x20)
+        {
             self.0.write_str(&rest[..i])?;
             match rest.as_bytes()[i] {
                 b'"' => self.0.write_str("\\\""),
@@ -270,16 +277,43 @@ mod tests {
     fn span_fields_are_what_json_fields_writes() {
         let odd = "quote \" backslash \\ newline \n tab \t bell \u{7} del \u{7f} é ✓";
         let cases: Vec<Box<dyn Fn() -> tracing::Span>> = vec![
-            Box::new(|| tracing::info_span!("request", request_id = %"req_1", method = %"GET", path = %"/api/whoami")),
+            Box::new(
+                || tracing::info_span!("request", request_id = %"req_1", method = %"GET", path = %"/api/whoami"),
+            ),
             Box::new(move || tracing::info_span!("odd", zeta = odd, alpha = ?odd, r#type = %odd)),
-            Box::new(|| tracing::info_span!("numbers", n = 3u64, i = -2i64, f = 1.5f64, b = true, s = "x")),
+            Box::new(|| {
+                tracing::info_span!(
+                    "numbers",
+                    n = 3u64,
+                    i = -2i64,
+                    f = 1.5f64,
+                    b = true,
+                    s = "x"
+                )
+            }),
             Box::new(|| tracing::info_span!("none")),
-            Box::new(|| tracing::info_span!("many", a = "1", b = "2", c = "3", d = "4", e = "5", f = "6", g = "7", h = "8", i = "9")),
+            Box::new(|| {
+                tracing::info_span!(
+                    "many",
+                    a = "1",
+                    b = "2",
+                    c = "3",
+                    d = "4",
+                    e = "5",
+                    f = "6",
+                    g = "7",
+                    h = "8",
+                    i = "9"
+                )
+            }),
         ];
         for make in cases {
             let (expected, got) = both(make);
             assert_eq!(got, expected);
-            assert!(serde_json::from_str::<serde_json::Value>(&got).is_ok(), "{got}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&got).is_ok(),
+                "{got}"
+            );
         }
     }
 }

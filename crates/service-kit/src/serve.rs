@@ -133,8 +133,9 @@ where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let router = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout())
-        .layer(app);
+    let router =
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout())
+            .layer(app);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

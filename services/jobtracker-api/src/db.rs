@@ -250,11 +250,15 @@ mod tests {
         let after = now_ms();
         let hex = id.strip_prefix("req_").expect("prefix");
         assert!(
-            hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
             "{id}"
         );
         let ms = i64::from_str_radix(&hex[..12], 16).expect("hex");
-        assert!((before..=after).contains(&ms), "{ms} not in {before}..={after}");
+        assert!(
+            (before..=after).contains(&ms),
+            "{ms} not in {before}..={after}"
+        );
         let seq = |id: &str| u32::from_str_radix(&id[16..22], 16).expect("hex");
         let next = new_id("req");
         // Other tests take ids in parallel: later, not necessarily next.

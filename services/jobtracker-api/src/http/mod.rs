@@ -259,12 +259,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 /// The whole application: API routes, `/openapi.json`, `/swagger`, middleware.
 pub fn app(
     ctx: ApiContext,
-) -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
 + Send
 + Sync
 + 'static {
@@ -280,12 +276,8 @@ pub fn app(
 pub fn app_with(
     ctx: ApiContext,
     extra: Router<ApiContext>,
-) -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
 + Send
 + Sync
 + 'static {

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -106,8 +106,8 @@ impl Server {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .process_group(0)
             .stdout(Stdio::piped());
-        let log = std::fs::File::create(dir.join(format!("{}.log", kind_file(kind))))
-            .expect("log file");
+        let log =
+            std::fs::File::create(dir.join(format!("{}.log", kind_file(kind)))).expect("log file");
         cmd.stderr(log);
         let api = machine("JobTracker.API");
         let mut node_port = None;
