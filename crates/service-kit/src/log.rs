@@ -55,17 +55,58 @@ impl LogFormat {
 /// Logs to stderr as `log` says; a filter that does not parse falls back to `info`. A second
 /// call (several services in one process, tests) changes nothing.
 pub fn init_tracing(log: &LogArgs) {
-    let filter = Some(log.filter.trim())
-        .filter(|f| !f.is_empty())
-        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(LogArgs::DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match log.log_format {
-        LogFormat::Json => builder.json().fmt_fields(JsonSpanFields).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+    let text = Some(log.filter.trim())
+        .filter(|f| !f.is_empty() && tracing_subscriber::EnvFilter::try_new(f).is_ok())
+        .unwrap_or(LogArgs::DEFAULT_FILTER);
+    match filter(text) {
+        Filter::Static(f) => init_with(*f, log.log_format),
+        Filter::Env(f) => init_with(*f, log.log_format),
+    }
+}
+
+fn init_with<F>(filter: F, format: LogFormat)
+where
+    F: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => registry
+            .with(fmt.json().fmt_fields(JsonSpanFields))
+            .try_init(),
+        LogFormat::Pretty => registry.with(fmt).try_init(),
     };
+}
+
+/// The filter `RUST_LOG` asks for.
+enum Filter {
+    /// Only `level` and `target=level` directives: `Targets`, which decides per call site once.
+    /// `EnvFilter` keeps the same directives in the same structure, but also takes a shared lock
+    /// on every span's creation, enter, exit and close (for span directives there are none of),
+    /// and the API makes a span per request.
+    Static(Box<tracing_subscriber::filter::Targets>),
+    /// Anything else (span and field directives, …): `EnvFilter`.
+    Env(Box<tracing_subscriber::EnvFilter>),
+}
+
+fn filter(text: &str) -> Filter {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = |l: &str| l.parse::<LevelFilter>().is_ok();
+    let target = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':' || b == b'-')
+    };
+    let simple = text.split(',').all(|d| match d.split_once('=') {
+        Some((t, l)) => target(t) && level(l),
+        None => level(d),
+    });
+    match text.parse() {
+        Ok(targets) if simple => Filter::Static(Box::new(targets)),
+        _ => Filter::Env(Box::new(tracing_subscriber::EnvFilter::new(text))),
+    }
 }
 
 /// A span's fields as the JSON formatter keeps them (a JSON object in a string, keys sorted, the
@@ -240,6 +281,58 @@ impl fmt::Write for Escape<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simple_filters_decide_as_env_filter_does() {
+        use tracing::Level;
+        use tracing_subscriber::layer::SubscriberExt;
+        // What `tracing::enabled!` says for a few targets and levels under `subscriber`.
+        fn decisions(subscriber: impl tracing::Subscriber + Send + Sync) -> Vec<bool> {
+            tracing::subscriber::with_default(subscriber, || {
+                vec![
+                    tracing::enabled!(target: "jobtracker_api", Level::INFO),
+                    tracing::enabled!(target: "jobtracker_api", Level::DEBUG),
+                    tracing::enabled!(target: "jobtracker_api::http", Level::DEBUG),
+                    tracing::enabled!(target: "jobtracker_api::http", Level::TRACE),
+                    tracing::enabled!(target: "m2m_core::verify", Level::WARN),
+                    tracing::enabled!(target: "m2m_core::verify", Level::INFO),
+                    tracing::enabled!(target: "hyper", Level::ERROR),
+                    tracing::enabled!(target: "hyper", Level::INFO),
+                    tracing::enabled!(target: "other", Level::TRACE),
+                    tracing::enabled!(target: "other", Level::INFO),
+                ]
+            })
+        }
+        for text in [
+            "info",
+            "warn",
+            "off",
+            "TRACE",
+            "warn,jobtracker_api=debug",
+            "debug,hyper=off",
+            "jobtracker_api::http=trace,m2m_core=warn",
+            "m2m_core=info",
+            "error,jobtracker_api=info,jobtracker_api::http=trace",
+        ] {
+            let Filter::Static(targets) = filter(text) else {
+                panic!("{text} is a simple filter");
+            };
+            let env = tracing_subscriber::EnvFilter::new(text);
+            assert_eq!(
+                decisions(tracing_subscriber::registry().with(*targets)),
+                decisions(tracing_subscriber::registry().with(env)),
+                "{text}"
+            );
+        }
+        for text in [
+            "info,[request]=debug",
+            "jobtracker_api[{request_id}]=debug",
+            "info, hyper=off",
+            "hyper",
+        ] {
+            assert!(matches!(filter(text), Filter::Env(_)), "{text}");
+        }
+    }
     use tracing_subscriber::fmt::format::JsonFields;
 
     /// What `JsonFields` and [`JsonSpanFields`] make of the fields of `span`.
