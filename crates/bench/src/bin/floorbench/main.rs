@@ -316,8 +316,14 @@ async fn run(args: Args) -> std::process::ExitCode {
     let _ = std::fs::remove_dir_all(&dir);
 
     if let Some(max) = args.max_opaque_ratio {
+        if opaque_ratios.is_empty() {
+            eprintln!(
+                "floorbench: FAILED: --max-opaque-ratio needs the opaque scenario (and jobtracker-api)"
+            );
+            return std::process::ExitCode::FAILURE;
+        }
         let best = opaque_ratios.iter().copied().fold(f64::INFINITY, f64::min);
-        if best > max {
+        if best.is_nan() || best > max {
             eprintln!(
                 "floorbench: FAILED: the cached-opaque request costs {best:.2}× the floor's CPU in the best of {} rounds (limit {max:.2}×)",
                 args.rounds
