@@ -1,3 +1,11 @@
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::span;
+use tracing_subscriber::field::{RecordFields, VisitOutput};
+use tracing_subscriber::fmt::FormattedFields;
+use tracing_subscriber::fmt::format::{FormatFields, JsonVisitor, Writer};
+
 /// Logging settings (`#[command(flatten)]` them into a service's own).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct LogArgs {
@@ -54,8 +62,6 @@ impl LogFormat {
 /// The `OTEL_*` variables are read from the environment as every OpenTelemetry SDK reads them,
 /// not as settings of the binary: the SDK itself reads more of them (the sampler, for one).
 pub fn init_tracing(log: &LogArgs) {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
     if tracing::dispatcher::has_been_set() {
         return;
     }
@@ -64,26 +70,22 @@ pub fn init_tracing(log: &LogArgs) {
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(program_name);
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
-    let otel = crate::trace::layer(endpoint.as_deref(), &service_name);
     // With traces on, the spans that exist only for them (target `spans`) are enabled too.
-    let extra = if otel.is_some() {
+    let exporting = endpoint.as_deref().is_some_and(|e| !e.trim().is_empty());
+    let extra = if exporting {
         crate::trace::SPANS_DIRECTIVE
     } else {
         ""
     };
-    let filter = Some(log.filter.trim())
-        .filter(|f| !f.is_empty())
-        .and_then(|f| tracing_subscriber::EnvFilter::try_new(format!("{f}{extra}")).ok())
-        .unwrap_or_else(|| {
-            tracing_subscriber::EnvFilter::new(format!("{}{extra}", LogArgs::DEFAULT_FILTER))
-        });
-    let exporting = otel.is_some();
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let _ = match log.log_format {
-        LogFormat::Json => registry.with(fmt.json()).try_init(),
-        LogFormat::Pretty => registry.with(fmt).try_init(),
-    };
+    let text = Some(log.filter.trim())
+        .filter(|f| !f.is_empty() && tracing_subscriber::EnvFilter::try_new(f).is_ok())
+        .unwrap_or(LogArgs::DEFAULT_FILTER);
+    let text = format!("{text}{extra}");
+    let otel = endpoint.as_deref();
+    match filter(&text) {
+        Filter::Static(f) => init_with(*f, log.log_format, otel, &service_name),
+        Filter::Env(f) => init_with(*f, log.log_format, otel, &service_name),
+    }
     if exporting {
         // The collector's host only: an endpoint URL may carry credentials.
         let host = endpoint
@@ -95,6 +97,24 @@ pub fn init_tracing(log: &LogArgs) {
     }
 }
 
+fn init_with<F>(filter: F, format: LogFormat, endpoint: Option<&str>, service_name: &str)
+where
+    F: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let registry = tracing_subscriber::registry().with(filter);
+    let otel = crate::trace::layer(endpoint, service_name);
+    let registry = registry.with(otel);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => registry
+            .with(fmt.json().fmt_fields(JsonSpanFields))
+            .try_init(),
+        LogFormat::Pretty => registry.with(fmt).try_init(),
+    };
+}
+
 /// The running program's file name, for the default `OTEL_SERVICE_NAME`.
 fn program_name() -> String {
     std::env::args_os()
@@ -104,4 +124,335 @@ fn program_name() -> String {
         .and_then(std::path::Path::file_stem)
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "unknown_service".to_owned())
+}
+
+/// The filter `RUST_LOG` asks for.
+enum Filter {
+    /// Only `level` and `target=level` directives: `Targets`, which decides per call site once.
+    /// `EnvFilter` keeps the same directives in the same structure, but also takes a shared lock
+    /// on every span's creation, enter, exit and close (for span directives there are none of),
+    /// and the API makes a span per request.
+    Static(Box<tracing_subscriber::filter::Targets>),
+    /// Anything else (span and field directives, …): `EnvFilter`.
+    Env(Box<tracing_subscriber::EnvFilter>),
+}
+
+fn filter(text: &str) -> Filter {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = |l: &str| l.parse::<LevelFilter>().is_ok();
+    let target = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':' || b == b'-')
+    };
+    let simple = text.split(',').all(|d| match d.split_once('=') {
+        Some((t, l)) => target(t) && level(l),
+        None => level(d),
+    });
+    match text.parse() {
+        Ok(targets) if simple => Filter::Static(Box::new(targets)),
+        _ => Filter::Env(Box::new(tracing_subscriber::EnvFilter::new(text))),
+    }
+}
+
+/// A span's fields as the JSON formatter keeps them (a JSON object in a string, keys sorted, the
+/// last of a repeated name winning): what `tracing_subscriber`'s `JsonFields` writes, written
+/// straight into the span's buffer instead of through a map of `serde_json::Value`s and a
+/// `String` per field. A span is made for every request, and its fields are formatted when it is
+/// made, whether a line is ever logged in it or not.
+///
+/// Strings and `Display`/`Debug` values (what spans here carry) take the direct path; a span with
+/// numbers, booleans, bytes or more than [`FAST_FIELDS`] fields is formatted by `JsonFields`'
+/// own visitor, as before.
+#[derive(Debug, Clone, Copy, Default)]
+struct JsonSpanFields;
+
+/// Most fields [`JsonSpanFields`] sorts on the stack.
+const FAST_FIELDS: usize = 8;
+
+impl<'writer> FormatFields<'writer> for JsonSpanFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            let mut fast = Fast {
+                scratch: &mut scratch,
+                entries: [("", 0, 0); FAST_FIELDS],
+                len: 0,
+                slow: false,
+            };
+            fields.record(&mut fast);
+            if fast.slow {
+                let mut v = JsonVisitor::new(&mut writer);
+                fields.record(&mut v);
+                return v.finish();
+            }
+            let (entries, text) = (&mut fast.entries[..fast.len], &fast.scratch[..]);
+            // Stable: of equal names the later stays later, and is the one kept below.
+            entries.sort_by_key(|e| e.0);
+            writer.write_char('{')?;
+            let mut first = true;
+            for (i, (name, start, end)) in entries.iter().enumerate() {
+                if entries.get(i + 1).is_some_and(|next| next.0 == *name) {
+                    continue;
+                }
+                if !first {
+                    writer.write_char(',')?;
+                }
+                first = false;
+                writer.write_char('"')?;
+                Escape(&mut writer).write_str(name)?;
+                writer.write_str("\":")?;
+                writer.write_str(&text[*start..*end])?;
+            }
+            writer.write_char('}')
+        })
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &span::Record<'_>,
+    ) -> fmt::Result {
+        if current.is_empty() {
+            return self.format_fields(current.as_writer(), fields);
+        }
+        // Fields recorded after the span was made (rare): merged as `JsonFields` merges them.
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&current.fields).map_err(|_| fmt::Error)?;
+        let mut new = String::new();
+        self.format_fields(Writer::new(&mut new), fields)?;
+        let new: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&new).map_err(|_| fmt::Error)?;
+        map.extend(new);
+        let sorted: std::collections::BTreeMap<_, _> = map.into_iter().collect();
+        current.fields = serde_json::to_string(&sorted).map_err(|_| fmt::Error)?;
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Where [`JsonSpanFields`] writes the values before sorting them: reused, never freed.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Collects string and `Debug` fields as JSON strings; anything else sets `slow`.
+struct Fast<'a> {
+    scratch: &'a mut String,
+    /// Name, and where its JSON value lies in `scratch`.
+    entries: [(&'static str, usize, usize); FAST_FIELDS],
+    len: usize,
+    slow: bool,
+}
+
+impl Fast<'_> {
+    fn push(&mut self, name: &'static str, value: impl FnOnce(&mut Escape<'_>) -> fmt::Result) {
+        if self.slow || self.len == FAST_FIELDS {
+            self.slow = true;
+            return;
+        }
+        let start = self.scratch.len();
+        self.scratch.push('"');
+        if value(&mut Escape(&mut *self.scratch)).is_err() {
+            self.slow = true;
+            return;
+        }
+        self.scratch.push('"');
+        self.entries[self.len] = (name, start, self.scratch.len());
+        self.len += 1;
+    }
+}
+
+impl Visit for Fast<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field.name(), |w| w.write_str(value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // As `JsonVisitor`: a raw identifier's `r#` is dropped from the name.
+        let name = field.name();
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        self.push(name, |w| write!(w, "{value:?}"));
+    }
+
+    fn record_f64(&mut self, _: &Field, _: f64) {
+        self.slow = true;
+    }
+    fn record_i64(&mut self, _: &Field, _: i64) {
+        self.slow = true;
+    }
+    fn record_u64(&mut self, _: &Field, _: u64) {
+        self.slow = true;
+    }
+    fn record_bool(&mut self, _: &Field, _: bool) {
+        self.slow = true;
+    }
+    fn record_bytes(&mut self, _: &Field, _: &[u8]) {
+        self.slow = true;
+    }
+}
+
+/// Writes through to `0` with JSON string escaping (as `serde_json`: `"`, `\\` and control
+/// characters).
+struct Escape<'a>(&'a mut dyn fmt::Write);
+
+impl fmt::Write for Escape<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest
+            .bytes()
+            .position(|b| b == b'"' || b == b'\\' || b < 0x20)
+        {
+            self.0.write_str(&rest[..i])?;
+            match rest.as_bytes()[i] {
+                b'"' => self.0.write_str("\\\""),
+                b'\\' => self.0.write_str("\\\\"),
+                b'\n' => self.0.write_str("\\n"),
+                b'\r' => self.0.write_str("\\r"),
+                b'\t' => self.0.write_str("\\t"),
+                0x08 => self.0.write_str("\\b"),
+                0x0c => self.0.write_str("\\f"),
+                b => write!(self.0, "\\u{b:04x}"),
+            }?;
+            rest = &rest[i + 1..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_filters_decide_as_env_filter_does() {
+        use tracing::Level;
+        use tracing_subscriber::layer::SubscriberExt;
+        // What `tracing::enabled!` says for a few targets and levels under `subscriber`.
+        fn decisions(subscriber: impl tracing::Subscriber + Send + Sync) -> Vec<bool> {
+            tracing::subscriber::with_default(subscriber, || {
+                vec![
+                    tracing::enabled!(target: "jobtracker_api", Level::INFO),
+                    tracing::enabled!(target: "jobtracker_api", Level::DEBUG),
+                    tracing::enabled!(target: "jobtracker_api::http", Level::DEBUG),
+                    tracing::enabled!(target: "jobtracker_api::http", Level::TRACE),
+                    tracing::enabled!(target: "m2m_core::verify", Level::WARN),
+                    tracing::enabled!(target: "m2m_core::verify", Level::INFO),
+                    tracing::enabled!(target: "hyper", Level::ERROR),
+                    tracing::enabled!(target: "hyper", Level::INFO),
+                    tracing::enabled!(target: "other", Level::TRACE),
+                    tracing::enabled!(target: "other", Level::INFO),
+                ]
+            })
+        }
+        for text in [
+            "info",
+            "warn",
+            "off",
+            "TRACE",
+            "warn,jobtracker_api=debug",
+            "debug,hyper=off",
+            "jobtracker_api::http=trace,m2m_core=warn",
+            "m2m_core=info",
+            "error,jobtracker_api=info,jobtracker_api::http=trace",
+        ] {
+            let Filter::Static(targets) = filter(text) else {
+                panic!("{text} is a simple filter");
+            };
+            let env = tracing_subscriber::EnvFilter::new(text);
+            assert_eq!(
+                decisions(tracing_subscriber::registry().with(*targets)),
+                decisions(tracing_subscriber::registry().with(env)),
+                "{text}"
+            );
+        }
+        for text in [
+            "info,[request]=debug",
+            "jobtracker_api[{request_id}]=debug",
+            "info, hyper=off",
+            "hyper",
+        ] {
+            assert!(matches!(filter(text), Filter::Env(_)), "{text}");
+        }
+    }
+    use tracing_subscriber::fmt::format::JsonFields;
+
+    /// What `JsonFields` and [`JsonSpanFields`] make of the fields of `span`.
+    fn both(make: impl Fn() -> tracing::Span) -> (String, String) {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Grab(Arc<Mutex<Vec<String>>>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Grab {
+            fn on_new_span(
+                &self,
+                attrs: &span::Attributes<'_>,
+                _: &span::Id,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                let mut a = String::new();
+                JsonFields::new()
+                    .format_fields(Writer::new(&mut a), attrs)
+                    .expect("JsonFields");
+                let mut b = String::new();
+                JsonSpanFields
+                    .format_fields(Writer::new(&mut b), attrs)
+                    .expect("JsonSpanFields");
+                self.0.lock().expect("lock").extend([a, b]);
+            }
+        }
+        use tracing_subscriber::layer::SubscriberExt;
+        let grab = Grab::default();
+        let subscriber = tracing_subscriber::registry().with(grab.clone());
+        tracing::subscriber::with_default(subscriber, || drop(make()));
+        let got = grab.0.lock().expect("lock").clone();
+        (got[0].clone(), got[1].clone())
+    }
+
+    #[test]
+    fn span_fields_are_what_json_fields_writes() {
+        let odd = "quote \" backslash \\ newline \n tab \t bell \u{7} del \u{7f} é ✓";
+        let cases: Vec<Box<dyn Fn() -> tracing::Span>> = vec![
+            Box::new(
+                || tracing::info_span!("request", request_id = %"req_1", method = %"GET", path = %"/api/whoami"),
+            ),
+            Box::new(move || tracing::info_span!("odd", zeta = odd, alpha = ?odd, r#type = %odd)),
+            Box::new(|| {
+                tracing::info_span!(
+                    "numbers",
+                    n = 3u64,
+                    i = -2i64,
+                    f = 1.5f64,
+                    b = true,
+                    s = "x"
+                )
+            }),
+            Box::new(|| tracing::info_span!("none")),
+            Box::new(|| {
+                tracing::info_span!(
+                    "many",
+                    a = "1",
+                    b = "2",
+                    c = "3",
+                    d = "4",
+                    e = "5",
+                    f = "6",
+                    g = "7",
+                    h = "8",
+                    i = "9"
+                )
+            }),
+        ];
+        for make in cases {
+            let (expected, got) = both(make);
+            assert_eq!(got, expected);
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&got).is_ok(),
+                "{got}"
+            );
+        }
+    }
 }

@@ -193,6 +193,18 @@ impl HttpMetrics {
         self.observe(method_label(method), RouteLabel(route), status, started);
     }
 
+    /// Records one request whose method is already a label ([`method_label`]): for a `tower`
+    /// layer that takes the label when the request arrives and records when it is answered.
+    pub fn record_label(
+        &self,
+        method: &'static str,
+        route: Option<MatchedPath>,
+        status: StatusCode,
+        started: Instant,
+    ) {
+        self.observe(method, RouteLabel(route), status, started);
+    }
+
     fn observe(
         &self,
         method: &'static str,

@@ -3,13 +3,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -17,7 +20,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tower::Service;
+use tower::{Layer, Service};
 use tower_http::timeout::TimeoutLayer;
 
 /// Streams one HTTP/2 connection may have open at once (hyper's default is 200): each holds a
@@ -129,16 +132,26 @@ impl ServerArgs {
 /// - an HTTP/2 connection has at most `MAX_CONCURRENT_STREAMS` (32) streams open;
 /// - at most `http_max_connections` connections are accepted at once; the rest wait in the
 ///   kernel's listen backlog.
-pub async fn serve(
+///
+/// The idle and write-stall watches look at atomic counters a few times per period (a request
+/// or a write wakes nothing and reads no clock), so each bound holds within a quarter of its
+/// length after it is due.
+///
+/// `app` is an [`axum::Router`] or any service like one (a router inside a `tower` stack built
+/// once, so that its layers are not cloned into every route and for every request).
+pub async fn serve<S>(
     listener: TcpListener,
-    router: axum::Router,
+    app: S,
     limits: ServerArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let router = router.layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        limits.request_timeout(),
-    ));
+) -> std::io::Result<()>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let router =
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout())
+            .layer(app);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -225,30 +238,26 @@ struct ConnectionLimits {
     write_stall: Duration,
 }
 
-/// What one connection is doing, as its watchdogs see it.
+/// What one connection is doing, as its watchdogs see it: counters only, so a request, a read
+/// or a write costs an atomic add and no clock read; the watches compare them a few times per
+/// period ([`CHECKS`]).
+#[derive(Default)]
 struct Activity {
-    started: Instant,
     /// Requests in flight (from arrival until the handler has answered).
-    busy: watch::Sender<usize>,
-    /// Whether a request has started (so the first-request deadline is met).
-    requested: AtomicBool,
-    /// When a byte was last read or written (ms since `started`).
-    last_io_ms: AtomicU64,
-    /// Since when writes have been refused (ms since `started`, plus one); 0 while they are not.
-    blocked_since_ms: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Requests started (the first-request deadline is met once it is non-zero).
+    requests: AtomicU64,
+    /// Requests finished, reads and writes that moved bytes: anything that is not idleness.
+    events: AtomicU64,
+    /// Writes that moved bytes.
+    writes: AtomicU64,
+    /// Whether the last write attempt was refused (the socket's buffer is full).
+    blocked: AtomicBool,
 }
 
-impl Activity {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn since(&self, ms: u64) -> Duration {
-        self.started
-            .elapsed()
-            .saturating_sub(Duration::from_millis(ms))
-    }
-}
+/// How many looks a watch takes per period: it fires between the period and 1¼ of it after its
+/// condition began.
+const CHECKS: u32 = 4;
 
 /// The connection's socket, reporting reads, writes and refused writes to its [`Activity`].
 struct Watched {
@@ -265,8 +274,7 @@ impl tokio::io::AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let now = self.activity.now_ms();
-            self.activity.last_io_ms.store(now, Ordering::Relaxed);
+            self.activity.events.fetch_add(1, Ordering::Relaxed);
         }
         polled
     }
@@ -277,17 +285,11 @@ impl Watched {
         let a = &self.activity;
         match polled {
             Poll::Ready(Ok(_)) => {
-                a.last_io_ms.store(a.now_ms(), Ordering::Relaxed);
-                a.blocked_since_ms.store(0, Ordering::Relaxed);
+                a.events.fetch_add(1, Ordering::Relaxed);
+                a.writes.fetch_add(1, Ordering::Relaxed);
+                a.blocked.store(false, Ordering::Relaxed);
             }
-            Poll::Pending => {
-                let _ = a.blocked_since_ms.compare_exchange(
-                    0,
-                    a.now_ms() + 1,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-            }
+            Poll::Pending => a.blocked.store(true, Ordering::Relaxed),
             Poll::Ready(Err(_)) => {}
         }
     }
@@ -329,28 +331,24 @@ impl tokio::io::AsyncWrite for Watched {
 
 /// Serves one connection until it ends, closing it gracefully when it has been idle or when
 /// `drain` turns true, and dropping it when a bound of `limits` is crossed.
-async fn connection(
+async fn connection<S>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: tokio::net::TcpStream,
-    router: axum::Router,
+    router: S,
     limits: ConnectionLimits,
     mut drain: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
-) {
-    let (busy, busy_rx) = watch::channel(0usize);
-    let activity = Arc::new(Activity {
-        started: Instant::now(),
-        busy,
-        requested: AtomicBool::new(false),
-        last_io_ms: AtomicU64::new(0),
-        blocked_since_ms: AtomicU64::new(0),
-    });
+) where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
     let seen = activity.clone();
     let service = tower::service_fn(move |request: Request<Incoming>| {
         let busy = InFlight::new(seen.clone());
         let mut router = router.clone();
         async move {
-            let response = router.call(request).await;
+            let response = router.call(request.map(Body::new)).await;
             drop(busy);
             response
         }
@@ -381,12 +379,12 @@ async fn connection(
             }
             () = &mut first_request, if waiting_for_first => {
                 waiting_for_first = false;
-                if !activity.requested.load(Ordering::Relaxed) {
+                if activity.requests.load(Ordering::Relaxed) == 0 {
                     tracing::debug!("no request within the header-read timeout; closing");
                     return;
                 }
             }
-            () = idle_for(&activity, busy_rx.clone(), limits.idle), if !closing => {
+            () = idle_for(&activity, limits.idle), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
                 close_armed = true;
@@ -407,30 +405,45 @@ async fn connection(
     }
 }
 
-/// Resolves once no request has been in flight and no byte moved for `idle`.
-async fn idle_for(activity: &Activity, busy: watch::Receiver<usize>, idle: Duration) {
+/// Resolves once no request has been in flight and no byte moved for `idle` (give or take a
+/// quarter).
+async fn idle_for(activity: &Activity, idle: Duration) {
+    let step = idle / CHECKS;
+    let mut quiet = 0;
+    let mut seen = activity.events.load(Ordering::Acquire);
     loop {
-        let quiet = activity.since(activity.last_io_ms.load(Ordering::Relaxed));
-        if *busy.borrow() == 0 && quiet >= idle {
-            return;
+        tokio::time::sleep(step).await;
+        let events = activity.events.load(Ordering::Acquire);
+        if activity.in_flight.load(Ordering::Acquire) == 0 && events == seen {
+            quiet += 1;
+            if quiet >= CHECKS {
+                return;
+            }
+        } else {
+            quiet = 0;
+            seen = events;
         }
-        tokio::time::sleep(idle.saturating_sub(quiet).max(Duration::from_millis(100))).await;
     }
 }
 
-/// Resolves once the socket has refused writes for `stall` in a row.
+/// Resolves once the socket has refused our writes, with none getting through, for `stall`
+/// (give or take a quarter).
 async fn write_stalled(activity: &Activity, stall: Duration) {
+    let step = stall / CHECKS;
+    let mut stuck = 0;
+    let mut seen = activity.writes.load(Ordering::Acquire);
     loop {
-        let since = activity.blocked_since_ms.load(Ordering::Relaxed);
-        if since == 0 {
-            tokio::time::sleep(stall).await;
-            continue;
+        tokio::time::sleep(step).await;
+        let writes = activity.writes.load(Ordering::Acquire);
+        if activity.blocked.load(Ordering::Acquire) && writes == seen {
+            stuck += 1;
+            if stuck >= CHECKS {
+                return;
+            }
+        } else {
+            stuck = 0;
+            seen = writes;
         }
-        let blocked = activity.since(since - 1);
-        if blocked >= stall {
-            return;
-        }
-        tokio::time::sleep(stall - blocked).await;
     }
 }
 
@@ -439,15 +452,17 @@ struct InFlight(Arc<Activity>);
 
 impl InFlight {
     fn new(activity: Arc<Activity>) -> Self {
-        activity.requested.store(true, Ordering::Relaxed);
-        activity.busy.send_modify(|n| *n += 1);
+        activity.requests.fetch_add(1, Ordering::Relaxed);
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
         Self(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.busy.send_modify(|n| *n = n.saturating_sub(1));
+        // An event first: a look in between sees it in flight, or sees it finished.
+        self.0.events.fetch_add(1, Ordering::AcqRel);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

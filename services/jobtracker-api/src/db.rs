@@ -177,9 +177,29 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// A new id: `prefix_` + 12 hex of milliseconds + 6 hex of a process sequence + 6 random hex.
 /// Ids sort by creation time, which is what cursor pagination relies on.
 pub fn new_id(prefix: &str) -> String {
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed) & 0xff_ffff;
-    let rnd: u32 = rand::rng().random_range(0..0x100_0000);
-    format!("{prefix}_{:012x}{seq:06x}{rnd:06x}", now_ms())
+    let tail = id_tail();
+    let mut id = String::with_capacity(prefix.len() + 1 + tail.len());
+    id.push_str(prefix);
+    id.push('_');
+    // ASCII hex digits only.
+    id.push_str(std::str::from_utf8(&tail).unwrap_or_default());
+    id
+}
+
+/// What follows `prefix_` in a [`new_id`]: 24 lowercase hex digits, on the stack.
+pub fn id_tail() -> [u8; 24] {
+    let seq = u64::from(SEQ.fetch_add(1, Ordering::Relaxed) & 0xff_ffff);
+    let rnd: u64 = rand::rng().random_range(0..0x100_0000);
+    let ms = (now_ms() as u64) & 0xffff_ffff_ffff;
+    let mut out = [0u8; 24];
+    let mut at = 0;
+    for (value, digits) in [(ms, 12), (seq, 6), (rnd, 6)] {
+        for d in (0..digits).rev() {
+            out[at] = b"0123456789abcdef"[((value >> (4 * d)) & 0xf) as usize];
+            at += 1;
+        }
+    }
+    out
 }
 
 /// RFC 3339 (UTC, milliseconds) from Unix ms.
@@ -224,6 +244,28 @@ mod tests {
         let b = new_id("x");
         assert!(a < b, "{a} {b}");
         assert_eq!(a.len(), 2 + 24);
+    }
+
+    #[test]
+    fn an_id_is_its_millisecond_sequence_and_random_part_in_hex() {
+        let before = now_ms();
+        let id = new_id("req");
+        let after = now_ms();
+        let hex = id.strip_prefix("req_").expect("prefix");
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{id}"
+        );
+        let ms = i64::from_str_radix(&hex[..12], 16).expect("hex");
+        assert!(
+            (before..=after).contains(&ms),
+            "{ms} not in {before}..={after}"
+        );
+        let seq = |id: &str| u32::from_str_radix(&id[16..22], 16).expect("hex");
+        let next = new_id("req");
+        // Other tests take ids in parallel: later, not necessarily next.
+        assert!(seq(&next) > seq(&id), "{id} then {next}");
     }
 }
 

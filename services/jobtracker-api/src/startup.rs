@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::transfers::Transfers;
-use crate::http::{ApiContext, router_with};
+use crate::http::{ApiContext, ApiState, app_with};
 use crate::metrics::{ClerkCalls, Metrics};
 use crate::store::ResumeLimits;
 
@@ -67,7 +67,7 @@ impl Server {
             &db.transitions,
         ));
         let listener = service_kit::bind("JOBTRACKER_BIND", config.bind).await?;
-        let ctx = ApiContext {
+        let ctx = ApiContext::new(ApiState {
             db,
             verifier,
             roles: Arc::new(roles),
@@ -75,7 +75,7 @@ impl Server {
             resume_max_bytes: config.resume_max_bytes,
             resume_limits,
             transfers: Arc::new(Transfers::new(usize::from(config.resume_uploads_per_user))),
-        };
+        });
         Ok(Self {
             listener,
             ctx,
@@ -111,7 +111,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "jobtracker-api listening; Swagger UI at /swagger");
-        let app = router_with(self.ctx, extra);
+        let app = app_with(self.ctx, extra);
         service_kit::serve(self.listener, app, self.limits, shutdown).await
     }
 }

@@ -346,6 +346,7 @@ fn the_docs_name_only_variables_binaries_and_commands_that_exist() {
         "m2m",
         "devstack",
         "loadbench",
+        "floorbench",
     ];
     let bin = Regex::new(r"--bin ([a-z0-9-]+)").expect("regex");
     let m2m_cmd = Regex::new(r"`m2m ([^`]*)`").expect("regex");

@@ -8,12 +8,16 @@ pub mod transfers;
 mod users;
 pub mod validate;
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware;
+use axum::response::Response;
 use m2m_core::Verifier;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -36,9 +40,28 @@ use crate::policy::Role;
 use crate::store::ResumeLimits;
 use service_kit::ops::HttpMetrics;
 
-/// Shared state of every handler.
+/// Shared state of every handler: one reference count, so handing it to a request costs one
+/// atomic increment (axum clones the state for every request, more than once).
 #[derive(Clone, Debug)]
-pub struct ApiContext {
+pub struct ApiContext(Arc<ApiState>);
+
+impl ApiContext {
+    /// The state, shared.
+    pub fn new(state: ApiState) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for ApiContext {
+    type Target = ApiState;
+    fn deref(&self) -> &ApiState {
+        &self.0
+    }
+}
+
+/// What [`ApiContext`] shares.
+#[derive(Debug)]
+pub struct ApiState {
     pub db: Db,
     pub verifier: Arc<Verifier>,
     /// Machine id → role.
@@ -120,12 +143,99 @@ struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let id = crate::db::new_id("req");
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        // `req_` + a new id's tail, formatted on the stack: one copy, into the header.
+        let mut id = [0u8; 28];
+        id[..4].copy_from_slice(b"req_");
+        id[4..].copy_from_slice(&crate::db::id_tail());
+        HeaderValue::from_bytes(&id).ok().map(RequestId::new)
     }
 }
 
 pub use service_kit::ops::method_label;
+
+/// Records every request in the metrics (method, matched route, status, latency): a `tower`
+/// layer rather than `middleware::from_fn`, which boxes the rest of the stack for every request.
+#[derive(Clone)]
+struct TrackLayer(HttpMetrics);
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Track<S> {
+    inner: S,
+    metrics: HttpMetrics,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for Track<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        // The matched route is shared (`Arc<str>`), the method a constant: nothing allocated.
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        let method = method_label(req.method());
+        // The request span is made outside the router, before the route is known.
+        tracing::Span::current().record(
+            "route",
+            route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        );
+        TrackFuture {
+            inner: self.inner.call(req),
+            metrics: self.metrics.clone(),
+            route,
+            method,
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        metrics: HttpMetrics,
+        route: Option<MatchedPath>,
+        method: &'static str,
+        started: Instant,
+    }
+}
+
+impl<F, E> std::future::Future for TrackFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            this.metrics.record_label(
+                this.method,
+                this.route.take(),
+                response.status(),
+                *this.started,
+            );
+        }
+        Poll::Ready(result)
+    }
+}
 
 /// The Content-Security-Policy of every response. Swagger UI loads its scripts, styles and the
 /// OpenAPI document from this origin only (no inline scripts: its initializer is a file); it
@@ -133,48 +243,70 @@ pub use service_kit::ops::method_label;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The whole application: API routes, `/openapi.json`, `/swagger`, middleware.
-pub fn router(ctx: ApiContext) -> Router {
-    router_with(ctx, Router::new())
+pub fn app(
+    ctx: ApiContext,
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ Sync
++ 'static {
+    app_with(ctx, Router::new())
 }
 
-/// [`router`] plus `extra` routes behind the same middleware (benchmarks compare a route with
+/// [`app`] plus `extra` routes behind the same middleware (benchmarks compare a route with
 /// and without authentication this way; the service itself adds none).
-pub fn router_with(ctx: ApiContext, extra: Router<ApiContext>) -> Router {
+///
+/// The router holds the routes and the metrics (which need the matched route);
+/// the rest of the middleware wraps the router once, outside it: `Router::layer` would put a
+/// copy of the whole stack in every route and clone it for every request.
+pub fn app_with(
+    ctx: ApiContext,
+    extra: Router<ApiContext>,
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ Sync
++ 'static {
     let request_id = HeaderName::from_static("x-request-id");
     let (api, openapi) = api();
     let http_metrics = ctx.metrics.http.clone();
-    Router::new()
+    let router = Router::new()
         .merge(api.merge(extra).with_state(ctx))
         .merge(SwaggerUi::new("/swagger").url("/openapi.json", openapi))
-        .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(middleware::from_fn_with_state(http_metrics, HttpMetrics::track))
-        .layer(CatchPanicLayer::custom(|_| {
-            service_kit::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
-        }))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                // The path only: never headers (tokens) or the query. With traces on, a server
-                // span whose parent is the caller's span named by `traceparent`.
-                let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-                let span = tracing::info_span!("request", otel.kind = "server", request_id = %id, method = method_label(req.method()), route, path = %req.uri().path());
-                service_kit::trace::set_parent_from(&span, req.headers());
-                span
-            }),
-        )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+        // The one layer inside: each `Router::layer` wraps every route in another boxed service,
+        // cloned for every request.
+        .layer(TrackLayer(http_metrics));
+    tower::ServiceBuilder::new()
+        .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
         // Outermost, so every response carries them (404s and caught panics too).
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
+        .layer(SetRequestIdLayer::new(request_id.clone(), RandomRequestId))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                // The path only: never headers (tokens) or the query. With traces on, a server
+                // span whose parent is the caller's span named by `traceparent`.
+                // The route template is recorded once routing has matched it (`Track`).
+                let span = tracing::info_span!("request", otel.kind = "server", request_id = %id, method = method_label(req.method()), route = tracing::field::Empty, path = %req.uri().path());
+                service_kit::trace::set_parent_from(&span, req.headers());
+                span
+            }),
+        )
+        .layer(CatchPanicLayer::custom(|_| {
+            service_kit::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+        }))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .service(router)
 }

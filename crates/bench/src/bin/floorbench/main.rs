@@ -1,0 +1,344 @@
+//! The floor benchmark (docs/benchmarks.md, "The request path against the floor"): in one run,
+//! three servers side by side, each its own process so its CPU time can be read from
+//! `/proc`:
+//!
+//! - **floor**: a bare axum server (same axum and tokio) whose `GET /api/whoami` reads the
+//!   `Authorization` header and answers a small JSON body: the least this stack can do;
+//! - **api**: the real jobtracker-api with production defaults (request ids, tracing at `info`
+//!   with JSON logs, metrics), configured from the environment as its `main` is;
+//! - **node**: when `node` and `crates/bench/node-peer/node_modules` are there, the Node peer at
+//!   its best (`node:cluster`, one worker per core, a 60 s verdict cache around
+//!   `@clerk/backend`'s `authenticateRequest`).
+//!
+//! All trust the same in-process clerk-mock. A load generator in this process (its own threads,
+//! `--threads`) drives each with the same requests; the table gives req/s, p50/p99 and the
+//! server's CPU µs per request, and each server's CPU per request over the floor's.
+//!
+//! ```sh
+//! npm install --prefix crates/bench/node-peer   # once, for the Node peer (optional)
+//! cargo run --release -p bench --bin floorbench
+//! ```
+
+mod load;
+mod servers;
+
+use std::time::Duration;
+
+use bench::{SessionMinter, machine};
+use clerk_mock::ClerkMock;
+use serde_json::json;
+
+use load::{Outcome, Tokens};
+use servers::{Kind, Server};
+
+/// The floor benchmark; see docs/benchmarks.md.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "floorbench",
+    about = "jobtracker-api against a bare axum server (the floor) and the Node peer, side by side; prints Markdown"
+)]
+struct Args {
+    /// Seconds of load per server and scenario in each round.
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
+    /// Rounds; each reports its own ratios, the table gives medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Threads of the load generator.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Distinct session JWTs sent to each server per round in the "first" scenario (each is
+    /// verified once; the floor, which verifies nothing, cycles through them for the whole
+    /// run).
+    #[arg(long, default_value_t = 4000)]
+    first_tokens: usize,
+    /// Run these scenarios only (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Which>,
+    /// Leave the Node peer out even when it is installed.
+    #[arg(long)]
+    no_node: bool,
+    /// Fail (exit 1) when the best round's cached-opaque CPU ratio over the floor is above this
+    /// (the CI guard).
+    #[arg(long)]
+    max_opaque_ratio: Option<f64>,
+    /// Internal: serve as one of the servers (`floor` or `api`) instead.
+    #[arg(long, hide = true)]
+    serve: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Which {
+    /// `GET /healthz`, no `Authorization`.
+    NoAuth,
+    /// `GET /api/whoami`, an opaque M2M token already in the verification cache.
+    Opaque,
+    /// `GET /api/whoami`, a session JWT already verified (the JWT cache).
+    Session,
+    /// `GET /api/whoami`, a new session JWT on every request.
+    SessionFirst,
+    /// `GET /api/whoami`, an M2M token in JWT format, already verified.
+    M2mJwt,
+}
+
+/// One kind of request, sent to every server.
+struct Scenario {
+    which: Which,
+    label: &'static str,
+    /// Path on the floor and the others.
+    path: &'static str,
+    tokens: Tokens,
+    /// A token pool spent once per server and round (first verifications).
+    first: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = <Args as clap::Parser>::parse();
+    if let Some(kind) = &args.serve {
+        return servers::serve(kind);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> std::process::ExitCode {
+    let mock = ClerkMock::start_demo().await;
+    let dir = std::env::temp_dir().join(format!("floorbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+
+    let mut servers = vec![
+        Server::start(Kind::Floor, &mock, &dir).await,
+        Server::start(Kind::Api, &mock, &dir).await,
+    ];
+    let node = if args.no_node {
+        Err("--no-node".to_owned())
+    } else {
+        servers::node_available()
+    };
+    match &node {
+        Ok(()) => servers.push(Server::start(Kind::Node, &mock, &dir).await),
+        Err(why) => eprintln!("floorbench: Node peer SKIPPED: {why}"),
+    }
+
+    let applier = mock.machine_by_name("JobApplier.Bot").expect("machine").id;
+    let opaque = mock.mint(&applier, &json!({}))["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let m2m_jwt = mock.mint(&applier, &json!({"token_format": "jwt"}))["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let minter = SessionMinter::new(&mock, 3600);
+    let session = minter.mint(usize::MAX);
+    let scenarios = [
+        Scenario {
+            which: Which::NoAuth,
+            label: "no auth (`GET /healthz`)",
+            path: "/healthz",
+            tokens: Tokens::None,
+            first: false,
+        },
+        Scenario {
+            which: Which::Opaque,
+            label: "opaque M2M token, cached",
+            path: "/api/whoami",
+            tokens: Tokens::One(opaque),
+            first: false,
+        },
+        Scenario {
+            which: Which::Session,
+            label: "session JWT, repeat",
+            path: "/api/whoami",
+            tokens: Tokens::One(session),
+            first: false,
+        },
+        Scenario {
+            which: Which::SessionFirst,
+            label: "session JWT, first (each token new)",
+            path: "/api/whoami",
+            tokens: Tokens::None,
+            first: true,
+        },
+        Scenario {
+            which: Which::M2mJwt,
+            label: "JWT M2M token, repeat",
+            path: "/api/whoami",
+            tokens: Tokens::One(m2m_jwt),
+            first: false,
+        },
+    ];
+    // The floor verifies nothing, so it reuses one pool; the others get a fresh one each round.
+    let scenarios: Vec<Scenario> = scenarios
+        .into_iter()
+        .filter(|s| args.only.is_empty() || args.only.contains(&s.which))
+        .collect();
+    let first_pools = if scenarios.iter().any(|s| s.first) {
+        (servers.len() - 1) * args.rounds + 1
+    } else {
+        0
+    };
+    eprintln!(
+        "floorbench: minting {} session JWTs for the \"first\" rows",
+        first_pools * args.first_tokens
+    );
+    let mut pools = tokio::task::spawn_blocking({
+        let (minter, n) = (minter.clone(), first_pools * args.first_tokens);
+        move || minter.mint_many(n)
+    })
+    .await
+    .expect("minting");
+    let floor_pool = pools.split_off(pools.len().saturating_sub(args.first_tokens));
+    let mut next_pool = || Tokens::Each(pools.split_off(pools.len() - args.first_tokens));
+
+    let settings = load::Settings {
+        connections: args.connections,
+        duration: Duration::from_secs_f64(args.seconds),
+    };
+    // Warm-up: connections, JWKS, the verification caches, the JIT.
+    let warm = load::Settings {
+        duration: Duration::from_secs_f64(args.seconds.min(2.0)),
+        ..settings
+    };
+    for s in scenarios.iter().filter(|s| !s.first) {
+        for server in &servers {
+            let o = load::run(server.addr, s.path, &s.tokens, &warm, server).await;
+            if o.errors > 0 || o.requests == 0 {
+                eprintln!(
+                    "floorbench: {} on {}: {} errors in {} requests during warm-up",
+                    s.label,
+                    server.kind.name(),
+                    o.errors,
+                    o.requests
+                );
+            }
+        }
+    }
+
+    // results[scenario][server] = one Outcome per round; the servers interleaved in each
+    // round, so the ratios compare moments seconds apart.
+    let mut results: Vec<Vec<Vec<Outcome>>> = scenarios
+        .iter()
+        .map(|_| servers.iter().map(|_| Vec::new()).collect())
+        .collect();
+    for round in 0..args.rounds {
+        eprintln!("floorbench: round {} of {}", round + 1, args.rounds);
+        for (i, s) in scenarios.iter().enumerate() {
+            for (j, server) in servers.iter().enumerate() {
+                // The floor verifies nothing: it gets the whole run, the tokens in turn.
+                let tokens = match (s.first, server.kind) {
+                    (true, Kind::Floor) => Tokens::Cycle(floor_pool.clone()),
+                    (true, _) => next_pool(),
+                    (false, _) => s.tokens.clone(),
+                };
+                let o = load::run(server.addr, s.path, &tokens, &settings, server).await;
+                results[i][j].push(o);
+            }
+        }
+    }
+
+    println!(
+        "# floorbench\n\nMachine: {}. Load: {} connections, {} load-generator threads, {} s per server and scenario (the \"first\" rows: {} distinct tokens each), {} rounds, servers interleaved; medians. CPU is the server process's own (`/proc/<pid>/task/*/schedstat`; Node: the primary and its workers).\n",
+        machine(),
+        args.connections,
+        args.threads,
+        args.seconds,
+        args.first_tokens,
+        args.rounds
+    );
+    println!(
+        "| scenario | server | req/s | p50 | p99 | CPU µs per request | × floor CPU | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut opaque_ratios = Vec::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        for (j, server) in servers.iter().enumerate() {
+            let runs = &results[i][j];
+            let ratios: Vec<f64> = (0..args.rounds)
+                .map(|r| runs[r].cpu_per_request_us() / results[i][0][r].cpu_per_request_us())
+                .collect();
+            if s.which == Which::Opaque && server.kind == Kind::Api {
+                opaque_ratios = ratios.clone();
+            }
+            let ratio = if server.kind == Kind::Floor {
+                "1.00".to_owned()
+            } else {
+                format!(
+                    "**{:.2}** ({})",
+                    median(ratios.clone()),
+                    ratios
+                        .iter()
+                        .map(|r| format!("{r:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            println!(
+                "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} | {ratio} | {} |",
+                s.label,
+                server.kind.name(),
+                median(runs.iter().map(|o| o.rps()).collect()),
+                median(runs.iter().map(|o| o.p50_ms()).collect()),
+                median(runs.iter().map(|o| o.p99_ms()).collect()),
+                median(runs.iter().map(Outcome::cpu_per_request_us).collect()),
+                runs.iter().map(|o| o.errors).sum::<usize>(),
+            );
+        }
+    }
+    if let Some(node) = servers.iter().position(|s| s.kind == Kind::Node) {
+        let api = servers
+            .iter()
+            .position(|s| s.kind == Kind::Api)
+            .expect("api");
+        println!("\nNode peer's CPU per request over the API's (same round, medians):\n");
+        println!("| scenario | node ÷ api |\n|---|---|");
+        for (i, s) in scenarios.iter().enumerate() {
+            let r = median(
+                (0..args.rounds)
+                    .map(|r| {
+                        results[i][node][r].cpu_per_request_us()
+                            / results[i][api][r].cpu_per_request_us()
+                    })
+                    .collect(),
+            );
+            println!("| {} | **{r:.2}×** |", s.label);
+        }
+    }
+    println!();
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    if let Some(max) = args.max_opaque_ratio {
+        if opaque_ratios.is_empty() {
+            eprintln!(
+                "floorbench: FAILED: --max-opaque-ratio needs the opaque scenario (and jobtracker-api)"
+            );
+            return std::process::ExitCode::FAILURE;
+        }
+        let best = opaque_ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        if best.is_nan() || best > max {
+            eprintln!(
+                "floorbench: FAILED: the cached-opaque request costs {best:.2}× the floor's CPU in the best of {} rounds (limit {max:.2}×)",
+                args.rounds
+            );
+            return std::process::ExitCode::FAILURE;
+        }
+        eprintln!(
+            "floorbench: cached-opaque CPU over the floor, best of {} rounds: {best:.2}× (limit {max:.2}×)",
+            args.rounds
+        );
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
