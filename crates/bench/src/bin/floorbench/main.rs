@@ -61,6 +61,9 @@ struct Args {
     /// Leave the Node peer out even when it is installed.
     #[arg(long)]
     no_node: bool,
+    /// Leave out the API with OpenTelemetry export on (to floorbench's own OTLP sink).
+    #[arg(long)]
+    no_otel: bool,
     /// Fail (exit 1) when the best round's cached-opaque CPU ratio over the floor is above this
     /// (the CI guard).
     #[arg(long)]
@@ -113,17 +116,21 @@ async fn run(args: Args) -> std::process::ExitCode {
     let dir = std::env::temp_dir().join(format!("floorbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
 
+    let (otlp, sink) = servers::otlp_sink::start();
     let mut servers = vec![
-        Server::start(Kind::Floor, &mock, &dir).await,
-        Server::start(Kind::Api, &mock, &dir).await,
+        Server::start(Kind::Floor, &mock, &dir, None).await,
+        Server::start(Kind::Api, &mock, &dir, None).await,
     ];
+    if !args.no_otel {
+        servers.push(Server::start(Kind::ApiTraced, &mock, &dir, Some(otlp)).await);
+    }
     let node = if args.no_node {
         Err("--no-node".to_owned())
     } else {
         servers::node_available()
     };
     match &node {
-        Ok(()) => servers.push(Server::start(Kind::Node, &mock, &dir).await),
+        Ok(()) => servers.push(Server::start(Kind::Node, &mock, &dir, None).await),
         Err(why) => eprintln!("floorbench: Node peer SKIPPED: {why}"),
     }
 
@@ -310,6 +317,12 @@ async fn run(args: Args) -> std::process::ExitCode {
             );
             println!("| {} | **{r:.2}×** |", s.label);
         }
+    }
+    if !args.no_otel {
+        println!(
+            "\nThe traced API exported {} spans to floorbench's OTLP/gRPC sink (every request a sampled root span: the load sends no `traceparent`).",
+            sink.spans()
+        );
     }
     println!();
     drop(servers);

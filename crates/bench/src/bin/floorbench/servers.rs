@@ -18,6 +18,8 @@ use serde_json::json;
 pub enum Kind {
     Floor,
     Api,
+    /// The API with OpenTelemetry export on (OTLP/gRPC to floorbench's own sink).
+    ApiTraced,
     Node,
 }
 
@@ -26,6 +28,7 @@ impl Kind {
         match self {
             Kind::Floor => "floor (bare axum)",
             Kind::Api => "jobtracker-api",
+            Kind::ApiTraced => "jobtracker-api, traces exported",
             Kind::Node => "Node peer",
         }
     }
@@ -86,10 +89,11 @@ fn publishable_key(issuer: &str) -> String {
 }
 
 impl Server {
-    pub async fn start(kind: Kind, mock: &ClerkMock, dir: &Path) -> Self {
+    /// Starts `kind`; `otlp` is the collector [`Kind::ApiTraced`] exports to.
+    pub async fn start(kind: Kind, mock: &ClerkMock, dir: &Path, otlp: Option<SocketAddr>) -> Self {
         let machine = |n: &str| mock.machine_by_name(n).expect("machine");
         let mut cmd = match kind {
-            Kind::Floor | Kind::Api => {
+            Kind::Floor | Kind::Api | Kind::ApiTraced => {
                 let mut c = Command::new(std::env::current_exe().expect("own path"));
                 c.arg("--serve")
                     .arg(if kind == Kind::Floor { "floor" } else { "api" });
@@ -113,7 +117,12 @@ impl Server {
         let mut node_port = None;
         match kind {
             Kind::Floor => {}
-            Kind::Api => {
+            Kind::Api | Kind::ApiTraced => {
+                if kind == Kind::ApiTraced {
+                    let otlp = otlp.expect("the OTLP sink's address");
+                    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
+                        .env("OTEL_SERVICE_NAME", "jobtracker-api");
+                }
                 // Production defaults, from the environment as the service's main reads it.
                 cmd.env("JOBTRACKER_BIND", "127.0.0.1:0")
                     .env(
@@ -246,6 +255,7 @@ fn kind_file(kind: Kind) -> &'static str {
     match kind {
         Kind::Floor => "floor",
         Kind::Api => "api",
+        Kind::ApiTraced => "api-traced",
         Kind::Node => "node",
     }
 }
@@ -315,4 +325,66 @@ fn floor_router() -> axum::Router {
             }),
         )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+}
+
+/// An OTLP/gRPC trace collector that keeps nothing, only counts: where the traced API's spans
+/// go. It runs in floorbench's own process, so its CPU is not the API's.
+pub mod otlp_sink {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+
+    /// Spans received so far.
+    #[derive(Default, Clone)]
+    pub struct Sink(Arc<AtomicU64>);
+
+    impl Sink {
+        pub fn spans(&self) -> u64 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    #[tonic::async_trait]
+    impl TraceService for Sink {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let spans: usize = request
+                .get_ref()
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum();
+            self.0.fetch_add(spans as u64, Ordering::Relaxed);
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    /// Starts the sink on a free loopback port.
+    pub fn start() -> (SocketAddr, Sink) {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let sink = Sink::default();
+        let service = TraceServiceServer::new(sink.clone());
+        tokio::spawn(async move {
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve(addr)
+                .await
+            {
+                eprintln!("floorbench: the OTLP sink stopped: {e}");
+            }
+        });
+        (addr, sink)
+    }
 }
