@@ -81,9 +81,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(e["code"].is_string() && e["message"].is_string(), "{reply}");
         }
     } else {
-        // The bearer value appears only in a create answer.
+        // The bearer value appears only in a create answer, or where the request itself
+        // carried it (a user whose email address contains it is echoed back, as Clerk does).
         let created = method == "POST" && status == 201;
-        if !created {
+        let echoed = fill(target).contains(&token) || fill(body).contains(&token);
+        if !created && !echoed {
             assert!(!reply.to_string().contains(&token), "token leaked: {reply}");
         }
         let _ = reply.get("object").map(Value::as_str);
