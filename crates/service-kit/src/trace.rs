@@ -52,6 +52,16 @@ pub fn set_parent_from(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     let _ = span.set_parent(cx);
 }
 
+/// Sets an attribute on `span`'s exported (OpenTelemetry) span only, when traces are on: for a
+/// value learnt after the span was made (a request's route template, known once routing
+/// matched), which as a `tracing` field would make the JSON log format re-parse and re-write
+/// the span's fields on every request.
+pub fn set_attribute(span: &tracing::Span, key: &'static str, value: &str) {
+    if propagating() {
+        span.set_attribute(key, value.to_owned());
+    }
+}
+
 /// The export layer when `endpoint` is set: spans go in batches to the OTLP/gRPC collector at
 /// `endpoint` as service `service_name`. Needs a running Tokio runtime (tonic's channel).
 pub(crate) fn layer<S>(

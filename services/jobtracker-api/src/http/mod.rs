@@ -190,8 +190,10 @@ where
         // The matched route is shared (`Arc<str>`), the method a constant: nothing allocated.
         let route = req.extensions().get::<MatchedPath>().cloned();
         let method = method_label(req.method());
-        // The request span is made outside the router, before the route is known.
-        tracing::Span::current().record(
+        // The request span is made outside the router, before the route is known: the
+        // template goes on the exported span (the logs carry the path).
+        service_kit::trace::set_attribute(
+            &tracing::Span::current(),
             "route",
             route.as_ref().map_or("unmatched", MatchedPath::as_str),
         );
@@ -298,8 +300,9 @@ pub fn app_with(
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                 // The path only: never headers (tokens) or the query. With traces on, a server
                 // span whose parent is the caller's span named by `traceparent`.
-                // The route template is recorded once routing has matched it (`Track`).
-                let span = tracing::info_span!("request", otel.kind = "server", request_id = %id, method = method_label(req.method()), route = tracing::field::Empty, path = %req.uri().path());
+                // The route template is set on the exported span once routing has matched it
+                // (`Track`).
+                let span = tracing::info_span!("request", otel.kind = "server", request_id = %id, method = method_label(req.method()), path = %req.uri().path());
                 service_kit::trace::set_parent_from(&span, req.headers());
                 span
             }),
