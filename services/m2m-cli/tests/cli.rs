@@ -292,6 +292,22 @@ fn setup(
     )
 }
 
+/// The demo mock, a temporary folder holding `m2m.toml` for both bots (the applier's key read
+/// from `APPLIER_KEY`, the representer's from a file), and the applier machine.
+async fn two_bots() -> (
+    ClerkMock,
+    tempfile::TempDir,
+    clerk_mock::MachineInfo,
+    std::path::PathBuf,
+) {
+    let mock = ClerkMock::start_demo().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rep = mock.machine_by_name("CandidateRepresenter.Bot").expect("m");
+    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
+    let config = two_services(dir.path(), &rep.secret_key);
+    (mock, dir, applier, config)
+}
+
 /// Writes `m2m.toml` for the two bots into `dir`; the representer's key comes from `rep_key`.
 fn two_services(dir: &std::path::Path, rep_key: &str) -> std::path::PathBuf {
     let config = dir.join("m2m.toml");
@@ -328,11 +344,7 @@ fn mode_of(path: &std::path::Path) -> u32 {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_replaces_its_own_lines_in_an_existing_file_and_leaves_it_owner_only() {
-    let mock = ClerkMock::start_demo().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rep = mock.machine_by_name("CandidateRepresenter.Bot").expect("m");
-    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
-    let config = two_services(dir.path(), &rep.secret_key);
+    let (mock, dir, applier, config) = two_bots().await;
     let target = dir.path().join(".env.m2m");
     write_mode(
         &target,
@@ -373,11 +385,7 @@ async fn setup_replaces_its_own_lines_in_an_existing_file_and_leaves_it_owner_on
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_refuses_a_symlink_before_creating_any_token() {
-    let mock = ClerkMock::start_demo().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rep = mock.machine_by_name("CandidateRepresenter.Bot").expect("m");
-    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
-    let config = two_services(dir.path(), &rep.secret_key);
+    let (mock, dir, applier, config) = two_bots().await;
     let elsewhere = dir.path().join("someone-elses-file");
     std::fs::write(&elsewhere, "theirs\n").expect("write");
     let link = dir.path().join(".env.m2m");
@@ -491,11 +499,7 @@ fn help_lists_the_subcommands() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_with_a_secrets_dir_writes_one_private_file_per_token_and_names_it_in_env() {
-    let mock = ClerkMock::start_demo().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rep = mock.machine_by_name("CandidateRepresenter.Bot").expect("m");
-    let applier = mock.machine_by_name("JobApplier.Bot").expect("applier");
-    let config = two_services(dir.path(), &rep.secret_key);
+    let (mock, dir, applier, config) = two_bots().await;
     let target = dir.path().join(".env");
     // An earlier run's inline token line must go: both set is an error at start.
     write_mode(
