@@ -124,14 +124,13 @@ async fn run(args: Args) -> std::process::ExitCode {
     if !args.no_otel {
         servers.push(Server::start(Kind::ApiTraced, &mock, &dir, Some(otlp)).await);
     }
-    let node = if args.no_node {
-        Err("--no-node".to_owned())
+    if args.no_node {
+        eprintln!("floorbench: the Node peer is left out (--no-node)");
     } else {
-        servers::node_available()
-    };
-    match &node {
-        Ok(()) => servers.push(Server::start(Kind::Node, &mock, &dir, None).await),
-        Err(why) => eprintln!("floorbench: Node peer SKIPPED: {why}"),
+        match servers::node_available() {
+            Ok(()) => servers.push(Server::start(Kind::Node, &mock, &dir, None).await),
+            Err(why) => eprintln!("floorbench: Node peer SKIPPED: {why}"),
+        }
     }
 
     let applier = mock.machine_by_name("JobApplier.Bot").expect("machine").id;
