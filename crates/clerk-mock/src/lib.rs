@@ -89,7 +89,8 @@ pub struct EffectiveSeed {
 
 /// A running mock. Dropping it stops the server.
 pub struct ClerkMock {
-    server: MockServer,
+    /// `Some` until dropped (see the `Drop` impl).
+    server: Option<MockServer>,
     state: Arc<Mutex<State>>,
     /// Requests served when the handler was last (re)mounted.
     mounted_at: std::sync::atomic::AtomicU64,
@@ -98,8 +99,21 @@ pub struct ClerkMock {
 impl fmt::Debug for ClerkMock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClerkMock")
-            .field("uri", &self.server.uri())
+            .field("uri", &self.server().uri())
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ClerkMock {
+    /// wiremock's own `Drop` verifies its expectations with `futures::executor::block_on` over
+    /// a tokio lock. Run inside a tokio task whose cooperative budget is spent (a test that has
+    /// just awaited a thousand `JoinHandle`s), that lock answers "pending, wake me" forever and
+    /// the `block_on` spins at full CPU: a CI run hung there for ten minutes. A thread of its
+    /// own has no budget, so the server is dropped on one.
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = std::thread::spawn(move || drop(server)).join();
+        }
     }
 }
 
@@ -213,7 +227,7 @@ impl ClerkMock {
             None => builder.start().await,
         };
         let mock = Self {
-            server,
+            server: Some(server),
             state,
             mounted_at: std::sync::atomic::AtomicU64::new(0),
         };
@@ -221,12 +235,18 @@ impl ClerkMock {
         Ok(mock)
     }
 
+    fn server(&self) -> &MockServer {
+        self.server
+            .as_ref()
+            .expect("the server lives as long as the mock")
+    }
+
     async fn mount(&self) {
         Mock::given(wiremock::matchers::any())
             .respond_with(Handler {
                 state: self.state.clone(),
             })
-            .mount(&self.server)
+            .mount(self.server())
             .await;
     }
 
@@ -241,7 +261,7 @@ impl ClerkMock {
     /// wiremock's bare 404, so long-running servers call this only now and then
     /// ([`compact_if_over`](Self::compact_if_over)); tests never need it.
     pub async fn compact(&self) {
-        self.server.reset().await;
+        self.server().reset().await;
         self.mount().await;
         self.mounted_at
             .store(self.total_requests(), std::sync::atomic::Ordering::Relaxed);
@@ -267,17 +287,17 @@ impl ClerkMock {
 
     /// `http://127.0.0.1:PORT`, what Clerk's JS SDK calls `apiUrl`.
     pub fn uri(&self) -> String {
-        self.server.uri()
+        self.server().uri()
     }
 
     /// `http://127.0.0.1:PORT/v1`, the value for `CLERK_API_BASE_URL`.
     pub fn api_url(&self) -> String {
-        format!("{}/v1", self.server.uri())
+        format!("{}/v1", self.server().uri())
     }
 
     /// The public JWKS URL (`CLERK_JWKS_URL`).
     pub fn jwks_url(&self) -> String {
-        format!("{}/.well-known/jwks.json", self.server.uri())
+        format!("{}/.well-known/jwks.json", self.server().uri())
     }
 
     /// The instance id (`ins_…`), also every JWT's `kid`.

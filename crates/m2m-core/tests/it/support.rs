@@ -74,3 +74,14 @@ pub fn clerk_error(status: u16, code: &str) -> ResponseTemplate {
     let body = json!({"errors": [{"message": code, "long_message": format!("{code} long"), "code": code}], "clerk_trace_id": "trace123"});
     ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json")
 }
+
+/// Drops wiremock's server on a thread of its own. Its `Drop` checks the expectations with a
+/// blocking wait on a tokio lock; at the end of a test that has just awaited hundreds of
+/// `JoinHandle`s the task's cooperative budget is spent, and that wait then spins forever (a
+/// CI run hung there). A failed expectation still fails the test: its panic is passed on.
+#[allow(dead_code)]
+pub fn drop_server(server: wiremock::MockServer) {
+    if let Err(panic) = std::thread::spawn(move || drop(server)).join() {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -8,7 +8,7 @@ use m2m_core::{BearerToken, MintSettings, TokenError, TokenSource};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::support::{KEY, client, created, minted};
+use crate::support::{KEY, client, created, drop_server, minted};
 
 fn settings(lifetime: u64, buffer: u64) -> MintSettings {
     MintSettings {
@@ -224,6 +224,7 @@ async fn a_thousand_concurrent_callers_cause_one_create_at_cold_start_and_one_at
             .all(|t| t == "mt_TOKEN2" || t == "mt_TOKEN1")
     );
     assert_eq!(source.create_calls(), 2);
+    drop_server(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,6 +255,7 @@ async fn callers_queued_behind_a_failing_fetch_share_its_error() {
     for t in tasks {
         assert!(t.await.expect("join").is_err());
     }
+    drop_server(server);
 }
 
 #[tokio::test]
