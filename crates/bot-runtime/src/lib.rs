@@ -107,7 +107,8 @@ pub trait Bot: Send + Sync + Sized + 'static {
         Router::new()
     }
 
-    /// Polls until `stop` turns true; the item in hand is finished first.
+    /// Polls until `stop` turns true; the item in hand is finished first ([`serve`] bounds that
+    /// by the shutdown grace period).
     fn run(
         self: Arc<Self>,
         interval: Duration,

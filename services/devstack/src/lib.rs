@@ -216,7 +216,8 @@ pub async fn start(o: &Options) -> Result<Running, String> {
 }
 
 impl Running {
-    /// Stops the bots (after the item in hand), then the API, then the mock.
+    /// Stops the bots (after the item in hand, within the grace period), then the API, then the
+    /// mock.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.api_stop.send(());

@@ -351,7 +351,8 @@ impl Bot for Applier {
     }
 }
 
-/// Runs the service until Ctrl-C or SIGTERM; the application in hand is finished first.
+/// Runs the service until Ctrl-C or SIGTERM; the application in hand is finished first, within
+/// the shutdown grace period.
 pub async fn serve(config: Config) -> Result<(), String> {
     let me = Arc::new(Applier::from_config(&config)?);
     let listener = service_kit::bind("APPLIER_BIND", config.bind).await?;
