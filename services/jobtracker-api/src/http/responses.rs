@@ -38,10 +38,19 @@ pub struct Unavailable(Problem);
 #[derive(IntoResponses)]
 #[response(
     status = 503,
-    description = "Clerk or the database is unreachable, or every upload slot stayed busy for a second (`Retry-After`)",
+    description = "Clerk or the database is unreachable, the user already has `RESUME_UPLOADS_PER_USER` uploads in progress, or every upload slot stayed busy for a second (`Retry-After`)",
     content_type = "application/problem+json"
 )]
 pub struct UploadUnavailable(Problem);
+
+/// 503 of a download.
+#[derive(IntoResponses)]
+#[response(
+    status = 503,
+    description = "Clerk or the database is unreachable, or every download slot stayed busy for a second (`Retry-After`)",
+    content_type = "application/problem+json"
+)]
+pub struct DownloadUnavailable(Problem);
 
 /// 404.
 #[derive(IntoResponses)]

@@ -13,8 +13,8 @@ use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
 use super::responses::{
-    Conflict, Forbidden, Invalid, JsonBody, NotFound, TooLarge, Unauthorized, Unavailable,
-    Unsupported, UploadUnavailable,
+    Conflict, DownloadUnavailable, Forbidden, Invalid, JsonBody, NotFound, TooLarge, Unauthorized,
+    Unavailable, Unsupported, UploadUnavailable,
 };
 use super::{ApiContext, transfers, validate};
 use crate::error::ApiError;
@@ -377,7 +377,7 @@ pub fn content_disposition(name: &str) -> String {
 
 /// Downloads a resume (owner, or the job-applier).
 #[utoipa::path(get, path = "/api/resumes/{resume_id}/content", tag = "resumes", params(("resume_id" = String, Path)),
-    responses((status = 200, description = "The file", content_type = "application/octet-stream"), Unauthorized, Forbidden, NotFound, Invalid, Unavailable),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"), Unauthorized, Forbidden, NotFound, Invalid, DownloadUnavailable),
     security(("bearer" = [])))]
 pub async fn download_resume(
     caller: Caller,
