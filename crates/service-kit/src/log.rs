@@ -177,10 +177,11 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         fields: R,
     ) -> fmt::Result {
         SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
+            let (scratch, out) = &mut *scratch.borrow_mut();
             scratch.clear();
+            out.clear();
             let mut fast = Fast {
-                scratch: &mut scratch,
+                scratch,
                 entries: [("", 0, 0); FAST_FIELDS],
                 len: 0,
                 slow: false,
@@ -194,22 +195,31 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
             let (entries, text) = (&mut fast.entries[..fast.len], &fast.scratch[..]);
             // Stable: of equal names the later stays later, and is the one kept below.
             entries.sort_by_key(|e| e.0);
-            writer.write_char('{')?;
+            out.push('{');
             let mut first = true;
             for (i, (name, start, end)) in entries.iter().enumerate() {
                 if entries.get(i + 1).is_some_and(|next| next.0 == *name) {
                     continue;
                 }
                 if !first {
-                    writer.write_char(',')?;
+                    out.push(',');
                 }
                 first = false;
-                writer.write_char('"')?;
-                Escape(&mut writer).write_str(name)?;
-                writer.write_str("\":")?;
-                writer.write_str(&text[*start..*end])?;
+                out.push('"');
+                Escape(out).write_str(name)?;
+                out.push_str("\":");
+                out.push_str(&text[*start..*end]);
             }
-            writer.write_char('}')
+            out.push('}');
+            // One write: the span's own buffer starts empty, and grows once, to the right size.
+            let written = writer.write_str(out);
+            // A span with a huge field (a long path) does not keep its size here for good.
+            for buffer in [scratch, out] {
+                if buffer.capacity() > SCRATCH_KEPT {
+                    *buffer = String::new();
+                }
+            }
+            written
         })
     }
 
@@ -235,9 +245,14 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
     }
 }
 
+/// Bytes of scratch a thread keeps between spans.
+const SCRATCH_KEPT: usize = 16 * 1024;
+
 thread_local! {
-    /// Where [`JsonSpanFields`] writes the values before sorting them: reused, never freed.
-    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// Where [`JsonSpanFields`] writes the values before sorting them, and then the object:
+    /// reused, never freed.
+    static SCRATCH: std::cell::RefCell<(String, String)> =
+        const { std::cell::RefCell::new((String::new(), String::new())) };
 }
 
 /// Collects string and `Debug` fields as JSON strings; anything else sets `slow`.

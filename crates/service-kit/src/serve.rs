@@ -16,12 +16,10 @@ use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tower::{Layer, Service};
-use tower_http::timeout::TimeoutLayer;
+use tower::Service;
 
 /// Streams one HTTP/2 connection may have open at once (hyper's default is 200): each holds a
 /// request and its response, so this bounds what one connection can make the server hold.
@@ -121,8 +119,8 @@ impl ServerArgs {
 ///
 /// - a connection must start its first request within the header-read timeout, and each
 ///   request's headers must arrive within it (HTTP/1; hyper closes the connection);
-/// - each request gets the request timeout until its response starts (`tower_http`'s
-///   `TimeoutLayer`: 408 with an empty body);
+/// - each request gets the request timeout until its response starts (408 with an empty body;
+///   the timer is armed only for a request not answered at its first poll);
 /// - a connection whose socket refuses our writes for the request timeout in a row (a client
 ///   that stops reading what it asked for) is dropped;
 /// - a connection idle (no request in flight, no byte read or written) for the idle timeout is
@@ -149,9 +147,7 @@ where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let router =
-        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout())
-            .layer(app);
+    let router = app;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -163,6 +159,7 @@ where
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     let builder = Arc::new(builder);
     let conn_limits = ConnectionLimits {
+        request: limits.request_timeout(),
         first_request: limits.header_read_timeout(),
         idle: limits.idle_timeout(),
         close: limits.header_read_timeout(),
@@ -225,6 +222,8 @@ where
 /// The bounds one connection is held to (from [`ServerArgs`]).
 #[derive(Clone, Copy)]
 struct ConnectionLimits {
+    /// A request's response has not started this long after the request arrived: 408.
+    request: Duration,
     /// No request started this long after accept: closed (a client that connects and sends
     /// nothing, or only the HTTP/2 preface, holds a slot no longer than a slow header would).
     first_request: Duration,
@@ -343,21 +342,16 @@ async fn connection<S>(
     S::Future: Send + 'static,
 {
     let activity = Arc::new(Activity::default());
-    let seen = activity.clone();
-    let service = tower::service_fn(move |request: Request<Incoming>| {
-        let busy = InFlight::new(seen.clone());
-        let mut router = router.clone();
-        async move {
-            let response = router.call(request.map(Body::new)).await;
-            drop(busy);
-            response
-        }
-    });
+    let service = Connection {
+        router,
+        activity: activity.clone(),
+        timeout: limits.request,
+    };
     let io = Watched {
         io: stream,
         activity: activity.clone(),
     };
-    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
     let mut close_armed = false;
@@ -401,6 +395,75 @@ async fn connection<S>(
                 );
                 return;
             }
+        }
+    }
+}
+
+/// One connection's service, as hyper calls it (`&self`): the router, cloned once per request
+/// (as tower requires for `call`), inside the request timeout, counted in flight.
+struct Connection<S> {
+    router: S,
+    activity: Arc<Activity>,
+    timeout: Duration,
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for Connection<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Serving<tower::util::Oneshot<S, Request<Body>>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        Serving {
+            inner: tower::ServiceExt::oneshot(self.router.clone(), request.map(Body::new)),
+            deadline: None,
+            timeout: self.timeout,
+            _busy: InFlight::new(self.activity.clone()),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request being served: its answer, or 408 Request Timeout with an empty body once the
+    /// request timeout has passed before the answer started (the request is then dropped).
+    ///
+    /// The timer is armed only when the answer is not ready at the first poll (which hyper
+    /// makes as soon as the request head is parsed), so a request answered at once, as most are,
+    /// costs no timer; one that waits (for its body, a database, Clerk) gets its full timeout
+    /// from that first poll.
+    struct Serving<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        deadline: Option<tokio::time::Sleep>,
+        timeout: Duration,
+        _busy: InFlight,
+    }
+}
+
+impl<F> Future for Serving<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(answer) = this.inner.poll(cx) {
+            return Poll::Ready(answer);
+        }
+        if this.deadline.is_none() {
+            this.deadline.set(Some(tokio::time::sleep(*this.timeout)));
+        }
+        match this.deadline.as_pin_mut().map(|d| d.poll(cx)) {
+            Some(Poll::Ready(())) => {
+                let mut late = Response::new(Body::empty());
+                *late.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                Poll::Ready(Ok(late))
+            }
+            _ => Poll::Pending,
         }
     }
 }

@@ -36,20 +36,24 @@ struct Running {
     slow_started: mpsc::UnboundedReceiver<()>,
 }
 
-/// `/` answers at once, `/slow` after `slow`.
+/// `/` answers at once, `/slow` after `slow`; `POST /echo` answers its body once it has all
+/// of it.
 async fn start(limits: ServerArgs, slow: Duration) -> Running {
     let (started_tx, slow_started) = mpsc::unbounded_channel();
-    let router = Router::new().route("/", get(|| async { "ok" })).route(
-        "/slow",
-        get(move || {
-            let started = started_tx.clone();
-            async move {
-                let _ = started.send(());
-                tokio::time::sleep(slow).await;
-                "slow ok"
-            }
-        }),
-    );
+    let router = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route(
+            "/slow",
+            get(move || {
+                let started = started_tx.clone();
+                async move {
+                    let _ = started.send(());
+                    tokio::time::sleep(slow).await;
+                    "slow ok"
+                }
+            }),
+        )
+        .route("/echo", axum::routing::post(|body: String| async { body }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = oneshot::channel::<()>();
@@ -178,6 +182,42 @@ async fn a_slow_request_gets_408_after_the_request_timeout() {
     stream.write_all(&request("/slow")).await.unwrap();
     let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+}
+
+#[tokio::test]
+async fn a_request_whose_body_never_arrives_gets_408_after_the_request_timeout() {
+    // The handler waits for the body from its first poll: the timer armed then bounds it.
+    let server = start(
+        ServerArgs {
+            http_request_timeout_seconds: 1,
+            ..limits()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\nab")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "408 before the timeout: {:?}",
+        started.elapsed()
+    );
+
+    // With the whole body, the same route answers.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 2\r\n\r\nab")
+        .await
+        .unwrap();
+    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ab"), "{response}");
 }
 
 #[tokio::test]

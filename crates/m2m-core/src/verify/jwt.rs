@@ -103,6 +103,19 @@ impl JwtVerifier {
             }
             _ => None,
         };
+        // Boxed: a full verification (and a JWKS fetch under it) kept inline would make this
+        // future, and every one that awaits it up to the request's, larger than a cache hit
+        // needs, and copied on each move.
+        Box::pin(self.verify_uncached(token, cached)).await
+    }
+
+    /// [`verify`](Self::verify) without the cache's answer; the result goes into the cache when
+    /// `cached` holds it and the token's hashes.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        cached: Option<(&JwtCache, Hashed)>,
+    ) -> Result<Principal, VerifyError> {
         let signed = cached.as_ref().map(|(_, h)| h);
         let (principal, checked) = match classify(token)? {
             TokenKind::M2mJwt(jwt) => {

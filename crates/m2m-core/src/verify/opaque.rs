@@ -215,11 +215,40 @@ impl OpaqueVerifier {
     }
 
     /// Verifies `token` (already shape-checked as `mt_…`).
+    ///
+    /// The common case, a fresh positive verdict in the cache, awaits nothing but the cache
+    /// lookup; everything else (a stale or negative entry, a Clerk call) is a separate boxed
+    /// future. Kept inline, that path would make this future, and every future up to the
+    /// request's (extractors, handlers, middleware) ~6 KiB, copied on each move.
     pub async fn verify(&self, token: &str) -> Result<MachinePrincipal, VerifyError> {
         let this = &*self.inner;
         if !self.can_bind() {
             return Err(VerifyError::Invalid(Reason::NotScoped));
         }
+        let mut seen = None;
+        if !this.settings.ttl.is_zero() {
+            let key = key_of(token);
+            let now = this.clock.now();
+            if let Some(entry) = this.valid.get(&key).await {
+                if this.still_valid(&entry, now) {
+                    this.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    self.refresh_ahead(key, token, &entry, now);
+                    return verdict(&entry);
+                }
+                seen = Some((key, now, entry));
+            }
+        }
+        Box::pin(self.verify_slow(token, seen)).await
+    }
+
+    /// [`verify`](Self::verify) past a cache hit. `stale`: the positive entry found no longer
+    /// valid, with its key and when it was looked at.
+    async fn verify_slow(
+        &self,
+        token: &str,
+        stale: Option<([u8; 32], Instant, Arc<Entry>)>,
+    ) -> Result<MachinePrincipal, VerifyError> {
+        let this = &*self.inner;
         if this.settings.ttl.is_zero() {
             this.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
             let known = this.known.contains_key(&key_of(token));
@@ -229,16 +258,13 @@ impl OpaqueVerifier {
             }
             return verdict(&entry);
         }
-        let key = key_of(token);
-        let now = this.clock.now();
-        if let Some(entry) = this.valid.get(&key).await {
-            if this.still_valid(&entry, now) {
-                this.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-                self.refresh_ahead(key, token, &entry, now);
-                return verdict(&entry);
+        let (key, now) = match stale {
+            Some((key, now, entry)) => {
+                remove_if_same(&this.valid, key, &entry).await;
+                (key, now)
             }
-            remove_if_same(&this.valid, key, &entry).await;
-        }
+            None => (key_of(token), this.clock.now()),
+        };
         if let Some(entry) = this.invalid.get(&key).await {
             if now < entry.valid_until {
                 this.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
