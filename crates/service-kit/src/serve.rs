@@ -54,7 +54,9 @@ pub struct ServerArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub http_request_timeout_seconds: u64,
-    /// Seconds a keep-alive connection may sit idle between requests before it is closed.
+    /// Seconds a keep-alive connection may sit idle between requests before it is closed. An
+    /// idle HTTP/1 connection meets the header-read timeout first: hyper times the wait for the
+    /// next request's head as header reading.
     #[arg(
         long,
         env = "HTTP_IDLE_TIMEOUT_SECONDS",
@@ -118,7 +120,9 @@ impl ServerArgs {
 /// abandons what is left and returns.
 ///
 /// - a connection must start its first request within the header-read timeout, and each
-///   request's headers must arrive within it (HTTP/1; hyper closes the connection);
+///   request's headers must arrive within it (HTTP/1; hyper closes the connection; on a
+///   keep-alive HTTP/1 connection the wait for the next request counts, so this also bounds
+///   its idle time);
 /// - each request gets the request timeout until its response starts (408 with an empty body;
 ///   the timer is armed only for a request not answered at its first poll);
 /// - a connection whose socket refuses our writes for the request timeout in a row (a client

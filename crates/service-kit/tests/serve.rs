@@ -351,3 +351,33 @@ async fn a_client_that_stops_reading_a_response_is_dropped() {
     let _ = stop.send(());
     let _ = server.await;
 }
+
+#[tokio::test]
+async fn an_idle_http1_connection_waits_for_its_next_request_no_longer_than_the_header_timeout() {
+    // hyper times the wait for the next request's head on a keep-alive HTTP/1 connection as
+    // header-read time: with the idle timeout far longer, the header-read timeout closes it
+    // (docs/operations.md says so).
+    let server = start(
+        ServerArgs {
+            http_header_read_timeout_seconds: 1,
+            http_idle_timeout_seconds: 60,
+            ..limits()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&request("/")).await.unwrap();
+    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let idle = std::time::Instant::now();
+    assert!(
+        timeout(PATIENCE, closed(&mut stream)).await.is_ok(),
+        "idle connection still open after {PATIENCE:?}"
+    );
+    assert!(
+        idle.elapsed() < Duration::from_secs(5),
+        "closed only after {:?}, not by the 1 s header-read timeout",
+        idle.elapsed()
+    );
+}
