@@ -176,51 +176,26 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        SCRATCH.with(|scratch| {
-            let (scratch, out) = &mut *scratch.borrow_mut();
-            scratch.clear();
-            out.clear();
-            let mut fast = Fast {
-                scratch,
-                entries: [("", 0, 0); FAST_FIELDS],
-                len: 0,
-                slow: false,
+        // The thread's scratch buffers; fresh ones if they are in use (a field's `Debug` that
+        // makes a span of its own) or already gone (a thread's last spans, at its exit).
+        let pooled = SCRATCH.try_with(|cell| {
+            let Ok(mut buffers) = cell.try_borrow_mut() else {
+                return None;
             };
-            fields.record(&mut fast);
-            if fast.slow {
-                let mut v = JsonVisitor::new(&mut writer);
-                fields.record(&mut v);
-                return v.finish();
-            }
-            let (entries, text) = (&mut fast.entries[..fast.len], &fast.scratch[..]);
-            // Stable: of equal names the later stays later, and is the one kept below.
-            entries.sort_by_key(|e| e.0);
-            out.push('{');
-            let mut first = true;
-            for (i, (name, start, end)) in entries.iter().enumerate() {
-                if entries.get(i + 1).is_some_and(|next| next.0 == *name) {
-                    continue;
-                }
-                if !first {
-                    out.push(',');
-                }
-                first = false;
-                out.push('"');
-                Escape(out).write_str(name)?;
-                out.push_str("\":");
-                out.push_str(&text[*start..*end]);
-            }
-            out.push('}');
-            // One write: the span's own buffer starts empty, and grows once, to the right size.
-            let written = writer.write_str(out);
+            let (scratch, out) = &mut *buffers;
+            let written = json_fields(scratch, out, &mut writer, &fields);
             // A span with a huge field (a long path) does not keep its size here for good.
             for buffer in [scratch, out] {
                 if buffer.capacity() > SCRATCH_KEPT {
                     *buffer = String::new();
                 }
             }
-            written
-        })
+            Some(written)
+        });
+        match pooled {
+            Ok(Some(written)) => written,
+            _ => json_fields(&mut String::new(), &mut String::new(), &mut writer, &fields),
+        }
     }
 
     fn add_fields(
@@ -243,6 +218,51 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         current.fields = serde_json::to_string(&sorted).map_err(|_| fmt::Error)?;
         Ok(())
     }
+}
+
+/// `fields` as a JSON object into `writer` (see [`JsonSpanFields`]): the values collected in
+/// `scratch`, the object built in `out`, then written at once.
+fn json_fields<R: RecordFields>(
+    scratch: &mut String,
+    out: &mut String,
+    writer: &mut Writer<'_>,
+    fields: &R,
+) -> fmt::Result {
+    scratch.clear();
+    out.clear();
+    let mut fast = Fast {
+        scratch,
+        entries: [("", 0, 0); FAST_FIELDS],
+        len: 0,
+        slow: false,
+    };
+    fields.record(&mut fast);
+    if fast.slow {
+        let mut v = JsonVisitor::new(writer);
+        fields.record(&mut v);
+        return v.finish();
+    }
+    let (entries, text) = (&mut fast.entries[..fast.len], &fast.scratch[..]);
+    // Stable: of equal names the later stays later, and is the one kept below.
+    entries.sort_by_key(|e| e.0);
+    out.push('{');
+    let mut first = true;
+    for (i, (name, start, end)) in entries.iter().enumerate() {
+        if entries.get(i + 1).is_some_and(|next| next.0 == *name) {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push('"');
+        Escape(out).write_str(name)?;
+        out.push_str("\":");
+        out.push_str(&text[*start..*end]);
+    }
+    out.push('}');
+    // One write: the span's own buffer starts empty, and grows once, to the right size.
+    writer.write_str(out)
 }
 
 /// Bytes of scratch a thread keeps between spans.
@@ -468,6 +488,42 @@ mod tests {
                 serde_json::from_str::<serde_json::Value>(&got).is_ok(),
                 "{got}"
             );
+        }
+    }
+
+    #[test]
+    fn span_fields_are_formatted_while_the_scratch_is_in_use() {
+        // As when a field's `Debug` has span fields formatted while the outer span's are: the
+        // thread's buffers are borrowed, so fresh ones serve (no double borrow, no panic).
+        SCRATCH.with(|cell| {
+            let _held = cell.borrow_mut();
+            let (expected, got) =
+                both(|| tracing::info_span!("request", request_id = %"req_1", path = %"/a\"b"));
+            assert_eq!(got, expected);
+        });
+    }
+
+    #[test]
+    fn a_huge_field_does_not_keep_its_size_in_the_scratch() {
+        let path = "x".repeat(4 * SCRATCH_KEPT);
+        for slow in [false, true] {
+            let (expected, got) = both(|| {
+                if slow {
+                    tracing::info_span!("request", path = %path, n = 1u64)
+                } else {
+                    tracing::info_span!("request", path = %path)
+                }
+            });
+            assert_eq!(got, expected);
+            SCRATCH.with(|cell| {
+                let (scratch, out) = &*cell.borrow();
+                assert!(
+                    scratch.capacity() <= SCRATCH_KEPT && out.capacity() <= SCRATCH_KEPT,
+                    "slow path {slow}: {} and {} bytes kept",
+                    scratch.capacity(),
+                    out.capacity()
+                );
+            });
         }
     }
 }

@@ -123,8 +123,9 @@ impl ServerArgs {
 ///   request's headers must arrive within it (HTTP/1; hyper closes the connection; on a
 ///   keep-alive HTTP/1 connection the wait for the next request counts, so this also bounds
 ///   its idle time);
-/// - each request gets the request timeout until its response starts (408 with an empty body;
-///   the timer is armed only for a request not answered at its first poll);
+/// - each request gets the request timeout from its arrival until its response starts (408
+///   with an empty body; the timer is armed only for a request not answered at its first
+///   poll);
 /// - a connection whose socket refuses our writes for the request timeout in a row (a client
 ///   that stops reading what it asked for) is dropped;
 /// - a connection idle (no request in flight, no byte read or written) for the idle timeout is
@@ -423,6 +424,7 @@ where
         Serving {
             inner: tower::ServiceExt::oneshot(self.router.clone(), request.map(Body::new)),
             deadline: None,
+            arrived: tokio::time::Instant::now(),
             timeout: self.timeout,
             _busy: InFlight::new(self.activity.clone()),
         }
@@ -431,17 +433,19 @@ where
 
 pin_project_lite::pin_project! {
     /// A request being served: its answer, or 408 Request Timeout with an empty body once the
-    /// request timeout has passed before the answer started (the request is then dropped).
+    /// request timeout has passed since the request arrived and the answer has not started (the
+    /// request is then dropped, without being polled again).
     ///
     /// The timer is armed only when the answer is not ready at the first poll (which hyper
     /// makes as soon as the request head is parsed), so a request answered at once, as most are,
-    /// costs no timer; one that waits (for its body, a database, Clerk) gets its full timeout
-    /// from that first poll.
+    /// costs a clock read and no timer; one that waits (for its body, a database, Clerk) is
+    /// timed from its arrival, as with `tower-http`'s `Timeout`.
     struct Serving<F> {
         #[pin]
         inner: F,
         #[pin]
         deadline: Option<tokio::time::Sleep>,
+        arrived: tokio::time::Instant,
         timeout: Duration,
         _busy: InFlight,
     }
@@ -455,21 +459,36 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        // Once armed, the deadline is looked at first: past it, the handler is not run again.
+        if let Some(deadline) = this.deadline.as_mut().as_pin_mut()
+            && deadline.poll(cx).is_ready()
+        {
+            return Poll::Ready(Ok(request_timeout()));
+        }
         if let Poll::Ready(answer) = this.inner.poll(cx) {
             return Poll::Ready(answer);
         }
         if this.deadline.is_none() {
-            this.deadline.set(Some(tokio::time::sleep(*this.timeout)));
-        }
-        match this.deadline.as_pin_mut().map(|d| d.poll(cx)) {
-            Some(Poll::Ready(())) => {
-                let mut late = Response::new(Body::empty());
-                *late.status_mut() = StatusCode::REQUEST_TIMEOUT;
-                Poll::Ready(Ok(late))
+            this.deadline.set(Some(tokio::time::sleep_until(
+                *this.arrived + *this.timeout,
+            )));
+            // Polled once so that it wakes this task (a first poll that took the whole timeout
+            // answers 408 now).
+            if let Some(deadline) = this.deadline.as_pin_mut()
+                && deadline.poll(cx).is_ready()
+            {
+                return Poll::Ready(Ok(request_timeout()));
             }
-            _ => Poll::Pending,
         }
+        Poll::Pending
     }
+}
+
+/// The answer to a request past its timeout: 408, no body.
+fn request_timeout() -> Response {
+    let mut late = Response::new(Body::empty());
+    *late.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    late
 }
 
 /// Resolves once no request has been in flight and no byte moved for `idle` (give or take a

@@ -37,7 +37,7 @@ struct Running {
 }
 
 /// `/` answers at once, `/slow` after `slow`; `POST /echo` answers its body once it has all
-/// of it.
+/// of it; `/stall` works 1.2 s before its first await and never answers.
 async fn start(limits: ServerArgs, slow: Duration) -> Running {
     let (started_tx, slow_started) = mpsc::unbounded_channel();
     let router = Router::new()
@@ -53,7 +53,16 @@ async fn start(limits: ServerArgs, slow: Duration) -> Running {
                 }
             }),
         )
-        .route("/echo", axum::routing::post(|body: String| async { body }));
+        .route("/echo", axum::routing::post(|body: String| async { body }))
+        .route(
+            "/stall",
+            get(|| async {
+                // Busy for 1.2 s before its first await, then never answers.
+                std::thread::sleep(Duration::from_millis(1200));
+                std::future::pending::<()>().await;
+                "never"
+            }),
+        );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = oneshot::channel::<()>();
@@ -218,6 +227,30 @@ async fn a_request_whose_body_never_arrives_gets_408_after_the_request_timeout()
     let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("ab"), "{response}");
+}
+
+#[tokio::test]
+async fn the_request_timeout_counts_from_arrival_not_from_the_first_await() {
+    // The handler's first poll takes 1.2 s; with a 1 s timeout the 408 comes as soon as it
+    // yields, not a whole timeout later.
+    let server = start(
+        ServerArgs {
+            http_request_timeout_seconds: 1,
+            ..limits()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let sent = std::time::Instant::now();
+    stream.write_all(&request("/stall")).await.unwrap();
+    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(
+        sent.elapsed() < Duration::from_millis(2000),
+        "408 only after {:?}: timed from the first await, not from arrival",
+        sent.elapsed()
+    );
 }
 
 #[tokio::test]
