@@ -106,6 +106,15 @@ async fn read_response(stream: &mut TcpStream) -> String {
     }
 }
 
+/// Connects to `addr`, sends `bytes`, and reads one response: the connection (still open) and
+/// the response.
+async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    (stream, response)
+}
+
 /// Resolves when the peer closes the connection (or resets it).
 async fn closed(stream: &mut TcpStream) {
     let mut rest = Vec::new();
@@ -115,9 +124,7 @@ async fn closed(stream: &mut TcpStream) {
 #[tokio::test]
 async fn a_normal_request_is_served() {
     let server = start(limits(), Duration::ZERO).await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream.write_all(&request("/")).await.unwrap();
-    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    let (_stream, response) = exchange(server.addr, &request("/")).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("ok"), "{response}");
 }
@@ -166,9 +173,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         Duration::ZERO,
     )
     .await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream.write_all(&request("/")).await.unwrap();
-    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    let (mut stream, response) = exchange(server.addr, &request("/")).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     // Keep-alive: the connection stays open for more requests, until it has been idle 1 s.
     assert!(
@@ -187,9 +192,7 @@ async fn a_slow_request_gets_408_after_the_request_timeout() {
         Duration::from_secs(3600),
     )
     .await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream.write_all(&request("/slow")).await.unwrap();
-    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    let (_stream, response) = exchange(server.addr, &request("/slow")).await;
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
 }
 
@@ -219,12 +222,11 @@ async fn a_request_whose_body_never_arrives_gets_408_after_the_request_timeout()
     );
 
     // With the whole body, the same route answers.
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 2\r\n\r\nab")
-        .await
-        .unwrap();
-    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    let (_stream, response) = exchange(
+        server.addr,
+        b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 2\r\n\r\nab",
+    )
+    .await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("ab"), "{response}");
 }
@@ -241,10 +243,8 @@ async fn the_request_timeout_counts_from_arrival_not_from_the_first_await() {
         Duration::ZERO,
     )
     .await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
     let sent = std::time::Instant::now();
-    stream.write_all(&request("/stall")).await.unwrap();
-    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    let (_stream, response) = exchange(server.addr, &request("/stall")).await;
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(
         sent.elapsed() < Duration::from_millis(2000),
@@ -399,9 +399,7 @@ async fn an_idle_http1_connection_waits_for_its_next_request_no_longer_than_the_
         Duration::ZERO,
     )
     .await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream.write_all(&request("/")).await.unwrap();
-    let response = timeout(PATIENCE, read_response(&mut stream)).await.unwrap();
+    let (mut stream, response) = exchange(server.addr, &request("/")).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let idle = std::time::Instant::now();
     assert!(
