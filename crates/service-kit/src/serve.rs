@@ -469,9 +469,13 @@ where
             return Poll::Ready(answer);
         }
         if this.deadline.is_none() {
-            this.deadline.set(Some(tokio::time::sleep_until(
-                *this.arrived + *this.timeout,
-            )));
+            // A timeout too large to add (a setting of ~u64::MAX seconds) never fires, as with
+            // `tokio::time::sleep`, rather than panicking here.
+            let sleep = match this.arrived.checked_add(*this.timeout) {
+                Some(at) => tokio::time::sleep_until(at),
+                None => tokio::time::sleep(*this.timeout),
+            };
+            this.deadline.set(Some(sleep));
             // Polled once so that it wakes this task (a first poll that took the whole timeout
             // answers 408 now).
             if let Some(deadline) = this.deadline.as_pin_mut()

@@ -254,6 +254,22 @@ async fn the_request_timeout_counts_from_arrival_not_from_the_first_await() {
 }
 
 #[tokio::test]
+async fn the_largest_request_timeout_a_setting_allows_serves_requests() {
+    // u64::MAX seconds cannot be added to an instant: the timer must not panic, only never
+    // fire (the handler answers after 100 ms, past its first poll, so the timer is armed).
+    let server = start(
+        ServerArgs {
+            http_request_timeout_seconds: u64::MAX,
+            ..limits()
+        },
+        Duration::from_millis(100),
+    )
+    .await;
+    let (_stream, response) = exchange(server.addr, &request("/slow")).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+#[tokio::test]
 async fn connections_beyond_the_cap_wait_until_one_closes() {
     let server = start(
         ServerArgs {
