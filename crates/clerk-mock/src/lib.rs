@@ -15,6 +15,8 @@
 //! through call counters, injected latency and faults, an adjustable clock, and helpers that sign
 //! arbitrary JWTs. See `docs/clerk-mock.md` for what is faithful and what is simplified.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod controls;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

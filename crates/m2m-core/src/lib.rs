@@ -62,6 +62,7 @@
 //! examples against clerk-mock or Clerk: `crates/m2m-examples`.
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "verify")]
 mod auth;
