@@ -7,7 +7,10 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = devstack::Options::parse();
-    service_kit::init_tracing(&options.log);
+    service_kit::init_tracing(&service_kit::LogArgs {
+        filter: devstack::log_filter(&options.log.filter),
+        ..options.log.clone()
+    });
     let running = match devstack::start(&options).await {
         Ok(r) => r,
         Err(e) => {
