@@ -133,7 +133,16 @@ fn prepare_sqlite_file(url: &str) -> Result<(), String> {
             .map_err(|e| format!("DATABASE_URL: cannot create {}: {e}", dir.display()))?;
     }
     if !query.split('&').any(|p| p == "mode=rwc") {
-        // Without mode=rwc SQLite opens an existing file only: nothing to create.
+        // Without mode=rwc SQLite opens an existing file only; SQLite's own error for a missing
+        // one ("unable to open database file") names neither the file nor the fix.
+        if !path.exists() {
+            return Err(format!(
+                "DATABASE_URL: the SQLite file {} does not exist: add `?mode=rwc` to the URL to \
+                 create it on first start (sqlite://{}?mode=rwc), or create the file",
+                path.display(),
+                path.display()
+            ));
+        }
         return Ok(());
     }
     let mut options = std::fs::OpenOptions::new();
@@ -303,8 +312,15 @@ mod file_mode_tests {
     fn without_mode_rwc_nothing_is_created() {
         let root = tempfile::tempdir().expect("tempdir");
         let file = root.path().join("absent.db");
-        prepare_sqlite_file(&format!("sqlite://{}", file.display())).expect("ok");
+        let err = prepare_sqlite_file(&format!("sqlite://{}", file.display()))
+            .expect_err("a missing file without mode=rwc is refused");
         assert!(!file.exists());
+        // The variable, the path and the fix, instead of SQLite's "unable to open database file".
+        for needle in ["DATABASE_URL", &file.display().to_string(), "?mode=rwc"] {
+            assert!(err.contains(needle), "{needle:?} not in: {err}");
+        }
+        std::fs::write(&file, b"").expect("create");
+        prepare_sqlite_file(&format!("sqlite://{}", file.display())).expect("an existing file");
         prepare_sqlite_file("sqlite::memory:").expect("ok");
     }
 }
