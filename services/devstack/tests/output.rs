@@ -27,11 +27,17 @@ fn redirected_output_has_no_colour_codes_and_no_wiremock_shutdown_line() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("devstack starts");
-    // The banner comes once everything is up.
+    // The banner comes once everything is up; all of stdout is read (a closed pipe would make
+    // devstack's next print fail).
     let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (lines, banner_lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
     let mut banner = String::new();
-    for line in stdout.lines() {
-        let line = line.expect("stdout");
+    for line in banner_lines.iter() {
         banner.push_str(&line);
         banner.push('\n');
         if line.contains("M2M token as the job-applier") {
@@ -51,6 +57,8 @@ fn redirected_output_has_no_colour_codes_and_no_wiremock_shutdown_line() {
         .read_to_string(&mut stderr)
         .expect("stderr");
     let status = child.wait().expect("exits");
+    reader.join().expect("stdout reader");
+    banner.extend(banner_lines.try_iter().map(|l| l + "\n"));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         interrupted.success() && status.success(),
