@@ -106,7 +106,11 @@ where
     let registry = tracing_subscriber::registry().with(filter);
     let otel = crate::trace::layer(endpoint, service_name);
     let registry = registry.with(otel);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour codes for a terminal only: in a file (`2> log`, journald, docker logs) they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => registry
             .with(fmt.json().fmt_fields(JsonSpanFields))

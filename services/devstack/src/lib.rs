@@ -47,6 +47,22 @@ pub struct Options {
     pub server: service_kit::ServerArgs,
 }
 
+/// The log filter devstack runs with: `filter` (`RUST_LOG`), with the mock's test-library server
+/// (wiremock logs "Mock server shutting down" at info when it stops) kept to warnings, unless
+/// `filter` says something about wiremock itself.
+pub fn log_filter(filter: &str) -> String {
+    if filter.contains("wiremock") {
+        return filter.to_owned();
+    }
+    let filter = filter.trim();
+    let base = if filter.is_empty() {
+        service_kit::LogArgs::DEFAULT_FILTER
+    } else {
+        filter
+    };
+    format!("{base},wiremock::mock_server::hyper=warn")
+}
+
 /// Parses a service's own `Config` from environment-variable pairs, the way its binary reads
 /// its environment: the service sees exactly what it would see in compose.
 pub fn config_from_env<C: CommandFactory + FromArgMatches>(

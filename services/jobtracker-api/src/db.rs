@@ -123,6 +123,19 @@ fn prepare_sqlite_file(url: &str) -> Result<(), String> {
         return Ok(());
     }
     let path = std::path::Path::new(path);
+    if !query.split('&').any(|p| p == "mode=rwc") {
+        // Without mode=rwc SQLite opens an existing file only (nothing to create, not even its
+        // folder); SQLite's own error for a missing one names neither the file nor the fix.
+        if !path.exists() {
+            return Err(format!(
+                "DATABASE_URL: the SQLite file {} does not exist: add `?mode=rwc` to the URL to \
+                 create it on first start (sqlite://{}?mode=rwc), or create the file",
+                path.display(),
+                path.display()
+            ));
+        }
+        return Ok(());
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
@@ -131,10 +144,6 @@ fn prepare_sqlite_file(url: &str) -> Result<(), String> {
         builder
             .create(dir)
             .map_err(|e| format!("DATABASE_URL: cannot create {}: {e}", dir.display()))?;
-    }
-    if !query.split('&').any(|p| p == "mode=rwc") {
-        // Without mode=rwc SQLite opens an existing file only: nothing to create.
-        return Ok(());
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -302,9 +311,17 @@ mod file_mode_tests {
     #[test]
     fn without_mode_rwc_nothing_is_created() {
         let root = tempfile::tempdir().expect("tempdir");
-        let file = root.path().join("absent.db");
-        prepare_sqlite_file(&format!("sqlite://{}", file.display())).expect("ok");
-        assert!(!file.exists());
+        let file = root.path().join("data").join("absent.db");
+        let err = prepare_sqlite_file(&format!("sqlite://{}", file.display()))
+            .expect_err("a missing file without mode=rwc is refused");
+        assert!(!file.exists() && !root.path().join("data").exists());
+        // The variable, the path and the fix, instead of SQLite's "unable to open database file".
+        for needle in ["DATABASE_URL", &file.display().to_string(), "?mode=rwc"] {
+            assert!(err.contains(needle), "{needle:?} not in: {err}");
+        }
+        std::fs::create_dir(root.path().join("data")).expect("mkdir");
+        std::fs::write(&file, b"").expect("create");
+        prepare_sqlite_file(&format!("sqlite://{}", file.display())).expect("an existing file");
         prepare_sqlite_file("sqlite::memory:").expect("ok");
     }
 }

@@ -1,8 +1,7 @@
 //! End-to-end: real service code against clerk-mock. Scenarios that touch the database run on
-//! SQLite and, when TEST_POSTGRES_URL is set, on Postgres.
+//! SQLite and, when TEST_POSTGRES_URL is set, on Postgres (else those show as ignored).
 
 mod bots;
-mod browser;
 mod contract;
 mod doors;
 mod faults;
@@ -12,7 +11,8 @@ mod secrets;
 mod smoke;
 mod tokens;
 
-/// `both!(name)` runs `async fn name(backend)` as `name::sqlite` and `name::postgres`.
+/// `both!(name)` runs `async fn name(backend)` as `name::sqlite` and `name::postgres` (ignored,
+/// with the reason, when TEST_POSTGRES_URL is unset).
 #[macro_export]
 macro_rules! both {
     ($name:ident) => {
@@ -21,9 +21,10 @@ macro_rules! both {
             async fn sqlite() {
                 super::$name(jobtracker_api::testing::Backend::Sqlite).await;
             }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(jobtracker_api::testing::Backend::Postgres).await;
+            test_postgres::postgres_test! {
+                async fn postgres() {
+                    super::$name(jobtracker_api::testing::Backend::Postgres).await;
+                }
             }
         }
     };

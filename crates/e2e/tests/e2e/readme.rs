@@ -10,11 +10,11 @@ fn readme() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The `sh` block after "The pipeline with curl" (the compose check extracts it the same way).
-fn walkthrough(readme: &str) -> String {
+/// The first `sh` block after the paragraph that starts with `heading`.
+fn block_after(readme: &str, heading: &str) -> String {
     let mut lines = readme
         .lines()
-        .skip_while(|l| !l.starts_with("The pipeline with curl"))
+        .skip_while(|l| !l.starts_with(heading))
         .skip_while(|l| *l != "```sh")
         .skip(1);
     let mut out = Vec::new();
@@ -24,7 +24,17 @@ fn walkthrough(readme: &str) -> String {
         }
         out.push(l);
     }
-    panic!("README.md: the curl walkthrough block is not closed");
+    panic!("README.md: no closed sh block after {heading:?}");
+}
+
+/// The `sh` block after "The pipeline with curl" (the compose check extracts it the same way).
+fn walkthrough(readme: &str) -> String {
+    block_after(readme, "The pipeline with curl")
+}
+
+/// The devstack-only `sh` block that lists the walkthrough's packet, run in the same shell.
+fn packet_check(readme: &str) -> String {
+    block_after(readme, "The packet the applier wrote")
 }
 
 fn free_port() -> u16 {
@@ -61,6 +71,7 @@ async fn the_readme_walkthrough_reaches_submitted_under_devstack() {
     if Command::new("curl").arg("--version").output().is_err() {
         panic!("curl is needed to run the README's walkthrough (apt-get install curl)");
     }
+    // devstack's folder: the README's `ls data/outbox/$APP` runs from it, as a user's would.
     let dir = std::env::temp_dir().join(format!("readme-{}", jobtracker_api::db::new_id("r")));
     std::fs::create_dir_all(&dir).expect("dir");
     let (mock_port, api_port) = (free_port(), free_port());
@@ -69,7 +80,7 @@ async fn the_readme_walkthrough_reaches_submitted_under_devstack() {
         api_bind: format!("127.0.0.1:{api_port}"),
         representer_bind: format!("127.0.0.1:{}", free_port()),
         applier_bind: format!("127.0.0.1:{}", free_port()),
-        data_dir: dir.display().to_string(),
+        data_dir: dir.join("data").display().to_string(),
         database_url: None,
         // Compose's default: the walkthrough's wait must cover a full poll interval.
         poll_interval_seconds: 5,
@@ -77,7 +88,8 @@ async fn the_readme_walkthrough_reaches_submitted_under_devstack() {
         server: Default::default(),
     };
     let running = devstack::start(&options).await.expect("devstack starts");
-    let snippet = walkthrough(&readme())
+    let readme = readme();
+    let snippet = (walkthrough(&readme) + &packet_check(&readme))
         .replace(
             "http://localhost:8080",
             &format!("http://127.0.0.1:{mock_port}"),
@@ -87,10 +99,12 @@ async fn the_readme_walkthrough_reaches_submitted_under_devstack() {
             &format!("API=http://127.0.0.1:{api_port}"),
         );
     let started = Instant::now();
+    let cwd = dir.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .arg("-c")
             .arg(snippet)
+            .current_dir(cwd)
             .env("NO_PROXY", "127.0.0.1,localhost")
             .env("no_proxy", "127.0.0.1,localhost")
             .output()
@@ -114,6 +128,22 @@ async fn the_readme_walkthrough_reaches_submitted_under_devstack() {
         r#""actor":"machine:mch_2JobApplierBot"#,
     ] {
         assert!(stdout.contains(actor), "no event from {actor}:\n{stdout}");
+    }
+    // The three answers it prints (the user, the application, its events) are a line each.
+    let printed: Vec<&str> = stdout.lines().collect();
+    assert!(printed.len() >= 3, "{stdout}");
+    for line in &printed[..3] {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not one JSON answer a line: {line}\n{stdout}"
+        );
+    }
+    // Then the packet, listed by the README's `ls`.
+    for file in ["packet.json", "resume.txt"] {
+        assert!(
+            printed[3..].contains(&file),
+            "the packet check did not list {file}:\n{stdout}\n{stderr}"
+        );
     }
     assert!(
         took < Duration::from_secs(60),

@@ -256,7 +256,7 @@ impl VerifierArgs {
         if verify_key.is_none() && key_source.is_none() {
             return Err(ConfigError::new(
                 "CLERK_MACHINE_SECRET_KEY",
-                "nothing to verify tokens with: set CLERK_MACHINE_SECRET_KEY (M2M tokens) and CLERK_SECRET_KEY, CLERK_JWT_KEY or CLERK_JWKS_URL (session tokens)",
+                "nothing to verify tokens with: set one of CLERK_MACHINE_SECRET_KEY (this service's machine key, enough alone to accept M2M tokens), CLERK_SECRET_KEY (the instance key: M2M and session tokens), CLERK_JWT_KEY or CLERK_JWKS_URL (session tokens and JWT-format M2M tokens)",
             ));
         }
         Ok(VerifierConfig {

@@ -619,3 +619,26 @@ fn a_secret_set_both_ways_or_an_unusable_file_is_refused_naming_the_variable() {
     let c = verifier_config(&[KEY, ("CLERK_API_BASE_URL_FILE", &url)]).expect("ignored");
     assert_eq!(c.api_base_url, "https://api.clerk.com/v1");
 }
+
+#[test]
+fn with_no_key_the_error_says_any_one_of_them_is_enough() {
+    let pem = clerk_mock::SigningKey::generate().public_key_pem();
+    let alone = [
+        ("CLERK_MACHINE_SECRET_KEY", "ak_api"),
+        ("CLERK_SECRET_KEY", "sk_test_x"),
+        ("CLERK_JWT_KEY", pem.as_str()),
+        ("CLERK_JWKS_URL", "https://x.example/jwks"),
+    ];
+    for pair in alone {
+        verifier_config(&[pair]).unwrap_or_else(|e| panic!("{} alone: {e}", pair.0));
+    }
+    let err = verifier_config(&[]).expect_err("no key at all").to_string();
+    assert!(
+        err.contains("CLERK_MACHINE_SECRET_KEY: nothing to verify"),
+        "{err}"
+    );
+    assert!(err.contains("set one of"), "{err}");
+    for (var, _) in alone {
+        assert!(err.contains(var), "{var} not in: {err}");
+    }
+}

@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 pub use jobtracker_api::testing::Backend;
 use jobtracker_api::testing::{OffsetClock, TestDatabase};
 
-/// Runs a scenario on both backends: `both!(name);` makes `name::sqlite` and `name::postgres`;
-/// `both!(name, |c| …)` edits the API's config first.
+/// Runs a scenario on both backends: `both!(name);` makes `name::sqlite` and `name::postgres`
+/// (ignored, with the reason, when TEST_POSTGRES_URL is unset); `both!(name, |c| …)` edits the
+/// API's config first.
 #[macro_export]
 macro_rules! both {
     ($name:ident) => {
@@ -20,12 +21,13 @@ macro_rules! both {
                     super::$name(&app).await;
                 }
             }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) =
-                    $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await
-                {
-                    super::$name(&app).await;
+            test_postgres::postgres_test! {
+                async fn postgres() {
+                    if let Some(app) =
+                        $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await
+                    {
+                        super::$name(&app).await;
+                    }
                 }
             }
         }
@@ -39,11 +41,12 @@ macro_rules! both {
                     super::$name(&app).await;
                 }
             }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let backend = $crate::helpers::Backend::Postgres;
-                if let Some(app) = $crate::helpers::spawn_app_with(backend, $edit).await {
-                    super::$name(&app).await;
+            test_postgres::postgres_test! {
+                async fn postgres() {
+                    let backend = $crate::helpers::Backend::Postgres;
+                    if let Some(app) = $crate::helpers::spawn_app_with(backend, $edit).await {
+                        super::$name(&app).await;
+                    }
                 }
             }
         }

@@ -3,6 +3,11 @@
 //! Content-Security-Policy, authorised first with a user's session token and then with the job
 //! applier's M2M token, "Try it out" → Execute on `GET /api/whoami` shows each principal, and no
 //! request leaves 127.0.0.1.
+//!
+//! A harness of its own (`harness = false`, libtest-mimic): whether Chromium and chromedriver are
+//! installed is known only when the test runs, and libtest cannot skip at run time, so without
+//! them the test reports `ignored` with the reason (which binary, which apt line) in `cargo
+//! test`'s own output and counts, instead of passing having done nothing.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use e2e::Stack;
 use jobtracker_api::testing::Backend;
+use libtest_mimic::{Completion, Trial};
 use serde_json::{Value, json};
 use thirtyfour::ChromeCapabilities;
 use thirtyfour::prelude::*;
@@ -250,34 +256,63 @@ async fn screenshot(driver: &WebDriver, file: &str) {
     std::fs::write(dir.join(file), png).expect("screenshot");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn swagger_ui_authorizes_and_runs_whoami_in_a_real_browser() {
+const NAME: &str = "swagger_ui_authorizes_and_runs_whoami_in_a_real_browser";
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let trial = Trial::ignorable_test(NAME, || {
+        let (chromium, chromedriver) = match browser() {
+            Ok(found) => found,
+            Err(missing) if std::env::var_os("REQUIRE_BROWSER_TEST").is_some() => {
+                return Err(format!("REQUIRE_BROWSER_TEST is set but {missing}").into());
+            }
+            Err(missing) => return Ok(Completion::ignored_with(missing)),
+        };
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("a Tokio runtime: {e}"))?
+            .block_on(swagger_ui_authorizes_and_runs_whoami_in_a_real_browser(
+                &chromium,
+                &chromedriver,
+            ));
+        Ok(Completion::Completed)
+    });
+    libtest_mimic::run(&args, vec![trial]).exit_code()
+}
+
+/// Chromium and chromedriver, or which of them is missing and the apt line that installs it.
+fn browser() -> Result<(PathBuf, PathBuf), String> {
     let chromium = installed(&["chromium", "chromium-browser", "google-chrome"]);
     let chromedriver = installed(&["chromedriver"]);
-    let (Some(chromium), Some(chromedriver)) = (&chromium, &chromedriver) else {
-        let missing = [
-            ("Chromium", chromium.is_none()),
-            ("chromedriver", chromedriver.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(name, absent)| absent.then_some(name))
-        .collect::<Vec<_>>()
-        .join(" and ");
-        if std::env::var_os("REQUIRE_BROWSER_TEST").is_some() {
-            panic!(
-                "REQUIRE_BROWSER_TEST is set but {missing} is not installed \
-                 (apt-get install chromium chromium-driver)"
-            );
+    match (chromium, chromedriver) {
+        (Some(chromium), Some(chromedriver)) => Ok((chromium, chromedriver)),
+        (chromium, chromedriver) => {
+            // Debian's package names; chromium-driver matches chromium's version.
+            let (missing, packages): (Vec<_>, Vec<_>) = [
+                (chromium.is_none(), "chromium", "chromium"),
+                (chromedriver.is_none(), "chromedriver", "chromium-driver"),
+            ]
+            .into_iter()
+            .filter_map(|(absent, binary, package)| absent.then_some((binary, package)))
+            .unzip();
+            Err(format!(
+                "no {} on PATH: `apt-get install {}` to run it; .ci/run does",
+                missing.join(" and "),
+                packages.join(" ")
+            ))
         }
-        eprintln!(
-            "SKIPPED (browser test): no {missing} on this machine; \
-             `apt-get install chromium chromium-driver` to run it (.ci/run does)"
-        );
-        return;
-    };
-    let Some(stack) = Stack::start(Backend::Sqlite).await else {
-        return;
-    };
+    }
+}
+
+async fn swagger_ui_authorizes_and_runs_whoami_in_a_real_browser(
+    chromium: &Path,
+    chromedriver: &Path,
+) {
+    let stack = Stack::start(Backend::Sqlite)
+        .await
+        .expect("a stack on SQLite");
     let user_token = stack.user_token(&stack.alice);
     let applier = stack.machine_id("JobApplier.Bot");
     let machine_token = stack.mock.mint(&applier, &json!({}))["token"]
