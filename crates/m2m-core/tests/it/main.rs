@@ -17,6 +17,8 @@ mod fuzz;
 #[cfg(feature = "tonic")]
 mod grpc_bearer;
 #[cfg(feature = "verify")]
+mod jwks_authoritative;
+#[cfg(feature = "verify")]
 mod jwt_cache;
 #[cfg(feature = "verify")]
 mod receiver;
