@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
-use crate::verify::{Principal, VerifyError};
+use crate::verify::{PeerAddr, Principal, VerifyError};
 
 /// 403 detail when a machine calls a route for users.
 pub(crate) const FOR_USERS: &str = "this route is for users";
@@ -207,8 +207,9 @@ pub(crate) async fn authenticate(
     let header = headers
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
+    let client = peer(extensions).map(|p| verifier.client_addr(p, headers));
     let principal = verifier
-        .verify_header(header)
+        .verify_header_from(header, client)
         .await
         .inspect_err(|e| match e {
             VerifyError::Misconfigured(m) => {
@@ -223,6 +224,22 @@ pub(crate) async fn authenticate(
         })?;
     extensions.insert(principal.clone());
     Ok(principal)
+}
+
+/// The connection's peer: a [`PeerAddr`] the server inserted, else axum's
+/// `ConnectInfo<SocketAddr>` (which `service_kit::serve` and `into_make_service_with_connect_info`
+/// insert). `None` when neither is there: the request then draws on the whole miss budget.
+fn peer(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    if let Some(PeerAddr(ip)) = extensions.get::<PeerAddr>() {
+        return Some(*ip);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) =
+        extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(addr.ip());
+    }
+    None
 }
 
 /// Who may call a route or gRPC method, checked after authentication; a caller that does not

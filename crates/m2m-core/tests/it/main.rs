@@ -12,6 +12,8 @@ mod bearer_middleware;
 mod clerk_client;
 #[cfg(all(feature = "cli", feature = "client", feature = "verify"))]
 mod config;
+#[cfg(all(feature = "tower", feature = "axum"))]
+mod fair_budget;
 #[cfg(feature = "axum")]
 mod fuzz;
 #[cfg(feature = "tonic")]
