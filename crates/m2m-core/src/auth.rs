@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
-use crate::verify::{PeerAddr, Principal, VerifyError};
+use crate::verify::{Principal, VerifyError};
 
 /// 403 detail when a machine calls a route for users.
 pub(crate) const FOR_USERS: &str = "this route is for users";
@@ -226,11 +226,12 @@ pub(crate) async fn authenticate(
     Ok(principal)
 }
 
-/// The connection's peer: a [`PeerAddr`] the server inserted, else axum's
+/// The connection's peer: a [`PeerAddr`](crate::PeerAddr) the server inserted, else axum's
 /// `ConnectInfo<SocketAddr>` (which `service_kit::serve` and `into_make_service_with_connect_info`
 /// insert). `None` when neither is there: the request then draws on the whole miss budget.
+#[cfg(any(feature = "axum", feature = "tower"))]
 fn peer(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
-    if let Some(PeerAddr(ip)) = extensions.get::<PeerAddr>() {
+    if let Some(crate::PeerAddr(ip)) = extensions.get::<crate::PeerAddr>() {
         return Some(*ip);
     }
     #[cfg(feature = "axum")]

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 /// The address of a connection's peer, in a request's extensions. axum servers that put
 /// `ConnectInfo<SocketAddr>` there (as `service_kit::serve` does) need nothing more; other
-/// servers (hyper, tonic) insert this before the [`AuthLayer`](crate::AuthLayer) runs.
+/// servers (hyper, tonic) insert this before the `AuthLayer` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerAddr(pub IpAddr);
 
