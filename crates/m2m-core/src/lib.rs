@@ -105,6 +105,6 @@ pub use token_source::{
 #[cfg(feature = "verify")]
 pub use verify::{
     JwksSettings, JwtCache, JwtCacheSettings, JwtCacheStats, JwtKey, JwtPolicy, KeySource,
-    MachinePrincipal, MissBudget, OpaqueCacheSettings, OpaqueStats, Principal, Reason,
-    UserPrincipal, Verifier, VerifierConfig, VerifyError,
+    MAX_TRACKED_CLIENTS, MachinePrincipal, MissBudget, OpaqueCacheSettings, OpaqueStats, PeerAddr,
+    Principal, Reason, TrustedProxies, UserPrincipal, Verifier, VerifierConfig, VerifyError,
 };

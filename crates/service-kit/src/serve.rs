@@ -184,7 +184,7 @@ where
                 Err(_) => break,
             },
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -200,6 +200,7 @@ where
         connections.spawn(connection(
             builder.clone(),
             stream,
+            peer,
             router.clone(),
             conn_limits,
             drain_rx.clone(),
@@ -338,6 +339,7 @@ impl tokio::io::AsyncWrite for Watched {
 async fn connection<S>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     router: S,
     limits: ConnectionLimits,
     mut drain: watch::Receiver<bool>,
@@ -349,6 +351,7 @@ async fn connection<S>(
     let activity = Arc::new(Activity::default());
     let service = Connection {
         router,
+        peer,
         activity: activity.clone(),
         timeout: limits.request,
     };
@@ -408,6 +411,9 @@ async fn connection<S>(
 /// (as tower requires for `call`), inside the request timeout, counted in flight.
 struct Connection<S> {
     router: S,
+    /// Put in every request's extensions as axum's `ConnectInfo`: m2m-core's verifier charges
+    /// an opaque token's Clerk call to its client's share of the budget.
+    peer: std::net::SocketAddr,
     activity: Arc<Activity>,
     timeout: Duration,
 }
@@ -422,7 +428,13 @@ where
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         Serving {
-            inner: tower::ServiceExt::oneshot(self.router.clone(), request.map(Body::new)),
+            inner: tower::ServiceExt::oneshot(self.router.clone(), {
+                let mut request = request.map(Body::new);
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(self.peer));
+                request
+            }),
             deadline: None,
             arrived: tokio::time::Instant::now(),
             timeout: self.timeout,
