@@ -23,7 +23,7 @@ pub(crate) use machines::Machine;
 pub(crate) use reply::{Reply, error, fault_reply};
 use reply::{key_invalid, not_found};
 pub(crate) use sessions::{Session, User};
-pub(crate) use tokens::Token;
+pub(crate) use tokens::Tokens;
 
 /// Every route the mock serves, for call counters and fault targeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -130,7 +130,7 @@ pub(crate) struct State {
     pub behaviour: Behaviour,
     pub key: SigningKey,
     pub machines: Vec<Machine>,
-    pub tokens: Vec<Token>,
+    pub tokens: Tokens,
     pub users: Vec<User>,
     pub sessions: Vec<Session>,
     pub clock_offset_ms: i64,
@@ -170,7 +170,7 @@ impl State {
             behaviour: seed.behaviour.clone(),
             key,
             machines: Vec::new(),
-            tokens: Vec::new(),
+            tokens: Tokens::default(),
             users: Vec::new(),
             sessions: Vec::new(),
             clock_offset_ms: 0,
