@@ -10,6 +10,7 @@ fn help_lists_every_variable() {
         BIN,
         &[
             "JOBTRACKER_BIND",
+            "METRICS_BIND",
             "DATABASE_URL",
             "CLERK_API_BASE_URL",
             "CLERK_MACHINE_SECRET_KEY",

@@ -120,7 +120,7 @@ async fn three_thousand_random_tokens_cost_at_most_the_budget_and_only_401_or_50
     assert_eq!(app.mock.calls(Endpoint::VerifyToken), calls);
     // The refusals are counted in /metrics: by the budget, or (all from one address here) by
     // that address's share of it.
-    let metrics = app.call(reqwest::Method::GET, "/metrics", None, None).await;
+    let metrics = app.scrape().await;
     let text = String::from_utf8_lossy(&metrics.bytes).into_owned();
     let counter = |name: &str| -> u64 {
         text.lines()
@@ -197,7 +197,7 @@ async fn clerk_429_costs_one_call_per_token_and_answers_503_with_retry_after() {
     }
     let calls = app.mock.calls(Endpoint::VerifyToken);
     assert!(calls <= 10, "{calls} verify calls for 10 tokens: retried");
-    let metrics = app.call(reqwest::Method::GET, "/metrics", None, None).await;
+    let metrics = app.scrape().await;
     let text = String::from_utf8_lossy(&metrics.bytes).into_owned();
     assert!(
         text.contains("m2m_verify_clerk_rate_limited_total 10\n"),
