@@ -17,8 +17,9 @@
 #    the outbox volume, `submitted` events, the replicas' counters); then 3 API replicas behind
 #    the load balancer and 3 appliers, 60 applications while one replica is `docker kill`ed and
 #    Postgres restarts: each submitted exactly once (packets, events chained, distinct
-#    submission_refs), the bots logging only retried failures, with the Clerk verify calls per
-#    replica, the claims and Postgres connections per replica printed; `restart jobtracker-api`,
+#    submission_refs), the bots logging only retried failures, with the Clerk verify calls and
+#    JWKS fetches per replica, the claims and Postgres connections per replica printed (run it
+#    with M2M_TOKEN_FORMAT=jwt for JWT-format bot tokens); `restart jobtracker-api`,
 #    then `down` + `up` with the volumes kept: nothing lost; Swagger UI and its OpenAPI document;
 #    after `down -v` no container, network or volume of the run is left.
 #
@@ -385,21 +386,28 @@ api_metric() {
     | awk -v re="$2" '$1 ~ re {s += $2} END {print s + 0}'
 }
 VERIFY='^clerk_calls_total[{].*operation="verify"'
+JWKS='^clerk_calls_total[{].*operation="jwks"'
 CLAIM_OK='^http_requests_total[{].*route="/api/job-applications/claim".*status="200"'
 CLAIM_NONE='^http_requests_total[{].*route="/api/job-applications/claim".*status="204"'
-declare -A verify_before claims_before nones_before
+declare -A verify_before claims_before nones_before jwks_before
 for c in "${api_ids[@]}"; do
   verify_before[$c]=$(api_metric "$c" "$VERIFY")
+  jwks_before[$c]=$(api_metric "$c" "$JWKS")
   claims_before[$c]=$(api_metric "$c" "$CLAIM_OK")
   nones_before[$c]=$(api_metric "$c" "$CLAIM_NONE")
 done
 read -r fault_before _ < <(outbox_packets)
 tokens_at_start=$(tokens_created)
-# Postgres connections per API replica, sampled while the appliers work.
+# Postgres connections per API replica (by container name), sampled while the appliers work.
 pg_conns() {
+  local names
+  names=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}} {{.Name}}' \
+    $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT") 2>/dev/null | sed 's#/##')
   "${dc[@]}" exec -T postgres psql -U jobtracker -d jobtracker -Atc \
-    "SELECT client_addr, count(*) FROM pg_stat_activity WHERE datname = 'jobtracker' AND client_addr IS NOT NULL GROUP BY 1 ORDER BY 1" 2>/dev/null \
-    | tr '\n' ' '
+    "SELECT host(client_addr), count(*) FROM pg_stat_activity WHERE datname = 'jobtracker' AND client_addr IS NOT NULL GROUP BY 1 ORDER BY 1" 2>/dev/null \
+    | while IFS='|' read -r ip n; do
+        printf '%s=%s ' "$(printf '%s\n' "$names" | awk -v ip="$ip" '$1 == ip {print $2}' | sed "s/^${PROJECT}-//")" "$n"
+      done
 }
 # Creates $2 applications named "fault $1-<i>", appending their ids to the array `fault`.
 create_batch() {
@@ -412,6 +420,7 @@ sleep 2
 pg_sample1=$(pg_conns)
 victim=${api_ids[1]}
 victim_verify=$(api_metric "$victim" "$VERIFY")
+victim_jwks=$(api_metric "$victim" "$JWKS")
 victim_claims=$(api_metric "$victim" "$CLAIM_OK")
 victim_nones=$(api_metric "$victim" "$CLAIM_NONE")
 say "docker kill $(docker inspect -f '{{.Name}}' "$victim") (SIGKILL) while the appliers work"
@@ -478,22 +487,28 @@ unexpected=$(printf '%s\n' "$bot_logs" | grep -E '"level":"(WARN|ERROR)"' | grep
 retried_n=$(printf '%s\n' "$bot_logs" | grep -E '"level":"WARN"' | grep -cE "$retried" || true)
 
 # Clerk verify calls and claims per replica (the victim: before its kill, plus since its restart).
-verify_per=() ; total_verify=0 ; claims=0 ; nones=0
+verify_per=() ; total_verify=0 ; claims=0 ; nones=0 ; jwks_per=()
 for c in "${api_ids[@]}"; do
   v=$(( $(api_metric "$c" "$VERIFY") - ${verify_before[$c]} ))
+  j=$(( $(api_metric "$c" "$JWKS") - ${jwks_before[$c]} ))
   k=$(( $(api_metric "$c" "$CLAIM_OK") - ${claims_before[$c]} ))
   n=$(( $(api_metric "$c" "$CLAIM_NONE") - ${nones_before[$c]} ))
   if [ "$c" = "$victim" ]; then
     v=$(( victim_verify - ${verify_before[$c]} + $(api_metric "$c" "$VERIFY") ))
+    j=$(( victim_jwks - ${jwks_before[$c]} + $(api_metric "$c" "$JWKS") ))
     k=$(( victim_claims - ${claims_before[$c]} + $(api_metric "$c" "$CLAIM_OK") ))
     n=$(( victim_nones - ${nones_before[$c]} + $(api_metric "$c" "$CLAIM_NONE") ))
   fi
-  verify_per+=("$v"); total_verify=$(( total_verify + v )); claims=$(( claims + k )); nones=$(( nones + n ))
+  verify_per+=("$v"); jwks_per+=("$j"); total_verify=$(( total_verify + v )); claims=$(( claims + k )); nones=$(( nones + n ))
 done
 tokens_used=$(( $(tokens_created) - tokens_at_start ))
+# What the load balancer logged (errors, retries, redispatches only) during the stage.
+lb_lines=$("${dc[@]}" logs --no-color --no-log-prefix --since "$stage_start" load-balancer 2>&1 | grep -cE ' [0-9]{3} |SC|Server api/' || true)
 say "fault run: 60 applications, 60 packets, one submitted event each, distinct submission_refs, in ${stage_seconds} s"
 say "fault run: bots logged $retried_n retried failures and nothing else"
-say "fault run: Clerk verify calls per API replica: ${verify_per[*]} (total $total_verify; replica 2 killed and restarted); tokens minted by the bots during the run: $tokens_used"
+say "fault run: Clerk verify calls per API replica: ${verify_per[*]} (total $total_verify; replica 2: $(( victim_verify - ${verify_before[$victim]} )) before its kill, $(( ${verify_per[1]} - victim_verify + ${verify_before[$victim]} )) after its restart); 4 bot processes with one token each, tokens minted during the run: $tokens_used"
+say "fault run: JWKS fetches per API replica: ${jwks_per[*]} (M2M_TOKEN_FORMAT=${M2M_TOKEN_FORMAT:-opaque})"
+say "fault run: the load balancer logged $lb_lines error, retry or server-state lines"
 say "fault run: claims granted $claims, empty claims $nones (60 applications)"
 say "fault run: Postgres connections by client address: before the kill [$pg_sample1], after [$pg_sample2]"
 ids+=("${fault[@]}")
