@@ -380,9 +380,10 @@ stage_start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 stage_t0=$(date +%s)
 api_ids=($("${dc[@]}" ps -q jobtracker-api))
 [ ${#api_ids[@]} = 3 ] || fail "${#api_ids[@]} API containers, not 3"
-# A metric of one API container (summed over the label sets matching $2), read inside it.
+# A metric of one API container (summed over the label sets matching $2), read inside it: on
+# its metrics listener (METRICS_BIND, loopback 9464) where it has one, else on the public port.
 api_metric() {
-  docker exec "$1" curl -s localhost:5000/metrics \
+  docker exec "$1" sh -c 'curl -sf 127.0.0.1:9464/metrics || curl -sf 127.0.0.1:5000/metrics' \
     | awk -v re="$2" '$1 ~ re {s += $2} END {print s + 0}'
 }
 VERIFY='^clerk_calls_total[{].*operation="verify"'
