@@ -336,7 +336,7 @@ say "docker compose up -d --scale job-applier=3"
 wait_healthy 120 8
 # A counter of applier replica $1, read inside its container (the replicas publish no port).
 replica_metric() {
-  "${dc[@]}" exec -T --index "$1" job-applier curl -s localhost:5200/metrics \
+  "${dc[@]}" exec -T --index "$1" job-applier curl -s localhost:9466/metrics \
     | awk -v m="$2" '$1 == m {print $2; found=1} END {if (!found) print 0}'
 }
 read -r before _ < <(outbox_packets)
@@ -381,9 +381,9 @@ stage_t0=$(date +%s)
 api_ids=($("${dc[@]}" ps -q jobtracker-api))
 [ ${#api_ids[@]} = 3 ] || fail "${#api_ids[@]} API containers, not 3"
 # A metric of one API container (summed over the label sets matching $2), read inside it: on
-# its metrics listener (METRICS_BIND, loopback 9464) where it has one, else on the public port.
+# its metrics listener (METRICS_BIND, 9464 in the container; the public port answers 404).
 api_metric() {
-  docker exec "$1" sh -c 'curl -sf 127.0.0.1:9464/metrics || curl -sf 127.0.0.1:5000/metrics' \
+  docker exec "$1" curl -sf 127.0.0.1:9464/metrics \
     | awk -v re="$2" '$1 ~ re {s += $2} END {print s + 0}'
 }
 VERIFY='^clerk_calls_total[{].*operation="verify"'
