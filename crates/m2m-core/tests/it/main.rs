@@ -18,6 +18,8 @@ mod fuzz;
 mod grpc_bearer;
 #[cfg(feature = "verify")]
 mod jwt_cache;
+#[cfg(feature = "admin")]
+mod machines;
 #[cfg(feature = "verify")]
 mod receiver;
 #[cfg(feature = "verify")]
