@@ -340,7 +340,42 @@ mod tests {
                 "JobTracker.API"
             ]
         );
-        assert_eq!(d.edges.len(), 2);
+        // Until devstack applies the declaration itself, this keeps the two in step: the same
+        // machines, and each one's scopes are its declared edges.
+        let seed: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../crates/clerk-mock/seed/default.json"
+        ))
+        .expect("seed");
+        let mut from_seed: Vec<(String, Vec<String>)> = seed["machines"]
+            .as_array()
+            .expect("machines")
+            .iter()
+            .map(|m| {
+                let scoped = m["scoped_machines"].as_array().expect("scoped");
+                (
+                    m["name"].as_str().expect("name").to_owned(),
+                    scoped
+                        .iter()
+                        .map(|s| s.as_str().expect("name").to_owned())
+                        .collect(),
+                )
+            })
+            .collect();
+        from_seed.sort();
+        let name = |service: &str| d.machine(service).expect("declared").name.clone();
+        let mut declared: Vec<(String, Vec<String>)> = d
+            .machines
+            .iter()
+            .map(|m| {
+                let to = d.edges.iter().filter(|e| e.caller == m.service);
+                (m.name.clone(), to.map(|e| name(&e.receiver)).collect())
+            })
+            .collect();
+        declared.sort();
+        assert_eq!(
+            declared, from_seed,
+            "deploy/m2m.toml and the mock's seed differ"
+        );
     }
 
     #[test]
