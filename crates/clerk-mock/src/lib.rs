@@ -145,7 +145,7 @@ impl Respond for Handler {
         // Faults are matched after routing so they can target one endpoint.
         let mut delay = state.latency;
         let (endpoint, reply) = {
-            let (endpoint, normal) = endpoint_of(&mut state);
+            let (endpoint, _) = state::route(request.method.as_str(), &path);
             let fault = state
                 .faults
                 .iter_mut()
@@ -156,15 +156,29 @@ impl Respond for Handler {
                 });
             state.faults.retain(|r| r.remaining > 0);
             match fault {
+                // Clerk's rate limiter refuses before the request acts: a client may retry a
+                // 429 without doing the thing twice.
+                Some(Fault::Status {
+                    status: 429,
+                    retry_after,
+                }) => {
+                    *state.calls.entry(endpoint).or_insert(0) += 1;
+                    (endpoint, state::fault_reply(429, retry_after))
+                }
+                // Any other status replaces the answer of a request that did act (a reply lost
+                // on the way back), which is what makes retrying a write unsafe.
                 Some(Fault::Status {
                     status,
                     retry_after,
-                }) => (endpoint, state::fault_reply(status, retry_after)),
+                }) => {
+                    let (endpoint, _) = endpoint_of(&mut state);
+                    (endpoint, state::fault_reply(status, retry_after))
+                }
                 Some(Fault::Delay(d)) => {
                     delay += d;
-                    (endpoint, normal)
+                    endpoint_of(&mut state)
                 }
-                None => (endpoint, normal),
+                None => endpoint_of(&mut state),
             }
         };
         tracing::debug!(?endpoint, status = reply.status, "clerk-mock answered");

@@ -54,6 +54,7 @@
 //! | `cli` | the settings as clap groups and the `from_env` constructors ([`config`]) | yes |
 //! | `tonic` | `grpc::BearerLayer` for tonic channels; implies `client` | no |
 //! | `reqwest-middleware` | `BearerMiddleware`; implies `client` | no |
+//! | `admin` | `clerk::MachineAdmin`: machines, scopes and secret keys with the instance key | no |
 //!
 //! A sender-only service takes `default-features = false, features = ["client", "cli"]` and
 //! compiles none of the verification stack.

@@ -1186,4 +1186,37 @@ async fn tokens_are_found_by_secret_id_and_subject_among_thousands() {
         mock.token_id_of("mt_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"),
         None
     );
+
+#[tokio::test]
+async fn an_injected_429_refuses_before_acting_and_a_5xx_after() {
+    let mock = ClerkMock::start().await;
+    let key = mock.instance_secret_key();
+    let create = |name: &'static str| {
+        let (mock, key) = (&mock, key.clone());
+        async move {
+            call(
+                mock,
+                Method::POST,
+                "/v1/machines",
+                Some(&key),
+                Some(json!({ "name": name })),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    };
+    mock.inject(Some(Endpoint::CreateMachine), Fault::rate_limited(1), 1);
+    assert_eq!(create("limited").await, 429);
+    assert!(
+        mock.machine_by_name("limited").is_none(),
+        "a 429 did nothing"
+    );
+    mock.inject(Some(Endpoint::CreateMachine), Fault::status(502), 1);
+    assert_eq!(create("lost").await, 502);
+    assert!(
+        mock.machine_by_name("lost").is_some(),
+        "a 5xx lost the reply"
+    );
+    assert_eq!(mock.calls(Endpoint::CreateMachine), 2);
 }
