@@ -212,11 +212,12 @@ pub(crate) async fn authenticate(
         .verify_header_from(header, client)
         .await
         .inspect_err(|e| match e {
+            // The cause (this service's key refused, Clerk down, budget spent, JWKS
+            // unreachable) is logged where it happens, rate-limited: one line per request would
+            // let a flood flood the log.
             VerifyError::Misconfigured(m) => {
-                tracing::error!(error = %m, "cannot verify credentials")
+                tracing::debug!(error = %m, "cannot verify credentials")
             }
-            // The cause (Clerk down, budget spent, JWKS unreachable) is logged where it
-            // happens, rate-limited: one line per request would let a flood flood the log.
             VerifyError::Unavailable { reason, .. } => {
                 tracing::debug!(%reason, "credentials could not be verified now")
             }

@@ -438,7 +438,11 @@ impl Inner {
                 })
             }
             Err(e @ (ClerkError::Unauthorized { .. } | ClerkError::Forbidden { .. })) => {
-                tracing::error!(error = %e, "Clerk rejected this service's own key while verifying an M2M token: check CLERK_MACHINE_SECRET_KEY");
+                // Every M2M request fails this way until the key is fixed: one line per request
+                // would let any client grow the log.
+                if let Some(held_back) = self.clerk_log.allow(self.clock.now()) {
+                    tracing::error!(error = %e, refused_since_last_line = held_back, "Clerk rejected this service's own key while verifying an M2M token: check CLERK_MACHINE_SECRET_KEY");
+                }
                 Err(VerifyError::Misconfigured(
                     "Clerk rejected the key used to verify M2M tokens".into(),
                 ))

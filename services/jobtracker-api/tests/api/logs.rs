@@ -8,7 +8,7 @@ use reqwest::Method;
 use service_kit::{LogArgs, LogFormat};
 use test_support::logs::LogCapture;
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
 
 fn random_token() -> String {
     let mut rng = rand::rng();
@@ -182,4 +182,59 @@ async fn request_ids() {
     if let Some(app) = spawn_app(Backend::Sqlite).await {
         request_ids_are_kept_only_when_short_and_plain(&app).await;
     }
+}
+
+/// With this service's own key refused by Clerk (a revoked or mistyped CLERK_MACHINE_SECRET_KEY),
+/// every opaque token fails the same way: the operator sees it, a few lines a minute with a
+/// count, not one line per request a client sends.
+#[tokio::test]
+async fn a_rejected_own_key_is_logged_a_few_times_not_per_request() {
+    let capture = LogCapture::default();
+    let log = LogArgs {
+        filter: "info".into(),
+        log_format: LogFormat::Pretty,
+    };
+    let _logging =
+        tracing::dispatcher::set_default(&service_kit::subscriber(&log, capture.clone()));
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.clerk.clerk_machine_secret_key =
+            Some("ak_this_key_was_revoked_at_clerk_000000000000".into());
+        // Every request reaches Clerk: no budget refusal hides the path under test.
+        c.verifier.m2m_verify_miss_burst = 10_000;
+        c.verifier.m2m_verify_miss_per_client_burst = 10_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let before = capture.len();
+    let statuses: Vec<u16> = futures::stream::iter(0..300)
+        .map(|_| async {
+            let answer = app
+                .http
+                .get(format!("{}/api/whoami", app.base))
+                .bearer_auth(random_token())
+                .send()
+                .await
+                .expect("API");
+            answer.status().as_u16()
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 500), "{statuses:?}");
+    let text = capture.text();
+    let lines = text[before..]
+        .lines()
+        .filter(|l| l.contains("CLERK_MACHINE_SECRET_KEY"))
+        .count();
+    assert!(
+        (1..=12).contains(&lines),
+        "300 requests wrote {lines} lines about the key:\n{}",
+        &text[before..text.len().min(before + 4000)]
+    );
+    assert!(
+        !text.contains("ak_this_key_was_revoked"),
+        "the key was logged"
+    );
 }
