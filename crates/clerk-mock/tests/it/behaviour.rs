@@ -1186,6 +1186,7 @@ async fn tokens_are_found_by_secret_id_and_subject_among_thousands() {
         mock.token_id_of("mt_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"),
         None
     );
+}
 
 #[tokio::test]
 async fn an_injected_429_refuses_before_acting_and_a_5xx_after() {

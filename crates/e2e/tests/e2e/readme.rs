@@ -2,6 +2,7 @@
 //! only the two base URLs change, to the ports this test got. `scripts/compose-check.sh` runs the
 //! same snippet, unchanged, against `docker compose up`.
 
+use crate::free_port;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -35,14 +36,6 @@ fn walkthrough(readme: &str) -> String {
 /// The devstack-only `sh` block that lists the walkthrough's packet, run in the same shell.
 fn packet_check(readme: &str) -> String {
     block_after(readme, "The packet the applier wrote")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[test]

@@ -13,7 +13,9 @@ use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_app_clocked, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, per_client_share_as_shipped, spawn_app_clocked, spawn_app_with,
+};
 
 fn random_token() -> String {
     let mut rng = rand::rng();
@@ -143,9 +145,13 @@ async fn three_thousand_random_tokens_cost_at_most_the_budget_and_only_401_or_50
 async fn a_spray_from_one_address_cannot_starve_a_new_token_from_another() {
     // The budget's clock stands still: nothing refills during the test.
     let clock = ManualClock::new();
-    let app = spawn_app_clocked(Backend::Sqlite, |_| {}, Arc::new(clock.clone()))
-        .await
-        .expect("sqlite");
+    let app = spawn_app_clocked(
+        Backend::Sqlite,
+        per_client_share_as_shipped,
+        Arc::new(clock.clone()),
+    )
+    .await
+    .expect("sqlite");
     for _ in 0..200 {
         let status = app.get("/api/whoami", &random_token()).await.status;
         assert!(matches!(status.as_u16(), 401 | 503), "{status}");

@@ -69,10 +69,26 @@ pub struct TestApp {
 }
 
 pub fn config(mock: &ClerkMock, database_url: &str) -> Config {
+    let base = Config::for_mock(mock, database_url);
     Config {
         resume_max_bytes: 64 * 1024,
-        ..Config::for_mock(mock, database_url)
+        // Tests mint a new bot token for almost every call, all from 127.0.0.1: one client's
+        // share of the Clerk-miss budget (10) would refuse them. The tests of the share set it
+        // back (`per_client_share_as_shipped`).
+        verifier: m2m_core::config::VerifierArgs {
+            m2m_verify_miss_per_client_burst: base.verifier.m2m_verify_miss_burst,
+            m2m_verify_miss_per_client_per_second: base.verifier.m2m_verify_miss_per_second,
+            ..base.verifier.clone()
+        },
+        ..base
     }
+}
+
+/// The per-client share of the Clerk-miss budget as the binaries ship it (undoing [`config`]'s).
+pub fn per_client_share_as_shipped(c: &mut Config) {
+    let shipped = m2m_core::MissBudget::PER_CLIENT;
+    c.verifier.m2m_verify_miss_per_client_burst = shipped.burst;
+    c.verifier.m2m_verify_miss_per_client_per_second = shipped.per_second;
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
