@@ -14,7 +14,12 @@
 #    from `docker compose run --rm session-token` accepted; the README's curl walkthrough, as
 #    README.md has it, reaches `submitted` with events from the user and both machines;
 #    `--scale job-applier=3` and 30 new applications: each submitted exactly once (packets in
-#    the outbox volume, `submitted` events, the replicas' counters); `restart jobtracker-api`,
+#    the outbox volume, `submitted` events, the replicas' counters); then 3 API replicas behind
+#    the load balancer and 3 appliers, 60 applications while one replica is `docker kill`ed and
+#    Postgres restarts: each submitted exactly once (packets, events chained, distinct
+#    submission_refs), the bots logging only retried failures, with the Clerk verify calls and
+#    JWKS fetches per replica, the claims and Postgres connections per replica printed (run it
+#    with M2M_TOKEN_FORMAT=jwt for JWT-format bot tokens); `restart jobtracker-api`,
 #    then `down` + `up` with the volumes kept: nothing lost; Swagger UI and its OpenAPI document;
 #    after `down -v` no container, network or volume of the run is left.
 #
@@ -127,7 +132,8 @@ fi
 need_pull=()
 bash scripts/compose-check/standins.sh --drop-stale
 for image in debian:bookworm-slim rust:1.95-slim-bookworm \
-             "$(sed -nE 's/^\s*image:\s*(postgres:[^ ]+)\s*$/\1/p' docker-compose.yml)"; do
+             "$(sed -nE 's/^\s*image:\s*(postgres:[^ ]+)\s*$/\1/p' docker-compose.yml)" \
+             "$(sed -nE 's/^\s*image:\s*(haproxy:[^ ]+)\s*$/\1/p' docker-compose.yml)"; do
   docker image inspect "$image" >/dev/null 2>&1 && continue
   if timeout 60 docker pull -q "$image" >/dev/null 2>&1; then
     say "$image: pulled"
@@ -272,6 +278,16 @@ outbox_has() {
     'for id in "$@"; do [ -f "/outbox/$id/packet.json" ] || { echo "$id"; exit 1; }; done' sh "$@" >/dev/null
 }
 
+# Tokens ever created for the two bots' machines (revoked and expired ones too).
+tokens_created() {
+  local n=0 m
+  for m in mch_2JobApplierBot0000000000000 mch_2CandidateRepresenterBot000; do
+    n=$(( n + $(curl -sf "$MOCK/v1/m2m_tokens?subject=$m&limit=1&revoked=true&expired=true" \
+      -H "Authorization: Bearer $(head -n1 deploy/secrets/demo/clerk_secret_key)" | json 'd["total_count"]') ))
+  done
+  echo "$n"
+}
+
 # ---- 4. up -----------------------------------------------------------------------------------
 for port in 5000 5100 8080; do
   if [ "$(http_code "http://localhost:$port/")" != 000 ]; then
@@ -282,7 +298,7 @@ done
 say "docker compose up -d"
 t0=$(date +%s)
 "${dc[@]}" up -d --no-build >/dev/null 2>&1 || { "${dc[@]}" up -d --no-build; fail "compose up failed"; }
-wait_healthy 180 5
+wait_healthy 180 6
 up_seconds=$(( $(date +%s) - t0 ))
 check_ports
 
@@ -317,10 +333,10 @@ ids=("$first")
 # ---- 7. three appliers, 30 applications -----------------------------------------------------
 say "docker compose up -d --scale job-applier=3"
 "${dc[@]}" up -d --no-build --scale job-applier=3 >/dev/null 2>&1 || fail "scaling failed"
-wait_healthy 120 7
+wait_healthy 120 8
 # A counter of applier replica $1, read inside its container (the replicas publish no port).
 replica_metric() {
-  "${dc[@]}" exec -T --index "$1" job-applier curl -s localhost:5200/metrics \
+  "${dc[@]}" exec -T --index "$1" job-applier curl -s localhost:9466/metrics \
     | awk -v m="$2" '$1 == m {print $2; found=1} END {if (!found) print 0}'
 }
 read -r before _ < <(outbox_packets)
@@ -353,6 +369,153 @@ done
 say "scale: 30 applications, 30 packets, one 'submitted' event each; submitted per replica: ${per_replica[*]}; resubmissions avoided: $avoided"
 ids+=("${batch[@]}")
 
+# ---- 7b. three API replicas behind the load balancer, with faults ---------------------------
+# 3 API replicas, 3 appliers, the representer; 60 applications while one replica is killed
+# (SIGKILL) and Postgres restarts. Each ends submitted exactly once, nothing half-written, the
+# bots log only retried failures; Clerk verify calls per replica are reported (docs/architecture.md, "Scale").
+say "docker compose up -d --scale jobtracker-api=3 --scale job-applier=3"
+"${dc[@]}" up -d --no-build --scale jobtracker-api=3 --scale job-applier=3 >/dev/null 2>&1 || fail "scaling the API failed"
+wait_healthy 180 10
+stage_start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+stage_t0=$(date +%s)
+api_ids=($("${dc[@]}" ps -q jobtracker-api))
+[ ${#api_ids[@]} = 3 ] || fail "${#api_ids[@]} API containers, not 3"
+# A metric of one API container (summed over the label sets matching $2), read inside it: on
+# its metrics listener (METRICS_BIND, 9464 in the container; the public port answers 404).
+api_metric() {
+  docker exec "$1" curl -sf 127.0.0.1:9464/metrics \
+    | awk -v re="$2" '$1 ~ re {s += $2} END {print s + 0}'
+}
+VERIFY='^clerk_calls_total[{].*operation="verify"'
+JWKS='^clerk_calls_total[{].*operation="jwks"'
+CLAIM_OK='^http_requests_total[{].*route="/api/job-applications/claim".*status="200"'
+CLAIM_NONE='^http_requests_total[{].*route="/api/job-applications/claim".*status="204"'
+declare -A verify_before claims_before nones_before jwks_before
+for c in "${api_ids[@]}"; do
+  verify_before[$c]=$(api_metric "$c" "$VERIFY")
+  jwks_before[$c]=$(api_metric "$c" "$JWKS")
+  claims_before[$c]=$(api_metric "$c" "$CLAIM_OK")
+  nones_before[$c]=$(api_metric "$c" "$CLAIM_NONE")
+done
+read -r fault_before _ < <(outbox_packets)
+tokens_at_start=$(tokens_created)
+# Postgres connections per API replica (by container name), sampled while the appliers work.
+pg_conns() {
+  local names
+  names=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}} {{.Name}}' \
+    $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT") 2>/dev/null | sed 's#/##')
+  "${dc[@]}" exec -T postgres psql -U jobtracker -d jobtracker -Atc \
+    "SELECT host(client_addr), count(*) FROM pg_stat_activity WHERE datname = 'jobtracker' AND client_addr IS NOT NULL GROUP BY 1 ORDER BY 1" 2>/dev/null \
+    | while IFS='|' read -r ip n; do
+        printf '%s=%s ' "$(printf '%s\n' "$names" | awk -v ip="$ip" '$1 == ip {print $2}' | sed "s/^${PROJECT}-//")" "$n"
+      done
+}
+# Creates $2 applications named "fault $1-<i>", appending their ids to the array `fault`.
+create_batch() {
+  local i
+  for i in $(seq 1 "$2"); do fault+=("$(new_application "fault $1-$i")"); done
+}
+fault=()
+create_batch a 20
+sleep 2
+pg_sample1=$(pg_conns)
+victim=${api_ids[1]}
+victim_verify=$(api_metric "$victim" "$VERIFY")
+victim_jwks=$(api_metric "$victim" "$JWKS")
+victim_claims=$(api_metric "$victim" "$CLAIM_OK")
+victim_nones=$(api_metric "$victim" "$CLAIM_NONE")
+say "docker kill $(docker inspect -f '{{.Name}}' "$victim") (SIGKILL) while the appliers work"
+docker kill "$victim" >/dev/null
+create_batch b 20
+pg_sample2=$(pg_conns)
+say "docker compose restart postgres"
+"${dc[@]}" restart postgres >/dev/null 2>&1 || fail "restarting postgres failed"
+# Until a replica answers /readyz again through the load balancer, creating would fail.
+for _ in $(seq 1 60); do [ "$(http_code "$API/readyz")" = 200 ] && break; sleep 1; done
+[ "$(http_code "$API/readyz")" = 200 ] || fail "the API did not become ready after Postgres restarted"
+create_batch c 20
+say "60 applications created; the killed replica started again"
+docker start "$victim" >/dev/null
+wait_healthy 180 10
+WAIT_LIMIT=300 wait_submitted "${fault[@]}"
+stage_seconds=$(( $(date +%s) - stage_t0 ))
+
+# Exactly once: one packet each, 60 new ones, none staging; one `submitted` event each, the
+# status events chained (each from = the previous to), distinct submission_refs.
+read -r fault_after staging < <(outbox_packets)
+outbox_has "${fault[@]}" || fail "a fault-run application has no packet in the outbox"
+[ $(( fault_after - fault_before )) = 60 ] || fail "the outbox got $(( fault_after - fault_before )) packets for 60 applications"
+[ "$staging" = 0 ] || fail "$staging staging entries left in the outbox"
+consistency=$(API="$API" TOKEN="$TOKEN" python3 - "${fault[@]}" <<'PY'
+import json, os, sys, urllib.request
+api, token = os.environ["API"], os.environ["TOKEN"]
+def get(path):
+    req = urllib.request.Request(api + path, headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+refs, problems = {}, []
+for app_id in sys.argv[1:]:
+    app = get(f"/api/job-applications/{app_id}")
+    if app["status"] != "submitted" or not app.get("submission_ref"):
+        problems.append(f"{app_id}: {app['status']} ref={app.get('submission_ref')}")
+    if app.get("claimed_by") or app.get("lease_expires_at"):
+        problems.append(f"{app_id}: still claimed")
+    refs.setdefault(app.get("submission_ref"), []).append(app_id)
+    page = get(f"/api/job-applications/{app_id}/events?limit=200")
+    if page.get("next_cursor"):
+        problems.append(f"{app_id}: more than 200 events")
+    prev, submitted = None, 0
+    for e in page["items"]:
+        if e.get("to_status") is None:
+            continue
+        if e.get("from_status") != prev:
+            problems.append(f"{app_id}: {e['action']} from {e.get('from_status')} after {prev}")
+        prev = e["to_status"]
+        submitted += e["to_status"] == "submitted" and e.get("from_status") != "submitted"
+    if prev != "submitted" or submitted != 1:
+        problems.append(f"{app_id}: ends {prev}, {submitted} submitted transitions")
+problems += [f"submission_ref {r} shared by {ids}" for r, ids in refs.items() if len(ids) > 1]
+print("; ".join(problems[:10]) if problems else "ok")
+PY
+)
+[ "$consistency" = ok ] || fail "fault run: $consistency"
+
+# The bots' logs since the stage began: errors none, warnings only for failures they retry.
+retried='transient failure; backing off|transient failure; releasing the claim for a later attempt|lease renewal failed; will retry'
+bot_logs=$("${dc[@]}" logs --no-color --no-log-prefix --since "$stage_start" candidate-representer job-applier 2>&1 || true)
+unexpected=$(printf '%s\n' "$bot_logs" | grep -E '"level":"(WARN|ERROR)"' | grep -vE "$retried" || true)
+[ -z "$unexpected" ] || { printf '%s\n' "$unexpected" | head -n 10 >&2; fail "the bots logged failures they do not retry"; }
+retried_n=$(printf '%s\n' "$bot_logs" | grep -E '"level":"WARN"' | grep -cE "$retried" || true)
+
+# Clerk verify calls and claims per replica (the victim: before its kill, plus since its restart).
+verify_per=() ; total_verify=0 ; claims=0 ; nones=0 ; jwks_per=()
+for c in "${api_ids[@]}"; do
+  v=$(( $(api_metric "$c" "$VERIFY") - ${verify_before[$c]} ))
+  j=$(( $(api_metric "$c" "$JWKS") - ${jwks_before[$c]} ))
+  k=$(( $(api_metric "$c" "$CLAIM_OK") - ${claims_before[$c]} ))
+  n=$(( $(api_metric "$c" "$CLAIM_NONE") - ${nones_before[$c]} ))
+  if [ "$c" = "$victim" ]; then
+    v=$(( victim_verify - ${verify_before[$c]} + $(api_metric "$c" "$VERIFY") ))
+    j=$(( victim_jwks - ${jwks_before[$c]} + $(api_metric "$c" "$JWKS") ))
+    k=$(( victim_claims - ${claims_before[$c]} + $(api_metric "$c" "$CLAIM_OK") ))
+    n=$(( victim_nones - ${nones_before[$c]} + $(api_metric "$c" "$CLAIM_NONE") ))
+  fi
+  verify_per+=("$v"); jwks_per+=("$j"); total_verify=$(( total_verify + v )); claims=$(( claims + k )); nones=$(( nones + n ))
+done
+tokens_used=$(( $(tokens_created) - tokens_at_start ))
+# What the load balancer logged (errors, retries, redispatches only) during the stage.
+lb_lines=$("${dc[@]}" logs --no-color --no-log-prefix --since "$stage_start" load-balancer 2>&1 | grep -cE ' [0-9]{3} |SC|Server api/' || true)
+say "fault run: 60 applications, 60 packets, one submitted event each, distinct submission_refs, in ${stage_seconds} s"
+say "fault run: bots logged $retried_n retried failures and nothing else"
+say "fault run: Clerk verify calls per API replica: ${verify_per[*]} (total $total_verify; replica 2: $(( victim_verify - ${verify_before[$victim]} )) before its kill, $(( ${verify_per[1]} - victim_verify + ${verify_before[$victim]} )) after its restart); 4 bot processes with one token each, tokens minted during the run: $tokens_used"
+say "fault run: JWKS fetches per API replica: ${jwks_per[*]} (M2M_TOKEN_FORMAT=${M2M_TOKEN_FORMAT:-opaque})"
+say "fault run: the load balancer logged $lb_lines error, retry or server-state lines"
+say "fault run: claims granted $claims, empty claims $nones (60 applications)"
+say "fault run: Postgres connections by client address: before the kill [$pg_sample1], after [$pg_sample2]"
+ids+=("${fault[@]}")
+"${dc[@]}" up -d --no-build --scale jobtracker-api=1 --scale job-applier=3 >/dev/null 2>&1 || fail "scaling the API back failed"
+wait_healthy 120 8
+
 # ---- 8. restart the API, then down + up: nothing lost ---------------------------------------
 check_all() {
   for id in "${ids[@]}"; do
@@ -363,7 +526,7 @@ check_all() {
 }
 say "docker compose restart jobtracker-api"
 "${dc[@]}" restart jobtracker-api >/dev/null 2>&1 || fail "restart failed"
-wait_healthy 120 7
+wait_healthy 120 8
 check_all "after restart"
 after_restart=$(new_application "after restart")
 WAIT_LIMIT=120 wait_submitted "$after_restart"
@@ -373,7 +536,7 @@ say "restart: all ${#ids[@]} applications kept, and a new one submitted"
 say "docker compose down (volumes kept), then up -d"
 "${dc[@]}" down >/dev/null 2>&1 || fail "down failed"
 "${dc[@]}" up -d --no-build >/dev/null 2>&1 || fail "up after down failed"
-wait_healthy 180 5
+wait_healthy 180 6
 check_ports
 check_all "after down + up"
 after_up=$(new_application "after down and up")
@@ -394,15 +557,6 @@ mint_static() {
   curl -sf -X POST "$MOCK/v1/m2m_tokens" -H "Authorization: Bearer $(head -n1 "$1")" \
     -H 'Content-Type: application/json' -d '{"seconds_until_expiration": 31536000}' | json 'd["token"]'
 }
-# Tokens ever created for the two bots' machines (revoked and expired ones too).
-tokens_created() {
-  local n=0 m
-  for m in mch_2JobApplierBot0000000000000 mch_2CandidateRepresenterBot000; do
-    n=$(( n + $(curl -sf "$MOCK/v1/m2m_tokens?subject=$m&limit=1&revoked=true&expired=true" \
-      -H "Authorization: Bearer $(head -n1 deploy/secrets/demo/clerk_secret_key)" | json 'd["total_count"]') ))
-  done
-  echo "$n"
-}
 created_before=$(tokens_created)
 # As `m2m setup --secrets-dir` leaves them: read-only files (the containers' uid 10001 reads its
 # bind-mounted secret) in a folder only its owner enters.
@@ -415,7 +569,7 @@ CLERK_M2M_TOKEN_CANDIDATE_REPRESENTER_FILE="$tokens_dir/representer" \
 CLERK_M2M_TOKEN_JOB_APPLIER_FILE="$tokens_dir/applier" \
   "${dc[@]}" "${static[@]}" up -d --no-build candidate-representer job-applier >/dev/null 2>&1 \
   || fail "up with deploy/compose.static-tokens.yml failed"
-wait_healthy 180 5
+wait_healthy 180 6
 for c in $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.oneoff=False"); do
   if docker inspect "$c" | grep -qF -e "$(cat "$tokens_dir/applier")" -e "$(cat "$tokens_dir/representer")"; then
     fail "a pre-created token shows in docker inspect of $(docker inspect -f '{{.Name}}' "$c")"

@@ -14,6 +14,7 @@ documented=(
   "verify,cli"                      # a receiver with its own glue
   "axum,cli"                        # an axum receiver (extractors)
   "tower,cli"                       # a tonic or hyper receiver (AuthLayer)
+  "admin"                           # a provisioning tool (m2m plan/apply/rotate)
 )
 for features in "" "${documented[@]}"; do
   echo "--- cargo check -p m2m-core --no-default-features --features '$features'"
@@ -22,7 +23,7 @@ done
 
 # Tests (unit and integration; doc examples need the defaults, which `cargo test --workspace`
 # runs), per side and with everything on.
-for features in "client,cli" "reqwest-middleware,tonic" "verify" "axum,tower,cli"; do
+for features in "client,cli" "reqwest-middleware,tonic" "verify" "axum,tower,cli" "admin"; do
   echo "--- cargo test -p m2m-core --no-default-features --features '$features'"
   cargo test -q -p m2m-core --no-default-features --features "$features" --lib --tests
 done

@@ -6,6 +6,7 @@
 #   debian:bookworm-slim      debootstrap --variant=minbase bookworm, imported
 #   rust:1.95-slim-bookworm   gcc, libc6-dev, pkg-config, ca-certificates + the machine's 1.95 toolchain
 #   postgres:15-bookworm      Debian's postgresql-15 + an entrypoint honouring POSTGRES_USER/PASSWORD/DB
+#   haproxy:2.6-bookworm      Debian's haproxy 2.6, run as the official image runs it
 #
 # Needs root, debootstrap (installed when missing) and the Debian mirror apt is configured with.
 set -euo pipefail
@@ -120,8 +121,20 @@ build_postgres() {
   log "$tag: built"
 }
 
+build_haproxy() {
+  local tag=haproxy:2.6-bookworm
+  if have "$tag"; then log "$tag: present"; return; fi
+  log "$tag: cannot be pulled here; building a stand-in from Debian's haproxy"
+  local dir; dir=$(mktemp -d /var/tmp/standin-haproxy.XXXXXX)
+  cp "$here/haproxy.Dockerfile" "$dir/Dockerfile"
+  docker build -q --network host "${build_args[@]}" -t "$tag" "$dir" >/dev/null
+  rm -rf "$dir"
+  log "$tag: built"
+}
+
 start=$(date +%s)
 build_debian
 build_rust
 build_postgres
+build_haproxy
 log "stand-ins ready in $(( $(date +%s) - start )) s"

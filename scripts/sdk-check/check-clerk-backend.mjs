@@ -33,6 +33,28 @@ await check('machines.rotateSecretKey', async () => (await inst.machines.rotateS
 await check('machines.createScope', async () => { const s = await inst.machines.createScope(m.id, 'mch_2JobTrackerApi0000000000000'); return `${s.fromMachineId}->${s.toMachineId}`; });
 await check('machines.deleteScope', async () => { const s = await inst.machines.deleteScope(m.id, 'mch_2JobTrackerApi0000000000000'); return `deleted=${s.deleted}`; });
 await check('machines.delete', async () => (await inst.machines.delete(m.id)).deleted);
+// The flows `m2m apply` / `m2m rotate` rely on (#28), through the SDK a new user would try.
+const API_ID = 'mch_2JobTrackerApi0000000000000';
+let g;
+await check('machines.create (scopes, ttl)', async () => { g = await inst.machines.create({ name: 'SDK.Graph', scopedMachines: [API_ID], defaultTokenTtl: 600 }); return `ttl=${g.defaultTokenTtl} scoped=${g.scopedMachines.map((x) => x.id)}`; });
+await check('machines.list (paging, query, orderBy)', async () => { const l = await inst.machines.list({ limit: 1, offset: 1, query: 'Bot', orderBy: '+name' }); if (l.data.length !== 1) throw new Error(`page of ${l.data.length}`); return `total=${l.totalCount} second=${l.data[0].name}`; });
+await check('machines.createScope repeated → 409', async () => { try { await inst.machines.createScope(g.id, API_ID); throw new Error('a repeated scope was accepted'); } catch (e) { if (e.status !== 409) throw e; return `409 ${e.errors?.[0]?.code}`; } });
+await check('machines.rotateSecretKey (grace) → old key still mints', async () => {
+  const old = g.secretKey;
+  await inst.machines.rotateSecretKey({ machineId: g.id, previousTokenTtl: 3600 });
+  const t = await createClerkClient({ apiUrl, machineSecretKey: old }).m2m.createToken();
+  return `old key minted ${t.id}`;
+});
+await check('machines.rotateSecretKey (no grace) → old key refused', async () => {
+  const old = (await inst.machines.getSecretKey(g.id)).secret;
+  const fresh = (await inst.machines.rotateSecretKey({ machineId: g.id, previousTokenTtl: 0 })).secret;
+  try { await createClerkClient({ apiUrl, machineSecretKey: old }).m2m.createToken(); throw new Error('the old key still minted'); } catch (e) { if (e.status !== 401) throw e; }
+  await createClerkClient({ apiUrl, machineSecretKey: fresh }).m2m.createToken();
+  return 'old refused (401), new mints';
+});
+await check('machines.rotateSecretKey (8 h + 1 s) → 422', async () => { try { await inst.machines.rotateSecretKey({ machineId: g.id, previousTokenTtl: 28801 }); throw new Error('accepted'); } catch (e) { if (e.status !== 422) throw e; return `422 ${e.errors?.[0]?.code}`; } });
+await check('machines.delete (graph)', async () => (await inst.machines.delete(g.id)).deleted);
+await check('machines.get deleted → 404', async () => { try { await inst.machines.get(g.id); throw new Error('found'); } catch (e) { if (e.status !== 404) throw e; return `404 ${e.errors?.[0]?.code}`; } });
 let session;
 await check('sessions.createSession', async () => { session = await inst.sessions.createSession({ userId: 'user_2DemoAliceCandidate00000000' }); return session.id; });
 let st;

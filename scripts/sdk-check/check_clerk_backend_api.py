@@ -7,7 +7,10 @@ bot = Clerk(bearer_auth="ak_job_applier_mock_machine_secret_key_0001", server_ur
 api = Clerk(bearer_auth="ak_jobtracker_api_mock_machine_secret_key_0001", server_url=url)
 inst = Clerk(bearer_auth=sk, server_url=url)
 failures = []
+checks = 0
 def check(name, fn):
+    global checks
+    checks += 1
     try:
         print("ok |", name, "|", fn())
     except Exception as e:
@@ -21,10 +24,26 @@ check("m2m.revoke_token", lambda: bot.m2m.revoke_token(m2m_token_id=t["c"].id, r
 check("machines.list", lambda: inst.machines.list().total_count)
 check("machines.create", lambda: t.setdefault("m", inst.machines.create(request={"name": "Py.Bot"})).id)
 check("machines.get", lambda: inst.machines.get(machine_id=t["m"].id).name)
+API_ID = "mch_2JobTrackerApi0000000000000"
+check("machines.list (paging, query, order_by)", lambda: [m.name for m in inst.machines.list(limit=1, offset=1, query="Bot", order_by="+name").data])
+check("machines.update", lambda: inst.machines.update(machine_id=t["m"].id, name="Py.Bot2", default_token_ttl=600).default_token_ttl)
+check("machines.create_scope", lambda: inst.machines.create_scope(machine_id=t["m"].id, to_machine_id=API_ID).to_machine_id)
+def repeated_scope():
+    try:
+        inst.machines.create_scope(machine_id=t["m"].id, to_machine_id=API_ID)
+    except Exception as e:
+        if getattr(e, "status_code", None) == 409:
+            return "409"
+        raise
+    raise RuntimeError("a repeated scope was accepted")
+check("machines.create_scope repeated -> 409", repeated_scope)
+check("machines.delete_scope", lambda: inst.machines.delete_scope(machine_id=t["m"].id, other_machine_id=API_ID).DELETED)
+check("machines.get_secret_key", lambda: inst.machines.get_secret_key(machine_id=t["m"].id).secret[:3])
+check("machines.rotate_secret_key", lambda: inst.machines.rotate_secret_key(machine_id=t["m"].id, previous_token_ttl=60).secret[:3])
 check("machines.delete", lambda: inst.machines.delete(machine_id=t["m"].id).DELETED)
 check("jwks.get_jwks", lambda: inst.jwks.get_jwks().keys[0].kid if hasattr(inst.jwks.get_jwks(), "keys") else inst.jwks.get_jwks())
 check("sessions.create", lambda: t.setdefault("s", inst.sessions.create(request={"user_id": "user_2DemoAliceCandidate00000000"})).id)
 check("sessions.create_token", lambda: inst.sessions.create_token(session_id=t["s"].id).jwt[:10])
 check("testing_tokens.create", lambda: inst.testing_tokens.create().token.count("-"))
-print(f"clerk-backend-api: {12 - len(failures)} passed, {len(failures)} failed")
+print(f"clerk-backend-api: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -1,6 +1,7 @@
 //! What both bots share: their common settings ([`BotArgs`]), the polling loop ([`poll_loop`]),
-//! [`BotMetrics`], and the way a [`Bot`] is run: polling while it serves `/healthz` and `/metrics`
-//! (and any routes of its own), until Ctrl-C or SIGTERM.
+//! [`BotMetrics`], and the way a [`Bot`] is run: polling while it serves `/healthz` (and any
+//! routes of its own) on its address and `/metrics` on another (`METRICS_BIND`), until Ctrl-C or
+//! SIGTERM.
 //!
 //! Its own crate, not part of `service-kit`: it builds on `jobtracker-client` (the loop tells
 //! transient failures from the rest by `ClientError`) and m2m-core's settings, which `service-kit`
@@ -95,14 +96,14 @@ pub trait Bot: Send + Sync + Sized + 'static {
     /// Its name, in logs.
     const NAME: &'static str;
 
-    /// Its metrics, served on `/metrics`.
+    /// Its metrics, served on `/metrics` of its metrics listener.
     fn counters(&self) -> &BotMetrics;
 
     /// One pass. `Ok(true)`: there may be more, poll again at once; `Ok(false)`: wait for the
     /// interval. Errors are [`poll_loop`]'s to handle.
     fn step(&self) -> impl Future<Output = Result<bool, ClientError>> + Send;
 
-    /// Routes it serves besides `/healthz` and `/metrics`.
+    /// Routes it serves besides `/healthz`.
     fn routes(self: &Arc<Self>) -> Router {
         Router::new()
     }
@@ -120,33 +121,48 @@ pub trait Bot: Send + Sync + Sized + 'static {
         })
     }
 
-    /// `/healthz`, `/metrics` and its own [`routes`](Self::routes).
+    /// `/healthz` and its own [`routes`](Self::routes): the public address.
     fn router(self: Arc<Self>) -> Router {
         let metrics = self.counters();
-        metrics.http().layer(
-            self.routes()
-                .merge(service_kit::ops::router(metrics.registry().clone())),
-        )
+        metrics
+            .http()
+            .layer(self.routes().merge(service_kit::ops::health_router()))
+    }
+
+    /// `/metrics` alone, for the metrics listener: the public address answers it 404.
+    fn metrics_router(&self) -> Router {
+        service_kit::ops::metrics_router(self.counters().registry().clone())
     }
 }
 
-/// Serves `bot`'s [`router`](Bot::router) on `listener` and runs it every `interval` until
+/// Serves `bot`'s [`router`](Bot::router) on `listener` and its
+/// [`metrics_router`](Bot::metrics_router) on `metrics`, and runs it every `interval` until
 /// `shutdown` resolves; then tells it to stop, waits for it to finish what it holds, and stops
 /// serving (within `limits`' shutdown grace period, like every server here).
 pub async fn serve<B: Bot>(
     bot: Arc<B>,
     listener: TcpListener,
+    metrics: TcpListener,
     limits: ServerArgs,
     interval: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(bot.clone().run(interval, stop_rx.clone()));
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "{} serving /healthz and /metrics", B::NAME);
+    if let (Ok(addr), Ok(metrics)) = (listener.local_addr(), metrics.local_addr()) {
+        tracing::info!(%addr, %metrics, "{} serving /healthz, and /metrics on its own address", B::NAME);
     }
-    let mut http_stop = stop_rx;
+    let mut http_stop = stop_rx.clone();
+    let mut metrics_stop = stop_rx;
     let grace = Duration::from_secs(limits.shutdown_grace_seconds);
+    let metrics_server = tokio::spawn(service_kit::serve(
+        metrics,
+        bot.metrics_router(),
+        limits.clone(),
+        async move {
+            let _ = metrics_stop.wait_for(|s| *s).await;
+        },
+    ));
     let server = tokio::spawn(service_kit::serve(
         listener,
         bot.router(),
@@ -168,7 +184,9 @@ pub async fn serve<B: Bot>(
         );
         abort.abort();
     }
-    if let Ok(Err(e)) = server.await {
-        tracing::error!(error = %e, "{} stopped serving", B::NAME);
+    for served in [server.await, metrics_server.await] {
+        if let Ok(Err(e)) = served {
+            tracing::error!(error = %e, "{} stopped serving", B::NAME);
+        }
     }
 }

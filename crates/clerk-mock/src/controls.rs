@@ -21,7 +21,7 @@ impl ClerkMock {
     pub fn revoke_token(&self, token_id: &str, reason: Option<&str>) -> bool {
         let mut s = self.lock();
         let now = s.now_ms();
-        match s.tokens.iter_mut().find(|t| t.id == token_id) {
+        match s.tokens.by_id_mut(token_id) {
             Some(t) => {
                 t.revoked = true;
                 t.revocation_reason = reason.map(str::to_owned);
@@ -36,7 +36,7 @@ impl ClerkMock {
     pub fn expire_token(&self, token_id: &str) -> bool {
         let mut s = self.lock();
         let now = s.now_ms();
-        match s.tokens.iter_mut().find(|t| t.id == token_id) {
+        match s.tokens.by_id_mut(token_id) {
             Some(t) => {
                 t.expiration = Some(now);
                 true
@@ -49,8 +49,7 @@ impl ClerkMock {
     pub fn token_ids(&self, subject: &str) -> Vec<String> {
         self.lock()
             .tokens
-            .iter()
-            .filter(|t| t.subject == subject)
+            .of_subject(subject)
             .map(|t| t.id.clone())
             .collect()
     }
@@ -59,8 +58,7 @@ impl ClerkMock {
     pub fn token_id_of(&self, bearer: &str) -> Option<String> {
         self.lock()
             .tokens
-            .iter()
-            .find(|t| t.secret == bearer)
+            .by_secret_mut(bearer)
             .map(|t| t.id.clone())
     }
 

@@ -75,8 +75,8 @@ fn answer(
     body: &[u8],
 ) -> (Answer, Duration) {
     let mut state = lock(state);
-    let (endpoint, normal) = state.handle(method, path, query, headers, body);
     // Faults are matched after routing so they can target one endpoint.
+    let (endpoint, _) = state::route(method, path);
     let mut delay = state.latency;
     let fault = state
         .faults
@@ -87,16 +87,30 @@ fn answer(
             r.fault.clone()
         });
     state.faults.retain(|r| r.remaining > 0);
-    let reply = match fault {
+    let (endpoint, reply) = match fault {
+        // Clerk's rate limiter refuses before the request acts: a client may retry a 429
+        // without doing the thing twice.
+        Some(Fault::Status {
+            status: 429,
+            retry_after,
+        }) => {
+            *state.calls.entry(endpoint).or_insert(0) += 1;
+            (endpoint, state::fault_reply(429, retry_after))
+        }
+        // Any other status replaces the answer of a request that did act (a reply lost on the
+        // way back), which is what makes retrying a write unsafe.
         Some(Fault::Status {
             status,
             retry_after,
-        }) => state::fault_reply(status, retry_after),
+        }) => {
+            let (endpoint, _) = state.handle(method, path, query, headers, body);
+            (endpoint, state::fault_reply(status, retry_after))
+        }
         Some(Fault::Delay(d)) => {
             delay += d;
-            normal
+            state.handle(method, path, query, headers, body)
         }
-        None => normal,
+        None => state.handle(method, path, query, headers, body),
     };
     tracing::debug!(?endpoint, status = reply.status, "clerk-mock answered");
     let now = UNIX_EPOCH + Duration::from_millis(u64::try_from(state.now_ms()).unwrap_or(0));

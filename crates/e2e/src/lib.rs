@@ -21,6 +21,8 @@ pub struct Stack {
     pub mock: ClerkMock,
     /// `http://127.0.0.1:PORT` of the API.
     pub api: String,
+    /// `http://127.0.0.1:PORT` of the API's metrics listener.
+    pub api_metrics: String,
     /// The applier's outbox.
     pub outbox: PathBuf,
     /// A demo user.
@@ -54,6 +56,7 @@ impl Stack {
         let mut stack = Self {
             mock,
             api: String::new(),
+            api_metrics: String::new(),
             outbox,
             alice,
             api_config,
@@ -74,9 +77,11 @@ impl Stack {
         let app = jobtracker_api::Server::build(&self.api_config)
             .await
             .expect("the API starts");
-        let addr = app.local_addr();
+        let (addr, metrics) = (app.local_addr(), app.metrics_addr());
         self.api_config.bind = addr;
+        self.api_config.metrics_bind = metrics;
         self.api = format!("http://{addr}");
+        self.api_metrics = format!("http://{metrics}");
         let (tx, rx) = oneshot::channel::<()>();
         self.api_task = Some(tokio::spawn(app.run_until(async {
             let _ = rx.await;
@@ -135,6 +140,7 @@ impl Stack {
             },
             allowed_machine_ids: Vec::new(),
             bind: "127.0.0.1:0".parse().expect("addr"),
+            metrics_bind: "127.0.0.1:0".parse().expect("addr"),
         }
     }
 
@@ -153,6 +159,7 @@ impl Stack {
         let mut config = job_applier::Config {
             common: self.bot_args("JobApplier.Bot"),
             bind: "127.0.0.1:0".parse().expect("addr"),
+            metrics_bind: "127.0.0.1:0".parse().expect("addr"),
             outbox_dir: self.outbox.clone(),
             submit_url: None,
             lease_seconds: 30,

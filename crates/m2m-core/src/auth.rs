@@ -207,8 +207,9 @@ pub(crate) async fn authenticate(
     let header = headers
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
+    let client = peer(extensions).map(|p| verifier.client_addr(p, headers));
     let principal = verifier
-        .verify_header(header)
+        .verify_header_from(header, client)
         .await
         .inspect_err(|e| match e {
             VerifyError::Misconfigured(m) => {
@@ -223,6 +224,23 @@ pub(crate) async fn authenticate(
         })?;
     extensions.insert(principal.clone());
     Ok(principal)
+}
+
+/// The connection's peer: a [`PeerAddr`](crate::PeerAddr) the server inserted, else axum's
+/// `ConnectInfo<SocketAddr>` (which `service_kit::serve` and `into_make_service_with_connect_info`
+/// insert). `None` when neither is there: the request then draws on the whole miss budget.
+#[cfg(any(feature = "axum", feature = "tower"))]
+fn peer(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    if let Some(crate::PeerAddr(ip)) = extensions.get::<crate::PeerAddr>() {
+        return Some(*ip);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) =
+        extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(addr.ip());
+    }
+    None
 }
 
 /// Who may call a route or gRPC method, checked after authentication; a caller that does not

@@ -54,6 +54,7 @@
 //! | `cli` | the settings as clap groups and the `from_env` constructors ([`config`]) | yes |
 //! | `tonic` | `grpc::BearerLayer` for tonic channels; implies `client` | no |
 //! | `reqwest-middleware` | `BearerMiddleware`; implies `client` | no |
+//! | `admin` | `clerk::MachineAdmin`: machines, scopes and secret keys with the instance key | no |
 //!
 //! A sender-only service takes `default-features = false, features = ["client", "cli"]` and
 //! compiles none of the verification stack.
@@ -105,6 +106,6 @@ pub use token_source::{
 #[cfg(feature = "verify")]
 pub use verify::{
     JwksSettings, JwtCache, JwtCacheSettings, JwtCacheStats, JwtKey, JwtPolicy, KeySource,
-    MachinePrincipal, MissBudget, OpaqueCacheSettings, OpaqueStats, Principal, Reason,
-    UserPrincipal, Verifier, VerifierConfig, VerifyError,
+    MAX_TRACKED_CLIENTS, MachinePrincipal, MissBudget, OpaqueCacheSettings, OpaqueStats, PeerAddr,
+    Principal, Reason, TrustedProxies, UserPrincipal, Verifier, VerifierConfig, VerifyError,
 };

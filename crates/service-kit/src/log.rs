@@ -105,18 +105,143 @@ where
     use tracing_subscriber::util::SubscriberInitExt;
     let registry = tracing_subscriber::registry().with(filter);
     let otel = crate::trace::layer(endpoint, service_name);
-    let registry = registry.with(otel);
-    // Colour codes for a terminal only: in a file (`2> log`, journald, docker logs) they are noise.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let _ = match format {
-        LogFormat::Json => registry
-            .with(fmt.json().fmt_fields(JsonSpanFields))
-            .try_init(),
-        LogFormat::Pretty => registry.with(fmt).try_init(),
-    };
+    let _ = registry
+        .with(otel)
+        .with(fmt_layer(format, std::io::stderr, colours()))
+        .try_init();
+}
+
+/// Colours on a terminal only (and not with `NO_COLOR`): in a file they are bytes of noise.
+fn colours() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The layer that writes log lines as [`init_tracing`] does, in `format`, to `writer` (with ANSI
+/// colours if `ansi`, pretty format only): every
+/// field value escaped (JSON strings; in the pretty format a value with spaces, quotes, `=` or
+/// control characters is quoted and escaped, so a client's text cannot forge a field or a line).
+pub fn fmt_layer<S, W>(
+    format: LogFormat,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync + 'static>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Json => Box::new(fmt.with_ansi(false).json().fmt_fields(JsonSpanFields)),
+        LogFormat::Pretty => Box::new(fmt.with_ansi(ansi).fmt_fields(PrettyFields)),
+    }
+}
+
+/// What [`init_tracing`] installs for `log` (its filter and format), without traces, writing to
+/// `writer`, without colours: for tests that read what a service logs (`tracing::dispatcher::set_default`).
+pub fn subscriber<W>(log: &LogArgs, writer: W) -> tracing::Dispatch
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    let text = Some(log.filter.trim())
+        .filter(|f| !f.is_empty() && tracing_subscriber::EnvFilter::try_new(f).is_ok())
+        .unwrap_or(LogArgs::DEFAULT_FILTER);
+    let registry = tracing_subscriber::registry();
+    match filter(text) {
+        Filter::Static(f) => registry
+            .with(*f)
+            .with(fmt_layer(log.log_format, writer, false))
+            .into(),
+        Filter::Env(f) => registry
+            .with(*f)
+            .with(fmt_layer(log.log_format, writer, false))
+            .into(),
+    }
+}
+
+/// The pretty format's fields: `name=value`, as `tracing_subscriber`'s default writes them, but a
+/// value that is empty or holds anything besides printable non-space characters other than `"`,
+/// `\` and `=` is written quoted and escaped (`name="a b\nc"`). The message is written as is,
+/// its control characters escaped, so it stays on one line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PrettyFields;
+
+impl<'writer> FormatFields<'writer> for PrettyFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = PrettyVisitor {
+            writer,
+            first: true,
+            scratch: String::new(),
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PrettyVisitor<'a> {
+    writer: Writer<'a>,
+    first: bool,
+    scratch: String,
+    result: fmt::Result,
+}
+
+/// Written bare in the pretty format: anything else is quoted.
+fn bare(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\\' | '='))
+}
+
+impl PrettyVisitor<'_> {
+    fn write(&mut self, name: &str, value: fmt::Arguments<'_>) {
+        if self.result.is_err() {
+            return;
+        }
+        self.scratch.clear();
+        if self.scratch.write_fmt(value).is_err() {
+            self.result = Err(fmt::Error);
+            return;
+        }
+        let separator = if std::mem::take(&mut self.first) {
+            ""
+        } else {
+            " "
+        };
+        self.result = if name == "message" {
+            let mut line = String::with_capacity(self.scratch.len());
+            for c in self.scratch.chars() {
+                if c.is_control() {
+                    line.extend(c.escape_default());
+                } else {
+                    line.push(c);
+                }
+            }
+            write!(self.writer, "{separator}{line}")
+        } else if bare(&self.scratch) {
+            write!(self.writer, "{separator}{name}={}", self.scratch)
+        } else {
+            write!(self.writer, "{separator}{name}={:?}", self.scratch)
+        };
+    }
+}
+
+impl Visit for PrettyVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field.name(), format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        // `log` records' metadata, already on the line (as the default formatter skips it).
+        if name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        self.write(name, format_args!("{value:?}"));
+    }
 }
 
 /// The running program's file name, for the default `OTEL_SERVICE_NAME`.

@@ -61,18 +61,21 @@ pub fn metrics(registry: &Registry) -> Response {
     ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], render(registry)).into_response()
 }
 
-/// `GET /healthz` ([`alive`]) and `GET /metrics` (`registry`), for a service whose readiness is
-/// its liveness.
-pub fn router(registry: Arc<Registry>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { alive() }))
-        .route(
-            "/metrics",
-            get(move || {
-                let registry = registry.clone();
-                async move { metrics(&registry) }
-            }),
-        )
+/// `GET /healthz` ([`alive`]), for a service whose readiness is its liveness.
+pub fn health_router() -> Router {
+    Router::new().route("/healthz", get(|| async { alive() }))
+}
+
+/// `GET /metrics` (`registry`): served on a listener of its own (`METRICS_BIND`), never on a
+/// service's public port, where it would tell anyone what is refused and why.
+pub fn metrics_router(registry: Arc<Registry>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let registry = registry.clone();
+            async move { metrics(&registry) }
+        }),
+    )
 }
 
 /// The method as a metric label: the standard methods by name, anything a client makes up as

@@ -1,18 +1,21 @@
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use axum::response::Response;
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -54,7 +57,8 @@ pub struct ServerArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub http_request_timeout_seconds: u64,
-    /// Seconds a keep-alive connection may sit idle between requests before it is closed. An
+    /// Seconds a keep-alive connection may sit idle before it is closed: no request in flight
+    /// and no response body being sent (HTTP/2 PINGs and window updates are not activity). An
     /// idle HTTP/1 connection meets the header-read timeout first: hyper times the wait for the
     /// next request's head as header reading.
     #[arg(
@@ -74,6 +78,16 @@ pub struct ServerArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub http_max_connections: u32,
+    /// Most connections one client address may hold at once (an IPv6 client: its /64); more
+    /// from it are closed as soon as they are accepted. Unset: a quarter of
+    /// `HTTP_MAX_CONNECTIONS`. Behind a proxy every client has the proxy's address: set it to
+    /// `HTTP_MAX_CONNECTIONS` there.
+    #[arg(
+        long,
+        env = "HTTP_MAX_CONNECTIONS_PER_CLIENT",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub http_max_connections_per_client: Option<u32>,
     /// Seconds after SIGTERM that requests in flight may take to finish; then they are
     /// abandoned and the server returns.
     #[arg(
@@ -92,6 +106,7 @@ impl Default for ServerArgs {
             http_request_timeout_seconds: 30,
             http_idle_timeout_seconds: 60,
             http_max_connections: 1024,
+            http_max_connections_per_client: None,
             shutdown_grace_seconds: 20,
         }
     }
@@ -109,6 +124,14 @@ impl ServerArgs {
     }
     fn max_connections(&self) -> usize {
         usize::try_from(self.http_max_connections.max(1)).unwrap_or(usize::MAX)
+    }
+    /// The per-client share: as set (never above the cap), else a quarter of the cap.
+    fn max_connections_per_client(&self) -> usize {
+        let cap = self.max_connections();
+        match self.http_max_connections_per_client {
+            Some(n) => usize::try_from(n.max(1)).unwrap_or(usize::MAX).min(cap),
+            None => (cap / 4).max(1),
+        }
     }
     fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
@@ -128,17 +151,27 @@ impl ServerArgs {
 ///   poll);
 /// - a connection whose socket refuses our writes for the request timeout in a row (a client
 ///   that stops reading what it asked for) is dropped;
-/// - a connection idle (no request in flight, no byte read or written) for the idle timeout is
-///   closed gracefully, and
+/// - a connection with a response body that has not been taken for the request timeout (the
+///   body was not polled, or its polls yielded nothing the client took: an HTTP/2 client that
+///   grants no flow-control window never makes a write wait) is dropped, and with it whatever
+///   the body held (a download slot);
+/// - a connection idle for the idle timeout (no request in flight, no response body being
+///   sent: HTTP/2 PINGs and window updates are not activity) is closed gracefully, and
 ///   dropped if that close has not finished within the header-read timeout (an HTTP/2 peer
 ///   that never acknowledges GOAWAY);
 /// - an HTTP/2 connection has at most `MAX_CONCURRENT_STREAMS` (32) streams open;
 /// - at most `http_max_connections` connections are accepted at once; the rest wait in the
-///   kernel's listen backlog.
+///   kernel's listen backlog;
+/// - one client address (IPv6: its /64) holds at most its share of them
+///   (`http_max_connections_per_client`, a quarter by default); its further connections are
+///   closed as soon as they are accepted.
 ///
-/// The idle and write-stall watches look at atomic counters a few times per period (a request
-/// or a write wakes nothing and reads no clock), so each bound holds within a quarter of its
-/// length after it is due.
+/// Every request carries the peer's address as the extension
+/// `axum::extract::ConnectInfo<SocketAddr>`.
+///
+/// The idle and stall watches look at atomic counters a few times per period (a request, a
+/// write or a body chunk wakes nothing and reads no clock), so each bound holds within a
+/// quarter of its length after it is due.
 ///
 /// `app` is an [`axum::Router`] or any service like one (a router inside a `tower` stack built
 /// once, so that its layers are not cloned into every route and for every request).
@@ -169,8 +202,13 @@ where
         idle: limits.idle_timeout(),
         close: limits.header_read_timeout(),
         write_stall: limits.request_timeout(),
+        body_stall: limits.request_timeout(),
     };
     let permits = Arc::new(Semaphore::new(limits.max_connections()));
+    let clients = Arc::new(Clients {
+        share: limits.max_connections_per_client(),
+        held: Mutex::new(HashMap::new()),
+    });
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -184,7 +222,7 @@ where
                 Err(_) => break,
             },
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -196,14 +234,20 @@ where
                 }
             },
         };
+        let Some(share) = clients.admit(peer.ip()) else {
+            // Debug only: a client over its share must not buy a log line per connection.
+            tracing::debug!("a client address holds its share of connections; closing");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         connections.spawn(connection(
             builder.clone(),
             stream,
+            peer,
             router.clone(),
             conn_limits,
             drain_rx.clone(),
-            permit,
+            (permit, share),
         ));
     }
     drop(listener);
@@ -224,6 +268,65 @@ where
     Ok(())
 }
 
+/// Connections held per client address, each at most `share`.
+struct Clients {
+    share: usize,
+    /// At most one entry per connection held, so no larger than the connection cap.
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Clients {
+    /// One more connection of `ip`'s client, unless it holds its share already.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientShare> {
+        let key = client_of(ip);
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = held.entry(key).or_insert(0);
+        if *count >= self.share {
+            return None;
+        }
+        *count += 1;
+        Some(ClientShare {
+            clients: self.clone(),
+            key,
+        })
+    }
+}
+
+/// Who a connection counts against: its IPv4 address, or the /64 of its IPv6 one (one host
+/// commonly has a whole /64 to pick addresses from).
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::from(segments)
+        }
+        v4 => v4,
+    }
+}
+
+/// One connection's place in its client's share, given back when the connection ends.
+struct ClientShare {
+    clients: Arc<Clients>,
+    key: IpAddr,
+}
+
+impl Drop for ClientShare {
+    fn drop(&mut self) {
+        let mut held = self
+            .clients
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// The bounds one connection is held to (from [`ServerArgs`]).
 #[derive(Clone, Copy)]
 struct ConnectionLimits {
@@ -232,7 +335,7 @@ struct ConnectionLimits {
     /// No request started this long after accept: closed (a client that connects and sends
     /// nothing, or only the HTTP/2 preface, holds a slot no longer than a slow header would).
     first_request: Duration,
-    /// No request in flight and no byte read or written this long: closed gracefully.
+    /// No request in flight and no response body being sent this long: closed gracefully.
     idle: Duration,
     /// A graceful close not finished after this long (an HTTP/2 peer that never acknowledges
     /// GOAWAY's ping): dropped.
@@ -240,30 +343,40 @@ struct ConnectionLimits {
     /// The socket refused our writes this long in a row (the client does not read what it
     /// asked for): dropped.
     write_stall: Duration,
+    /// A response body not taken this long (its client grants no window, or does not read):
+    /// dropped.
+    body_stall: Duration,
 }
 
-/// What one connection is doing, as its watchdogs see it: counters only, so a request, a read
-/// or a write costs an atomic add and no clock read; the watches compare them a few times per
-/// period ([`CHECKS`]).
+/// What one connection is doing, as its watchdogs see it: counters only, so a request, a
+/// write or a body chunk costs an atomic add and no clock read; the watches compare them a few
+/// times per period ([`CHECKS`]).
 #[derive(Default)]
 struct Activity {
     /// Requests in flight (from arrival until the handler has answered).
     in_flight: AtomicUsize,
+    /// Response bodies being sent (from the answer until hyper drops the body).
+    sending: AtomicUsize,
     /// Requests started (the first-request deadline is met once it is non-zero).
     requests: AtomicU64,
-    /// Requests finished, reads and writes that moved bytes: anything that is not idleness.
+    /// Requests finished, response-body chunks taken, bodies finished: what is not idleness.
+    /// Bytes read or written alone are not (an HTTP/2 PING or WINDOW_UPDATE moves bytes).
     events: AtomicU64,
     /// Writes that moved bytes.
     writes: AtomicU64,
     /// Whether the last write attempt was refused (the socket's buffer is full).
     blocked: AtomicBool,
+    /// The response bodies being sent, for the body-stall watch. Kept short: dead entries are
+    /// pruned when it grows (at most 32 streams' bodies are alive at once).
+    bodies: Mutex<Vec<Weak<BodyWatch>>>,
 }
 
 /// How many looks a watch takes per period: it fires between the period and 1¼ of it after its
 /// condition began.
 const CHECKS: u32 = 4;
 
-/// The connection's socket, reporting reads, writes and refused writes to its [`Activity`].
+/// The connection's socket, reporting writes and refused writes to its [`Activity`] (reads
+/// are not reported: bytes a client sends are not, alone, a reason to keep its connection).
 struct Watched {
     io: tokio::net::TcpStream,
     activity: Arc<Activity>,
@@ -275,12 +388,7 @@ impl tokio::io::AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.events.fetch_add(1, Ordering::Relaxed);
-        }
-        polled
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -289,7 +397,6 @@ impl Watched {
         let a = &self.activity;
         match polled {
             Poll::Ready(Ok(_)) => {
-                a.events.fetch_add(1, Ordering::Relaxed);
                 a.writes.fetch_add(1, Ordering::Relaxed);
                 a.blocked.store(false, Ordering::Relaxed);
             }
@@ -338,10 +445,11 @@ impl tokio::io::AsyncWrite for Watched {
 async fn connection<S>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
     router: S,
     limits: ConnectionLimits,
     mut drain: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    _held: (OwnedSemaphorePermit, ClientShare),
 ) where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -351,6 +459,7 @@ async fn connection<S>(
         router,
         activity: activity.clone(),
         timeout: limits.request,
+        peer,
     };
     let io = Watched {
         io: stream,
@@ -400,33 +509,46 @@ async fn connection<S>(
                 );
                 return;
             }
+            () = body_stalled(&activity, limits.body_stall) => {
+                tracing::debug!(
+                    stall_seconds = limits.body_stall.as_secs(),
+                    "a response body has not been taken for too long; dropping the connection"
+                );
+                return;
+            }
         }
     }
 }
 
 /// One connection's service, as hyper calls it (`&self`): the router, cloned once per request
-/// (as tower requires for `call`), inside the request timeout, counted in flight.
+/// (as tower requires for `call`), inside the request timeout, counted in flight, its answer's
+/// body watched while it is sent.
 struct Connection<S> {
     router: S,
     activity: Arc<Activity>,
     timeout: Duration,
+    /// Put in every request's extensions as axum's `ConnectInfo`: m2m-core's verifier charges
+    /// an opaque token's Clerk call to its client's share of the budget.
+    peer: SocketAddr,
 }
 
 impl<S> hyper::service::Service<Request<Incoming>> for Connection<S>
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
 {
-    type Response = Response;
+    type Response = Response<Sending>;
     type Error = Infallible;
     type Future = Serving<tower::util::Oneshot<S, Request<Body>>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(ConnectInfo(self.peer));
         Serving {
-            inner: tower::ServiceExt::oneshot(self.router.clone(), request.map(Body::new)),
+            inner: tower::ServiceExt::oneshot(self.router.clone(), request),
             deadline: None,
             arrived: tokio::time::Instant::now(),
             timeout: self.timeout,
-            _busy: InFlight::new(self.activity.clone()),
+            busy: InFlight::new(self.activity.clone()),
         }
     }
 }
@@ -447,7 +569,7 @@ pin_project_lite::pin_project! {
         deadline: Option<tokio::time::Sleep>,
         arrived: tokio::time::Instant,
         timeout: Duration,
-        _busy: InFlight,
+        busy: InFlight,
     }
 }
 
@@ -455,18 +577,19 @@ impl<F> Future for Serving<F>
 where
     F: Future<Output = Result<Response, Infallible>>,
 {
-    type Output = Result<Response, Infallible>;
+    type Output = Result<Response<Sending>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let activity = &this.busy.0;
         // Once armed, the deadline is looked at first: past it, the handler is not run again.
         if let Some(deadline) = this.deadline.as_mut().as_pin_mut()
             && deadline.poll(cx).is_ready()
         {
-            return Poll::Ready(Ok(request_timeout()));
+            return Poll::Ready(Ok(sending(request_timeout(), activity)));
         }
-        if let Poll::Ready(answer) = this.inner.poll(cx) {
-            return Poll::Ready(answer);
+        if let Poll::Ready(Ok(answer)) = this.inner.poll(cx) {
+            return Poll::Ready(Ok(sending(answer, activity)));
         }
         if this.deadline.is_none() {
             // A timeout too large to add (a setting of ~u64::MAX seconds) never fires, as with
@@ -481,7 +604,7 @@ where
             if let Some(deadline) = this.deadline.as_pin_mut()
                 && deadline.poll(cx).is_ready()
             {
-                return Poll::Ready(Ok(request_timeout()));
+                return Poll::Ready(Ok(sending(request_timeout(), activity)));
             }
         }
         Poll::Pending
@@ -495,8 +618,115 @@ fn request_timeout() -> Response {
     late
 }
 
-/// Resolves once no request has been in flight and no byte moved for `idle` (give or take a
-/// quarter).
+/// `answer` with its body watched (registered before the request stops counting in flight, so
+/// the idle watch never sees a gap between the two).
+fn sending(answer: Response, activity: &Arc<Activity>) -> Response<Sending> {
+    answer.map(|body| Sending::new(body, activity.clone()))
+}
+
+/// One response body's progress, as its connection's body-stall watch sees it.
+struct BodyWatch {
+    /// Polls that yielded a frame or the end: the client took what came before.
+    taken: AtomicU64,
+    /// Nothing waits on the client: the last poll found the body itself not ready (the
+    /// application is slow) or at its end.
+    not_on_client: AtomicBool,
+    /// The watch's own notes: `taken` at its last look (`u64::MAX` before the first) and how
+    /// many looks in a row found no progress.
+    seen: AtomicU64,
+    stuck: AtomicU32,
+}
+
+impl BodyWatch {
+    /// One look of the watch: how many looks in a row have now found the body waiting on the
+    /// client (the first look only notes where it stands).
+    fn look(&self) -> u32 {
+        let taken = self.taken.load(Ordering::Acquire);
+        let before = self.seen.swap(taken, Ordering::Relaxed);
+        if before != taken || self.not_on_client.load(Ordering::Acquire) {
+            self.stuck.store(0, Ordering::Relaxed);
+            0
+        } else {
+            self.stuck.fetch_add(1, Ordering::Relaxed) + 1
+        }
+    }
+}
+
+/// A response body, reporting its progress to its connection: each poll that yields counts as
+/// activity (and as progress for the body-stall watch); its end, as activity.
+struct Sending {
+    inner: Body,
+    watch: Arc<BodyWatch>,
+    activity: Arc<Activity>,
+}
+
+impl Sending {
+    fn new(inner: Body, activity: Arc<Activity>) -> Self {
+        let watch = Arc::new(BodyWatch {
+            taken: AtomicU64::new(0),
+            not_on_client: AtomicBool::new(false),
+            seen: AtomicU64::new(u64::MAX),
+            stuck: AtomicU32::new(0),
+        });
+        activity.sending.fetch_add(1, Ordering::AcqRel);
+        {
+            let mut bodies = activity
+                .bodies
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Pruned as it grows, so a fast keep-alive client leaves no trail between looks.
+            if bodies.len() >= 2 * MAX_CONCURRENT_STREAMS as usize {
+                bodies.retain(|b| b.strong_count() > 0);
+            }
+            bodies.push(Arc::downgrade(&watch));
+        }
+        Self {
+            inner,
+            watch,
+            activity,
+        }
+    }
+}
+
+impl http_body::Body for Sending {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let not_on_client = !matches!(polled, Poll::Ready(Some(Ok(_))));
+        if polled.is_ready() {
+            self.watch.taken.fetch_add(1, Ordering::AcqRel);
+            self.activity.events.fetch_add(1, Ordering::AcqRel);
+        }
+        self.watch
+            .not_on_client
+            .store(not_on_client, Ordering::Release);
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        // An event first: a look in between sees it sending, or sees it finished.
+        self.activity.events.fetch_add(1, Ordering::AcqRel);
+        self.activity.sending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Resolves once no request has been in flight, no response body sent and nothing happened
+/// for `idle` (give or take a quarter).
 async fn idle_for(activity: &Activity, idle: Duration) {
     let step = idle / CHECKS;
     let mut quiet = 0;
@@ -504,7 +734,10 @@ async fn idle_for(activity: &Activity, idle: Duration) {
     loop {
         tokio::time::sleep(step).await;
         let events = activity.events.load(Ordering::Acquire);
-        if activity.in_flight.load(Ordering::Acquire) == 0 && events == seen {
+        if activity.in_flight.load(Ordering::Acquire) == 0
+            && activity.sending.load(Ordering::Acquire) == 0
+            && events == seen
+        {
             quiet += 1;
             if quiet >= CHECKS {
                 return;
@@ -533,6 +766,28 @@ async fn write_stalled(activity: &Activity, stall: Duration) {
         } else {
             stuck = 0;
             seen = writes;
+        }
+    }
+}
+
+/// Resolves once one response body has waited on its client, taking nothing, for `stall`
+/// (give or take a quarter): not polled at all (an HTTP/2 stream whose window the client keeps
+/// at zero), or polled and its last chunk still not taken.
+async fn body_stalled(activity: &Activity, stall: Duration) {
+    let step = stall / CHECKS;
+    loop {
+        tokio::time::sleep(step).await;
+        let mut bodies = activity
+            .bodies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        bodies.retain(|b| b.strong_count() > 0);
+        if bodies
+            .iter()
+            .filter_map(Weak::upgrade)
+            .any(|b| b.look() >= CHECKS)
+        {
+            return;
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The HTTP answers every service shares.
 
 use axum::http::{StatusCode, header};
-use service_kit::ops::{PROMETHEUS_TEXT, router};
+use service_kit::ops::{PROMETHEUS_TEXT, health_router, metrics_router};
 use service_kit::problem;
 
 #[tokio::test]
@@ -42,7 +42,7 @@ async fn the_router_serves_liveness_and_metrics_that_parse() {
     let up = prometheus_client::metrics::counter::Counter::<u64>::default();
     registry.register("up_events", "Odd label values are escaped.", up.clone());
     up.inc();
-    let app = http.layer(router(std::sync::Arc::new(registry)));
+    let app = http.layer(health_router().merge(metrics_router(std::sync::Arc::new(registry))));
     let request = |method: &str, path: &str| {
         axum::http::Request::builder()
             .method(method)

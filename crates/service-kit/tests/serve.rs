@@ -6,12 +6,21 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use service_kit::ServerArgs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -24,6 +33,7 @@ fn limits() -> ServerArgs {
         http_request_timeout_seconds: 60,
         http_idle_timeout_seconds: 60,
         http_max_connections: 64,
+        http_max_connections_per_client: None,
         shutdown_grace_seconds: 30,
     }
 }
@@ -37,7 +47,8 @@ struct Running {
 }
 
 /// `/` answers at once, `/slow` after `slow`; `POST /echo` answers its body once it has all
-/// of it; `/stall` works 1.2 s before its first await and never answers.
+/// of it; `/stall` works 1.2 s before its first await and never answers; `/peer` answers the
+/// client's address as `serve` gives it to handlers.
 async fn start(limits: ServerArgs, slow: Duration) -> Running {
     let (started_tx, slow_started) = mpsc::unbounded_channel();
     let router = Router::new()
@@ -54,6 +65,10 @@ async fn start(limits: ServerArgs, slow: Duration) -> Running {
             }),
         )
         .route("/echo", axum::routing::post(|body: String| async { body }))
+        .route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        )
         .route(
             "/stall",
             get(|| async {
@@ -427,4 +442,287 @@ async fn an_idle_http1_connection_waits_for_its_next_request_no_longer_than_the_
         "closed only after {:?}, not by the 1 s header-read timeout",
         idle.elapsed()
     );
+}
+
+#[tokio::test]
+async fn handlers_get_the_peer_address_as_connect_info() {
+    let server = start(limits(), Duration::ZERO).await;
+    let (stream, response) = exchange(server.addr, &request("/peer")).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let me = stream.local_addr().unwrap().to_string();
+    assert!(response.ends_with(&me), "expected {me}: {response}");
+}
+
+/// An HTTP/2 client over plain TCP (prior knowledge): its request handle, its PING handle, and
+/// the task driving its connection, which ends when the server closes the connection.
+async fn h2_client(
+    addr: SocketAddr,
+    builder: h2::client::Builder,
+) -> (h2::client::SendRequest<Bytes>, h2::PingPong, JoinHandle<()>) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, mut connection) = builder.handshake::<_, Bytes>(tcp).await.unwrap();
+    let ping = connection.ping_pong().expect("the first ping_pong");
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (send, ping, driver)
+}
+
+/// Sends `GET path` on `send`: the response, its body not read.
+async fn h2_get(
+    send: &mut h2::client::SendRequest<Bytes>,
+    path: &str,
+) -> axum::http::Response<h2::RecvStream> {
+    let request = axum::http::Request::get(format!("http://test{path}"))
+        .body(())
+        .unwrap();
+    let (response, _) = send
+        .clone()
+        .ready()
+        .await
+        .unwrap()
+        .send_request(request, true)
+        .unwrap();
+    timeout(PATIENCE, response).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn an_http2_connection_kept_alive_only_by_pings_is_closed_after_the_idle_timeout() {
+    // One request, then a PING every 250 ms: PINGs are not activity, so the connection is
+    // idle and must be closed 1 s (+ a quarter) later; the close itself is bounded by the
+    // header-read timeout (1 s) even if the client never acknowledges it.
+    let server = start(
+        ServerArgs {
+            http_idle_timeout_seconds: 1,
+            http_header_read_timeout_seconds: 1,
+            ..limits()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let (mut send, mut ping, driver) = h2_client(server.addr, h2::client::Builder::new()).await;
+    let response = h2_get(&mut send, "/").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let pinger = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if ping.ping(h2::Ping::opaque()).await.is_err() {
+                break;
+            }
+        }
+    });
+    assert!(
+        timeout(PATIENCE, driver).await.is_ok(),
+        "a connection sending only PINGs still open after {PATIENCE:?}"
+    );
+    pinger.abort();
+    // Held until here: dropping every handle would make the client close it itself.
+    drop(send);
+}
+
+/// A download as the API serves resumes: a slot of a small pool, held by the body until the
+/// body is dropped (sent to the end, or abandoned with its connection).
+struct Download {
+    data: Option<Bytes>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Download {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.data.take().map(|d| Ok(http_body::Frame::data(d))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        // A content-length, so that `read_response` knows where the body ends.
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
+/// `/download` answers 64 KiB while one of `slots` is free, else 503.
+async fn start_downloads(limits: ServerArgs, slots: usize) -> (SocketAddr, oneshot::Sender<()>) {
+    let slots = Arc::new(Semaphore::new(slots));
+    let router = Router::new().route(
+        "/download",
+        get(move || {
+            let slots = slots.clone();
+            async move {
+                match slots.try_acquire_owned() {
+                    Ok(slot) => Response::new(Body::new(Download {
+                        data: Some(Bytes::from(vec![b'x'; 64 << 10])),
+                        _slot: slot,
+                    })),
+                    Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                }
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    tokio::spawn(service_kit::serve(listener, router, limits, async {
+        let _ = stop_rx.await;
+    }));
+    (addr, stop)
+}
+
+#[tokio::test]
+async fn a_zero_window_http2_download_is_dropped_after_the_request_timeout_and_frees_its_slot() {
+    // The client grants its streams no flow-control window: hyper never writes a DATA frame,
+    // so no socket write waits and the write-stall bound never applies. The body, never
+    // polled, must cost the connection after the request timeout (1 s), and give its slot
+    // back. The idle timeout (60 s) is far off: it must not be what frees the slot.
+    let (addr, _stop) = start_downloads(
+        ServerArgs {
+            http_request_timeout_seconds: 1,
+            ..limits()
+        },
+        1,
+    )
+    .await;
+    let mut zero = h2::client::Builder::new();
+    zero.initial_window_size(0);
+    let (mut send, mut ping, driver) = h2_client(addr, zero).await;
+    let response = h2_get(&mut send, "/download").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The client stays busy (PINGs), as the attack did.
+    let pinger = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if ping.ping(h2::Ping::opaque()).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let (_other, busy) = exchange(addr, &request("/download")).await;
+    assert!(
+        busy.starts_with("HTTP/1.1 503"),
+        "the slot was free: {busy}"
+    );
+
+    assert!(
+        timeout(PATIENCE, driver).await.is_ok(),
+        "the stalled download's connection still open after {PATIENCE:?}"
+    );
+    pinger.abort();
+    drop(send);
+    let freed = timeout(PATIENCE, async {
+        loop {
+            let (_stream, answer) = exchange(addr, &request("/download")).await;
+            if answer.starts_with("HTTP/1.1 200") {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the slot freed once the stalled connection was dropped");
+    assert!(freed.ends_with(&"x".repeat(64 << 10)));
+}
+
+#[tokio::test]
+async fn an_http2_download_read_at_once_is_served_whole() {
+    // The body watch must not cut a client that takes what it asked for.
+    let (addr, _stop) = start_downloads(
+        ServerArgs {
+            http_request_timeout_seconds: 1,
+            ..limits()
+        },
+        1,
+    )
+    .await;
+    let (mut send, _ping, _driver) = h2_client(addr, h2::client::Builder::new()).await;
+    for _ in 0..3 {
+        let response = h2_get(&mut send, "/download").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        let mut got = 0;
+        while let Some(chunk) = timeout(PATIENCE, body.data()).await.unwrap() {
+            let chunk = chunk.unwrap();
+            got += chunk.len();
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        assert_eq!(got, 64 << 10);
+    }
+}
+
+/// A connection from `source` (a loopback address) to `addr`.
+async fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_client_address_holds_no_more_than_its_share_of_connections() {
+    // Keep-alive connections that send a request now and then (the attack: one /healthz every
+    // 8 s on each) from one address take at most its share (2 of 8 here); another address is
+    // still served. Loopback is no exception.
+    let server = start(
+        ServerArgs {
+            http_max_connections: 8,
+            http_max_connections_per_client: Some(2),
+            ..limits()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (stream, response) = exchange(server.addr, &request("/")).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        held.push(stream);
+    }
+
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    let _ = third.write_all(&request("/")).await;
+    let mut rest = Vec::new();
+    let closed = timeout(PATIENCE, third.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "a third connection from one address was held open"
+    );
+    assert!(
+        rest.is_empty(),
+        "a third connection from one address was served: {}",
+        String::from_utf8_lossy(&rest)
+    );
+
+    let mut other = connect_from("127.0.0.2", server.addr).await;
+    other.write_all(&request("/")).await.unwrap();
+    let response = timeout(PATIENCE, read_response(&mut other)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // The two held ones go on being served, and closing one gives its place back.
+    for stream in &mut held {
+        stream.write_all(&request("/")).await.unwrap();
+        let response = timeout(PATIENCE, read_response(stream)).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    drop(held.pop());
+    let served = timeout(PATIENCE, async {
+        loop {
+            let mut stream = TcpStream::connect(server.addr).await.unwrap();
+            let _ = stream.write_all(&request("/")).await;
+            let mut buf = [0u8; 12];
+            if stream.read_exact(&mut buf).await.is_ok() {
+                return buf;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a place freed by a closed connection");
+    assert_eq!(&served, b"HTTP/1.1 200");
 }

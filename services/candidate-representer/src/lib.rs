@@ -1,11 +1,11 @@
 //! candidate-representer: polls unanswered screening questions and answers them from the
-//! candidate's profile ([`rules`]); serves `POST /v1/ask`, `/healthz` and `/metrics`.
+//! candidate's profile ([`rules`]); serves `POST /v1/ask` and `/healthz`, and `/metrics` on its own address.
 
 pub mod rules;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
@@ -20,6 +20,7 @@ use m2m_core::AuthRejection;
 use m2m_core::config::{JwtArgs, parse};
 use m2m_core::{Principal, Verifier};
 use serde::Deserialize;
+use service_kit::LogThrottle;
 use tracing::Instrument as _;
 
 /// Settings (`--help` lists the environment variables).
@@ -47,9 +48,13 @@ pub struct Config {
         value_parser = parse::machine_ids
     )]
     pub allowed_machine_ids: ::std::vec::Vec<String>,
-    /// Address of `/healthz`, `/metrics` and `/v1/ask`.
+    /// Address of `/healthz` and `/v1/ask`.
     #[arg(long, env = "REPRESENTER_BIND", default_value = "0.0.0.0:5100")]
     pub bind: SocketAddr,
+    /// Address of `/metrics`, a listener of its own: loopback unless a scraper elsewhere needs
+    /// it (compose: `0.0.0.0:9465` inside the container network, not published).
+    #[arg(long, env = "METRICS_BIND", default_value = "127.0.0.1:9465")]
+    pub metrics_bind: SocketAddr,
 }
 
 const COUNTERS: &[(&str, &str)] = &[
@@ -264,7 +269,10 @@ impl FromRequestParts<Arc<Representer>> for Asker {
         if let Principal::Machine(m) = &principal
             && !me.allowed_machines.contains(&m.machine_id)
         {
-            tracing::warn!(machine_id = %m.machine_id, "/v1/ask refused a machine that is not on REPRESENTER_ALLOWED_MACHINE_IDS");
+            static REFUSED: LazyLock<LogThrottle> = LazyLock::new(LogThrottle::default);
+            if let Some(suppressed) = REFUSED.admit() {
+                tracing::warn!(machine_id = %m.machine_id, suppressed, "/v1/ask refused a machine that is not on REPRESENTER_ALLOWED_MACHINE_IDS");
+            }
             return Err(AuthRejection::Forbidden(
                 "this machine may not ask the representer (REPRESENTER_ALLOWED_MACHINE_IDS)",
             )
@@ -307,7 +315,10 @@ async fn ask(
             return problem(StatusCode::UNPROCESSABLE_ENTITY, &p.detail);
         }
         Err(e) => {
-            tracing::warn!(error = %e, "ask: cannot read the profile");
+            static UNREADABLE: LazyLock<LogThrottle> = LazyLock::new(LogThrottle::default);
+            if let Some(suppressed) = UNREADABLE.admit() {
+                tracing::warn!(error = %e, suppressed, "ask: cannot read the profile");
+            }
             return problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the JobTracker API is unavailable; retry later",
@@ -322,10 +333,12 @@ async fn ask(
 pub async fn serve(config: Config) -> Result<(), String> {
     let me = Arc::new(Representer::from_config(&config)?);
     let listener = service_kit::bind("REPRESENTER_BIND", config.bind).await?;
+    let metrics = service_kit::bind("METRICS_BIND", config.metrics_bind).await?;
     let interval = config.common.poll_interval();
     bot_runtime::serve(
         me,
         listener,
+        metrics,
         config.common.server.clone(),
         interval,
         service_kit::shutdown_signal(),

@@ -21,6 +21,7 @@ fn help_lists_every_variable() {
             "RUST_LOG",
             "LOG_FORMAT",
             "REPRESENTER_BIND",
+            "METRICS_BIND",
             "CLERK_JWT_KEY",
             "CLERK_JWKS_URL",
             "REPRESENTER_ALLOWED_MACHINE_IDS",

@@ -50,6 +50,7 @@ async fn metrics_parse_and_count_mints_clerk_calls_and_requests() {
         },
         allowed_machine_ids: Vec::new(),
         bind: "127.0.0.1:0".parse().expect("addr"),
+        metrics_bind: "127.0.0.1:0".parse().expect("addr"),
     };
     let rep = Arc::new(candidate_representer::Representer::from_config(&config).expect("config"));
     let err = rep.run_once().await.expect_err("the API is unreachable");
@@ -57,7 +58,9 @@ async fn metrics_parse_and_count_mints_clerk_calls_and_requests() {
     let router = rep.clone().router();
     // Unauthenticated: refused, and counted under its route template.
     assert_eq!(call(&router, "POST", "/v1/ask").await.0, 401);
-    let (status, text) = call(&router, "GET", "/metrics").await;
+    // The public address does not serve /metrics; the metrics listener's router does.
+    assert_eq!(call(&router, "GET", "/metrics").await.0, 404);
+    let (status, text) = call(&rep.metrics_router(), "GET", "/metrics").await;
     assert_eq!(status, 200);
     Metrics::parse(&text).assert_bot_pass(
         "representer",

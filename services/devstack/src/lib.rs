@@ -30,6 +30,19 @@ pub struct Options {
     /// Address of the applier.
     #[arg(long, env = "APPLIER_BIND", default_value = "127.0.0.1:5200")]
     pub applier_bind: String,
+    /// Address of the API's `/metrics` (its `METRICS_BIND`).
+    #[arg(long, env = "API_METRICS_BIND", default_value = "127.0.0.1:9464")]
+    pub api_metrics_bind: String,
+    /// Address of the representer's `/metrics` (its `METRICS_BIND`).
+    #[arg(
+        long,
+        env = "REPRESENTER_METRICS_BIND",
+        default_value = "127.0.0.1:9465"
+    )]
+    pub representer_metrics_bind: String,
+    /// Address of the applier's `/metrics` (its `METRICS_BIND`).
+    #[arg(long, env = "APPLIER_METRICS_BIND", default_value = "127.0.0.1:9466")]
+    pub applier_metrics_bind: String,
     /// Where SQLite and the outbox live (kept between runs).
     #[arg(long, env = "DEVSTACK_DATA_DIR", default_value = "./data")]
     pub data_dir: String,
@@ -120,6 +133,7 @@ pub fn service_env(
     );
     let api = BTreeMap::from([
         ("JOBTRACKER_BIND", o.api_bind.clone()),
+        ("METRICS_BIND", o.api_metrics_bind.clone()),
         ("DATABASE_URL", database_url),
         ("CLERK_API_BASE_URL", clerk.clone()),
         ("CLERK_MACHINE_SECRET_KEY", api_key),
@@ -139,12 +153,14 @@ pub fn service_env(
     };
     let mut representer = bot(rep_key);
     representer.insert("REPRESENTER_BIND", o.representer_bind.clone());
+    representer.insert("METRICS_BIND", o.representer_metrics_bind.clone());
     // Session tokens on /v1/ask are verified with the instance's public keys: no secret key.
     representer.insert("CLERK_JWKS_URL", service.jwks_url());
     representer.insert("CLERK_MACHINE_ID", rep_id);
     representer.insert("CLERK_AUTHORIZED_PARTIES", mock.authorized_party());
     let mut applier = bot(app_key);
     applier.insert("APPLIER_BIND", o.applier_bind.clone());
+    applier.insert("METRICS_BIND", o.applier_metrics_bind.clone());
     applier.insert(
         "APPLIER_OUTBOX_DIR",
         format!("{}/outbox", o.data_dir.trim_end_matches('/')),
@@ -198,7 +214,10 @@ pub async fn start(o: &Options) -> Result<Running, String> {
     let applier = Arc::new(job_applier::Applier::from_config(&app_config)?);
 
     let rep_listener = service_kit::bind("REPRESENTER_BIND", rep_config.bind).await?;
+    let rep_metrics =
+        service_kit::bind("REPRESENTER_METRICS_BIND", rep_config.metrics_bind).await?;
     let app_listener = service_kit::bind("APPLIER_BIND", app_config.bind).await?;
+    let app_metrics = service_kit::bind("APPLIER_METRICS_BIND", app_config.metrics_bind).await?;
     let until_stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -210,6 +229,7 @@ pub async fn start(o: &Options) -> Result<Running, String> {
         tokio::spawn(bot_runtime::serve(
             representer,
             rep_listener,
+            rep_metrics,
             rep_config.common.server.clone(),
             interval,
             until_stopped(),
@@ -217,6 +237,7 @@ pub async fn start(o: &Options) -> Result<Running, String> {
         tokio::spawn(bot_runtime::serve(
             applier,
             app_listener,
+            app_metrics,
             app_config.common.server.clone(),
             interval,
             until_stopped(),
@@ -293,8 +314,9 @@ impl Running {
              \x20 Swagger UI         {api}/swagger\n\
              \x20 API                {api}        (OpenAPI: {api}/openapi.json)\n\
              \x20 mock Clerk         {mock}/v1\n\
-             \x20 representer        {rep}/healthz  /metrics  POST /v1/ask\n\
-             \x20 applier            {app}/healthz  /metrics  (outbox: {data}/outbox)\n\n\
+             \x20 representer        {rep}/healthz  POST /v1/ask\n\
+             \x20 applier            {app}/healthz  (outbox: {data}/outbox)\n\
+             \x20 /metrics           {api_metrics}/metrics  {rep_metrics}/metrics  {app_metrics}/metrics\n\n\
              A session JWT for {user} (valid 1 hour; paste it into Swagger UI's Authorize):\n\n{token}\n\n\
              Get another one:\n\
              \x20 SID=$(curl -s -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
@@ -307,6 +329,9 @@ impl Running {
             api = self.api_url,
             rep = local(&o.representer_bind),
             app = local(&o.applier_bind),
+            api_metrics = local(&o.api_metrics_bind),
+            rep_metrics = local(&o.representer_metrics_bind),
+            app_metrics = local(&o.applier_metrics_bind),
         )
     }
 }

@@ -29,9 +29,13 @@ use tracing::Instrument as _;
 pub struct Config {
     #[command(flatten)]
     pub common: BotArgs,
-    /// Address of `/healthz` and `/metrics`.
+    /// Address of `/healthz`.
     #[arg(long, env = "APPLIER_BIND", default_value = "0.0.0.0:5200")]
     pub bind: SocketAddr,
+    /// Address of `/metrics`, a listener of its own: loopback unless a scraper elsewhere needs
+    /// it (compose: `0.0.0.0:9466` inside the container network, not published).
+    #[arg(long, env = "METRICS_BIND", default_value = "127.0.0.1:9466")]
+    pub metrics_bind: SocketAddr,
     /// Folder for submissions (one subfolder per application).
     #[arg(long, env = "APPLIER_OUTBOX_DIR", default_value = "./outbox")]
     pub outbox_dir: PathBuf,
@@ -356,10 +360,12 @@ impl Bot for Applier {
 pub async fn serve(config: Config) -> Result<(), String> {
     let me = Arc::new(Applier::from_config(&config)?);
     let listener = service_kit::bind("APPLIER_BIND", config.bind).await?;
+    let metrics = service_kit::bind("METRICS_BIND", config.metrics_bind).await?;
     let interval = config.common.poll_interval();
     bot_runtime::serve(
         me,
         listener,
+        metrics,
         config.common.server.clone(),
         interval,
         service_kit::shutdown_signal(),

@@ -21,6 +21,7 @@ fn help_lists_every_variable() {
             "RUST_LOG",
             "LOG_FORMAT",
             "APPLIER_BIND",
+            "METRICS_BIND",
             "APPLIER_OUTBOX_DIR",
             "APPLIER_SUBMIT_URL",
             "APPLIER_LEASE_SECONDS",

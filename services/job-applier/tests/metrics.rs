@@ -41,6 +41,7 @@ async fn metrics_parse_and_count_mints_clerk_calls_and_requests() {
             server: Default::default(),
         },
         bind: "127.0.0.1:0".parse().expect("addr"),
+        metrics_bind: "127.0.0.1:0".parse().expect("addr"),
         outbox_dir: outbox.path().to_owned(),
         submit_url: None,
         lease_seconds: 30,
@@ -54,7 +55,9 @@ async fn metrics_parse_and_count_mints_clerk_calls_and_requests() {
     assert!(err.is_transient(), "{err}");
     let router = applier.clone().router();
     assert_eq!(get(&router, "/healthz").await.0, 200);
-    let (status, text) = get(&router, "/metrics").await;
+    // The public address does not serve /metrics; the metrics listener's router does.
+    assert_eq!(get(&router, "/metrics").await.0, 404);
+    let (status, text) = get(&applier.metrics_router(), "/metrics").await;
     assert_eq!(status, 200);
     Metrics::parse(&text).assert_bot_pass(
         "applier",

@@ -17,6 +17,10 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "JOBTRACKER_BIND", default_value = "0.0.0.0:5000")]
     pub bind: SocketAddr,
+    /// Address of `/metrics`, a listener of its own: loopback unless a scraper elsewhere needs
+    /// it (compose: `0.0.0.0:9464` inside the container network, not published).
+    #[arg(long, env = "METRICS_BIND", default_value = Config::METRICS_BIND)]
+    pub metrics_bind: SocketAddr,
     /// `sqlite://path?mode=rwc` (created on first run) or `postgres://…`.
     #[arg(
         long,
@@ -69,6 +73,8 @@ pub struct Config {
 }
 
 impl Config {
+    /// `METRICS_BIND` by default.
+    pub const METRICS_BIND: &str = "127.0.0.1:9464";
     /// `RESUME_MAX_BYTES` by default: 10 MiB.
     pub const RESUME_MAX_BYTES: usize = 10 * 1024 * 1024;
     /// `RESUME_UPLOADS_PER_USER` by default.
@@ -89,6 +95,7 @@ impl Config {
         let api = machine("JobTracker.API");
         Self {
             bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
             clerk: ClerkArgs {
                 clerk_api_base_url: mock.api_url(),

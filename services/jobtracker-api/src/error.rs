@@ -3,7 +3,9 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use m2m_core::AuthRejection;
-use service_kit::problem;
+use std::sync::LazyLock;
+
+use service_kit::{LogThrottle, problem};
 
 use crate::store::{Conflict, StoreError};
 
@@ -102,7 +104,10 @@ impl IntoResponse for ApiError {
             Self::TooLarge(d) => problem(StatusCode::PAYLOAD_TOO_LARGE, &d, None),
             Self::Unsupported(d) => problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, &d, None),
             Self::Unavailable(cause) => {
-                tracing::error!(%cause, "database unavailable");
+                static UNAVAILABLE: LazyLock<LogThrottle> = LazyLock::new(LogThrottle::default);
+                if let Some(suppressed) = UNAVAILABLE.admit() {
+                    tracing::error!(%cause, suppressed, "database unavailable");
+                }
                 let mut r = problem(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the database is unavailable; retry later",
@@ -119,7 +124,10 @@ impl IntoResponse for ApiError {
                 r
             }
             Self::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                static INTERNAL: LazyLock<LogThrottle> = LazyLock::new(LogThrottle::default);
+                if let Some(suppressed) = INTERNAL.admit() {
+                    tracing::error!(%cause, suppressed, "internal error");
+                }
                 problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
             }
         }

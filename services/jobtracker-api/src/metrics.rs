@@ -165,6 +165,12 @@ impl Collector for VerifierStats {
             )?;
             counter(
                 e,
+                "m2m_verify_client_share_refusals",
+                "Opaque M2M tokens refused with 503 without asking Clerk: their client address had spent its share of the miss budget (M2M_VERIFY_MISS_PER_CLIENT_BURST, M2M_VERIFY_MISS_PER_CLIENT_PER_SECOND).",
+                &s.client_share_refusals,
+            )?;
+            counter(
+                e,
                 "m2m_verify_clerk_rate_limited",
                 "Opaque M2M tokens refused with 503 because Clerk answered 429 (or its Retry-After was running).",
                 &s.clerk_rate_limited,

@@ -22,6 +22,8 @@ use crate::store::ResumeLimits;
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// `/metrics`, apart from the public port.
+    metrics_listener: TcpListener,
     ctx: ApiContext,
     limits: service_kit::ServerArgs,
 }
@@ -67,6 +69,7 @@ impl Server {
             &db.transitions,
         ));
         let listener = service_kit::bind("JOBTRACKER_BIND", config.bind).await?;
+        let metrics_listener = service_kit::bind("METRICS_BIND", config.metrics_bind).await?;
         let ctx = ApiContext::new(ApiState {
             db,
             verifier,
@@ -78,6 +81,7 @@ impl Server {
         });
         Ok(Self {
             listener,
+            metrics_listener,
             ctx,
             limits: config.server.clone(),
         })
@@ -86,6 +90,13 @@ impl Server {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The bound address of `/metrics`.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
@@ -110,8 +121,27 @@ impl Server {
         extra: axum::Router<ApiContext>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "jobtracker-api listening; Swagger UI at /swagger");
+        tracing::info!(addr = %self.local_addr(), metrics = %self.metrics_addr(), "jobtracker-api listening; Swagger UI at /swagger, /metrics on its own address");
+        let metrics = crate::http::metrics_router(&self.ctx);
+        let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+        let metrics = tokio::spawn(service_kit::serve(
+            self.metrics_listener,
+            metrics,
+            self.limits.clone(),
+            async move {
+                let mut stopped = metrics_stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
         let app = app_with(self.ctx, extra);
-        service_kit::serve(self.listener, app, self.limits, shutdown).await
+        let served = service_kit::serve(self.listener, app, self.limits, shutdown).await;
+        // The metrics listener lives as long as the public one: a last scrape sees the drain.
+        let _ = stop_metrics.send(true);
+        match metrics.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "the metrics listener stopped"),
+            Err(e) => tracing::error!(error = %e, "the metrics listener failed"),
+            Ok(Ok(())) => {}
+        }
+        served
     }
 }

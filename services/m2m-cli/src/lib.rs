@@ -13,7 +13,9 @@ use m2m_core::clerk::{
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+pub mod graph;
 mod setup;
+pub use graph::Report;
 pub use setup::{SetupConfig, SetupService};
 
 /// The command line.
@@ -61,6 +63,52 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         secrets_dir: Option<PathBuf>,
     },
+    /// Show what `apply` would change at Clerk (machines, scopes); changes nothing. Exit code
+    /// 0: nothing to do, 2: changes pending, 1: error. Needs the instance secret key.
+    Plan {
+        #[command(flatten)]
+        graph: GraphArgs,
+        /// Also list the deletion of machines the file does not name.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Make Clerk match the declaration, write new machine keys to the secrets folder and each
+    /// service's env file. A second run changes nothing.
+    Apply {
+        #[command(flatten)]
+        graph: GraphArgs,
+        /// Delete machines the file does not name.
+        #[arg(long)]
+        prune: bool,
+        /// Do not ask before removing scopes or deleting machines.
+        #[arg(long)]
+        yes: bool,
+        /// Also print new machines' secret keys (they are always written to their files).
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Rotate a machine's secret key and write the new one to its key file (atomically); the
+    /// old key keeps working for the grace period.
+    Rotate {
+        #[command(flatten)]
+        graph: GraphArgs,
+        /// The service (the file's [machines.<service>]) or the machine's name.
+        machine: String,
+        /// How long the old key keeps working: 0s to 8h.
+        #[arg(long, default_value = "1h")]
+        grace: String,
+    },
+}
+
+/// What `plan`, `apply` and `rotate` share.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The declaration (TOML), e.g. deploy/m2m.toml.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Allow a Clerk API URL that is neither https nor loopback (the instance key in clear).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Where the key comes from.
@@ -244,8 +292,55 @@ fn describe(t: &M2mToken) -> String {
     )
 }
 
-/// Runs the CLI; `lookup` reads environment variables, `stdin` the token for verify.
+/// Runs the CLI; `lookup` reads environment variables, `stdin` the token for verify or the
+/// answer to apply's question.
 pub async fn run(
+    cli: Cli,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+) -> Result<Report, CliError> {
+    let common = |g: &GraphArgs| graph::Common {
+        api_url: &cli.api_url,
+        insecure: g.insecure,
+        as_json: cli.json,
+    };
+    match &cli.command {
+        Command::Plan { graph: g, prune } => {
+            return graph::plan(&g.file, *prune, common(g), lookup).await;
+        }
+        Command::Apply {
+            graph: g,
+            prune,
+            yes,
+            show_secrets,
+        } => {
+            let o = graph::ApplyOptions {
+                prune: *prune,
+                yes: *yes,
+                show_secrets: *show_secrets,
+            };
+            return graph::apply(&g.file, o, common(g), lookup, stdin).await;
+        }
+        Command::Rotate {
+            graph: g,
+            machine,
+            grace,
+        } => {
+            let grace = match grace.trim() {
+                "0" | "0s" => Duration::ZERO,
+                other => parse_lifetime(other).map_err(|e| CliError(format!("--grace: {e}")))?,
+            };
+            return graph::rotate(&g.file, machine, grace, common(g), lookup).await;
+        }
+        _ => {}
+    }
+    run_tokens(cli, lookup, stdin).await.map(|text| Report {
+        text,
+        pending: false,
+    })
+}
+
+async fn run_tokens(
     cli: Cli,
     lookup: &dyn Fn(&str) -> Option<String>,
     stdin: &mut dyn Read,
@@ -388,6 +483,9 @@ pub async fn run(
                 secrets_dir: secrets_dir.as_deref(),
             };
             setup::run(&cli.api_url, cli.json, &config, target, lookup).await
+        }
+        Command::Plan { .. } | Command::Apply { .. } | Command::Rotate { .. } => {
+            unreachable!("handled by run")
         }
     }
 }

@@ -23,7 +23,17 @@ pub struct SetupConfig {
     /// Overrides CLERK_API_BASE_URL.
     pub clerk_api_base_url: Option<String>,
     /// One entry per sender machine.
+    #[serde(default)]
     pub services: Vec<SetupService>,
+    /// The graph's sections (`m2m plan`/`apply`), which share the file.
+    #[serde(default, rename = "clerk")]
+    _clerk: Option<toml::Value>,
+    #[serde(default, rename = "output")]
+    _output: Option<toml::Value>,
+    #[serde(default, rename = "machines")]
+    _machines: Option<toml::Value>,
+    #[serde(default, rename = "edges")]
+    _edges: Option<toml::Value>,
 }
 
 /// One sender machine in the setup config.
@@ -227,7 +237,7 @@ const ENV_FILE_MODE: u32 = 0o600;
 
 /// The folder for token files: created owner-only if missing; an existing one must be a real
 /// folder (not a symbolic link), and is tightened to 0700.
-fn prepare_secrets_dir(dir: &Path) -> Result<(), CliError> {
+pub(crate) fn prepare_secrets_dir(dir: &Path) -> Result<(), CliError> {
     let refuse = |why: &str| CliError(format!("refusing to write to {}: {why}", dir.display()));
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.file_type().is_symlink() => return Err(refuse("it is a symbolic link")),
@@ -334,7 +344,7 @@ async fn undo(clerk: &ClerkClient, created: &[Created<'_>], failure: CliError) -
 
 /// The target must be a regular file or not exist yet: never a symlink, which would send the
 /// tokens wherever it points.
-fn check_target(path: &Path) -> Result<(), CliError> {
+pub(crate) fn check_target(path: &Path) -> Result<(), CliError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(CliError(format!(
             "refusing to write {}: it is a symbolic link",
@@ -353,7 +363,7 @@ fn check_target(path: &Path) -> Result<(), CliError> {
 /// Replaces the lines of `path` that set one of `lines`' variables (in place; later duplicates
 /// dropped), drops those that set a `replaced` one, keeps every other line, appends the new
 /// variables, and swaps the result in atomically (see [`write_private_file`]).
-fn write_env_file(
+pub(crate) fn write_env_file(
     path: &Path,
     lines: &BTreeMap<String, String>,
     replaced: &[String],
@@ -372,7 +382,7 @@ fn write_env_file(
 
 /// Writes `bytes` to `path` atomically: a 0600 temporary file in the same folder, written,
 /// given `mode`, synced, renamed over the target (never through a symbolic link), folder synced.
-fn write_private_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     check_target(path).map_err(|e| std::io::Error::other(e.0))?;
     let dir = path
         .parent()

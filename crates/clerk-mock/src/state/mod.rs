@@ -23,7 +23,7 @@ pub(crate) use machines::Machine;
 pub(crate) use reply::{Reply, error, fault_reply};
 use reply::{key_invalid, not_found};
 pub(crate) use sessions::{Session, User};
-pub(crate) use tokens::Token;
+pub(crate) use tokens::Tokens;
 
 /// Every route the mock serves, for call counters and fault targeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -130,7 +130,7 @@ pub(crate) struct State {
     pub behaviour: Behaviour,
     pub key: SigningKey,
     pub machines: Vec<Machine>,
-    pub tokens: Vec<Token>,
+    pub tokens: Tokens,
     pub users: Vec<User>,
     pub sessions: Vec<Session>,
     pub clock_offset_ms: i64,
@@ -170,7 +170,7 @@ impl State {
             behaviour: seed.behaviour.clone(),
             key,
             machines: Vec::new(),
-            tokens: Vec::new(),
+            tokens: Tokens::default(),
             users: Vec::new(),
             sessions: Vec::new(),
             clock_offset_ms: 0,
@@ -303,52 +303,8 @@ impl State {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> (Endpoint, Reply) {
-        let segments: Vec<&str> = path
-            .trim_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
-        // M2M and machine-verify routes are served with and without /v1: Clerk's JS SDK calls
-        // them unversioned, the Python and Go SDKs under /v1 (docs/clerk-behaviour.md, *Routes*).
-        let (versioned, rest) = match segments.split_first() {
-            Some((&"v1", rest)) => (true, rest.to_vec()),
-            _ => (false, segments.clone()),
-        };
+        let (ep, rest) = route(method, path);
         let m = method;
-        let ep = match (m, rest.as_slice()) {
-            ("POST", ["m2m_tokens"]) => Endpoint::CreateToken,
-            ("POST", ["m2m_tokens", "verify"]) => Endpoint::VerifyToken,
-            ("POST", ["m2m_tokens", _, "revoke"]) => Endpoint::RevokeToken,
-            ("GET", ["m2m_tokens"]) => Endpoint::ListTokens,
-            ("POST", ["api_keys", "verify"])
-            | ("POST", ["oauth_applications", "access_tokens", "verify"]) => {
-                Endpoint::OtherMachineVerify
-            }
-            ("GET", ["jwks"]) if versioned => Endpoint::Jwks,
-            ("GET", [".well-known", "jwks.json"]) if !versioned => Endpoint::PublicJwks,
-            ("GET", ["machines"]) if versioned => Endpoint::ListMachines,
-            ("POST", ["machines"]) if versioned => Endpoint::CreateMachine,
-            ("GET", ["machines", _]) if versioned => Endpoint::GetMachine,
-            ("PATCH", ["machines", _]) if versioned => Endpoint::UpdateMachine,
-            ("DELETE", ["machines", _]) if versioned => Endpoint::DeleteMachine,
-            ("GET", ["machines", _, "secret_key"]) if versioned => Endpoint::GetMachineSecretKey,
-            ("POST", ["machines", _, "secret_key", "rotate"]) if versioned => {
-                Endpoint::RotateMachineSecretKey
-            }
-            ("POST", ["machines", _, "scopes"]) if versioned => Endpoint::CreateMachineScope,
-            ("DELETE", ["machines", _, "scopes", _]) if versioned => Endpoint::DeleteMachineScope,
-            ("POST", ["users"]) if versioned => Endpoint::CreateUser,
-            ("GET", ["users", _]) if versioned => Endpoint::GetUser,
-            ("POST", ["sessions"]) if versioned => Endpoint::CreateSession,
-            ("POST", ["sessions", _, "tokens"]) | ("POST", ["sessions", _, "tokens", _])
-                if versioned =>
-            {
-                Endpoint::CreateSessionToken
-            }
-            ("POST", ["testing_tokens"]) if versioned => Endpoint::CreateTestingToken,
-            ("GET", ["healthz"]) if !versioned => Endpoint::Health,
-            _ => Endpoint::Unknown,
-        };
         *self.calls.entry(ep).or_insert(0) += 1;
 
         if let Some(status) = self.outage
@@ -401,4 +357,55 @@ impl State {
             None => json!({ "keys": [self.key.jwk(&self.instance_id)] }),
         }
     }
+}
+
+/// Which endpoint `method` `path` is, and the path's segments after any `/v1`.
+pub(crate) fn route<'p>(method: &str, path: &'p str) -> (Endpoint, Vec<&'p str>) {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    // M2M and machine-verify routes are served with and without /v1: Clerk's JS SDK calls
+    // them unversioned, the Python and Go SDKs under /v1 (docs/clerk-behaviour.md, *Routes*).
+    let (versioned, rest) = match segments.split_first() {
+        Some((&"v1", rest)) => (true, rest.to_vec()),
+        _ => (false, segments.clone()),
+    };
+    let m = method;
+    let ep = match (m, rest.as_slice()) {
+        ("POST", ["m2m_tokens"]) => Endpoint::CreateToken,
+        ("POST", ["m2m_tokens", "verify"]) => Endpoint::VerifyToken,
+        ("POST", ["m2m_tokens", _, "revoke"]) => Endpoint::RevokeToken,
+        ("GET", ["m2m_tokens"]) => Endpoint::ListTokens,
+        ("POST", ["api_keys", "verify"])
+        | ("POST", ["oauth_applications", "access_tokens", "verify"]) => {
+            Endpoint::OtherMachineVerify
+        }
+        ("GET", ["jwks"]) if versioned => Endpoint::Jwks,
+        ("GET", [".well-known", "jwks.json"]) if !versioned => Endpoint::PublicJwks,
+        ("GET", ["machines"]) if versioned => Endpoint::ListMachines,
+        ("POST", ["machines"]) if versioned => Endpoint::CreateMachine,
+        ("GET", ["machines", _]) if versioned => Endpoint::GetMachine,
+        ("PATCH", ["machines", _]) if versioned => Endpoint::UpdateMachine,
+        ("DELETE", ["machines", _]) if versioned => Endpoint::DeleteMachine,
+        ("GET", ["machines", _, "secret_key"]) if versioned => Endpoint::GetMachineSecretKey,
+        ("POST", ["machines", _, "secret_key", "rotate"]) if versioned => {
+            Endpoint::RotateMachineSecretKey
+        }
+        ("POST", ["machines", _, "scopes"]) if versioned => Endpoint::CreateMachineScope,
+        ("DELETE", ["machines", _, "scopes", _]) if versioned => Endpoint::DeleteMachineScope,
+        ("POST", ["users"]) if versioned => Endpoint::CreateUser,
+        ("GET", ["users", _]) if versioned => Endpoint::GetUser,
+        ("POST", ["sessions"]) if versioned => Endpoint::CreateSession,
+        ("POST", ["sessions", _, "tokens"]) | ("POST", ["sessions", _, "tokens", _])
+            if versioned =>
+        {
+            Endpoint::CreateSessionToken
+        }
+        ("POST", ["testing_tokens"]) if versioned => Endpoint::CreateTestingToken,
+        ("GET", ["healthz"]) if !versioned => Endpoint::Health,
+        _ => Endpoint::Unknown,
+    };
+    (ep, rest)
 }

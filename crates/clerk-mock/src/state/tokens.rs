@@ -1,5 +1,7 @@
 //! `/m2m_tokens`: create, verify, revoke, list.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -23,6 +25,56 @@ pub(crate) struct Token {
     pub last_used_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// The stored (opaque) tokens, in creation order, found by index rather than by a scan: a
+/// verify costs the same with three tokens or 300,000 (a scan took 5–12 ms at 300,000).
+#[derive(Debug, Default)]
+pub(crate) struct Tokens {
+    all: Vec<Token>,
+    /// Position in `all` by bearer secret, by id, and every position of a subject's tokens.
+    by_secret: HashMap<String, usize>,
+    by_id: HashMap<String, usize>,
+    by_subject: HashMap<String, Vec<usize>>,
+}
+
+impl Tokens {
+    /// Stores `token` (ids and secrets are random and never reused).
+    pub fn push(&mut self, token: Token) {
+        let at = self.all.len();
+        self.by_secret.insert(token.secret.clone(), at);
+        self.by_id.insert(token.id.clone(), at);
+        self.by_subject
+            .entry(token.subject.clone())
+            .or_default()
+            .push(at);
+        self.all.push(token);
+    }
+
+    /// The token whose bearer value is `secret`.
+    pub fn by_secret_mut(&mut self, secret: &str) -> Option<&mut Token> {
+        let at = *self.by_secret.get(secret)?;
+        self.all.get_mut(at)
+    }
+
+    /// The token with id `id`.
+    pub fn by_id_mut(&mut self, id: &str) -> Option<&mut Token> {
+        let at = *self.by_id.get(id)?;
+        self.all.get_mut(at)
+    }
+
+    /// The tokens of `subject`, oldest first.
+    pub fn of_subject<'a>(
+        &'a self,
+        subject: &str,
+    ) -> impl DoubleEndedIterator<Item = &'a Token> + 'a {
+        self.by_subject
+            .get(subject)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|&at| self.all.get(at))
+    }
 }
 
 /// `POST /m2m_tokens`.
@@ -167,9 +219,8 @@ impl State {
         if format == TokenFormat::Opaque
             && let Some(min) = min_remaining
         {
-            let reusable = self.tokens.iter().rev().find(|t| {
-                t.subject == subject
-                    && !t.revoked
+            let reusable = self.tokens.of_subject(&subject).rev().find(|t| {
+                !t.revoked
                     && t.claims == claims
                     && t.scopes == scopes
                     && t.expiration.is_none_or(|e| e - now >= min * 1000)
@@ -238,10 +289,9 @@ impl State {
         };
         let now = self.now_ms();
         let revoked_verify = self.behaviour.revoked_verify;
-        let Some(index) = self.tokens.iter().position(|t| t.secret == presented) else {
+        let Some(t) = self.tokens.by_secret_mut(&presented) else {
             return Err(not_found("machine token"));
         };
-        let t = &self.tokens[index];
         if let Caller::Machine(verifier) = &caller
             && !t.scopes.contains(verifier)
         {
@@ -252,8 +302,9 @@ impl State {
         if (t.revoked || expired) && revoked_verify == RevokedVerify::NotFound {
             return Err(not_found("machine token"));
         }
-        self.tokens[index].last_used_at = Some(now);
-        Ok(Reply::ok(200, self.token_json(&self.tokens[index], false)))
+        t.last_used_at = Some(now);
+        let t = t.clone();
+        Ok(Reply::ok(200, self.token_json(&t, false)))
     }
 
     pub(super) fn revoke_token(
@@ -277,7 +328,7 @@ impl State {
             )
         })?;
         let now = self.now_ms();
-        let Some(t) = self.tokens.iter_mut().find(|t| t.id == id) else {
+        let Some(t) = self.tokens.by_id_mut(id) else {
             return Err(not_found("machine token"));
         };
         if let Caller::Machine(m) = &caller
@@ -329,9 +380,8 @@ impl State {
         let now = self.now_ms();
         let matching: Vec<&Token> = self
             .tokens
-            .iter()
+            .of_subject(subject)
             .rev()
-            .filter(|t| t.subject == subject)
             .filter(|t| include_revoked || !t.revoked)
             .filter(|t| include_expired || t.expiration.is_none_or(|e| e > now))
             .collect();

@@ -1113,3 +1113,111 @@ async fn numeric_query_parameters_accept_what_clerks_sdks_send() {
         400
     );
 }
+
+#[tokio::test]
+async fn tokens_are_found_by_secret_id_and_subject_among_thousands() {
+    // Verify, revoke and list look tokens up by index, not by a scan of every token; this
+    // checks the lookups find the right one among many (the speed is measured, not asserted:
+    // `cargo run -p clerk-mock --example verify_scale`).
+    let mock = ClerkMock::start_demo().await;
+    let (api, rep, applier) = demo_machines(&mock);
+    let mut minted = Vec::new();
+    for i in 0..4_000 {
+        let machine = if i % 2 == 0 { &rep } else { &applier };
+        let t = mock.mint(&machine.id, &json!({}));
+        minted.push((
+            t["token"].as_str().expect("a token").to_owned(),
+            t["id"].as_str().expect("an id").to_owned(),
+            machine.id.clone(),
+        ));
+    }
+    for (token, id, subject) in [&minted[0], &minted[1_999], &minted[3_998], &minted[3_999]] {
+        let answer = call(
+            &mock,
+            Method::POST,
+            "/m2m_tokens/verify",
+            Some(&api.secret_key),
+            Some(json!({ "token": token })),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body["id"], json!(id));
+        assert_eq!(answer.body["subject"], json!(subject));
+        assert!(answer.body["last_used_at"].is_i64());
+        assert_eq!(mock.token_id_of(token).as_deref(), Some(id.as_str()));
+    }
+
+    let (revoked_token, revoked_id, _) = &minted[2_001];
+    assert!(mock.revoke_token(revoked_id, Some("test")));
+    let answer = call(
+        &mock,
+        Method::POST,
+        "/m2m_tokens/verify",
+        Some(&api.secret_key),
+        Some(json!({ "token": revoked_token })),
+    )
+    .await;
+    assert_eq!(answer.status, 404);
+
+    let ids = mock.token_ids(&applier.id);
+    assert_eq!(ids.len(), 2_000);
+    assert_eq!(ids.first(), Some(&minted[1].1), "oldest first");
+    assert_eq!(ids.last(), Some(&minted[3_999].1));
+    let list = call(
+        &mock,
+        Method::GET,
+        &format!("/m2m_tokens?subject={}&limit=2", applier.id),
+        Some(&applier.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(
+        list.body["total_count"],
+        json!(1_999),
+        "the revoked one is left out"
+    );
+    assert_eq!(
+        list.body["m2m_tokens"][0]["id"],
+        json!(minted[3_999].1),
+        "newest first"
+    );
+    assert_eq!(
+        mock.token_id_of("mt_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn an_injected_429_refuses_before_acting_and_a_5xx_after() {
+    let mock = ClerkMock::start().await;
+    let key = mock.instance_secret_key();
+    let create = |name: &'static str| {
+        let (mock, key) = (&mock, key.clone());
+        async move {
+            call(
+                mock,
+                Method::POST,
+                "/v1/machines",
+                Some(&key),
+                Some(json!({ "name": name })),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    };
+    mock.inject(Some(Endpoint::CreateMachine), Fault::rate_limited(1), 1);
+    assert_eq!(create("limited").await, 429);
+    assert!(
+        mock.machine_by_name("limited").is_none(),
+        "a 429 did nothing"
+    );
+    mock.inject(Some(Endpoint::CreateMachine), Fault::status(502), 1);
+    assert_eq!(create("lost").await, 502);
+    assert!(
+        mock.machine_by_name("lost").is_some(),
+        "a 5xx lost the reply"
+    );
+    assert_eq!(mock.calls(Endpoint::CreateMachine), 2);
+}

@@ -234,7 +234,7 @@ async fn every_service_accepts_the_values_compose_gives_it_with_no_env_file() {
     );
     assert_eq!(
         env.get("JOBTRACKER_API_URL").map(String::as_str),
-        Some("http://jobtracker-api:5000")
+        Some("http://load-balancer:5000")
     );
 
     let api: jobtracker_api::Config =

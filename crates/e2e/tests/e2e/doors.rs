@@ -60,7 +60,7 @@ async fn ask(base: &str, token: Option<&str>, user_id: &str) -> (u16, Value, Opt
 
 /// How many requests the API has served for a user's profile (its own `/metrics`).
 async fn profile_reads(stack: &Stack) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", stack.api))
+    let text = reqwest::get(format!("{}/metrics", stack.api_metrics))
         .await
         .expect("metrics")
         .text()

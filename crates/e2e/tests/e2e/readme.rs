@@ -80,6 +80,9 @@ async fn the_readme_walkthrough_reaches_submitted_under_devstack() {
         api_bind: format!("127.0.0.1:{api_port}"),
         representer_bind: format!("127.0.0.1:{}", free_port()),
         applier_bind: format!("127.0.0.1:{}", free_port()),
+        api_metrics_bind: format!("127.0.0.1:{}", free_port()),
+        representer_metrics_bind: format!("127.0.0.1:{}", free_port()),
+        applier_metrics_bind: format!("127.0.0.1:{}", free_port()),
         data_dir: dir.join("data").display().to_string(),
         database_url: None,
         // Compose's default: the walkthrough's wait must cover a full poll interval.

@@ -27,6 +27,7 @@ async fn the_api_with_only_a_machine_key_file_verifies_opaque_tokens() {
     let key_file = write(&dir, "api_machine_key", &format!("{}\n", api.secret_key));
     let vars = BTreeMap::from([
         ("JOBTRACKER_BIND", "127.0.0.1:0".to_owned()),
+        ("METRICS_BIND", "127.0.0.1:0".to_owned()),
         (
             "DATABASE_URL",
             format!("sqlite://{}/jobtracker.db?mode=rwc", dir.path().display()),

@@ -111,6 +111,7 @@ async fn the_binaries_run_the_pipeline_from_environment_variables_alone() {
     std::fs::create_dir_all(&dir).expect("dir");
     let (mock_port, api_port, rep_port, app_port) =
         (free_port(), free_port(), free_port(), free_port());
+    let app_metrics_port = free_port();
     let clerk = format!("http://127.0.0.1:{mock_port}/v1");
     let api = format!("http://127.0.0.1:{api_port}");
     let http = reqwest::Client::new();
@@ -125,6 +126,7 @@ async fn the_binaries_run_the_pipeline_from_environment_variables_alone() {
         "jobtracker-api",
         &[
             ("JOBTRACKER_BIND", format!("127.0.0.1:{api_port}")),
+            ("METRICS_BIND", format!("127.0.0.1:{}", free_port())),
             (
                 "DATABASE_URL",
                 format!("sqlite://{}/jobtracker.db?mode=rwc", dir.display()),
@@ -147,8 +149,10 @@ async fn the_binaries_run_the_pipeline_from_environment_variables_alone() {
     };
     let mut rep_env = bot(rep_key);
     rep_env.push(("REPRESENTER_BIND", format!("127.0.0.1:{rep_port}")));
+    rep_env.push(("METRICS_BIND", format!("127.0.0.1:{}", free_port())));
     let mut app_env = bot(app_key);
     app_env.push(("APPLIER_BIND", format!("127.0.0.1:{app_port}")));
+    app_env.push(("METRICS_BIND", format!("127.0.0.1:{app_metrics_port}")));
     app_env.push((
         "APPLIER_OUTBOX_DIR",
         dir.join("outbox").display().to_string(),
@@ -240,8 +244,15 @@ async fn the_binaries_run_the_pipeline_from_environment_variables_alone() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(dir.join("outbox").join(&id).join("packet.json").exists());
-    let metrics = http
+    // /metrics is on its own address; the public one does not serve it.
+    let public = http
         .get(format!("http://127.0.0.1:{app_port}/metrics"))
+        .send()
+        .await
+        .expect("public /metrics");
+    assert_eq!(public.status(), 404);
+    let metrics = http
+        .get(format!("http://127.0.0.1:{app_metrics_port}/metrics"))
         .send()
         .await
         .expect("metrics")
@@ -286,6 +297,7 @@ async fn sigterm_under_load_fails_no_in_flight_request() {
         "jobtracker-api",
         &[
             ("JOBTRACKER_BIND", format!("127.0.0.1:{port}")),
+            ("METRICS_BIND", format!("127.0.0.1:{}", free_port())),
             (
                 "DATABASE_URL",
                 format!("sqlite://{}/jobtracker.db?mode=rwc", dir.display()),
@@ -386,6 +398,7 @@ async fn sigterm_with_slow_clients_attached_exits_after_the_grace_period() {
         "jobtracker-api",
         &[
             ("JOBTRACKER_BIND", format!("127.0.0.1:{port}")),
+            ("METRICS_BIND", format!("127.0.0.1:{}", free_port())),
             (
                 "DATABASE_URL",
                 format!("sqlite://{}/jobtracker.db?mode=rwc", dir.display()),

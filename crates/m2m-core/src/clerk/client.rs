@@ -1,4 +1,4 @@
-//! The HTTP client for Clerk's Backend API M2M and JWKS endpoints.
+//! The HTTP client for Clerk's Backend API: M2M tokens, JWKS and (feature `admin`) machines.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ pub const CLERK_API_VERSION: &str = "2026-05-12";
 
 /// Which Clerk call is being made; used in logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operation {
     /// `POST /m2m_tokens`
     CreateToken,
@@ -36,6 +37,24 @@ pub enum Operation {
     ListTokens,
     /// `GET /jwks` or a JWKS URL
     Jwks,
+    /// `GET /machines`
+    ListMachines,
+    /// `GET /machines/{id}`
+    GetMachine,
+    /// `POST /machines`
+    CreateMachine,
+    /// `PATCH /machines/{id}`
+    UpdateMachine,
+    /// `DELETE /machines/{id}`
+    DeleteMachine,
+    /// `GET /machines/{id}/secret_key`
+    GetMachineSecretKey,
+    /// `POST /machines/{id}/secret_key/rotate`
+    RotateMachineSecretKey,
+    /// `POST /machines/{id}/scopes`
+    CreateMachineScope,
+    /// `DELETE /machines/{id}/scopes/{other}`
+    DeleteMachineScope,
 }
 
 impl Operation {
@@ -47,7 +66,22 @@ impl Operation {
             Self::RevokeToken => "revoke",
             Self::ListTokens => "list",
             Self::Jwks => "jwks",
+            Self::ListMachines => "machines_list",
+            Self::GetMachine => "machines_get",
+            Self::CreateMachine => "machines_create",
+            Self::UpdateMachine => "machines_update",
+            Self::DeleteMachine => "machines_delete",
+            Self::GetMachineSecretKey => "machines_secret_key",
+            Self::RotateMachineSecretKey => "machines_rotate_secret_key",
+            Self::CreateMachineScope => "machines_add_scope",
+            Self::DeleteMachineScope => "machines_remove_scope",
         }
+    }
+
+    /// Whether a second attempt after an unknown outcome (timeout, 5xx) could do harm: a
+    /// duplicate machine, or a rotated key whose new secret nobody saw.
+    fn retry_needs_proof_of_no_effect(self) -> bool {
+        matches!(self, Self::CreateMachine | Self::RotateMachineSecretKey)
     }
 }
 
@@ -339,7 +373,7 @@ impl ClerkClient {
             .map(|(t, _)| t)
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         op: Operation,
         method: Method,
@@ -397,8 +431,11 @@ impl ClerkClient {
             };
             // A 429 on verify is never retried: the verify path runs per incoming request,
             // and Clerk has just said to slow down (the verifier pauses instead).
-            let no_retry =
-                op == Operation::VerifyToken && matches!(err, ClerkError::RateLimited { .. });
+            let no_retry = (op == Operation::VerifyToken
+                && matches!(err, ClerkError::RateLimited { .. }))
+                // Only a 429 proves Clerk did not act on the request.
+                || (op.retry_needs_proof_of_no_effect()
+                    && !matches!(err, ClerkError::RateLimited { .. }));
             // Verify runs on a caller's request and the miss budget admits it once: one retry
             // at most, so a 5xx storm cannot multiply the budget's calls by the policy's count.
             let max_attempts = match op {

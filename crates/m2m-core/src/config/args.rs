@@ -12,7 +12,7 @@ use crate::clerk::DEFAULT_API_BASE_URL;
 #[cfg(feature = "verify")]
 use crate::verify::{
     JWKS_TTL, JwksSettings, JwtCacheSettings, JwtPolicy, KeySource, MissBudget,
-    OpaqueCacheSettings, VerifierConfig,
+    OpaqueCacheSettings, TrustedProxies, VerifierConfig,
 };
 #[cfg(feature = "client")]
 use crate::{BearerToken, M2mClientConfig, MintSettings, TokenFormat};
@@ -201,6 +201,22 @@ pub struct VerifierArgs {
     /// ample room; keep burst + rate × instances under the Clerk limit.
     #[arg(long, env = "M2M_VERIFY_MISS_PER_SECOND", default_value_t = MissBudget::default().per_second, value_parser = parse::positive)]
     pub m2m_verify_miss_per_second: u32,
+    /// One client address's share of that budget (an IPv6 client counts by its /64): how many
+    /// Clerk verify calls its unknown tokens may start back to back. Past it, that client gets
+    /// 503 and the budget is untouched, so a spray from one address cannot starve another's
+    /// freshly minted token. Behind a load balancer every request has the balancer's address:
+    /// set M2M_VERIFY_TRUSTED_PROXIES.
+    #[arg(long, env = "M2M_VERIFY_MISS_PER_CLIENT_BURST", default_value_t = MissBudget::PER_CLIENT.burst, value_parser = parse::positive)]
+    pub m2m_verify_miss_per_client_burst: u32,
+    /// Sustained Clerk verify calls per second that refill one client address's share.
+    #[arg(long, env = "M2M_VERIFY_MISS_PER_CLIENT_PER_SECOND", default_value_t = MissBudget::PER_CLIENT.per_second, value_parser = parse::positive)]
+    pub m2m_verify_miss_per_client_per_second: u32,
+    /// Load balancers or reverse proxies (addresses or CIDR ranges, comma-separated) whose
+    /// X-Forwarded-For names the client for the per-client share: for a request from one of
+    /// them, the client is the rightmost X-Forwarded-For hop that is not one of them. Empty
+    /// (the default): the header is ignored, since any client can write it.
+    #[arg(long, env = "M2M_VERIFY_TRUSTED_PROXIES", default_value = "", value_parser = parse::trusted_proxies)]
+    pub m2m_verify_trusted_proxies: TrustedProxies,
     /// Seconds Clerk's JWT signing keys (JWKS) are fresh; refreshed in the background at 80 %
     /// of it, so a key removed from the JWKS stops verifying within about this long.
     #[arg(long, env = "CLERK_JWKS_CACHE_TTL_SECONDS", default_value_t = JWKS_TTL.as_secs() as u32, value_parser = parse::positive)]
@@ -226,6 +242,9 @@ impl Default for VerifierArgs {
             m2m_verify_cache_refresh_ahead_seconds: cache.refresh_ahead.as_secs(),
             m2m_verify_miss_burst: cache.budget.burst,
             m2m_verify_miss_per_second: cache.budget.per_second,
+            m2m_verify_miss_per_client_burst: cache.per_client.burst,
+            m2m_verify_miss_per_client_per_second: cache.per_client.per_second,
+            m2m_verify_trusted_proxies: cache.trusted_proxies,
             clerk_jwks_cache_ttl_seconds: JWKS_TTL.as_secs() as u32,
             clerk_jwt_cache_max_entries: JwtCacheSettings::default().max_entries,
             clerk_jwt_cache_max_mib: (JwtCacheSettings::default().max_bytes >> 20) as u32,
@@ -275,6 +294,11 @@ impl VerifierArgs {
                     burst: self.m2m_verify_miss_burst,
                     per_second: self.m2m_verify_miss_per_second,
                 },
+                per_client: MissBudget {
+                    burst: self.m2m_verify_miss_per_client_burst,
+                    per_second: self.m2m_verify_miss_per_client_per_second,
+                },
+                trusted_proxies: self.m2m_verify_trusted_proxies.clone(),
                 ..OpaqueCacheSettings::default()
             },
             machine_id: jwt.clerk_machine_id.clone(),

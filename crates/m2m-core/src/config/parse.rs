@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::secret::BearerToken;
 use crate::token_format::TokenFormat;
 #[cfg(feature = "verify")]
-use crate::verify::KeySource;
+use crate::verify::{KeySource, TrustedProxies};
 
 /// An `http(s)://` URL with a host, without a trailing slash.
 pub fn http_url(v: &str) -> Result<String, String> {
@@ -136,6 +136,13 @@ pub fn origins(v: &str) -> Result<Vec<String>, String> {
 #[cfg(feature = "verify")]
 pub fn jwt_key(v: &str) -> Result<KeySource, String> {
     KeySource::from_pem(v)
+}
+
+/// Proxy addresses or CIDR ranges separated by commas (`10.0.0.0/8, 192.0.2.1`); blank items are
+/// skipped, and an empty list trusts no proxy.
+#[cfg(feature = "verify")]
+pub fn trusted_proxies(v: &str) -> Result<TrustedProxies, String> {
+    v.parse()
 }
 
 /// The items of a comma-separated list, trimmed, blank ones skipped.

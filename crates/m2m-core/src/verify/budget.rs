@@ -6,6 +6,10 @@
 //! bound, a spray spends the instance's limit and every service's legitimate tokens then fail.
 //! The budget is a token bucket (GCRA, from `governor`) running on the crate's injectable
 //! [`Clock`], so tests drive it with a manual clock.
+//!
+//! Each client address (IPv4, or IPv6 /64) also has a share: a smaller bucket checked first, so
+//! one client spraying random tokens spends at most its share of the budget and every other
+//! client still finds calls left. A refusal by the share spends nothing of the budget.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -15,6 +19,7 @@ use governor::clock::Clock as GovernorClock;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
+use super::client::ClientKey;
 use crate::clock::Clock;
 
 /// How many Clerk verifications this process may start: `burst` at once, refilled at
@@ -36,6 +41,31 @@ impl Default for MissBudget {
         }
     }
 }
+
+impl MissBudget {
+    /// One client address's default share (`M2M_VERIFY_MISS_PER_CLIENT_BURST`,
+    /// `M2M_VERIFY_MISS_PER_CLIENT_PER_SECOND`): 10 at once, 2 per second, a fifth of the
+    /// default budget, so a spray from one address leaves 40 + 8/s for everyone else.
+    pub const PER_CLIENT: Self = Self {
+        burst: 10,
+        per_second: 2,
+    };
+
+    fn quota(self) -> Quota {
+        let burst = NonZeroU32::new(self.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let rate = NonZeroU32::new(self.per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        Quota::per_second(rate).allow_burst(burst)
+    }
+
+    /// How long an empty bucket takes to fill up again.
+    fn refill(self) -> Duration {
+        Duration::from_secs_f64(f64::from(self.burst.max(1)) / f64::from(self.per_second.max(1)))
+    }
+}
+
+/// Client addresses whose share is tracked at once, at most (a few hundred bytes each). Past it,
+/// moka's admission keeps the busiest; a bucket dropped early only lets its client start full.
+pub const MAX_TRACKED_CLIENTS: u64 = 10_000;
 
 /// Longest `Retry-After` from Clerk that is honoured as a pause of all verify calls.
 pub const MAX_CLERK_BACKOFF: Duration = Duration::from_secs(60);
@@ -59,15 +89,23 @@ pub(crate) enum Refusal {
     Budget,
     /// Clerk answered 429 recently; its `Retry-After` has not passed.
     ClerkBackoff,
+    /// This client address spent its share of the bucket.
+    ClientShare,
 }
+
+type Bucket = RateLimiter<NotKeyed, InMemoryState, BudgetClock>;
 
 /// The bucket plus Clerk's own back-off.
 pub(crate) struct Budget {
-    limiter: RateLimiter<NotKeyed, InMemoryState, BudgetClock>,
+    limiter: Bucket,
     /// A second bucket of the same size for tokens this verifier has seen valid before (a hot
     /// token's refresh, or its miss after the entry lapsed): a spray of random tokens, which can
     /// only drain the first bucket, cannot starve the callers that hold real tokens.
-    known: RateLimiter<NotKeyed, InMemoryState, BudgetClock>,
+    known: Bucket,
+    /// Each client address's share of `limiter`, checked before it; dropped once idle for as
+    /// long as a bucket takes to fill (it would be full again by then anyway).
+    shares: moka::sync::Cache<ClientKey, Arc<Bucket>>,
+    share: Quota,
     clock: Arc<dyn Clock>,
     clerk_backoff_until: Mutex<Option<Instant>>,
 }
@@ -79,29 +117,54 @@ impl std::fmt::Debug for Budget {
 }
 
 impl Budget {
-    pub(crate) fn new(settings: MissBudget, clock: Arc<dyn Clock>) -> Self {
-        let burst = NonZeroU32::new(settings.burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        let rate = NonZeroU32::new(settings.per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::per_second(rate).allow_burst(burst);
+    pub(crate) fn new(settings: MissBudget, per_client: MissBudget, clock: Arc<dyn Clock>) -> Self {
+        let quota = settings.quota();
         Self {
             limiter: RateLimiter::direct_with_clock(quota, BudgetClock(clock.clone())),
             known: RateLimiter::direct_with_clock(quota, BudgetClock(clock.clone())),
+            shares: moka::sync::Cache::builder()
+                .max_capacity(MAX_TRACKED_CLIENTS)
+                .time_to_idle(per_client.refill().max(Duration::from_secs(1)))
+                .build(),
+            share: per_client.quota(),
             clock,
             clerk_backoff_until: Mutex::new(None),
         }
     }
 
     /// Takes one call from the budget (the reserved one for a token seen valid before), or says
-    /// how long until one is available.
-    pub(crate) fn admit(&self, known: bool) -> Result<(), (Refusal, Duration)> {
+    /// how long until one is available. An unknown token from a known `client` first takes one
+    /// from that client's share; without a client (a direct caller that names none) only the
+    /// budget applies.
+    pub(crate) fn admit(
+        &self,
+        known: bool,
+        client: Option<ClientKey>,
+    ) -> Result<(), (Refusal, Duration)> {
         let now = self.clock.now();
         if let Some(until) = *lock(&self.clerk_backoff_until)
             && now < until
         {
             return Err((Refusal::ClerkBackoff, until - now));
         }
-        let limiter = if known { &self.known } else { &self.limiter };
-        limiter
+        if known {
+            return self
+                .known
+                .check()
+                .map_err(|not_until| (Refusal::Budget, not_until.wait_time_from(now)));
+        }
+        if let Some(client) = client {
+            let share = self.shares.get_with(client, || {
+                Arc::new(RateLimiter::direct_with_clock(
+                    self.share,
+                    BudgetClock(self.clock.clone()),
+                ))
+            });
+            share
+                .check()
+                .map_err(|not_until| (Refusal::ClientShare, not_until.wait_time_from(now)))?;
+        }
+        self.limiter
             .check()
             .map_err(|not_until| (Refusal::Budget, not_until.wait_time_from(now)))
     }

@@ -245,7 +245,9 @@ struct Inner {
 }
 
 /// Keys by `kid`, refreshed in the background before they go stale, and on an unknown `kid`
-/// (rate-limited). A failed refresh keeps the last good keys, up to `max_staleness`.
+/// (rate-limited). A well-formed answer replaces the set, even when it lists no usable key; a
+/// failed refresh (transport error, non-2xx, unparsable body) keeps the last good keys, up to
+/// `max_staleness`.
 pub struct KeyStore {
     inner: Arc<Inner>,
 }
@@ -501,7 +503,8 @@ impl Inner {
         });
     }
 
-    /// One refresh, bounded by `fetch_timeout`. Returns whether a usable set was stored.
+    /// One refresh, bounded by `fetch_timeout`. Returns whether the answer was stored (it then
+    /// replaced the set, however few keys it lists).
     async fn fetch_and_store(&self) -> bool {
         let fetch = async {
             match &self.source {
@@ -512,14 +515,18 @@ impl Inner {
         };
         match tokio::time::timeout(self.settings.fetch_timeout, fetch).await {
             Ok(Ok(set)) => {
+                // A well-formed answer is the key set, even an empty one: keeping keys Clerk no
+                // longer lists would accept what Clerk's SDK refuses. Only a failed fetch keeps
+                // the last good set.
                 let keys = usable_keys(&set);
                 if keys.is_empty() {
                     tracing::error!(
-                        "JWKS has no usable RSA signing key; keeping the previous keys"
+                        listed = set.keys.len(),
+                        "the JWKS lists no usable RSA signing key: every JWT is refused (401 jwk-kid-mismatch) until it lists one"
                     );
-                    return false;
+                } else {
+                    tracing::debug!(count = keys.len(), "JWKS loaded");
                 }
-                tracing::debug!(count = keys.len(), "JWKS loaded");
                 let generation = self.snapshot.load().generation + 1;
                 self.snapshot.store(Arc::new(Snapshot {
                     keys,

@@ -11,6 +11,7 @@
 
 mod budget;
 mod classify;
+mod client;
 mod error;
 mod header;
 mod jwks;
@@ -19,12 +20,14 @@ mod jwt_cache;
 mod opaque;
 mod principal;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use budget::MissBudget;
+pub use budget::{MAX_TRACKED_CLIENTS, MissBudget};
 pub use classify::{
     DecodedJwt, HeaderParam, JwtHeader, TokenKind, classify, decode_jwt, is_opaque_m2m,
 };
+pub use client::{PeerAddr, TrustedProxies};
 pub use error::{Reason, VerifyError};
 pub use header::{MAX_HEADER_LEN, bearer_token};
 #[cfg(feature = "cli")]
@@ -53,15 +56,50 @@ impl Verifier {
         Self { opaque, jwt }
     }
 
-    /// Verifies the raw `Authorization` header value (`None` when absent).
+    /// Verifies the raw `Authorization` header value (`None` when absent), from a caller whose
+    /// address is not known (see [`verify_header_from`](Self::verify_header_from)).
     pub async fn verify_header(&self, header: Option<&[u8]>) -> Result<Principal, VerifyError> {
-        let token = bearer_token(header)?;
-        self.verify_token(token).await
+        self.verify_header_from(header, None).await
     }
 
-    /// Verifies a bearer token. A kind of token this verifier has no key for is the caller's
-    /// problem, not ours: 401 `token-type-not-accepted`, never a 500.
+    /// Verifies the raw `Authorization` header value (`None` when absent) sent by `client`
+    /// (from [`client_addr`](Self::client_addr)).
+    pub async fn verify_header_from(
+        &self,
+        header: Option<&[u8]>,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, VerifyError> {
+        let token = bearer_token(header)?;
+        self.verify_token_from(token, client).await
+    }
+
+    /// Verifies a bearer token from a caller whose address is not known: an opaque token that
+    /// must be asked at Clerk then draws on the whole miss budget, with no per-client share.
     pub async fn verify_token(&self, token: &str) -> Result<Principal, VerifyError> {
+        self.verify_token_from(token, None).await
+    }
+
+    /// The client a request comes from, for [`verify_token_from`](Self::verify_token_from):
+    /// the connection's `peer`, or, when `peer` is one of the configured trusted proxies
+    /// (`M2M_VERIFY_TRUSTED_PROXIES`, none by default), the rightmost `X-Forwarded-For` hop
+    /// that is not.
+    pub fn client_addr(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        match &self.opaque {
+            Some(o) => o.client_addr(peer, headers),
+            None => peer.to_canonical(),
+        }
+    }
+
+    /// Verifies a bearer token sent by `client`. An opaque token Clerk must be asked about is
+    /// charged to that client's share of the miss budget first, so one client cannot spend the
+    /// budget for all; JWTs are verified locally and cost no Clerk call. A kind of token this
+    /// verifier has no key for is the caller's problem, not ours: 401 `token-type-not-accepted`,
+    /// never a 500.
+    pub async fn verify_token_from(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, VerifyError> {
         // Anything but an opaque token is the JWT verifier's, cache first.
         if let Some(v) = &self.jwt
             && !token.starts_with("mt_")
@@ -70,7 +108,7 @@ impl Verifier {
         }
         match classify(token)? {
             TokenKind::OpaqueM2m => match &self.opaque {
-                Some(v) => v.verify(token).await.map(Principal::Machine),
+                Some(v) => v.verify_from(token, client).await.map(Principal::Machine),
                 None => Err(not_accepted("opaque M2M token")),
             },
             TokenKind::M2mJwt(_) => Err(not_accepted("M2M JWT")),
@@ -133,8 +171,10 @@ pub struct VerifierConfig {
     pub key_source: Option<KeySource>,
     /// `CLERK_AUTHORIZED_PARTIES` and `CLERK_ISSUER`.
     pub policy: JwtPolicy,
-    /// `M2M_VERIFY_CACHE_TTL_SECONDS` (default 60; 0 disables the cache) and the miss budget
-    /// (`M2M_VERIFY_MISS_BURST`, `M2M_VERIFY_MISS_PER_SECOND`).
+    /// `M2M_VERIFY_CACHE_TTL_SECONDS` (default 60; 0 disables the cache), the miss budget
+    /// (`M2M_VERIFY_MISS_BURST`, `M2M_VERIFY_MISS_PER_SECOND`), each client's share of it
+    /// (`M2M_VERIFY_MISS_PER_CLIENT_BURST`, `M2M_VERIFY_MISS_PER_CLIENT_PER_SECOND`) and who may
+    /// name the client (`M2M_VERIFY_TRUSTED_PROXIES`).
     pub cache: OpaqueCacheSettings,
     /// `CLERK_MACHINE_ID`: this service's own machine (`mch_…`). Every M2M token must list it in
     /// its scopes. Without it, M2M JWTs are refused, and so are opaque tokens when they can only

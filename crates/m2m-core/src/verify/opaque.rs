@@ -1,6 +1,7 @@
 //! Opaque `mt_…` tokens, verified at Clerk and cached by a hash of the token.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::budget::{Budget, LogLimiter, MissBudget, Refusal, retry_after_secs};
+use super::client::{ClientKey, TrustedProxies};
 use super::error::{Reason, VerifyError};
 use super::principal::MachinePrincipal;
 use crate::clerk::{ClerkClient, ClerkError, M2mToken};
@@ -30,6 +32,17 @@ pub struct OpaqueCacheSettings {
     /// How many verifications may ask Clerk (`M2M_VERIFY_MISS_BURST`,
     /// `M2M_VERIFY_MISS_PER_SECOND`); over it, 503 without a call.
     pub budget: MissBudget,
+    /// Each client address's share of that budget (`M2M_VERIFY_MISS_PER_CLIENT_BURST`,
+    /// `M2M_VERIFY_MISS_PER_CLIENT_PER_SECOND`; default [`MissBudget::PER_CLIENT`], 10 and
+    /// 2/s): a client past its share gets 503 without spending the budget, so a spray from one
+    /// address cannot starve another's new token. Applies when the client is known: the
+    /// `AuthLayer` and the axum extractor take it from the connection (see
+    /// [`trusted_proxies`](Self::trusted_proxies)); a direct caller passes it to
+    /// [`Verifier::verify_token_from`](crate::Verifier::verify_token_from).
+    pub per_client: MissBudget,
+    /// Peers whose `X-Forwarded-For` names the client (`M2M_VERIFY_TRUSTED_PROXIES`; empty by
+    /// default: the header is ignored and the peer is the client).
+    pub trusted_proxies: TrustedProxies,
     /// A positive entry used this close to its end is re-verified in the background, once, so a
     /// hot token never waits for Clerk at the TTL and a revocation is seen before the entry
     /// lapses (`M2M_VERIFY_CACHE_REFRESH_AHEAD_SECONDS`, default 10 s; at most half the TTL;
@@ -44,6 +57,8 @@ impl Default for OpaqueCacheSettings {
             negative_ttl: Duration::from_secs(5),
             max_entries: 100_000,
             budget: MissBudget::default(),
+            per_client: MissBudget::PER_CLIENT,
+            trusted_proxies: TrustedProxies::default(),
             refresh_ahead: Duration::from_secs(10),
         }
     }
@@ -84,6 +99,9 @@ pub struct OpaqueStats {
     pub clerk_calls: AtomicU64,
     /// Verifications refused with 503 and no Clerk call because the miss budget was spent.
     pub budget_refusals: AtomicU64,
+    /// Verifications refused with 503 and no Clerk call because their client address had spent
+    /// its share of the budget (`M2M_VERIFY_MISS_PER_CLIENT_*`).
+    pub client_share_refusals: AtomicU64,
     /// Verifications refused with 503 because Clerk answered 429 (that call, and those made
     /// while its `Retry-After` runs, which are not sent).
     pub clerk_rate_limited: AtomicU64,
@@ -177,7 +195,7 @@ impl OpaqueVerifier {
                 .max_capacity(settings.max_entries)
                 .time_to_live(KNOWN_FOR)
                 .build(),
-            budget: Budget::new(settings.budget, clock.clone()),
+            budget: Budget::new(settings.budget, settings.per_client, clock.clone()),
             refusal_log: LogLimiter::new(LOG_EVERY),
             clerk_log: LogLimiter::new(LOG_EVERY),
             settings,
@@ -214,13 +232,30 @@ impl OpaqueVerifier {
         &self.inner.stats
     }
 
-    /// Verifies `token` (already shape-checked as `mt_…`).
+    /// Verifies `token` (already shape-checked as `mt_…`) for a caller whose address is not
+    /// known: only the whole budget bounds its Clerk calls.
+    pub async fn verify(&self, token: &str) -> Result<MachinePrincipal, VerifyError> {
+        self.verify_from(token, None).await
+    }
+
+    /// The client a request comes from: `peer`, or behind a trusted proxy the address it
+    /// forwarded for ([`OpaqueCacheSettings::trusted_proxies`]).
+    pub fn client_addr(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        self.inner.settings.trusted_proxies.client(peer, headers)
+    }
+
+    /// Verifies `token` (already shape-checked as `mt_…`) sent by `client`, whose share of the
+    /// miss budget pays if Clerk must be asked.
     ///
     /// The common case, a fresh positive verdict in the cache, awaits nothing but the cache
     /// lookup; everything else (a stale or negative entry, a Clerk call) is a separate boxed
     /// future. Kept inline, that path would make this future, and every future up to the
     /// request's (extractors, handlers, middleware) ~6 KiB, copied on each move.
-    pub async fn verify(&self, token: &str) -> Result<MachinePrincipal, VerifyError> {
+    pub async fn verify_from(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<MachinePrincipal, VerifyError> {
         let this = &*self.inner;
         if !self.can_bind() {
             return Err(VerifyError::Invalid(Reason::NotScoped));
@@ -238,7 +273,7 @@ impl OpaqueVerifier {
                 seen = Some((key, now, entry));
             }
         }
-        Box::pin(self.verify_slow(token, seen)).await
+        Box::pin(self.verify_slow(token, seen, client.map(ClientKey::from))).await
     }
 
     /// [`verify`](Self::verify) past a cache hit. `stale`: the positive entry found no longer
@@ -247,12 +282,13 @@ impl OpaqueVerifier {
         &self,
         token: &str,
         stale: Option<([u8; 32], Instant, Arc<Entry>)>,
+        client: Option<ClientKey>,
     ) -> Result<MachinePrincipal, VerifyError> {
         let this = &*self.inner;
         if this.settings.ttl.is_zero() {
             this.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
             let known = this.known.contains_key(&key_of(token));
-            let entry = this.ask_clerk(token, known).await?;
+            let entry = this.ask_clerk(token, known, client).await?;
             if matches!(entry.verdict, Verdict::Valid(_)) {
                 this.known.insert(key_of(token), ()).await;
             }
@@ -280,7 +316,7 @@ impl OpaqueVerifier {
         let entry = this
             .valid
             .try_get_with(key, async {
-                let entry = Arc::new(this.ask_clerk(token, known).await?);
+                let entry = Arc::new(this.ask_clerk(token, known, client).await?);
                 match entry.verdict {
                     Verdict::Valid(_) => Ok(entry),
                     Verdict::Invalid(r) => {
@@ -341,11 +377,17 @@ impl Inner {
     }
 
     /// Asks Clerk, within the miss budget (`known`: the token was valid before, so the reserved
-    /// bucket pays).
-    async fn ask_clerk(&self, token: &str, known: bool) -> Result<Entry, VerifyError> {
-        if let Err((why, wait)) = self.budget.admit(known) {
+    /// bucket pays; else `client`'s share, then the budget).
+    async fn ask_clerk(
+        &self,
+        token: &str,
+        known: bool,
+        client: Option<ClientKey>,
+    ) -> Result<Entry, VerifyError> {
+        if let Err((why, wait)) = self.budget.admit(known, client) {
             let counter = match why {
                 Refusal::Budget => &self.stats.budget_refusals,
+                Refusal::ClientShare => &self.stats.client_share_refusals,
                 Refusal::ClerkBackoff => &self.stats.clerk_rate_limited,
             };
             counter.fetch_add(1, Ordering::Relaxed);
@@ -353,7 +395,7 @@ impl Inner {
                 tracing::warn!(
                     cause = ?why,
                     refused_since_last_line = held_back,
-                    "refusing M2M token verifications with 503: too many cache misses would reach Clerk (M2M_VERIFY_MISS_BURST / M2M_VERIFY_MISS_PER_SECOND), or Clerk asked us to slow down"
+                    "refusing M2M token verifications with 503: too many cache misses would reach Clerk (M2M_VERIFY_MISS_BURST / M2M_VERIFY_MISS_PER_SECOND, or one client's share: M2M_VERIFY_MISS_PER_CLIENT_*), or Clerk asked us to slow down"
                 );
             }
             return Err(VerifyError::Unavailable {
@@ -443,7 +485,7 @@ impl Inner {
     /// once. On an error (Clerk down, budget spent) the entry simply lapses at its end.
     async fn reverify(&self, key: [u8; 32], token: SecretString, seen: Arc<Entry>) {
         self.stats.refreshed_ahead.fetch_add(1, Ordering::Relaxed);
-        let Ok(fresh) = self.ask_clerk(token.expose_secret(), true).await else {
+        let Ok(fresh) = self.ask_clerk(token.expose_secret(), true, None).await else {
             return;
         };
         let fresh = Arc::new(fresh);

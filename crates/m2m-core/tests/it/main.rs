@@ -12,12 +12,18 @@ mod bearer_middleware;
 mod clerk_client;
 #[cfg(all(feature = "cli", feature = "client", feature = "verify"))]
 mod config;
+#[cfg(all(feature = "tower", feature = "axum"))]
+mod fair_budget;
 #[cfg(feature = "axum")]
 mod fuzz;
 #[cfg(feature = "tonic")]
 mod grpc_bearer;
 #[cfg(feature = "verify")]
+mod jwks_authoritative;
+#[cfg(feature = "verify")]
 mod jwt_cache;
+#[cfg(feature = "admin")]
+mod machines;
 #[cfg(feature = "verify")]
 mod receiver;
 #[cfg(feature = "verify")]

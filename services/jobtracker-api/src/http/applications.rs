@@ -423,6 +423,8 @@ pub async fn answer(
 ) -> Result<Json<Application>, ApiError> {
     let app = load(&ctx, &caller, &id, Action::AnswerQuestion).await?;
     validate::id("question_id", &qid, "q")?;
+    // One rule for the reason, whichever path carries it: it is stored and shown to people.
+    validate::opt_text("review_reason", input.review_reason.as_deref(), 1000)?;
     let reply = match (&input.answer, input.needs_review) {
         (Some(a), false) => {
             validate::text("answer", a, 5000)?;
@@ -431,12 +433,9 @@ pub async fn answer(
                 review_reason: input.review_reason.as_deref(),
             }
         }
-        (None, true) => {
-            validate::opt_text("review_reason", input.review_reason.as_deref(), 1000)?;
-            Reply::NeedsReview {
-                reason: input.review_reason.as_deref(),
-            }
-        }
+        (None, true) => Reply::NeedsReview {
+            reason: input.review_reason.as_deref(),
+        },
         (Some(_), true) => {
             return Err(ApiError::invalid(
                 "needs_review",

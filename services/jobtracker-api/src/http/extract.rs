@@ -5,7 +5,9 @@ use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use m2m_core::{Principal, Verifier};
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use service_kit::LogThrottle;
 use tracing::Instrument as _;
 
 use super::ApiContext;
@@ -91,7 +93,11 @@ impl FromRequestParts<ApiContext> for Caller {
             Principal::Machine(m) => match ctx.roles.iter().find(|(id, _)| *id == m.machine_id) {
                 Some((_, role)) => *role,
                 None => {
-                    tracing::warn!(machine_id = %m.machine_id, "authenticated machine has no role in this API");
+                    // A valid token, so a known machine; still one line per request unthrottled.
+                    static NO_ROLE: LazyLock<LogThrottle> = LazyLock::new(LogThrottle::default);
+                    if let Some(suppressed) = NO_ROLE.admit() {
+                        tracing::warn!(machine_id = %m.machine_id, suppressed, "authenticated machine has no role in this API");
+                    }
                     return Err(ApiError::Forbidden(format!(
                         "machine {} has no role in this API",
                         m.machine_id

@@ -84,7 +84,7 @@ pub struct ApiState {
         (name = "resumes", description = "Resume files"),
         (name = "applications", description = "Job applications, their status and leases"),
         (name = "questions", description = "Screening questions"),
-        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "operations", description = "Health and readiness (metrics are on a listener of their own, METRICS_BIND)"),
     )
 )]
 struct ApiDoc;
@@ -115,7 +115,6 @@ pub fn api() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
-        .routes(routes!(ops::metrics))
         .routes(routes!(users::whoami))
         .routes(routes!(users::upsert_profile))
         .routes(routes!(users::me))
@@ -135,6 +134,13 @@ pub fn api() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
         .routes(routes!(applications::questions))
         .routes(routes!(applications::answer))
         .split_for_parts()
+}
+
+/// `/metrics` alone, for its own listener (`METRICS_BIND`): the public port answers it 404.
+pub fn metrics_router(ctx: &ApiContext) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(ops::metrics))
+        .with_state(ctx.clone())
 }
 
 #[derive(Clone, Copy)]
@@ -262,6 +268,50 @@ fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// Longest path a log line carries, bytes: a client chooses the path.
+const LOGGED_PATH_MAX: usize = 256;
+
+/// `path`, cut at [`LOGGED_PATH_MAX`] bytes (on a character boundary).
+fn bounded(path: &str) -> &str {
+    if path.len() <= LOGGED_PATH_MAX {
+        return path;
+    }
+    let mut end = LOGGED_PATH_MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
+}
+
+/// What `TraceLayer` does with a 5xx or a failed response body. A 503 is a refusal the client is
+/// told to retry (verification budget spent, Clerk or the database unavailable, uploads full):
+/// its cause is logged, rate-limited, where it is known, so here it is DEBUG. Anything else is a
+/// fault the operator must see: ERROR, at most [`service_kit::LogThrottle`]'s rate, each line
+/// counting the ones held back.
+fn on_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _: &tracing::Span,
+) {
+    use std::sync::LazyLock;
+    use tower_http::classify::ServerErrorsFailureClass;
+    static FAILURES: LazyLock<service_kit::LogThrottle> =
+        LazyLock::new(service_kit::LogThrottle::default);
+    let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+    match class {
+        ServerErrorsFailureClass::StatusCode(status)
+            if status == axum::http::StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            tracing::debug!(status = status.as_u16(), latency_ms, "refused for now");
+        }
+        class => {
+            if let Some(suppressed) = FAILURES.admit() {
+                tracing::error!(%class, latency_ms, suppressed, "response failed");
+            }
+        }
+    }
+}
+
 /// The whole application: API routes, `/openapi.json`, `/swagger`, middleware.
 pub fn app(
     ctx: ApiContext,
@@ -300,19 +350,26 @@ pub fn app_with(
         // Outermost, so every response carries them (404s and caught panics too); one layer
         // for the three, where three `SetResponseHeaderLayer`s would nest three futures.
         .map_response(|r: axum::http::Response<_>| security_headers(r.map(axum::body::Body::new)))
+        // A client's id only when short and plain (`service_kit::request_id`); otherwise ours.
+        .map_request(|mut req: Request| {
+            service_kit::request_id::drop_unacceptable(req.headers_mut());
+            req
+        })
         .layer(SetRequestIdLayer::new(request_id.clone(), RandomRequestId))
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                // The path only: never headers (tokens) or the query. With traces on, a server
-                // span whose parent is the caller's span named by `traceparent`.
-                // The route template is set on the exported span once routing has matched it
-                // (`Track`).
-                let span = tracing::info_span!("request", otel.kind = "server", request_id = %id, method = method_label(req.method()), path = %req.uri().path());
-                service_kit::trace::set_parent_from(&span, req.headers());
-                span
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    // The path only: never headers (tokens) or the query. With traces on, a server
+                    // span whose parent is the caller's span named by `traceparent`.
+                    // The route template is set on the exported span once routing has matched it
+                    // (`Track`).
+                    let span = tracing::info_span!("request", otel.kind = "server", request_id = %id, method = method_label(req.method()), path = %bounded(req.uri().path()));
+                    service_kit::trace::set_parent_from(&span, req.headers());
+                    span
+                })
+                .on_failure(on_failure),
         )
         .layer(CatchPanicLayer::custom(|_| {
             service_kit::problem(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)

@@ -20,8 +20,8 @@ pub async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, Json<Value>) 
     service_kit::ops::readiness(ctx.db.ping().await, "database unreachable")
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+/// Prometheus metrics: on the metrics listener only (`METRICS_BIND`), so not in the OpenAPI
+/// document of the public port.
 pub async fn metrics(State(ctx): State<ApiContext>) -> Response {
     service_kit::ops::metrics(ctx.metrics.registry())
 }

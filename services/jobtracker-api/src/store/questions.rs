@@ -13,7 +13,7 @@ use crate::db::{Db, rfc3339};
 /// What a write puts into a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply<'a> {
-    /// An answer. A `review_reason` sent along is stored as given.
+    /// An answer. A `review_reason` sent along is stored (the handler checked it as text).
     Answer {
         /// The answer.
         text: &'a str,

@@ -118,13 +118,59 @@ async fn three_thousand_random_tokens_cost_at_most_the_budget_and_only_401_or_50
     let calls = app.mock.calls(Endpoint::VerifyToken);
     assert_eq!(app.get("/api/whoami", &valid).await.status, 200);
     assert_eq!(app.mock.calls(Endpoint::VerifyToken), calls);
-    // The refusals are counted in /metrics.
-    let metrics = app.call(reqwest::Method::GET, "/metrics", None, None).await;
+    // The refusals are counted in /metrics: by the budget, or (all from one address here) by
+    // that address's share of it.
+    let metrics = app.scrape().await;
     let text = String::from_utf8_lossy(&metrics.bytes).into_owned();
-    assert!(
-        text.contains(&format!("m2m_verify_budget_refusals_total {refused}\n")),
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert_eq!(
+        counter("m2m_verify_budget_refusals_total")
+            + counter("m2m_verify_client_share_refusals_total"),
+        refused,
         "{text}"
     );
+}
+
+/// Issue #32: a spray from one address used to spend the whole miss budget, so a bot's freshly
+/// minted token from anywhere got 503 until the spray stopped. Through the real server, which
+/// hands each request its peer address, the spray now spends only its address's share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spray_from_one_address_cannot_starve_a_new_token_from_another() {
+    // The budget's clock stands still: nothing refills during the test.
+    let clock = ManualClock::new();
+    let app = spawn_app_clocked(Backend::Sqlite, |_| {}, Arc::new(clock.clone()))
+        .await
+        .expect("sqlite");
+    for _ in 0..200 {
+        let status = app.get("/api/whoami", &random_token()).await.status;
+        assert!(matches!(status.as_u16(), 401 | 503), "{status}");
+    }
+    assert_eq!(
+        app.mock.calls(Endpoint::VerifyToken),
+        10,
+        "127.0.0.1 spent its share, not the budget"
+    );
+    let token = app.machine("JobApplier.Bot");
+    let from_elsewhere = reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let resp = from_elsewhere
+        .get(format!("{}/api/whoami", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("API");
+    assert_eq!(resp.status(), StatusCode::OK, "the bot's new token");
+    // The sprayer's own new token waits for its share, as any of its tokens would.
+    let token = app.machine("JobApplier.Bot");
+    assert_eq!(app.get("/api/whoami", &token).await.status, 503);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +197,7 @@ async fn clerk_429_costs_one_call_per_token_and_answers_503_with_retry_after() {
     }
     let calls = app.mock.calls(Endpoint::VerifyToken);
     assert!(calls <= 10, "{calls} verify calls for 10 tokens: retried");
-    let metrics = app.call(reqwest::Method::GET, "/metrics", None, None).await;
+    let metrics = app.scrape().await;
     let text = String::from_utf8_lossy(&metrics.bytes).into_owned();
     assert!(
         text.contains("m2m_verify_clerk_rate_limited_total 10\n"),

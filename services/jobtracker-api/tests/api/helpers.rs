@@ -55,6 +55,8 @@ macro_rules! both {
 
 pub struct TestApp {
     pub base: String,
+    /// The metrics listener (`METRICS_BIND`).
+    pub metrics: String,
     pub mock: ClerkMock,
     pub http: reqwest::Client,
     pub alice: String,
@@ -106,6 +108,7 @@ async fn spawn(
         .await
         .expect("the API starts");
     let base = format!("http://{}", app.local_addr());
+    let metrics = format!("http://{}", app.metrics_addr());
     let db = app.db().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
@@ -114,6 +117,7 @@ async fn spawn(
     let users = mock.users();
     Some(TestApp {
         base,
+        metrics,
         http: reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -216,6 +220,12 @@ impl TestApp {
             req = req.json(&b);
         }
         self.send(req).await
+    }
+
+    /// `GET /metrics` on the metrics listener.
+    pub async fn scrape(&self) -> Answer {
+        self.send(self.http.get(format!("{}/metrics", self.metrics)))
+            .await
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {

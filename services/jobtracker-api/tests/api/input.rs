@@ -290,3 +290,56 @@ async fn resumes_round_trip_and_hostile_uploads_are_refused(app: &TestApp) {
     let _ = Method::GET;
 }
 both!(resumes_round_trip_and_hostile_uploads_are_refused);
+
+/// `review_reason` is stored and shown to people, so it is checked as text (at most 1,000
+/// characters, no control characters but newline and tab) on every path that accepts it: with
+/// an answer as well as with `needs_review`. Refused ones write nothing.
+async fn review_reason_is_checked_on_every_path(app: &TestApp) {
+    let a = app
+        .application(&app.alice, &["Years of Rust?"], "saved")
+        .await;
+    let app_id = a["id"].as_str().expect("id").to_owned();
+    let q = a["questions"][0]["id"].as_str().expect("qid").to_owned();
+    let alice = app.user(&app.alice);
+    let paths = [
+        ("answer", json!({"answer": "7"})),
+        ("needs_review", json!({"needs_review": true})),
+    ];
+    let hostile = [
+        "x".repeat(60_000),
+        "ok\u{1b}[31mred".to_owned(),
+        "nul\u{0}byte".to_owned(),
+        "line\r\nInjected: header".to_owned(),
+        " ".to_owned(),
+    ];
+    let before = totals(app).await;
+    for (path, body) in &paths {
+        for reason in &hostile {
+            let mut body = body.clone();
+            body["review_reason"] = json!(reason);
+            let refused = app.answer(&alice, &app_id, &q, body).await;
+            assert_eq!(refused.status, 422, "{path}: {}", refused.body);
+            assert_eq!(refused.body["field"], "review_reason", "{path}");
+        }
+    }
+    assert_eq!(
+        totals(app).await,
+        before,
+        "a refused reason wrote something"
+    );
+    let stored = app
+        .get(&format!("/api/job-applications/{app_id}"), &alice)
+        .await;
+    assert_eq!(stored.body["questions"][0]["review_reason"], Value::Null);
+    for (path, body) in paths {
+        let mut body = body.clone();
+        body["review_reason"] = json!("the candidate\tshould\nconfirm");
+        let kept = app.answer(&alice, &app_id, &q, body).await;
+        assert_eq!(kept.status, 200, "{path}: {}", kept.body);
+        assert_eq!(
+            kept.body["questions"][0]["review_reason"], "the candidate\tshould\nconfirm",
+            "{path}"
+        );
+    }
+}
+both!(review_reason_is_checked_on_every_path);

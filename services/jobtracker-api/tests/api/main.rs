@@ -5,6 +5,7 @@
 mod attack;
 mod helpers;
 mod input;
+mod logs;
 mod pipeline;
 mod quota;
 mod races;

@@ -344,7 +344,6 @@ async fn openapi_covers_the_router(app: &TestApp) {
     for contract in [
         "/healthz",
         "/readyz",
-        "/metrics",
         "/api/whoami",
         "/api/users",
         "/api/users/me",
@@ -365,6 +364,13 @@ async fn openapi_covers_the_router(app: &TestApp) {
             "{contract} is missing from the OpenAPI document"
         );
     }
+    // /metrics is on the metrics listener only: not documented, not served here.
+    assert!(!paths.contains_key("/metrics"));
+    assert_eq!(
+        app.call(Method::GET, "/metrics", None, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.scrape().await.status, StatusCode::OK);
     // Every documented operation is routed (no 404/405), and every /api one needs a token.
     for (path, item) in paths {
         for method in item.as_object().expect("item").keys() {
@@ -569,26 +575,17 @@ both!(every_response_carries_the_browser_protections);
 async fn made_up_methods_do_not_grow_metrics(app: &TestApp) {
     // Warm the label set with what a normal client produces.
     app.call(Method::GET, "/healthz", None, None).await;
-    let before = app
-        .call(Method::GET, "/metrics", None, None)
-        .await
-        .bytes
-        .len();
+    let before = app.scrape().await.bytes.len();
     for i in 0..301 {
         let method = Method::from_bytes(format!("MADEUP{i}").as_bytes()).expect("token");
         app.call(method, "/healthz", None, None).await;
     }
-    let after = app
-        .call(Method::GET, "/metrics", None, None)
-        .await
-        .bytes
-        .len();
+    let after = app.scrape().await.bytes.len();
     assert!(
         after < before + 20 * 1024,
         "/metrics grew from {before} to {after} bytes"
     );
-    let text = String::from_utf8_lossy(&app.call(Method::GET, "/metrics", None, None).await.bytes)
-        .into_owned();
+    let text = String::from_utf8_lossy(&app.scrape().await.bytes).into_owned();
     assert!(
         !text.contains("MADEUP"),
         "a client-made method became a label"
@@ -610,7 +607,7 @@ async fn ops_endpoints(app: &TestApp) {
     for _ in 0..3 {
         app.get("/api/whoami", &token).await;
     }
-    let a = app.call(Method::GET, "/metrics", None, None).await;
+    let a = app.scrape().await;
     let text = String::from_utf8_lossy(&a.bytes);
     assert!(
         text.contains("http_requests_total{method=\"GET\",route=\"/api/whoami\",status=\"200\"} 3"),
@@ -626,7 +623,8 @@ async fn ops_endpoints(app: &TestApp) {
         text.contains("clerk_calls_total{operation=\"jwks\",outcome=\"ok\"} 1"),
         "{text}"
     );
-    assert!(a.headers.get("x-request-id").is_some());
+    let health = app.call(Method::GET, "/healthz", None, None).await;
+    assert!(health.headers.get("x-request-id").is_some());
 }
 both!(ops_endpoints);
 
@@ -720,7 +718,7 @@ async fn metrics_parse_and_carry_every_family(app: &TestApp) {
         .await;
     assert_eq!(queued.status, 200, "{}", queued.body);
 
-    let answer = app.call(Method::GET, "/metrics", None, None).await;
+    let answer = app.scrape().await;
     assert_eq!(
         answer.headers["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"

@@ -125,6 +125,7 @@ impl Server {
                 }
                 // Production defaults, from the environment as the service's main reads it.
                 cmd.env("JOBTRACKER_BIND", "127.0.0.1:0")
+                    .env("METRICS_BIND", "127.0.0.1:0")
                     .env(
                         "DATABASE_URL",
                         format!("sqlite://{}/api.db?mode=rwc", dir.display()),
