@@ -46,15 +46,8 @@ impl Harness {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Option<(u16, Value)> {
-        if !target.starts_with('/') {
-            return None;
-        }
-        let url = url::Url::parse(&format!("http://clerk-mock.invalid{target}")).ok()?;
-        let query: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let (_, reply) = self.state.handle(method, url.path(), &query, headers, body);
+        let (path, query) = crate::respond::split_target(target)?;
+        let (_, reply) = self.state.handle(method, &path, &query, headers, body);
         Some((reply.status, reply.body))
     }
 }

@@ -22,24 +22,26 @@ mod controls;
 pub mod fuzzing;
 mod ids;
 pub mod jwt;
+mod respond;
 mod seed;
 mod state;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
 pub use jwt::{CAT_M2M, CAT_SESSION, CAT_TEMPLATE, SigningKey, sign_hs256, unsigned};
+pub use respond::Answer;
 pub use seed::{
     Behaviour, DEFAULT_SEED_JSON, InstanceSeed, MachineSeed, NullLifetime, RevokedVerify, Seed,
     UserSeed,
 };
 pub use state::{Endpoint, Fault};
 
+use respond::{Handler, Retained};
 use state::State;
 
 /// A machine as the mock knows it.
@@ -94,8 +96,8 @@ pub struct ClerkMock {
     /// `Some` until dropped (see the `Drop` impl).
     server: Option<MockServer>,
     state: Arc<Mutex<State>>,
-    /// Requests served when the handler was last (re)mounted.
-    mounted_at: std::sync::atomic::AtomicU64,
+    /// What wiremock keeps of the requests it served, until [`ClerkMock::compact`].
+    retained: Arc<Retained>,
 }
 
 impl fmt::Debug for ClerkMock {
@@ -116,84 +118,6 @@ impl Drop for ClerkMock {
         if let Some(server) = self.server.take() {
             let _ = std::thread::spawn(move || drop(server)).join();
         }
-    }
-}
-
-struct Handler {
-    state: Arc<Mutex<State>>,
-}
-
-impl Respond for Handler {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let mut state = lock(&self.state);
-        let query: Vec<(String, String)> = request
-            .url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let path = request.url.path().to_owned();
-        let endpoint_of = |s: &mut State| {
-            s.handle(
-                request.method.as_str(),
-                &path,
-                &query,
-                &request.headers,
-                &request.body,
-            )
-        };
-
-        // Faults are matched after routing so they can target one endpoint.
-        let mut delay = state.latency;
-        let (endpoint, reply) = {
-            let (endpoint, _) = state::route(request.method.as_str(), &path);
-            let fault = state
-                .faults
-                .iter_mut()
-                .find(|r| r.remaining > 0 && r.endpoint.is_none_or(|e| e == endpoint))
-                .map(|r| {
-                    r.remaining -= 1;
-                    r.fault.clone()
-                });
-            state.faults.retain(|r| r.remaining > 0);
-            match fault {
-                // Clerk's rate limiter refuses before the request acts: a client may retry a
-                // 429 without doing the thing twice.
-                Some(Fault::Status {
-                    status: 429,
-                    retry_after,
-                }) => {
-                    *state.calls.entry(endpoint).or_insert(0) += 1;
-                    (endpoint, state::fault_reply(429, retry_after))
-                }
-                // Any other status replaces the answer of a request that did act (a reply lost
-                // on the way back), which is what makes retrying a write unsafe.
-                Some(Fault::Status {
-                    status,
-                    retry_after,
-                }) => {
-                    let (endpoint, _) = endpoint_of(&mut state);
-                    (endpoint, state::fault_reply(status, retry_after))
-                }
-                Some(Fault::Delay(d)) => {
-                    delay += d;
-                    endpoint_of(&mut state)
-                }
-                None => endpoint_of(&mut state),
-            }
-        };
-        tracing::debug!(?endpoint, status = reply.status, "clerk-mock answered");
-        let now = UNIX_EPOCH + Duration::from_millis(u64::try_from(state.now_ms()).unwrap_or(0));
-        let body = serde_json::to_vec(&reply.body).unwrap_or_default();
-        let mut template = ResponseTemplate::new(reply.status)
-            .set_body_raw(body, "application/json")
-            .insert_header("date", httpdate::fmt_http_date(now));
-        for (name, value) in reply.headers {
-            template = template.insert_header(name, value);
-        }
-        if !delay.is_zero() {
-            template = template.set_delay(delay);
-        }
-        template
     }
 }
 
@@ -245,7 +169,7 @@ impl ClerkMock {
         let mock = Self {
             server: Some(server),
             state,
-            mounted_at: std::sync::atomic::AtomicU64::new(0),
+            retained: Arc::default(),
         };
         mock.mount().await;
         Ok(mock)
@@ -261,6 +185,7 @@ impl ClerkMock {
         Mock::given(wiremock::matchers::any())
             .respond_with(Handler {
                 state: self.state.clone(),
+                retained: self.retained.clone(),
             })
             .mount(self.server())
             .await;
@@ -274,22 +199,21 @@ impl ClerkMock {
     /// Frees the copy of every request that wiremock keeps per mounted mock (even with
     /// recording disabled) by resetting the server and mounting the handler again. State and
     /// counters are kept. A request arriving in the microseconds between the two steps gets
-    /// wiremock's bare 404, so long-running servers call this only now and then
-    /// ([`compact_if_over`](Self::compact_if_over)); tests never need it.
+    /// wiremock's bare 404, so long-running servers that use wiremock's server call this only
+    /// now and then ([`compact_if_over`](Self::compact_if_over)); tests never need it, and
+    /// requests answered through [`respond`](Self::respond) leave nothing to free.
     pub async fn compact(&self) {
+        // Cleared first: a request counted in between is freed by the reset, so the count errs
+        // high, never low.
+        self.retained.clear();
         self.server().reset().await;
         self.mount().await;
-        self.mounted_at
-            .store(self.total_requests(), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// [`compact`](Self::compact)s when more than `requests` were served since the last time.
-    /// Returns whether it did.
+    /// [`compact`](Self::compact)s when wiremock kept more than `requests` since the last time
+    /// ([`retained_requests`](Self::retained_requests)). Returns whether it did.
     pub async fn compact_if_over(&self, requests: u64) -> bool {
-        let since = self
-            .total_requests()
-            .saturating_sub(self.mounted_at.load(std::sync::atomic::Ordering::Relaxed));
-        if since > requests {
+        if self.retained.requests() > requests {
             self.compact().await;
             true
         } else {

@@ -1,7 +1,8 @@
 //! The service's front door. wiremock runs its own hyper server with no timeouts and no
-//! connection cap, so the service keeps it on a private loopback port and serves the public
-//! address with [`service_kit::serve`] (the workspace's one server: header-read, request and idle
-//! timeouts, a connection cap, a shutdown deadline), forwarding each request to it.
+//! connection cap, and keeps a copy of every request it serves (body included) until the mock is
+//! compacted, so the public address is served by [`service_kit::serve`] (the workspace's one
+//! server: header-read, request and idle timeouts, a connection cap, a shutdown deadline), which
+//! answers each request with [`ClerkMock::respond`]: the same handling, nothing kept.
 
 use std::io;
 use std::sync::Arc;
@@ -9,39 +10,20 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use clerk_mock::ClerkMock;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Largest request body forwarded (Clerk's Backend API bodies are a few hundred bytes); larger
+/// Largest request body accepted (Clerk's Backend API bodies are a few hundred bytes); larger
 /// ones get 413 before anything reaches the mock.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus `host`: never
-/// forwarded in either direction.
-const HOP_BY_HOP: [header::HeaderName; 8] = [
-    header::CONNECTION,
-    header::HOST,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-struct Upstream {
-    /// wiremock's base URL, e.g. `http://127.0.0.1:41234`.
-    base: String,
-    http: reqwest::Client,
-}
-
 /// The mock, served on a public address through [`service_kit::serve`].
 pub struct MockService {
-    mock: ClerkMock,
+    mock: Arc<ClerkMock>,
     url: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<io::Result<()>>>,
@@ -63,17 +45,10 @@ impl MockService {
         limits: service_kit::ServerArgs,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(io::Error::other)?;
-        let upstream = Arc::new(Upstream {
-            base: mock.uri(),
-            http,
-        });
+        let mock = Arc::new(mock);
         let router = Router::new()
-            .fallback(forward)
-            .with_state(upstream)
+            .fallback(answer)
+            .with_state(mock.clone())
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(service_kit::serve(listener, router, limits, async {
@@ -94,7 +69,8 @@ impl MockService {
         })
     }
 
-    /// The mock itself (seed, machines, keys; its own URLs are the private loopback ones).
+    /// The mock itself (seed, machines, keys, counters; its own URLs are those of its in-process
+    /// wiremock server, on a private loopback port the service does not use).
     pub fn mock(&self) -> &ClerkMock {
         &self.mock
     }
@@ -135,59 +111,21 @@ impl Drop for MockService {
     }
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Names listed in `Connection` are hop-by-hop too.
-    let listed: Vec<header::HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| header::HeaderName::try_from(name.trim()).ok())
-        .collect();
-    for name in HOP_BY_HOP.iter().chain(listed.iter()) {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-}
-
-async fn forward(
-    State(upstream): State<Arc<Upstream>>,
+async fn answer(
+    State(mock): State<Arc<ClerkMock>>,
     method: Method,
     uri: Uri,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Only origin-form requests (`GET /v1/…`) go on: CONNECT, `OPTIONS *` and the like are no
-    // Backend API call, and wiremock cannot take them.
+    // Only origin-form requests (`GET /v1/…`) are Backend API calls: CONNECT, `OPTIONS *` and
+    // the like are not.
     if method == Method::CONNECT || !uri.path().starts_with('/') {
         return (StatusCode::BAD_REQUEST, "clerk-mock: not an API request").into_response();
     }
-    strip_hop_by_hop(&mut headers);
-    headers.remove(header::CONTENT_LENGTH);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let sent = upstream
-        .http
-        .request(method, format!("{}{path}", upstream.base))
-        .headers(headers)
-        .body(body)
-        .send()
-        .await;
-    let answer = match sent {
-        Ok(answer) => answer,
-        Err(e) => {
-            tracing::warn!(error = %e, "clerk-mock: the mock behind the front door did not answer");
-            return StatusCode::BAD_GATEWAY.into_response();
-        }
-    };
-    let status = answer.status();
-    let mut headers = answer.headers().clone();
-    strip_hop_by_hop(&mut headers);
-    headers.remove(header::CONTENT_LENGTH);
-    match answer.bytes().await {
-        Ok(bytes) => (status, headers, Body::from(bytes)).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "clerk-mock: the mock's answer broke off");
-            StatusCode::BAD_GATEWAY.into_response()
-        }
-    }
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    let answer = mock.respond(method.as_str(), target, &headers, &body).await;
+    // An injected fault may carry a status HTTP cannot send (e.g. 1000).
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, answer.headers, Body::from(answer.body)).into_response()
 }

@@ -64,7 +64,7 @@ pub fn load_seed(config: &Config) -> Result<Seed, String> {
 pub async fn start(config: &Config) -> Result<MockService, String> {
     let seed = load_seed(config)?;
     let listener = service_kit::bind("CLERK_MOCK_BIND", config.bind).await?;
-    // wiremock's own server, reachable only from this host, only through the front door.
+    // wiremock's own server, reachable only from this host; the public port does not use it.
     let private = std::net::TcpListener::bind(("127.0.0.1", 0))
         .map_err(|e| format!("clerk-mock: cannot listen on a loopback port: {e}"))?;
     let mock = ClerkMock::try_start(seed, Some(private), None).await?;
@@ -171,13 +171,17 @@ pub async fn run(config: Config) -> Result<(), String> {
     service.stop().await.map_err(|e| format!("clerk-mock: {e}"))
 }
 
-/// Runs forever: every minute, frees wiremock's copies of the requests served if more than
-/// 10,000 came in since the last time (see [`ClerkMock::compact`]).
+/// Runs forever: every minute, frees wiremock's copies of the requests its own server served if
+/// it kept more than 10,000 since the last time (see [`ClerkMock::compact`]). The public port
+/// never adds to them ([`ClerkMock::respond`]); this bounds only requests sent straight to the
+/// in-process wiremock server's private loopback port, which nothing in the project does.
 pub async fn compact_forever(mock: &ClerkMock) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         if mock.compact_if_over(10_000).await {
-            tracing::debug!("clerk-mock compacted its request log");
+            tracing::warn!(
+                "clerk-mock compacted the requests sent to its private wiremock port; clients belong on the public one"
+            );
         }
     }
 }

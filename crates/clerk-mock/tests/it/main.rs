@@ -3,4 +3,5 @@
 
 mod behaviour;
 mod contract;
+mod respond;
 mod support;
