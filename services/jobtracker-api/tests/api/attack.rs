@@ -9,21 +9,12 @@ use std::time::{Duration, Instant};
 use clerk_mock::{Endpoint, Fault, SigningKey};
 use futures::StreamExt;
 use m2m_core::clock::ManualClock;
-use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, per_client_share_as_shipped, spawn_app_clocked, spawn_app_with,
+    Backend, TestApp, per_client_share_as_shipped, random_token, spawn_app_clocked, spawn_app_with,
 };
-
-fn random_token() -> String {
-    let mut rng = rand::rng();
-    let tail: String = (0..32)
-        .map(|_| rng.random_range(b'A'..=b'Z') as char)
-        .collect();
-    format!("mt_{tail}")
-}
 
 fn detail(a: &crate::helpers::Answer) -> String {
     a.body["detail"].as_str().unwrap_or_default().to_owned()

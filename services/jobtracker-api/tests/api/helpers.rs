@@ -84,6 +84,16 @@ pub fn config(mock: &ClerkMock, database_url: &str) -> Config {
     }
 }
 
+/// An opaque M2M token Clerk never issued (`mt_` + 32 upper-case letters, a real one's shape).
+pub fn random_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let tail: String = (0..32)
+        .map(|_| rng.random_range(b'A'..=b'Z') as char)
+        .collect();
+    format!("mt_{tail}")
+}
+
 /// The per-client share of the Clerk-miss budget as the binaries ship it (undoing [`config`]'s).
 pub fn per_client_share_as_shipped(c: &mut Config) {
     let shipped = m2m_core::MissBudget::PER_CLIENT;

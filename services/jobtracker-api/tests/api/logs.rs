@@ -3,19 +3,22 @@
 //! `x-request-id` is kept only when short and plain, otherwise replaced by the API's own.
 
 use futures::StreamExt;
-use rand::Rng;
 use reqwest::Method;
 use service_kit::{LogArgs, LogFormat};
 use test_support::logs::LogCapture;
 
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, random_token, spawn_app, spawn_app_with};
 
-fn random_token() -> String {
-    let mut rng = rand::rng();
-    let tail: String = (0..32)
-        .map(|_| rng.random_range(b'A'..=b'Z') as char)
-        .collect();
-    format!("mt_{tail}")
+/// What the API logs at `info` in the pretty format (the one a client's text could forge fields
+/// in), captured from this thread until the guard drops.
+fn capture_logs() -> (LogCapture, tracing::dispatcher::DefaultGuard) {
+    let capture = LogCapture::default();
+    let log = LogArgs {
+        filter: "info".into(),
+        log_format: LogFormat::Pretty,
+    };
+    let guard = tracing::dispatcher::set_default(&service_kit::subscriber(&log, capture.clone()));
+    (capture, guard)
 }
 
 /// `x-request-id`s no client should get into a log line or back in an answer.
@@ -67,13 +70,7 @@ struct Tokens {
 /// API writes while serving it.
 #[tokio::test]
 async fn a_spray_of_refused_requests_grows_the_log_by_a_bounded_number_of_bytes() {
-    let capture = LogCapture::default();
-    let log = LogArgs {
-        filter: "info".into(),
-        log_format: LogFormat::Pretty,
-    };
-    let _logging =
-        tracing::dispatcher::set_default(&service_kit::subscriber(&log, capture.clone()));
+    let (capture, _logging) = capture_logs();
     let Some(app) = spawn_app(Backend::Sqlite).await else {
         return;
     };
@@ -189,13 +186,7 @@ async fn request_ids() {
 /// count, not one line per request a client sends.
 #[tokio::test]
 async fn a_rejected_own_key_is_logged_a_few_times_not_per_request() {
-    let capture = LogCapture::default();
-    let log = LogArgs {
-        filter: "info".into(),
-        log_format: LogFormat::Pretty,
-    };
-    let _logging =
-        tracing::dispatcher::set_default(&service_kit::subscriber(&log, capture.clone()));
+    let (capture, _logging) = capture_logs();
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
         c.clerk.clerk_machine_secret_key =
             Some("ak_this_key_was_revoked_at_clerk_000000000000".into());
