@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use m2m_core::clock::{self, Clock};
 use rand::Rng;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,22 @@ pub struct Db {
     pub clock: Arc<dyn Clock>,
     /// Application status changes, counted as they commit (served at `/metrics`).
     pub transitions: crate::metrics::Transitions,
+    readiness: Arc<Readiness>,
 }
+
+/// The last readiness answer: `/readyz` needs no authentication, so a flood of it must not take
+/// the pool's connections from everyone else. The database is asked at most once per
+/// [`READINESS_FRESH`], by one request at a time; the others wait for that answer (holding no
+/// connection) and share it.
+#[derive(Debug, Default)]
+struct Readiness {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+    asked: std::sync::atomic::AtomicU64,
+}
+
+/// How long a readiness answer stands: well under a load balancer's or kubelet's check period
+/// (1-5 s), so a database outage still turns the replica unready within one check.
+pub const READINESS_FRESH: Duration = Duration::from_secs(1);
 
 impl Db {
     /// Connects and runs the migrations. `sqlite://path?mode=rwc` creates the file (and its
@@ -50,10 +65,16 @@ impl Db {
             prepare_sqlite_file(url)?;
         }
         let options = AnyConnectOptions::from_str(url)
-            .map_err(|e| format!("DATABASE_URL is invalid: {e}"))?;
+            .map_err(|e| format!("DATABASE_URL is invalid: {e}"))?
+            // The same per-request WARN for a slow statement: debug, as above.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx warns per request when a connection is slow to come; under a flood that is a
+            // line per request a client sends. The stall shows as 503s (logged, rate-limited);
+            // `RUST_LOG=sqlx=debug` brings these back.
+            .acquire_slow_level(log::LevelFilter::Debug)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -82,6 +103,7 @@ impl Db {
             backend,
             clock: clock::system(),
             transitions: Default::default(),
+            readiness: Default::default(),
         })
     }
 
@@ -106,9 +128,28 @@ impl Db {
         }
     }
 
-    /// Whether the database answers.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    /// Whether the database answers, asked at most once per [`READINESS_FRESH`] however many
+    /// callers ask (see [`Readiness`]).
+    pub async fn ready(&self) -> bool {
+        let mut last = self.readiness.last.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < READINESS_FRESH
+        {
+            return ok;
+        }
+        self.readiness
+            .asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ok = sqlx::query("SELECT 1").execute(&self.pool).await.is_ok();
+        *last = Some((std::time::Instant::now(), ok));
+        ok
+    }
+
+    /// How many times [`ready`](Self::ready) has asked the database.
+    pub fn readiness_checks(&self) -> u64 {
+        self.readiness
+            .asked
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

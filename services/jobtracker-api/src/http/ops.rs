@@ -14,10 +14,10 @@ pub async fn healthz() -> Json<Value> {
     service_kit::ops::alive()
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers (asked at most once a second, however many ask).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable")))]
 pub async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, Json<Value>) {
-    service_kit::ops::readiness(ctx.db.ping().await, "database unreachable")
+    service_kit::ops::readiness(ctx.db.ready().await, "database unreachable")
 }
 
 /// Prometheus metrics: on the metrics listener only (`METRICS_BIND`), so not in the OpenAPI

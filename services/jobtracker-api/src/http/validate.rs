@@ -70,12 +70,13 @@ pub fn opt_text(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiE
     value.map_or(Ok(()), |v| text(field, v, max))
 }
 
-/// An http(s) URL of at most 2,000 characters.
+/// An http(s) URL of at most 2,000 characters, printable ASCII only (an international domain or
+/// path is sent in its ASCII form): no control, format or bidi character reaches the store.
 pub fn url(field: &str, value: &str) -> Result<(), ApiError> {
     let v = value.trim();
     let ok = (v.starts_with("https://") || v.starts_with("http://"))
         && v.len() <= 2000
-        && !v.chars().any(char::is_whitespace)
+        && v.bytes().all(|b| b.is_ascii_graphic())
         && v.len() > 8;
     if ok {
         Ok(())

@@ -336,3 +336,36 @@ async fn a_cached_jwt_is_refused_once_its_signing_key_is_rotated_out() {
         assert_eq!(detail(&a), "jwk-kid-mismatch");
     }
 }
+
+/// `/readyz` needs no credentials: a flood of it asked the database once per request, took the
+/// pool's connections from every user (503 after the 5 s acquire timeout) and logged a slow-acquire
+/// line per request. The answer is now shared: the database is asked about once a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readyz_flood_asks_the_database_about_once_a_second() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {})
+        .await
+        .expect("sqlite");
+    let started = Instant::now();
+    let statuses: Vec<u16> = futures::stream::iter(0..400)
+        .map(|_| async {
+            app.call(reqwest::Method::GET, "/readyz", None, None)
+                .await
+                .status
+                .as_u16()
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let seconds = started.elapsed().as_secs() + 1;
+    let asked = app.db.readiness_checks();
+    assert!(
+        (1..=seconds + 1).contains(&asked),
+        "400 readiness requests in {seconds} s asked the database {asked} times"
+    );
+    // A user's request meanwhile is answered from the pool as usual.
+    assert_eq!(
+        app.get("/api/whoami", &app.user(&app.alice)).await.status,
+        200
+    );
+}

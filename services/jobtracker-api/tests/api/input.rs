@@ -86,6 +86,19 @@ async fn malformed_requests_are_4xx_and_write_nothing(app: &TestApp) {
             "questions",
         ),
         (json!({"company": "A\u{0}", "position": "P"}), "company"),
+        // URLs: a NUL reached Postgres as a 500; ESC and bidi overrides were stored.
+        (
+            json!({"company": "A", "position": "P", "job_url": "https://a.example/\u{0}"}),
+            "job_url",
+        ),
+        (
+            json!({"company": "A", "position": "P", "job_url": "https://a.example/\u{1b}[31m"}),
+            "job_url",
+        ),
+        (
+            json!({"company": "A", "position": "P", "job_url": "https://a.example/\u{202e}gpj.exe"}),
+            "job_url",
+        ),
         (
             json!({"company": "A", "position": "P", "status": "bogus"}),
             "status",
@@ -110,6 +123,17 @@ async fn malformed_requests_are_4xx_and_write_nothing(app: &TestApp) {
         )
         .await;
     assert_eq!(profile.body["field"], "email");
+    for link in ["https://a.example/\u{0}", "https://a.example/\u{1b}[2J"] {
+        let profile = app
+            .post(
+                "/api/users",
+                &alice,
+                json!({"full_name": "A", "email": "a@example.com", "links": [link]}),
+            )
+            .await;
+        assert_eq!(profile.status, 422, "{link:?}: {}", profile.body);
+        assert_eq!(profile.body["field"], "links");
+    }
     for path in [
         "/api/job-applications/app_1",
         "/api/job-applications/1%20OR%201=1",
