@@ -129,7 +129,8 @@ impl Db {
     }
 
     /// Whether the database answers, asked at most once per [`READINESS_FRESH`] however many
-    /// callers ask (see [`Readiness`]).
+    /// callers ask: an unauthenticated flood of `/readyz` shares one answer and takes no pool
+    /// connection from users.
     pub async fn ready(&self) -> bool {
         let mut last = self.readiness.last.lock().await;
         if let Some((at, ok)) = *last

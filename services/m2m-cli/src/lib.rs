@@ -92,7 +92,7 @@ pub enum Command {
     Rotate {
         #[command(flatten)]
         graph: GraphArgs,
-        /// The service (the file's [machines.<service>]) or the machine's name.
+        /// The service (the file's `[machines.<service>]`) or the machine's name.
         machine: String,
         /// How long the old key keeps working: 0s to 8h.
         #[arg(long, default_value = "1h")]

@@ -386,13 +386,15 @@ pub async fn download_resume(
 ) -> Result<Response, ApiError> {
     validate::id("resume_id", &resume_id, "res")?;
     caller.allowed(Action::DownloadResume)?;
+    // The slot before the file is read: the slots bound the resumes in memory, so none may be
+    // loaded without one (many downloads waiting on a held slot each held their file).
+    let permit = ctx.transfers.download().await?;
     let (resume, content) = ctx
         .db
         .resume_content(&resume_id)
         .await?
         .ok_or(ApiError::NotFound("resume"))?;
     caller.require_visible(Action::DownloadResume, &resume.user_id, "resume")?;
-    let permit = ctx.transfers.download().await?;
     let mut response = transfers::body_with_permit(content.into(), permit).into_response();
     let h = response.headers_mut();
     h.insert(
