@@ -10,20 +10,8 @@ use m2m_core::clock::{Clock, ManualClock};
 use m2m_core::{JwksSettings, Reason, Verifier, VerifyError};
 use serde_json::{Value, json};
 
+use crate::jwt_cache::stats;
 use crate::verify::{Jwks, invalid, jwks_server, token, verifier_with};
-
-/// (hits, misses, dropped) of the JWT cache.
-fn stats(v: &Verifier) -> (u64, u64, u64) {
-    let s = v
-        .jwt_cache()
-        .expect("the JWT cache is on by default")
-        .stats();
-    (
-        s.hits.load(Ordering::Relaxed),
-        s.misses.load(Ordering::Relaxed),
-        s.dropped.load(Ordering::Relaxed),
-    )
-}
 
 struct Setup {
     a: SigningKey,

@@ -16,7 +16,8 @@ use serde_json::json;
 use crate::support::client;
 use crate::verify::{config, fixture, fixture_with, invalid, jwks_server, token};
 
-fn stats(v: &Verifier) -> (u64, u64, u64) {
+/// (hits, misses, dropped) of the JWT cache.
+pub(crate) fn stats(v: &Verifier) -> (u64, u64, u64) {
     let s = v
         .jwt_cache()
         .expect("the JWT cache is on by default")
