@@ -63,6 +63,7 @@ pub fn world() -> &'static World {
             .expect("runtime");
         let cfg = VerifierConfig {
             api_base_url: "http://127.0.0.1:9".into(),
+            machine_key_file: None,
             verify_key: None,
             key_source: Some(KeySource::from_pem(&key.public_key_pem()).expect("pem")),
             policy: JwtPolicy {

@@ -46,8 +46,19 @@ impl Stack {
         backend: Backend,
         edit: impl FnOnce(&mut jobtracker_api::Config),
     ) -> Option<Self> {
+        Self::start_on(backend, ClerkMock::start_demo().await, edit).await
+    }
+
+    /// As [`start_with`](Self::start_with), on `mock` (e.g. one whose machines `m2m apply`
+    /// creates); its first user is [`alice`](Self::alice). The API's settings start as
+    /// [`Config::for_mock`](jobtracker_api::Config::for_mock) makes them: `edit` may replace them
+    /// (keeping `database_url`).
+    pub async fn start_on(
+        backend: Backend,
+        mock: ClerkMock,
+        edit: impl FnOnce(&mut jobtracker_api::Config),
+    ) -> Option<Self> {
         let database = TestDatabase::create(backend).await?;
-        let mock = ClerkMock::start_demo().await;
         let mut api_config = jobtracker_api::Config::for_mock(&mock, &database.url);
         edit(&mut api_config);
         let outbox =
@@ -106,6 +117,7 @@ impl Stack {
             jobtracker_api_url: self.api.clone(),
             clerk: ClerkArgs {
                 clerk_api_base_url: self.mock.api_url(),
+                clerk_machine_secret_key_file: None,
                 clerk_machine_secret_key: self
                     .mock
                     .machine_by_name(machine)

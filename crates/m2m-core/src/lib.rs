@@ -80,6 +80,7 @@ pub mod config;
 pub mod dangerous;
 #[cfg(feature = "tonic")]
 pub mod grpc;
+mod machine_key;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;
 mod secret;
@@ -95,6 +96,7 @@ pub use auth::{AuthRejection, Require};
 pub use auth_tower::{AuthBody, AuthLayer, AuthService};
 #[cfg(feature = "client")]
 pub use authed_client::{AuthedClient, AuthedRequestError};
+pub use machine_key::MachineKey;
 #[cfg(feature = "reqwest-middleware")]
 pub use reqwest_mw::BearerMiddleware;
 pub use secret::BearerToken;

@@ -31,6 +31,7 @@ async fn metrics_parse_and_count_mints_clerk_calls_and_requests() {
             jobtracker_api_url: "http://127.0.0.1:9".into(),
             clerk: ClerkArgs {
                 clerk_api_base_url: mock.api_url(),
+                clerk_machine_secret_key_file: None,
                 clerk_machine_secret_key: mock
                     .machine_by_name("JobApplier.Bot")
                     .map(|m| m.secret_key.into()),

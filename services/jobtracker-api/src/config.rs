@@ -99,6 +99,7 @@ impl Config {
             database_url: database_url.into(),
             clerk: ClerkArgs {
                 clerk_api_base_url: mock.api_url(),
+                clerk_machine_secret_key_file: None,
                 clerk_machine_secret_key: api.as_ref().map(|m| m.secret_key.as_str().into()),
             },
             verifier: VerifierArgs {

@@ -3,6 +3,7 @@
 //! `Default` impls of the settings structs), and blank values count as unset
 //! (see [`Env::parse`](super::Env::parse)).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -28,6 +29,11 @@ pub struct ClerkArgs {
     /// to this machine.
     #[arg(long, env = "CLERK_MACHINE_SECRET_KEY", hide_env_values = true, value_parser = parse::machine_secret_key)]
     pub clerk_machine_secret_key: Option<SecretString>,
+    /// The file the machine key was read from (`CLERK_MACHINE_SECRET_KEY_FILE`, which help lists
+    /// with the key): the key is read from it again when it changes, so a rotated key is used
+    /// without a restart (docs/m2m-core.md, *Key rotation without restart*).
+    #[arg(long, env = "CLERK_MACHINE_SECRET_KEY_FILE", hide = true)]
+    pub clerk_machine_secret_key_file: Option<PathBuf>,
 }
 
 impl Default for ClerkArgs {
@@ -35,6 +41,7 @@ impl Default for ClerkArgs {
         Self {
             clerk_api_base_url: DEFAULT_API_BASE_URL.to_owned(),
             clerk_machine_secret_key: None,
+            clerk_machine_secret_key_file: None,
         }
     }
 }
@@ -121,6 +128,10 @@ impl TokenArgs {
         Ok(M2mClientConfig {
             api_base_url: clerk.clerk_api_base_url.clone(),
             machine_secret_key: clerk.clerk_machine_secret_key.clone(),
+            machine_secret_key_file: clerk
+                .clerk_machine_secret_key
+                .as_ref()
+                .and(clerk.clerk_machine_secret_key_file.clone()),
             static_token: self.clerk_m2m_token.clone(),
             enabled: self.enable_m2m_auth,
             mint,
@@ -272,6 +283,11 @@ impl VerifierArgs {
             .clerk_machine_secret_key
             .clone()
             .or_else(|| self.clerk_secret_key.clone());
+        // Followed only when the machine key verifies (the instance key is not).
+        let machine_key_file = clerk
+            .clerk_machine_secret_key
+            .as_ref()
+            .and(clerk.clerk_machine_secret_key_file.clone());
         if verify_key.is_none() && key_source.is_none() {
             return Err(ConfigError::new(
                 "CLERK_MACHINE_SECRET_KEY",
@@ -281,6 +297,7 @@ impl VerifierArgs {
         Ok(VerifierConfig {
             api_base_url: clerk.clerk_api_base_url.clone(),
             verify_key,
+            machine_key_file,
             key_source,
             policy: JwtPolicy {
                 authorized_parties: jwt.clerk_authorized_parties.clone(),

@@ -1,5 +1,6 @@
 //! A sender's settings and the token source they describe.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -9,6 +10,7 @@ use crate::clock::Clock;
 use crate::config::ConfigError;
 #[cfg(feature = "cli")]
 use crate::config::{ClerkArgs, TokenArgs};
+use crate::machine_key::MachineKey;
 use crate::secret::BearerToken;
 use crate::token_source::{MintSettings, MintedTokenSource, TokenSource};
 
@@ -19,6 +21,9 @@ pub struct M2mClientConfig {
     pub api_base_url: String,
     /// `CLERK_MACHINE_SECRET_KEY`: this machine's `ak_…` key, used to mint.
     pub machine_secret_key: Option<SecretString>,
+    /// `CLERK_MACHINE_SECRET_KEY_FILE`: the file the key was read from. The token source follows
+    /// it ([`MachineKey::watched`]), so a rotated key is used without a restart.
+    pub machine_secret_key_file: Option<PathBuf>,
     /// `CLERK_M2M_TOKEN` (or `CLERK_M2M_TOKEN_<SERVICE>`): a pre-created token, used as is.
     pub static_token: Option<BearerToken>,
     /// `ENABLE_M2M_AUTH` (default true).
@@ -75,13 +80,18 @@ impl M2mClientConfig {
         let key = self.machine_secret_key.clone().ok_or_else(|| {
             ConfigError::new("CLERK_MACHINE_SECRET_KEY", "required to mint M2M tokens")
         })?;
+        let key = match &self.machine_secret_key_file {
+            Some(path) => MachineKey::watched(key, path, clock.clone()),
+            None => MachineKey::fixed(key),
+        };
         tracing::info!(
             lifetime_secs = self.mint.lifetime.as_secs(),
+            key_file = ?key.file(),
             refresh_buffer_secs = self.mint.refresh_buffer.as_secs(),
             format = ?self.mint.format,
             "M2M authentication enabled: tokens are minted with the machine secret key"
         );
-        Ok(TokenSource::Minted(MintedTokenSource::new(
+        Ok(TokenSource::Minted(MintedTokenSource::with_machine_key(
             client.clone(),
             key,
             self.mint.clone(),

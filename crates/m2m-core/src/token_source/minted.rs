@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::TokenError;
 use crate::clerk::{ClerkClient, ClerkError, CreateM2mTokenRequest};
 use crate::clock::Clock;
+use crate::machine_key::MachineKey;
 use crate::secret::BearerToken;
 use crate::token_format::TokenFormat;
 
@@ -118,7 +119,7 @@ pub struct MintedTokenSource {
 
 struct Inner {
     client: ClerkClient,
-    key: SecretString,
+    key: MachineKey,
     settings: MintSettings,
     clock: Arc<dyn Clock>,
     current: ArcSwapOption<Cached>,
@@ -167,10 +168,27 @@ impl MintedTokenSource {
         settings: MintSettings,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        Self::with_machine_key(
+            client,
+            MachineKey::fixed(machine_secret_key),
+            settings,
+            clock,
+        )
+    }
+
+    /// A source that mints with `key`, which may follow its file
+    /// ([`MachineKey::watched`]): a rotated key is used from the next mint on, and a mint Clerk
+    /// refuses (401/403) is retried once when the file holds a new key.
+    pub fn with_machine_key(
+        client: ClerkClient,
+        key: MachineKey,
+        settings: MintSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 client,
-                key: machine_secret_key,
+                key,
                 settings,
                 clock,
                 current: ArcSwapOption::empty(),
@@ -310,8 +328,24 @@ impl MintedTokenSource {
             claims: s.claims.clone(),
             min_remaining_ttl_seconds: s.min_remaining_ttl.map(|d| d.as_secs()),
         };
+        let key = inner.key.current();
         inner.creates.fetch_add(1, Ordering::Relaxed);
-        let created = inner.client.create_m2m_token(&inner.key, &request).await?;
+        let created = match inner.client.create_m2m_token(&key, &request).await {
+            Err(ClerkError::Unauthorized { .. } | ClerkError::Forbidden { .. })
+                if inner.key.refused(&key) =>
+            {
+                // The key was rotated and its file holds the new one: one more try, no loop.
+                tracing::info!(
+                    "Clerk refused the machine key; minting again with the key now in its file"
+                );
+                inner.creates.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .client
+                    .create_m2m_token(&inner.key.current(), &request)
+                    .await?
+            }
+            other => other?,
+        };
         let info = &created.info;
 
         // Lifetime on Clerk's own clock, so local clock skew does not matter. A reused token

@@ -167,6 +167,10 @@ pub struct VerifierConfig {
     /// Key for `POST /m2m_tokens/verify`: `CLERK_MACHINE_SECRET_KEY` (this service's machine;
     /// Clerk then enforces scopes), else `CLERK_SECRET_KEY` (any token of the instance).
     pub verify_key: Option<secrecy::SecretString>,
+    /// `CLERK_MACHINE_SECRET_KEY_FILE`, when `verify_key` is the machine key read from it: the
+    /// verifier follows the file ([`MachineKey::watched`](crate::MachineKey::watched)), so a
+    /// rotated key verifies without a restart. `None`: the key is fixed.
+    pub machine_key_file: Option<std::path::PathBuf>,
     /// Where JWT keys come from: `CLERK_JWT_KEY`, else `CLERK_JWKS_URL`, else `CLERK_SECRET_KEY`.
     pub key_source: Option<KeySource>,
     /// `CLERK_AUTHORIZED_PARTIES` and `CLERK_ISSUER`.
@@ -242,7 +246,11 @@ impl VerifierConfig {
             tracing::warn!("{w}");
         }
         let opaque = self.verify_key.clone().map(|k| {
-            OpaqueVerifier::new(client.clone(), k, self.cache.clone(), clock.clone())
+            let key = match &self.machine_key_file {
+                Some(path) => crate::MachineKey::watched(k, path, clock.clone()),
+                None => crate::MachineKey::fixed(k),
+            };
+            OpaqueVerifier::with_machine_key(client.clone(), key, self.cache.clone(), clock.clone())
                 .with_receiver(self.machine_id.clone())
         });
         let mut policy = self.policy.clone();

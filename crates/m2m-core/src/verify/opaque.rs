@@ -15,6 +15,7 @@ use super::error::{Reason, VerifyError};
 use super::principal::MachinePrincipal;
 use crate::clerk::{ClerkClient, ClerkError, M2mToken};
 use crate::clock::Clock;
+use crate::machine_key::MachineKey;
 use crate::token_format::TokenFormat;
 
 /// Cache settings.
@@ -119,7 +120,7 @@ pub struct OpaqueVerifier {
 /// The state a background re-verification shares with the verifier.
 struct Inner {
     client: ClerkClient,
-    key: SecretString,
+    key: MachineKey,
     settings: OpaqueCacheSettings,
     clock: Arc<dyn Clock>,
     /// Positive verdicts only: a flood of rejected tokens cannot evict them.
@@ -165,6 +166,18 @@ impl OpaqueVerifier {
         settings: OpaqueCacheSettings,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        Self::with_machine_key(client, MachineKey::fixed(key), settings, clock)
+    }
+
+    /// As [`new`](Self::new), with a key that may follow its file ([`MachineKey::watched`]):
+    /// a rotated key verifies from the next Clerk call on, and a verification Clerk refuses
+    /// with 401/403 is retried once when the file holds a new key.
+    pub fn with_machine_key(
+        client: ClerkClient,
+        key: MachineKey,
+        settings: OpaqueCacheSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let backstop = settings
             .ttl
             .max(settings.negative_ttl)
@@ -184,7 +197,7 @@ impl OpaqueVerifier {
         };
         let instance_key = {
             use secrecy::ExposeSecret;
-            !key.expose_secret().starts_with("ak_")
+            !key.current().expose_secret().starts_with("ak_")
         };
         let inner = Inner {
             client,
@@ -411,7 +424,23 @@ impl Inner {
                 now + self.settings.negative_ttl,
             ))
         };
-        match self.client.verify_m2m_token(&self.key, token).await {
+        let key = self.key.current();
+        let answer = match self.client.verify_m2m_token(&key, token).await {
+            Err(ClerkError::Unauthorized { .. } | ClerkError::Forbidden { .. })
+                if self.key.refused(&key) =>
+            {
+                // Our key was rotated and its file holds the new one: one more try, no loop.
+                tracing::info!(
+                    "Clerk refused this service's machine key; verifying again with the key now in its file"
+                );
+                self.stats.clerk_calls.fetch_add(1, Ordering::Relaxed);
+                self.client
+                    .verify_m2m_token(&self.key.current(), token)
+                    .await
+            }
+            other => other,
+        };
+        match answer {
             Ok(t) => match self.accept(t) {
                 Ok((principal, ttl)) => Ok(Entry::new(Verdict::Valid(principal), now + ttl)),
                 Err(r) => negative(r),

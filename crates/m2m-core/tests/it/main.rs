@@ -22,6 +22,8 @@ mod grpc_bearer;
 mod jwks_authoritative;
 #[cfg(feature = "verify")]
 mod jwt_cache;
+#[cfg(all(feature = "cli", feature = "client", feature = "verify"))]
+mod key_rotation;
 #[cfg(feature = "admin")]
 mod machines;
 #[cfg(feature = "verify")]

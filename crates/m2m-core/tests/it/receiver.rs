@@ -349,6 +349,7 @@ async fn a_200_from_clerk_that_does_not_name_this_service_is_refused_with_the_ma
     // Opaque tokens only, verified with this service's machine key.
     let cfg = VerifierConfig {
         api_base_url: server.uri(),
+        machine_key_file: None,
         verify_key: Some(SecretString::from("ak_receiver_key".to_owned())),
         key_source: None,
         policy: JwtPolicy::default(),

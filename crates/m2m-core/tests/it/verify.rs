@@ -27,6 +27,7 @@ pub struct Fixture {
 pub fn config(mock: &ClerkMock) -> VerifierConfig {
     VerifierConfig {
         api_base_url: mock.api_url(),
+        machine_key_file: None,
         verify_key: Some(SecretString::from(
             mock.machine_by_name("JobTracker.API")
                 .expect("api")
@@ -546,6 +547,7 @@ fn verifier_for(url: String, clock: &ManualClock) -> Verifier {
 pub fn verifier_with(url: String, clock: &ManualClock, jwks: JwksSettings) -> Verifier {
     let cfg = VerifierConfig {
         api_base_url: "http://127.0.0.1:9".into(),
+        machine_key_file: None,
         verify_key: None,
         key_source: Some(KeySource::Url(url)),
         policy: JwtPolicy::default(),

@@ -227,6 +227,7 @@ async fn clerk_saying_unexpired(expiration_ms: i64, delay: Duration) -> MockServ
 fn opaque_verifier(base: &str, clock: &ManualClock) -> m2m_core::Verifier {
     VerifierConfig {
         api_base_url: base.into(),
+        machine_key_file: None,
         verify_key: Some(SecretString::from("ak_api".to_owned())),
         key_source: None,
         policy: Default::default(),
@@ -582,6 +583,7 @@ async fn a_token_type_without_a_verifier_is_401_not_accepted_never_500() {
 fn accepting_sessions_without_authorized_parties_is_a_startup_warning() {
     let base = VerifierConfig {
         api_base_url: "http://127.0.0.1:9".into(),
+        machine_key_file: None,
         verify_key: None,
         key_source: Some(KeySource::Url("http://127.0.0.1:9/jwks".into())),
         policy: Default::default(),
@@ -610,6 +612,7 @@ fn accepting_sessions_without_authorized_parties_is_a_startup_warning() {
 fn plain_http_to_another_host_for_keys_or_clerk_is_a_startup_warning() {
     let base = VerifierConfig {
         api_base_url: "http://127.0.0.1:9".into(),
+        machine_key_file: None,
         verify_key: Some(SecretString::from("ak_x".to_owned())),
         key_source: None,
         policy: Default::default(),

@@ -246,6 +246,7 @@ fn pem_config(mock: &ClerkMock) -> VerifierConfig {
     let api = mock.machine_by_name("JobTracker.API").expect("api");
     VerifierConfig {
         api_base_url: mock.api_url(),
+        machine_key_file: None,
         verify_key: Some(secrecy::SecretString::from(api.secret_key)),
         key_source: Some(KeySource::from_pem(&mock.public_key_pem()).expect("pem")),
         policy: JwtPolicy {
