@@ -1221,3 +1221,79 @@ async fn an_injected_429_refuses_before_acting_and_a_5xx_after() {
     );
     assert_eq!(mock.calls(Endpoint::CreateMachine), 2);
 }
+
+/// Clerk's rotation (`POST /machines/{id}/secret_key/rotate`): the previous key keeps working
+/// for `previous_token_ttl` seconds, for minting and for verifying, and not a moment longer; 0
+/// retires it at once. A token minted with the old key stays valid (it belongs to the machine).
+#[tokio::test]
+async fn a_rotated_key_works_for_its_grace_period_only_and_zero_means_none() {
+    let mock = ClerkMock::start_demo().await;
+    let (api, rep, _) = demo_machines(&mock);
+    let sk = mock.instance_secret_key();
+    let rotate = |id: String, ttl: u64| {
+        let (mock, sk) = (&mock, sk.clone());
+        async move {
+            let r = call(
+                mock,
+                Method::POST,
+                &format!("/v1/machines/{id}/secret_key/rotate"),
+                Some(&sk),
+                Some(json!({ "previous_token_ttl": ttl })),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body["secret"].as_str().expect("new key").to_owned()
+        }
+    };
+    let mint = |key: String| {
+        let mock = &mock;
+        async move {
+            call(
+                mock,
+                Method::POST,
+                "/m2m_tokens",
+                Some(&key),
+                Some(json!({})),
+            )
+            .await
+        }
+    };
+    let verify = |key: String, token: String| {
+        let mock = &mock;
+        async move {
+            call(
+                mock,
+                Method::POST,
+                "/m2m_tokens/verify",
+                Some(&key),
+                Some(json!({ "token": token })),
+            )
+            .await
+            .status
+        }
+    };
+
+    // A caller's key, 30 s of grace.
+    let before = mint(rep.secret_key.clone()).await;
+    assert_eq!(before.status, 201);
+    let old_token = before.body["token"].as_str().expect("token").to_owned();
+    let new_rep = rotate(rep.id.clone(), 30).await;
+    mock.advance_clock(Duration::from_secs(29));
+    assert_eq!(
+        mint(rep.secret_key.clone()).await.status,
+        201,
+        "within grace"
+    );
+    mock.advance_clock(Duration::from_secs(1));
+    let after = mint(rep.secret_key.clone()).await;
+    assert_eq!(after.status, 401, "grace over: {}", after.body);
+    assert_eq!(error_code(&after.body), "clerk_key_invalid");
+    assert_eq!(mint(new_rep.clone()).await.status, 201);
+    // The token minted with the old key is the machine's, not the key's.
+    assert_eq!(verify(api.secret_key.clone(), old_token.clone()).await, 200);
+
+    // A receiver's key, no grace: the old key cannot verify even a second later.
+    let new_api = rotate(api.id.clone(), 0).await;
+    assert_eq!(verify(api.secret_key.clone(), old_token.clone()).await, 401);
+    assert_eq!(verify(new_api, old_token).await, 200);
+}
