@@ -155,7 +155,7 @@ async fn apply_from_empty_builds_the_seed_graph_and_a_second_apply_writes_nothin
             m.secret_key
         );
         #[cfg(unix)]
-        assert_eq!(mode(&key_file), 0o600);
+        assert_eq!(mode(&key_file), 0o444);
         let env = f.env(service);
         assert!(
             env.contains(&format!("CLERK_MACHINE_ID={}\n", m.id)),
@@ -202,6 +202,35 @@ async fn removing_an_edge_asks_first_then_removes_the_scope_and_the_role() {
     );
     assert_ne!(without, EXAMPLE);
     f.declare(&without);
+    // Tokens minted before: the applier's (scoped to the API) and the representer's.
+    let app = f.mock.machine_by_name("JobApplier.Bot").expect("applier");
+    let rep = f
+        .mock
+        .machine_by_name("CandidateRepresenter.Bot")
+        .expect("rep");
+    let held = f.mock.mint(&app.id, &serde_json::json!({}))["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let other = f.mock.mint(&rep.id, &serde_json::json!({}))["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let verify = |token: String| {
+        let (url, key) = (f.mock.api_url(), api.secret_key.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/m2m_tokens/verify"))
+                .bearer_auth(key)
+                .json(&serde_json::json!({ "token": token }))
+                .send()
+                .await
+                .expect("mock")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(verify(held.clone()).await, 200);
 
     let plan = f.run("plan", &[]);
     assert_eq!(code(&plan), 2);
@@ -221,12 +250,22 @@ async fn removing_an_edge_asks_first_then_removes_the_scope_and_the_role() {
     );
     let app = f.mock.machine_by_name("JobApplier.Bot").expect("applier");
     assert_eq!(app.scoped_machines, [api.id.as_str()], "nothing changed");
+    assert_eq!(f.mock.calls(Endpoint::RevokeToken), 0, "nothing revoked");
 
     let confirmed = f.m2m(&["apply", "-f", file], "yes\n");
     assert_eq!(code(&confirmed), 0, "{}", stderr(&confirmed));
     let app = f.mock.machine_by_name("JobApplier.Bot").expect("applier");
     assert!(app.scoped_machines.is_empty());
     assert!(!f.env("jobtracker-api").contains("JOB_APPLIER_MACHINE_ID"));
+    assert!(
+        stdout(&confirmed).contains("revoked 1 live token(s) of JobApplier.Bot"),
+        "{}",
+        stdout(&confirmed)
+    );
+    // Clerk keeps a token's scopes from its minting: the one the applier held is revoked, so
+    // the API refuses it once its verification cache lapses; other callers' tokens are kept.
+    assert_eq!(verify(held).await, 404, "revoked");
+    assert_eq!(verify(other).await, 200);
     // Its next token is not valid for the API.
     let minted = f.mock.mint(&app.id, &serde_json::json!({}));
     assert!(

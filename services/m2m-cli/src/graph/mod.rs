@@ -10,7 +10,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::time::Duration;
 
-use m2m_core::clerk::{ClerkClient, CreateMachineRequest, MachineAdmin, UpdateMachineRequest};
+use m2m_core::clerk::{
+    ClerkClient, CreateMachineRequest, ListM2mTokensQuery, MachineAdmin, UpdateMachineRequest,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -20,8 +22,12 @@ pub use plan::{MachineRef, Plan, Step};
 use crate::setup::{check_target, prepare_secrets_dir, write_env_file, write_private_file};
 use crate::{CliError, read_secret_file};
 
-/// Key files: owner-only.
-const KEY_FILE_MODE: u32 = 0o600;
+/// Key files: read-only for everyone, in the secrets folder only its owner can enter (0700), as
+/// `m2m setup --secrets-dir` writes token files. The containers run as uid 10001 and compose
+/// bind-mounts a file secret with its host owner and mode: a 0600 file of the operator's would
+/// be unreadable there and every service would stop at start. Who can read the key on the host
+/// is decided by the folder (docs/operations.md, *Files*).
+const KEY_FILE_MODE: u32 = 0o444;
 
 /// What a graph command printed, and whether changes are pending (`plan`'s exit code 2).
 #[derive(Debug)]
@@ -86,6 +92,8 @@ fn instance_key(
 struct Session {
     declaration: Declaration,
     admin: MachineAdmin,
+    /// The instance key again, for the token calls `MachineAdmin` does not make (revocation).
+    instance_key: SecretString,
     api_url: String,
 }
 
@@ -104,7 +112,8 @@ fn open(
     let clerk = ClerkClient::new(&api_url).map_err(|e| CliError(format!("Clerk API URL: {e}")))?;
     Ok(Session {
         declaration,
-        admin: MachineAdmin::new(clerk, key),
+        admin: MachineAdmin::new(clerk, key.clone()),
+        instance_key: key,
         api_url,
     })
 }
@@ -248,6 +257,19 @@ pub(crate) async fn apply(
                     )
                     .await?;
                 log.push(format!("removed scope {caller} → {receiver}"));
+                // Clerk snapshots a token's scopes at minting: without this, the caller's live
+                // tokens would stay valid at the receiver until they expire.
+                let revoked = revoke_tokens_for(
+                    &s,
+                    caller.id.as_deref().unwrap_or_default(),
+                    receiver.id.as_deref().unwrap_or_default(),
+                )
+                .await?;
+                if revoked > 0 {
+                    log.push(format!(
+                        "revoked {revoked} live token(s) of {caller} scoped to {receiver}"
+                    ));
+                }
             }
             Step::DeleteMachine { machine } => {
                 s.admin
@@ -291,6 +313,60 @@ pub(crate) async fn apply(
         text,
         pending: false,
     })
+}
+
+/// Most tokens one apply revokes per removed edge (ten pages of Clerk's maximum): a machine
+/// with more live tokens than this is told to revoke the rest itself.
+const MAX_REVOKED_PER_EDGE: usize = 1000;
+
+/// Revokes `caller`'s live opaque tokens whose scopes include `receiver`, so an edge taken away
+/// stops working at the receiver once its verification cache lapses, not when the tokens
+/// expire. A token scoped to other receivers too is revoked as well (Clerk cannot take one
+/// scope off a token): the caller's next request there is refused once, and it mints a new
+/// token with the scopes it still has. JWT-format tokens are not listed by Clerk and cannot be
+/// revoked; they end at their (short) expiry. Returns how many were revoked.
+async fn revoke_tokens_for(s: &Session, caller: &str, receiver: &str) -> Result<usize, CliError> {
+    let clerk = s.admin.clerk();
+    let mut doomed = Vec::new();
+    let mut offset = 0u32;
+    loop {
+        let page = clerk
+            .list_m2m_tokens(
+                &s.instance_key,
+                &ListM2mTokensQuery {
+                    subject: caller.to_owned(),
+                    revoked: false,
+                    expired: false,
+                    limit: Some(100),
+                    offset: Some(offset),
+                },
+            )
+            .await?;
+        let n = page.m2m_tokens.len();
+        doomed.extend(
+            page.m2m_tokens
+                .into_iter()
+                .filter(|t| !t.revoked && !t.expired && t.scopes.iter().any(|x| x == receiver))
+                .map(|t| t.id),
+        );
+        offset = offset.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        if n < 100 || u64::from(offset) >= page.total_count || doomed.len() >= MAX_REVOKED_PER_EDGE
+        {
+            break;
+        }
+    }
+    if doomed.len() >= MAX_REVOKED_PER_EDGE {
+        return Err(CliError(format!(
+            "machine {caller} has more than {MAX_REVOKED_PER_EDGE} live tokens scoped to {receiver}; the scope is removed, revoke the rest with `m2m token list --subject {caller}` and `m2m token revoke`"
+        )));
+    }
+    for id in &doomed {
+        clerk
+            .revoke_m2m_token(&s.instance_key, id, Some("m2m apply: edge removed"))
+            .await
+            .map_err(|e| CliError(format!("revoking {id}: {}", CliError::from(e))))?;
+    }
+    Ok(doomed.len())
 }
 
 fn confirm(destructive: &[&Step], stdin: &mut dyn Read) -> Result<(), CliError> {

@@ -94,7 +94,9 @@ impl Step {
                 format!("~ machine {machine}: token lifetime {from_token_ttl} s → {to_token_ttl} s")
             }
             Self::AddScope { caller, receiver } => format!("+ scope {caller} → {receiver}"),
-            Self::RemoveScope { caller, receiver } => format!("- scope {caller} → {receiver}"),
+            Self::RemoveScope { caller, receiver } => format!(
+                "- scope {caller} → {receiver} (and the caller's live tokens valid there are revoked)"
+            ),
             Self::DeleteMachine { machine } => format!("- machine {machine}"),
         }
     }
