@@ -10,6 +10,8 @@ use m2m_core::config::Env;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{oneshot, watch};
 
+pub mod seed;
+
 /// Ports and storage.
 #[derive(Debug, Clone, Parser)]
 #[command(
