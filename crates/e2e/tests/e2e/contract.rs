@@ -310,6 +310,8 @@ fn the_docs_name_only_variables_binaries_and_commands_that_exist() {
             "TEST_POSTGRES_URL",
             "REQUIRE_BROWSER_TEST",
             "REQUIRE_COMPOSE_CHECK",
+            // tests/graph.rs: rewrites the mock's seed from deploy/m2m.toml.
+            "M2M_BLESS_SEED",
         ]
         .map(str::to_owned),
     );
