@@ -20,11 +20,10 @@ use super::responses::{
 };
 use super::users::PageQuery;
 use super::{ApiContext, validate};
+use crate::domain::{LeaseLength, NewApplication, PageSize, Reply, StatusRequest};
 use crate::error::ApiError;
 use crate::policy::{Action, Role, transition_allowed};
-use crate::store::{
-    Answerer, ApplicationSnapshot, Claim, LeaseChange, Reply, StatusChange, StatusGuard,
-};
+use crate::store::{Answerer, ApplicationSnapshot, Claim, LeaseChange, StatusChange, StatusGuard};
 
 async fn load(
     ctx: &ApiContext,
@@ -65,31 +64,13 @@ pub async fn create(
         .user_id()
         .ok_or_else(|| ApiError::Forbidden("only users create applications".into()))?
         .to_owned();
-    validate::text("company", &input.company, 200)?;
-    validate::text("position", &input.position, 200)?;
-    if let Some(u) = &input.job_url {
-        validate::url("job_url", u)?;
-    }
-    if input.questions.len() > 50 {
-        return Err(ApiError::invalid("questions", "at most 50 questions"));
-    }
-    for q in &input.questions {
-        validate::text("questions", q, 1000)?;
-    }
-    let status = input.status.unwrap_or(ApplicationStatus::Saved);
-    if !matches!(status, ApplicationStatus::Saved | ApplicationStatus::Queued) {
-        return Err(ApiError::invalid(
-            "status",
-            "a new application is saved or queued",
-        ));
-    }
+    let new = NewApplication::parse(input)?;
     if ctx.db.user(&user_id).await?.is_none() {
         return Err(ApiError::NotFound(
             "user (create the profile first with POST /api/users)",
         ));
     }
-    if let Some(r) = &input.resume_id {
-        validate::id("resume_id", r, "res")?;
+    if let Some(r) = &new.resume_id {
         let resume = ctx.db.resume(r).await?;
         if resume.is_none_or(|r| r.user_id != user_id) {
             return Err(ApiError::invalid("resume_id", "no such resume of yours"));
@@ -97,7 +78,7 @@ pub async fn create(
     }
     let app = ctx
         .db
-        .create_application(&user_id, &input, status, &caller.actor)
+        .create_application(&user_id, &new, &caller.actor)
         .await?;
     Ok((StatusCode::CREATED, Json(app)))
 }
@@ -141,7 +122,7 @@ pub async fn list(
             user.as_deref(),
             status,
             q.cursor.as_deref(),
-            validate::limit(q.limit)?,
+            PageSize::parse(q.limit)?,
         )
         .await?;
     Ok(Json(page))
@@ -172,7 +153,7 @@ pub async fn events(
     validate::cursor(q.cursor.as_deref(), "evt")?;
     let page = ctx
         .db
-        .list_events(&id, q.cursor.as_deref(), validate::limit(q.limit)?)
+        .list_events(&id, q.cursor.as_deref(), PageSize::parse(q.limit)?)
         .await?;
     Ok(Json(page))
 }
@@ -189,8 +170,7 @@ pub async fn update_status(
     ApiJson(input): ApiJson<StatusUpdate>,
 ) -> Result<Json<Application>, ApiError> {
     let app = load(&ctx, &caller, &id, Action::UpdateStatus).await?;
-    validate::opt_text("reason", input.reason.as_deref(), 2000)?;
-    validate::opt_text("submission_ref", input.submission_ref.as_deref(), 500)?;
+    let input = StatusRequest::parse(input)?;
     let is_applier = caller.role == Role::Applier;
     if !is_applier {
         for (field, given) in [
@@ -250,8 +230,8 @@ pub async fn update_status(
     };
     let change = StatusChange {
         to: input.status,
-        reason: input.reason.as_deref(),
-        submission_ref: input.submission_ref.as_deref(),
+        reason: input.reason.as_ref(),
+        submission_ref: input.submission_ref.as_ref(),
     };
     ctx.db
         .change_status(&app, change, &caller.actor, guard)
@@ -288,17 +268,6 @@ fn optional_json<T: DeserializeOwned + Default>(
     super::extract::parse_json(&body)
 }
 
-fn lease_ms(req: &LeaseRequest) -> Result<i64, ApiError> {
-    match req.lease_seconds {
-        None => Ok(300_000),
-        Some(s) if (10..=3600).contains(&s) => Ok(i64::from(s) * 1000),
-        Some(_) => Err(ApiError::invalid(
-            "lease_seconds",
-            "lease_seconds must be between 10 and 3600",
-        )),
-    }
-}
-
 /// Leases the oldest ready application (queued, all questions answered, none awaiting review) to
 /// the job-applier, with a new `lease_id` that its later writes present. 204 when there is none.
 #[utoipa::path(post, path = "/api/job-applications/claim", tag = "applications", request_body(content = Option<LeaseRequest>, description = "Optional: the lease length"),
@@ -317,7 +286,7 @@ pub async fn claim(
             "a claim gets a new lease_id; it does not take one",
         ));
     }
-    let lease = lease_ms(&req)?;
+    let lease = LeaseLength::parse(req.lease_seconds)?;
     match ctx.db.claim(&caller.actor, lease).await? {
         Some(Claim {
             application_id,
@@ -345,15 +314,10 @@ pub async fn renew_lease(
 ) -> Result<Json<Application>, ApiError> {
     load(&ctx, &caller, &id, Action::ManageLease).await?;
     let req: LeaseRequest = optional_json(body)?;
-    let lease = lease_ms(&req)?;
+    let lease = LeaseLength::parse(req.lease_seconds)?;
     let lease_id = lease_id(req.lease_id.as_deref())?;
     ctx.db
-        .set_lease(
-            &id,
-            &caller.actor,
-            lease_id,
-            LeaseChange::Renew { lease_ms: lease },
-        )
+        .set_lease(&id, &caller.actor, lease_id, LeaseChange::Renew(lease))
         .await?;
     full(&ctx, &id).await
 }
@@ -404,7 +368,7 @@ pub async fn questions(
             scope.as_deref(),
             q.unanswered.unwrap_or(false),
             q.cursor.as_deref(),
-            validate::limit(q.limit)?,
+            PageSize::parse(q.limit)?,
         )
         .await?;
     Ok(Json(page))
@@ -423,38 +387,13 @@ pub async fn answer(
 ) -> Result<Json<Application>, ApiError> {
     let app = load(&ctx, &caller, &id, Action::AnswerQuestion).await?;
     validate::id("question_id", &qid, "q")?;
-    // One rule for the reason, whichever path carries it: it is stored and shown to people.
-    validate::opt_text("review_reason", input.review_reason.as_deref(), 1000)?;
-    let reply = match (&input.answer, input.needs_review) {
-        (Some(a), false) => {
-            validate::text("answer", a, 5000)?;
-            Reply::Answer {
-                text: a.trim(),
-                review_reason: input.review_reason.as_deref(),
-            }
-        }
-        (None, true) => Reply::NeedsReview {
-            reason: input.review_reason.as_deref(),
-        },
-        (Some(_), true) => {
-            return Err(ApiError::invalid(
-                "needs_review",
-                "give an answer or mark for review, not both",
-            ));
-        }
-        (None, false) => {
-            return Err(ApiError::invalid(
-                "answer",
-                "an answer is required unless needs_review is true",
-            ));
-        }
-    };
+    let reply = Reply::parse(input)?;
     let answerer = match caller.role {
         Role::User => Answerer::User,
         Role::Representer | Role::Applier => Answerer::Bot,
     };
     ctx.db
-        .answer(&app.id, &qid, reply, &caller.actor, answerer)
+        .answer(&app.id, &qid, &reply, &caller.actor, answerer)
         .await?;
     full(&ctx, &id).await
 }

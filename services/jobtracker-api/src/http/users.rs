@@ -17,6 +17,7 @@ use super::responses::{
     Unavailable, Unsupported, UploadUnavailable,
 };
 use super::{ApiContext, transfers, validate};
+use crate::domain::{FileName, PageSize, Profile};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::store::NewResume;
@@ -50,49 +51,6 @@ pub async fn whoami(
     }))
 }
 
-fn check_profile(p: &UserProfileInput) -> Result<(), ApiError> {
-    validate::text("full_name", &p.full_name, 200)?;
-    validate::text("email", &p.email, 320)?;
-    if !p.email.contains('@') {
-        return Err(ApiError::invalid("email", "email must be an email address"));
-    }
-    for (f, v, max) in [
-        ("phone", &p.phone, 50),
-        ("location", &p.location, 200),
-        ("headline", &p.headline, 300),
-        ("work_authorization", &p.work_authorization, 300),
-        ("salary_expectation", &p.salary_expectation, 200),
-        ("remote_preference", &p.remote_preference, 100),
-    ] {
-        validate::opt_text(f, v.as_deref(), max)?;
-    }
-    if p.years_experience.is_some_and(|y| y > 80) {
-        return Err(ApiError::invalid(
-            "years_experience",
-            "years_experience must be at most 80",
-        ));
-    }
-    if p.notice_period_days.is_some_and(|d| d > 730) {
-        return Err(ApiError::invalid(
-            "notice_period_days",
-            "notice_period_days must be at most 730",
-        ));
-    }
-    if p.skills.len() > 100 {
-        return Err(ApiError::invalid("skills", "at most 100 skills"));
-    }
-    for s in &p.skills {
-        validate::text("skills", s, 100)?;
-    }
-    if p.links.len() > 20 {
-        return Err(ApiError::invalid("links", "at most 20 links"));
-    }
-    for l in &p.links {
-        validate::url("links", l)?;
-    }
-    Ok(())
-}
-
 /// Creates or updates the caller's own profile; the id is the Clerk user id.
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = UserProfileInput,
     responses((status = 200, body = User), Unauthorized, Forbidden, JsonBody, Unavailable),
@@ -107,8 +65,8 @@ pub async fn upsert_profile(
         .user_id()
         .ok_or_else(|| ApiError::Forbidden("only users have profiles".into()))?
         .to_owned();
-    check_profile(&input)?;
-    Ok(Json(ctx.db.upsert_user(&user_id, &input).await?))
+    let profile = Profile::parse(input)?;
+    Ok(Json(ctx.db.upsert_user(&user_id, &profile).await?))
 }
 
 /// The caller's own profile.
@@ -178,12 +136,12 @@ async fn admit<'a>(
     caller: &Caller,
     ctx: &'a ApiContext,
     user_id: &str,
-    file_name: &str,
+    file_name: String,
     headers: &HeaderMap,
-) -> Result<transfers::UploadSlot<'a>, ApiError> {
+) -> Result<(FileName, transfers::UploadSlot<'a>), ApiError> {
     validate::user_id(user_id)?;
     caller.require(Action::UploadResume, user_id)?;
-    validate::file_name(file_name)?;
+    let file_name = FileName::parse(file_name)?;
     let max = ctx.resume_max_bytes;
     let length = headers
         .get(header::CONTENT_LENGTH)
@@ -198,7 +156,7 @@ async fn admit<'a>(
     ctx.db
         .check_resume_room(user_id, ctx.resume_limits, length.unwrap_or(1))
         .await?;
-    ctx.transfers.upload(user_id).await
+    Ok((file_name, ctx.transfers.upload(user_id).await?))
 }
 
 /// Query of a resume upload.
@@ -241,8 +199,8 @@ pub async fn upload_resume(
     body: Body,
 ) -> Result<(StatusCode, Json<Resume>), ApiError> {
     let max = ctx.resume_max_bytes;
-    let _permit = match admit(&caller, &ctx, &user_id, &q.file_name, &headers).await {
-        Ok(permit) => permit,
+    let (file_name, _permit) = match admit(&caller, &ctx, &user_id, q.file_name, &headers).await {
+        Ok(admitted) => admitted,
         Err(refusal) => return Err(refuse_unread(body, &headers, max, refusal).await),
     };
     // The limit holds while the body streams in: reading stops past it.
@@ -293,7 +251,7 @@ pub async fn upload_resume(
         .insert_resume(
             NewResume {
                 user_id: &user_id,
-                file_name: &q.file_name,
+                file_name: &file_name,
                 content_type: detected,
                 sha256: &sha,
                 content: Vec::from(body),
@@ -327,7 +285,7 @@ pub async fn list_resumes(
     validate::cursor(q.cursor.as_deref(), "res")?;
     let page = ctx
         .db
-        .list_resumes(&user_id, q.cursor.as_deref(), validate::limit(q.limit)?)
+        .list_resumes(&user_id, q.cursor.as_deref(), PageSize::parse(q.limit)?)
         .await?;
     Ok(Json(page))
 }

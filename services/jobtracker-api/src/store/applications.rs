@@ -1,12 +1,13 @@
 //! Job applications and their status changes.
 
-use jobtracker_types::{Application, ApplicationStatus, CreateApplication, Page};
+use jobtracker_types::{Application, ApplicationStatus, Page};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::events::{NewEvent, commit_with_event};
 use super::{Conflict, Entity, Result, StoreError, page, status_of};
 use crate::db::{Db, new_id, rfc3339};
+use crate::domain::{NewApplication, PageSize, Text};
 
 const APP_COLUMNS: &str = "id, user_id, company, position, job_url, resume_id, status, reason, submission_ref, claimed_by, lease_expires_at, attempts, version, created_at, updated_at";
 
@@ -30,9 +31,9 @@ pub struct StatusChange<'a> {
     /// The new status.
     pub to: ApplicationStatus,
     /// Why (required for `failed`); replaces the previous reason.
-    pub reason: Option<&'a str>,
+    pub reason: Option<&'a Text>,
     /// The job site's reference of a submission; kept when not given.
-    pub submission_ref: Option<&'a str>,
+    pub submission_ref: Option<&'a Text>,
 }
 
 /// What a status change must still find true when it writes.
@@ -97,10 +98,10 @@ impl Db {
     pub async fn create_application(
         &self,
         user_id: &str,
-        input: &CreateApplication,
-        status: ApplicationStatus,
+        new: &NewApplication,
         actor: &str,
     ) -> Result<Application> {
+        let status = new.status;
         let id = new_id("app");
         let now = self.now_ms();
         let mut tx = self.pool.begin().await?;
@@ -110,20 +111,20 @@ impl Db {
         )
         .bind(&id)
         .bind(user_id)
-        .bind(input.company.trim())
-        .bind(input.position.trim())
-        .bind(&input.job_url)
-        .bind(&input.resume_id)
+        .bind(new.company.as_str())
+        .bind(new.position.as_str())
+        .bind(new.job_url.as_ref().map(|u| u.as_str()))
+        .bind(new.resume_id.as_deref())
         .bind(status.code())
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        for (i, text) in input.questions.iter().enumerate() {
+        for (i, text) in new.questions.iter().enumerate() {
             sqlx::query("INSERT INTO questions (id, application_id, position, text, needs_review) VALUES ($1, $2, $3, $4, 0)")
                 .bind(new_id("q"))
                 .bind(&id)
                 .bind(i as i64)
-                .bind(text.trim())
+                .bind(text.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -199,8 +200,9 @@ impl Db {
         user_id: Option<&str>,
         status: Option<ApplicationStatus>,
         cursor: Option<&str>,
-        limit: i64,
+        limit: PageSize,
     ) -> Result<Page<Application>> {
+        let limit = limit.get();
         let sql = AssertSqlSafe(format!(
             "SELECT {APP_COLUMNS} FROM job_applications WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR status = $2) \
              AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
@@ -254,8 +256,8 @@ impl Db {
         );
         let update = sqlx::query(AssertSqlSafe(sql))
             .bind(change.to.code())
-            .bind(change.reason)
-            .bind(change.submission_ref)
+            .bind(change.reason.map(Text::as_str))
+            .bind(change.submission_ref.map(Text::as_str))
             .bind(now)
             .bind(&seen.id)
             .bind(seen.status.code());
@@ -278,8 +280,8 @@ impl Db {
             return Err(e);
         }
         let detail = match (change.reason, change.submission_ref) {
-            (Some(r), _) => Some(r.to_owned()),
-            (None, Some(s)) => Some(format!("submission_ref={s}")),
+            (Some(r), _) => Some(r.as_str().to_owned()),
+            (None, Some(s)) => Some(format!("submission_ref={}", s.as_str())),
             _ => None,
         };
         let event = NewEvent {

@@ -6,6 +6,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{Result, page, status_of};
 use crate::db::{Db, new_id, rfc3339};
+use crate::domain::PageSize;
 
 /// An event to write.
 #[derive(Debug)]
@@ -87,8 +88,9 @@ impl Db {
         &self,
         application_id: &str,
         cursor: Option<&str>,
-        limit: i64,
+        limit: PageSize,
     ) -> Result<Page<Event>> {
+        let limit = limit.get();
         let rows = sqlx::query("SELECT * FROM events WHERE application_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3")
             .bind(application_id)
             .bind(cursor)

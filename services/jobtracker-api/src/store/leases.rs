@@ -7,6 +7,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::events::{NewEvent, commit_with_event};
 use super::{Conflict, Entity, Result, StoreError, status_of};
 use crate::db::{Backend, Db, new_id};
+use crate::domain::LeaseLength;
 
 /// A claim handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +21,8 @@ pub struct Claim {
 /// What the claimant does with its lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseChange {
-    /// Extends a live lease to this many milliseconds from now.
-    Renew {
-        /// The new length.
-        lease_ms: i64,
-    },
+    /// Extends a live lease to this length from now.
+    Renew(LeaseLength),
     /// Gives the claim back (a lapsed one that nobody took over too).
     Release,
 }
@@ -40,7 +38,8 @@ impl Db {
     /// locked first (Postgres: `FOR UPDATE SKIP LOCKED`, so concurrent claimers pass over it;
     /// SQLite: the write lock), then the lease is written only if it is still ready then.
     #[tracing::instrument(target = "spans", level = "debug", name = "store.claim", skip_all)]
-    pub async fn claim(&self, actor: &str, lease_ms: i64) -> Result<Option<Claim>> {
+    pub async fn claim(&self, actor: &str, lease: LeaseLength) -> Result<Option<Claim>> {
+        let lease_ms = lease.millis();
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -112,7 +111,7 @@ impl Db {
         self.lock_application(&mut tx, id).await?;
         let now = self.now_ms();
         let update = match change {
-            LeaseChange::Renew { .. } => sqlx::query(
+            LeaseChange::Renew(_) => sqlx::query(
                 "UPDATE job_applications SET lease_expires_at = $6, updated_at = $1 \
                  WHERE id = $2 AND status = $3 AND claimed_by = $4 AND lease_id = $5 AND lease_expires_at > $1",
             ),
@@ -127,7 +126,7 @@ impl Db {
         .bind(actor)
         .bind(lease_id);
         let update = match change {
-            LeaseChange::Renew { lease_ms } => update.bind(now + lease_ms),
+            LeaseChange::Renew(lease) => update.bind(now + lease.millis()),
             LeaseChange::Release => update,
         };
         let changed = update.execute(&mut *tx).await?.rows_affected();
@@ -139,8 +138,9 @@ impl Db {
             return Err(e);
         }
         let (action, detail) = match change {
-            LeaseChange::Renew { lease_ms } => {
-                ("lease_renewed", Some(format!("lease {}s", lease_ms / 1000)))
+            LeaseChange::Renew(lease) => {
+                let seconds = lease.millis() / 1000;
+                ("lease_renewed", Some(format!("lease {seconds}s")))
             }
             LeaseChange::Release => ("lease_released", None),
         };

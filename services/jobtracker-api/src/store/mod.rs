@@ -22,7 +22,7 @@ use sqlx::{Any, Transaction};
 
 pub use applications::{ApplicationSnapshot, StatusChange, StatusGuard};
 pub use leases::{Claim, LeaseChange};
-pub use questions::{Answerer, Reply};
+pub use questions::Answerer;
 pub use resumes::{NewResume, ResumeLimits};
 
 use crate::db::{Backend, Db};

@@ -9,23 +9,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::events::{NewEvent, commit_with_event};
 use super::{ANSWERABLE, Conflict, Entity, Result, StoreError, page, status_of};
 use crate::db::{Db, rfc3339};
-
-/// What a write puts into a question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply<'a> {
-    /// An answer. A `review_reason` sent along is stored (the handler checked it as text).
-    Answer {
-        /// The answer.
-        text: &'a str,
-        /// Stored as given.
-        review_reason: Option<&'a str>,
-    },
-    /// No answer: a person should look at the question first.
-    NeedsReview {
-        /// Why.
-        reason: Option<&'a str>,
-    },
-}
+use crate::domain::{PageSize, Reply, Text};
 
 /// Who writes a reply: the rules differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +83,7 @@ impl Db {
         &self,
         application_id: &str,
         question_id: &str,
-        reply: Reply<'_>,
+        reply: &Reply,
         actor: &str,
         answerer: Answerer,
     ) -> Result<()> {
@@ -107,9 +91,10 @@ impl Db {
             Reply::Answer {
                 text,
                 review_reason,
-            } => (Some(text), false, review_reason),
+            } => (Some(text.as_str()), false, review_reason),
             Reply::NeedsReview { reason } => (None, true, reason),
         };
+        let review_reason = review_reason.as_ref().map(Text::as_str);
         let (on_application, on_question) = match answerer {
             Answerer::User => ("", ""),
             Answerer::Bot => (BOT_AFTER_CLAIM, BOT_NOT_OVER_USER),
@@ -223,8 +208,9 @@ impl Db {
         user_id: Option<&str>,
         unanswered: bool,
         cursor: Option<&str>,
-        limit: i64,
+        limit: PageSize,
     ) -> Result<Page<QuestionWithContext>> {
+        let limit = limit.get();
         let rows = sqlx::query(
             "SELECT q.*, a.user_id AS app_user_id, a.company AS app_company, a.position AS app_position \
              FROM questions q JOIN job_applications a ON a.id = q.application_id \

@@ -8,6 +8,7 @@ use sqlx::{Any, Executor, Row};
 
 use super::{Conflict, Entity, Result, StoreError, page};
 use crate::db::{Backend, Db, new_id, rfc3339};
+use crate::domain::{FileName, PageSize};
 
 /// A resume to store; the caller has checked the content against `content_type`.
 #[derive(Debug)]
@@ -15,7 +16,7 @@ pub struct NewResume<'a> {
     /// The owner.
     pub user_id: &'a str,
     /// The file name as uploaded.
-    pub file_name: &'a str,
+    pub file_name: &'a FileName,
     /// The media type the content was recognised as.
     pub content_type: &'a str,
     /// Lowercase hex SHA-256 of `content`.
@@ -131,7 +132,7 @@ impl Db {
         )
         .bind(&id)
         .bind(new.user_id)
-        .bind(new.file_name)
+        .bind(&**new.file_name)
         .bind(new.content_type)
         .bind(size)
         .bind(new.sha256)
@@ -240,8 +241,9 @@ impl Db {
         &self,
         user_id: &str,
         cursor: Option<&str>,
-        limit: i64,
+        limit: PageSize,
     ) -> Result<Page<Resume>> {
+        let limit = limit.get();
         let rows = sqlx::query(
             "SELECT id, user_id, file_name, content_type, size, sha256, created_at FROM resumes \
              WHERE user_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::{Entity, Result, StoreError};
 use crate::db::{Db, rfc3339};
+use crate::domain::Profile;
 
 /// Lists (skills, links) are stored as JSON text.
 fn json_list(v: &[String]) -> String {
@@ -55,7 +56,8 @@ impl Db {
         name = "store.upsert_user",
         skip_all
     )]
-    pub async fn upsert_user(&self, id: &str, p: &UserProfileInput) -> Result<User> {
+    pub async fn upsert_user(&self, id: &str, profile: &Profile) -> Result<User> {
+        let p = profile.fields();
         let now = self.now_ms();
         sqlx::query(
             "INSERT INTO users (id, full_name, email, phone, location, headline, years_experience, skills, work_authorization, \

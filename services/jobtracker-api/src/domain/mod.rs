@@ -1,0 +1,35 @@
+//! What the API works with once a request is parsed: each type can only be built by parsing
+//! what a client sent against the rules (and the [`limits`]), so a value of it is known to be
+//! good, and the store takes nothing else. Handlers parse at the edge, once; a failure names the
+//! offending field (422).
+
+mod application;
+mod profile;
+mod resume;
+mod text;
+
+pub use application::{LeaseLength, NewApplication, Reply, StatusRequest};
+pub use jobtracker_types::limits;
+pub use profile::Profile;
+pub use resume::FileName;
+pub use text::{PageSize, Text, Url};
+
+/// Why a request's value was refused: the offending field and what is wrong, answered as 422.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {detail}")]
+pub struct Invalid {
+    /// The field, as the request names it.
+    pub field: &'static str,
+    /// What is wrong, for the client.
+    pub detail: String,
+}
+
+impl Invalid {
+    /// `field` is refused because of `detail`.
+    pub fn new(field: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            field,
+            detail: detail.into(),
+        }
+    }
+}
