@@ -3,7 +3,10 @@
 
 use std::fmt;
 
+pub mod ids;
 pub mod limits;
+
+pub use ids::{ApplicationId, EventId, IdError, LeaseId, MachineId, QuestionId, ResumeId, UserId};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;

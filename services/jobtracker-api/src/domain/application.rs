@@ -1,9 +1,8 @@
 //! Applications, status changes, leases and answers, as parsed from their requests.
 
-use jobtracker_types::{AnswerInput, ApplicationStatus, CreateApplication, StatusUpdate};
+use jobtracker_types::{AnswerInput, ApplicationStatus, CreateApplication, ResumeId, StatusUpdate};
 
 use super::{Invalid, Text, Url, limits};
-use crate::http::validate;
 
 /// An application to create: `POST /api/job-applications` parsed. Company, position and
 /// questions are trimmed; the status is `saved` (the default) or `queued`.
@@ -16,7 +15,7 @@ pub struct NewApplication {
     /// The posting, as sent.
     pub job_url: Option<Url>,
     /// One of the caller's resumes (`res_…`); that it is the caller's is the handler's to check.
-    pub resume_id: Option<String>,
+    pub resume_id: Option<ResumeId>,
     /// The screening questions, in order.
     pub questions: Vec<Text>,
     /// `saved` or `queued`.
@@ -51,14 +50,12 @@ impl NewApplication {
                 "a new application is saved or queued",
             ));
         }
-        if let Some(r) = &input.resume_id {
-            validate::id("resume_id", r, "res")?;
-        }
+        let resume_id = input.resume_id.as_deref().map(super::id).transpose()?;
         Ok(Self {
             company,
             position,
             job_url,
-            resume_id: input.resume_id,
+            resume_id,
             questions,
             status,
         })

@@ -9,6 +9,7 @@ mod resume;
 mod text;
 
 pub use application::{LeaseLength, NewApplication, Reply, StatusRequest};
+use jobtracker_types::IdError;
 pub use jobtracker_types::limits;
 pub use profile::Profile;
 pub use resume::FileName;
@@ -22,6 +23,32 @@ pub struct Invalid {
     pub field: &'static str,
     /// What is wrong, for the client.
     pub detail: String,
+}
+
+/// An id sent in its own field (a path segment, `user_id`, `resume_id`, …): 422 naming that
+/// field, e.g. `resume_id must be a res_ id`.
+impl From<IdError> for Invalid {
+    fn from(e: IdError) -> Self {
+        Self::new(e.field, e.to_string())
+    }
+}
+
+/// The id `value`, of the kind `T`.
+pub fn id<T: std::str::FromStr<Err = IdError>>(value: &str) -> Result<T, Invalid> {
+    value.parse().map_err(Invalid::from)
+}
+
+/// A list's `cursor`: an id of the kind listed, when given.
+pub fn cursor<T: std::str::FromStr<Err = IdError>>(
+    value: Option<&str>,
+) -> Result<Option<T>, Invalid> {
+    value
+        .map(|c| {
+            c.parse().map_err(|e: IdError| {
+                Invalid::new("cursor", format!("cursor must be {}", e.expected))
+            })
+        })
+        .transpose()
 }
 
 impl Invalid {

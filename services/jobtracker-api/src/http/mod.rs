@@ -6,7 +6,6 @@ mod ops;
 mod responses;
 pub mod transfers;
 mod users;
-pub mod validate;
 
 use std::convert::Infallible;
 use std::sync::Arc;

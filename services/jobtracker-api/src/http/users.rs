@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError};
-use jobtracker_types::{Page, Resume, User, UserProfileInput, Whoami};
+use jobtracker_types::{Page, Resume, ResumeId, User, UserId, UserProfileInput, Whoami};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
@@ -16,8 +16,8 @@ use super::responses::{
     Conflict, DownloadUnavailable, Forbidden, Invalid, JsonBody, NotFound, TooLarge, Unauthorized,
     Unavailable, Unsupported, UploadUnavailable,
 };
-use super::{ApiContext, transfers, validate};
-use crate::domain::{FileName, PageSize, Profile};
+use super::{ApiContext, transfers};
+use crate::domain::{self, FileName, PageSize, Profile};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::store::NewResume;
@@ -64,7 +64,7 @@ pub async fn upsert_profile(
     let user_id = caller
         .user_id()
         .ok_or_else(|| ApiError::Forbidden("only users have profiles".into()))?
-        .to_owned();
+        .clone();
     let profile = Profile::parse(input)?;
     Ok(Json(ctx.db.upsert_user(&user_id, &profile).await?))
 }
@@ -92,7 +92,7 @@ pub async fn get_user(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    validate::user_id(&user_id)?;
+    let user_id: UserId = domain::id(&user_id)?;
     caller.require(Action::GetUser, &user_id)?;
     ctx.db
         .user(&user_id)
@@ -138,9 +138,9 @@ async fn admit<'a>(
     user_id: &str,
     file_name: String,
     headers: &HeaderMap,
-) -> Result<(FileName, transfers::UploadSlot<'a>), ApiError> {
-    validate::user_id(user_id)?;
-    caller.require(Action::UploadResume, user_id)?;
+) -> Result<(UserId, FileName, transfers::UploadSlot<'a>), ApiError> {
+    let user_id: UserId = domain::id(user_id)?;
+    caller.require(Action::UploadResume, &user_id)?;
     let file_name = FileName::parse(file_name)?;
     let max = ctx.resume_max_bytes;
     let length = headers
@@ -154,9 +154,10 @@ async fn admit<'a>(
         )));
     }
     ctx.db
-        .check_resume_room(user_id, ctx.resume_limits, length.unwrap_or(1))
+        .check_resume_room(&user_id, ctx.resume_limits, length.unwrap_or(1))
         .await?;
-    Ok((file_name, ctx.transfers.upload(user_id).await?))
+    let slot = ctx.transfers.upload(user_id.as_str()).await?;
+    Ok((user_id, file_name, slot))
 }
 
 /// Query of a resume upload.
@@ -199,10 +200,11 @@ pub async fn upload_resume(
     body: Body,
 ) -> Result<(StatusCode, Json<Resume>), ApiError> {
     let max = ctx.resume_max_bytes;
-    let (file_name, _permit) = match admit(&caller, &ctx, &user_id, q.file_name, &headers).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return Err(refuse_unread(body, &headers, max, refusal).await),
-    };
+    let (user_id, file_name, _permit) =
+        match admit(&caller, &ctx, &user_id, q.file_name, &headers).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return Err(refuse_unread(body, &headers, max, refusal).await),
+        };
     // The limit holds while the body streams in: reading stops past it.
     let body = axum::body::to_bytes(body, max).await.map_err(|e| {
         if std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>()) {
@@ -280,12 +282,12 @@ pub async fn list_resumes(
     Path(user_id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<Resume>>, ApiError> {
-    validate::user_id(&user_id)?;
+    let user_id: UserId = domain::id(&user_id)?;
     caller.require(Action::ListResumes, &user_id)?;
-    validate::cursor(q.cursor.as_deref(), "res")?;
+    let cursor: Option<ResumeId> = domain::cursor(q.cursor.as_deref())?;
     let page = ctx
         .db
-        .list_resumes(&user_id, q.cursor.as_deref(), PageSize::parse(q.limit)?)
+        .list_resumes(&user_id, cursor.as_ref(), PageSize::parse(q.limit)?)
         .await?;
     Ok(Json(page))
 }
@@ -301,8 +303,8 @@ pub async fn delete_resume(
     State(ctx): State<ApiContext>,
     Path((user_id, resume_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    validate::user_id(&user_id)?;
-    validate::id("resume_id", &resume_id, "res")?;
+    let user_id: UserId = domain::id(&user_id)?;
+    let resume_id: ResumeId = domain::id(&resume_id)?;
     caller.require(Action::DeleteResume, &user_id)?;
     ctx.db.delete_resume(&user_id, &resume_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -342,7 +344,7 @@ pub async fn download_resume(
     State(ctx): State<ApiContext>,
     Path(resume_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    validate::id("resume_id", &resume_id, "res")?;
+    let resume_id: ResumeId = domain::id(&resume_id)?;
     caller.allowed(Action::DownloadResume)?;
     // The slot before the file is read: the slots bound the resumes in memory, so none may be
     // loaded without one (many downloads waiting on a held slot each held their file).
@@ -352,7 +354,9 @@ pub async fn download_resume(
         .resume_content(&resume_id)
         .await?
         .ok_or(ApiError::NotFound("resume"))?;
-    caller.require_visible(Action::DownloadResume, &resume.user_id, "resume")?;
+    let owner = UserId::parse(&resume.user_id)
+        .map_err(|e| ApiError::Internal(format!("a resume's owner in the database: {e}")))?;
+    caller.require_visible(Action::DownloadResume, &owner, "resume")?;
     let mut response = transfers::body_with_permit(content.into(), permit).into_response();
     let h = response.headers_mut();
     h.insert(

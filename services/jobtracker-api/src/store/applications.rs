@@ -1,11 +1,11 @@
 //! Job applications and their status changes.
 
-use jobtracker_types::{Application, ApplicationStatus, Page};
+use jobtracker_types::{Application, ApplicationId, ApplicationStatus, LeaseId, Page, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::events::{NewEvent, commit_with_event};
-use super::{Conflict, Entity, Result, StoreError, page, status_of};
+use super::{Conflict, Entity, Result, StoreError, id_of, page, status_of};
 use crate::db::{Db, new_id, rfc3339};
 use crate::domain::{NewApplication, PageSize, Text};
 
@@ -16,9 +16,9 @@ const APP_COLUMNS: &str = "id, user_id, company, position, job_url, resume_id, s
 #[derive(Debug, Clone)]
 pub struct ApplicationSnapshot {
     /// `app_…`
-    pub id: String,
+    pub id: ApplicationId,
     /// The candidate it belongs to.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The status a change starts from.
     pub status: ApplicationStatus,
     /// Bumped by every change, answers included.
@@ -42,10 +42,10 @@ pub enum StatusGuard<'a> {
     /// A user's change: the application is still at the version that was read.
     Version,
     /// The job-applier's change: it still holds the live claim fenced by this `lease_id`.
-    Lease(&'a str),
+    Lease(&'a LeaseId),
     /// As [`StatusGuard::Lease`], and the application is still ready (every question answered,
     /// none awaiting review): submitting.
-    LeaseWhileReady(&'a str),
+    LeaseWhileReady(&'a LeaseId),
 }
 
 impl StatusGuard<'_> {
@@ -97,11 +97,12 @@ impl Db {
     )]
     pub async fn create_application(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         new: &NewApplication,
         actor: &str,
     ) -> Result<Application> {
         let status = new.status;
+        let user_id = user_id.as_str();
         let id = new_id("app");
         let now = self.now_ms();
         let mut tx = self.pool.begin().await?;
@@ -114,7 +115,7 @@ impl Db {
         .bind(new.company.as_str())
         .bind(new.position.as_str())
         .bind(new.job_url.as_ref().map(|u| u.as_str()))
-        .bind(new.resume_id.as_deref())
+        .bind(new.resume_id.as_ref().map(|r| r.as_str()))
         .bind(status.code())
         .bind(now)
         .execute(&mut *tx)
@@ -136,6 +137,7 @@ impl Db {
             detail: None,
         };
         commit_with_event(self, tx, &id, event, now).await?;
+        let id = ApplicationId::try_from(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.application(&id)
             .await?
             .ok_or(StoreError::NotFound(Entity::Application))
@@ -148,7 +150,11 @@ impl Db {
         name = "store.application_snapshot",
         skip_all
     )]
-    pub async fn application_snapshot(&self, id: &str) -> Result<Option<ApplicationSnapshot>> {
+    pub async fn application_snapshot(
+        &self,
+        id: &ApplicationId,
+    ) -> Result<Option<ApplicationSnapshot>> {
+        let id = id.as_str();
         let row =
             sqlx::query("SELECT id, user_id, status, version FROM job_applications WHERE id = $1")
                 .bind(id)
@@ -157,8 +163,8 @@ impl Db {
         match row {
             None => Ok(None),
             Some(r) => Ok(Some(ApplicationSnapshot {
-                id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
+                id: id_of(&r, "id")?,
+                user_id: id_of(&r, "user_id")?,
                 status: status_of(r.try_get("status")?)?,
                 version: r.try_get("version")?,
             })),
@@ -172,7 +178,8 @@ impl Db {
         name = "store.application",
         skip_all
     )]
-    pub async fn application(&self, id: &str) -> Result<Option<Application>> {
+    pub async fn application(&self, id: &ApplicationId) -> Result<Option<Application>> {
+        let id = id.as_str();
         let sql = AssertSqlSafe(format!(
             "SELECT {APP_COLUMNS} FROM job_applications WHERE id = $1"
         ));
@@ -197,9 +204,9 @@ impl Db {
     )]
     pub async fn list_applications(
         &self,
-        user_id: Option<&str>,
+        user_id: Option<&UserId>,
         status: Option<ApplicationStatus>,
-        cursor: Option<&str>,
+        cursor: Option<&ApplicationId>,
         limit: PageSize,
     ) -> Result<Page<Application>> {
         let limit = limit.get();
@@ -208,9 +215,9 @@ impl Db {
              AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
         ));
         let rows = sqlx::query(sql)
-            .bind(user_id)
+            .bind(user_id.map(UserId::as_str))
             .bind(status.map(ApplicationStatus::code))
-            .bind(cursor)
+            .bind(cursor.map(ApplicationId::as_str))
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
@@ -246,7 +253,7 @@ impl Db {
         guard: StatusGuard<'_>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        self.lock_application(&mut tx, &seen.id).await?;
+        self.lock_application(&mut tx, seen.id.as_str()).await?;
         let now = self.now_ms();
         let sql = format!(
             "UPDATE job_applications SET status = $1, reason = $2, submission_ref = COALESCE($3, submission_ref), claimed_by = NULL, \
@@ -259,19 +266,19 @@ impl Db {
             .bind(change.reason.map(Text::as_str))
             .bind(change.submission_ref.map(Text::as_str))
             .bind(now)
-            .bind(&seen.id)
+            .bind(seen.id.as_str())
             .bind(seen.status.code());
         let (update, lease_id) = match guard {
             StatusGuard::Version => (update.bind(seen.version), None),
             StatusGuard::Lease(lease_id) | StatusGuard::LeaseWhileReady(lease_id) => {
-                (update.bind(actor).bind(lease_id), Some(lease_id))
+                (update.bind(actor).bind(lease_id.as_str()), Some(lease_id))
             }
         };
         let changed = update.execute(&mut *tx).await?.rows_affected();
         if changed == 0 {
             let e = match lease_id {
                 Some(l) => {
-                    self.claim_conflict(&mut tx, &seen.id, actor, l, now)
+                    self.claim_conflict(&mut tx, seen.id.as_str(), actor, l.as_str(), now)
                         .await?
                 }
                 None => StoreError::Conflict(Conflict::Changed),
@@ -291,6 +298,6 @@ impl Db {
             to: Some(change.to),
             detail,
         };
-        commit_with_event(self, tx, &seen.id, event, now).await
+        commit_with_event(self, tx, seen.id.as_str(), event, now).await
     }
 }

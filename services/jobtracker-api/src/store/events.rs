@@ -1,6 +1,6 @@
 //! The audit trail: every change writes its event in its own transaction.
 
-use jobtracker_types::{ApplicationStatus, Event, Page};
+use jobtracker_types::{ApplicationId, ApplicationStatus, Event, EventId, Page};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -86,14 +86,14 @@ impl Db {
     )]
     pub async fn list_events(
         &self,
-        application_id: &str,
-        cursor: Option<&str>,
+        application_id: &ApplicationId,
+        cursor: Option<&EventId>,
         limit: PageSize,
     ) -> Result<Page<Event>> {
         let limit = limit.get();
         let rows = sqlx::query("SELECT * FROM events WHERE application_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3")
-            .bind(application_id)
-            .bind(cursor)
+            .bind(application_id.as_str())
+            .bind(cursor.map(EventId::as_str))
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;

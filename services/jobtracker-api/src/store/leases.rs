@@ -1,7 +1,7 @@
 //! The job-applier's claims: a lease on one ready application, fenced by a `lease_id` that every
 //! later write of the claimant presents.
 
-use jobtracker_types::ApplicationStatus;
+use jobtracker_types::{ApplicationId, ApplicationStatus, LeaseId};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::events::{NewEvent, commit_with_event};
@@ -13,9 +13,9 @@ use crate::domain::LeaseLength;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     /// The application leased.
-    pub application_id: String,
+    pub application_id: ApplicationId,
     /// The fencing token the claimant's later writes present.
-    pub lease_id: String,
+    pub lease_id: LeaseId,
 }
 
 /// What the claimant does with its lease.
@@ -88,9 +88,10 @@ impl Db {
                 Some(format!("lease {}s", lease_ms / 1000)),
             );
             commit_with_event(self, tx, &id, event, now).await?;
+            let corrupt = |e: jobtracker_types::IdError| StoreError::Corrupt(e.to_string());
             return Ok(Some(Claim {
-                application_id: id,
-                lease_id,
+                application_id: ApplicationId::try_from(id).map_err(corrupt)?,
+                lease_id: LeaseId::try_from(lease_id).map_err(corrupt)?,
             }));
         }
         Ok(None)
@@ -102,11 +103,12 @@ impl Db {
     #[tracing::instrument(target = "spans", level = "debug", name = "store.set_lease", skip_all)]
     pub async fn set_lease(
         &self,
-        id: &str,
+        id: &ApplicationId,
         actor: &str,
-        lease_id: &str,
+        lease_id: &LeaseId,
         change: LeaseChange,
     ) -> Result<()> {
+        let (id, lease_id) = (id.as_str(), lease_id.as_str());
         let mut tx = self.begin_write().await?;
         self.lock_application(&mut tx, id).await?;
         let now = self.now_ms();

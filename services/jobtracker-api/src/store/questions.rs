@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use jobtracker_types::{Page, Question, QuestionWithContext};
+use jobtracker_types::{ApplicationId, Page, Question, QuestionId, QuestionWithContext, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
@@ -81,12 +81,13 @@ impl Db {
     #[tracing::instrument(target = "spans", level = "debug", name = "store.answer", skip_all)]
     pub async fn answer(
         &self,
-        application_id: &str,
-        question_id: &str,
+        application_id: &ApplicationId,
+        question_id: &QuestionId,
         reply: &Reply,
         actor: &str,
         answerer: Answerer,
     ) -> Result<()> {
+        let (application_id, question_id) = (application_id.as_str(), question_id.as_str());
         let (answer, needs_review, review_reason) = match reply {
             Reply::Answer {
                 text,
@@ -205,9 +206,9 @@ impl Db {
     )]
     pub async fn list_questions(
         &self,
-        user_id: Option<&str>,
+        user_id: Option<&UserId>,
         unanswered: bool,
-        cursor: Option<&str>,
+        cursor: Option<&QuestionId>,
         limit: PageSize,
     ) -> Result<Page<QuestionWithContext>> {
         let limit = limit.get();
@@ -218,9 +219,9 @@ impl Db {
              AND ($2 = 0 OR (q.answer IS NULL AND q.needs_review = 0 AND a.status IN ($5, $6))) \
              AND ($3 IS NULL OR q.id > $3) ORDER BY q.id LIMIT $4",
         )
-        .bind(user_id)
+        .bind(user_id.map(UserId::as_str))
         .bind(i64::from(unanswered))
-        .bind(cursor)
+        .bind(cursor.map(QuestionId::as_str))
         .bind(limit + 1)
         .bind(ANSWERABLE[0].code())
         .bind(ANSWERABLE[1].code())

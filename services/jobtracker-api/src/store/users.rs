@@ -1,6 +1,6 @@
 //! Candidate profiles, keyed by the Clerk user id.
 
-use jobtracker_types::{User, UserProfileInput};
+use jobtracker_types::{User, UserId, UserProfileInput};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -56,7 +56,7 @@ impl Db {
         name = "store.upsert_user",
         skip_all
     )]
-    pub async fn upsert_user(&self, id: &str, profile: &Profile) -> Result<User> {
+    pub async fn upsert_user(&self, id: &UserId, profile: &Profile) -> Result<User> {
         let p = profile.fields();
         let now = self.now_ms();
         sqlx::query(
@@ -70,7 +70,7 @@ impl Db {
              willing_to_relocate = excluded.willing_to_relocate, remote_preference = excluded.remote_preference, \
              links = excluded.links, updated_at = excluded.updated_at",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(&p.full_name)
         .bind(&p.email)
         .bind(&p.phone)
@@ -95,7 +95,8 @@ impl Db {
 
     /// The profile of user `id`.
     #[tracing::instrument(target = "spans", level = "debug", name = "store.user", skip_all)]
-    pub async fn user(&self, id: &str) -> Result<Option<User>> {
+    pub async fn user(&self, id: &UserId) -> Result<Option<User>> {
+        let id = id.as_str();
         let row = sqlx::query("SELECT * FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
