@@ -186,8 +186,8 @@ pub struct UserProfileInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     /// The Clerk user id.
-    #[schema(example = "user_2DemoAliceCandidate00000000")]
-    pub id: String,
+    #[schema(value_type = String, example = "user_2DemoAliceCandidate00000000", pattern = "^user_[A-Za-z0-9]{1,64}$")]
+    pub id: UserId,
     /// The profile.
     #[serde(flatten)]
     pub profile: UserProfileInput,
@@ -201,9 +201,11 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Resume {
     /// `res_…`
-    pub id: String,
+    #[schema(value_type = String, pattern = "^res_[0-9a-f]{24}$")]
+    pub id: ResumeId,
     /// Owner.
-    pub user_id: String,
+    #[schema(value_type = String, pattern = "^user_[A-Za-z0-9]{1,64}$")]
+    pub user_id: UserId,
     /// Sanitised file name.
     #[schema(example = "cv.pdf")]
     pub file_name: String,
@@ -248,9 +250,11 @@ pub struct CreateApplication {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Question {
     /// `q_…`
-    pub id: String,
+    #[schema(value_type = String, pattern = "^q_[0-9a-f]{24}$")]
+    pub id: QuestionId,
     /// The application.
-    pub application_id: String,
+    #[schema(value_type = String, pattern = "^app_[0-9a-f]{24}$")]
+    pub application_id: ApplicationId,
     /// The question.
     pub text: String,
     /// The answer, once given.
@@ -276,7 +280,8 @@ pub struct QuestionWithContext {
     #[serde(flatten)]
     pub question: Question,
     /// The candidate.
-    pub user_id: String,
+    #[schema(value_type = String, pattern = "^user_[A-Za-z0-9]{1,64}$")]
+    pub user_id: UserId,
     /// Company.
     pub company: String,
     /// Position.
@@ -287,9 +292,11 @@ pub struct QuestionWithContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Application {
     /// `app_…`
-    pub id: String,
+    #[schema(value_type = String, pattern = "^app_[0-9a-f]{24}$")]
+    pub id: ApplicationId,
     /// The candidate.
-    pub user_id: String,
+    #[schema(value_type = String, pattern = "^user_[A-Za-z0-9]{1,64}$")]
+    pub user_id: UserId,
     /// Company.
     pub company: String,
     /// Position.
@@ -297,7 +304,8 @@ pub struct Application {
     /// Posting URL.
     pub job_url: Option<String>,
     /// Resume to send.
-    pub resume_id: Option<String>,
+    #[schema(value_type = Option<String>, pattern = "^res_[0-9a-f]{24}$")]
+    pub resume_id: Option<ResumeId>,
     /// Status.
     pub status: ApplicationStatus,
     /// Why it failed or was rejected.
@@ -375,8 +383,8 @@ pub struct ClaimedApplication {
     #[serde(flatten)]
     pub application: Application,
     /// New for every claim (`lease_…`).
-    #[schema(example = "lease_0190a1b2c3d4000001a1b2c3")]
-    pub lease_id: String,
+    #[schema(value_type = String, example = "lease_0190a1b2c3d4000001a1b2c3", pattern = "^lease_[0-9a-f]{24}$")]
+    pub lease_id: LeaseId,
 }
 
 /// `PUT /api/job-applications/{id}/questions/{qid}/answer`.
@@ -400,9 +408,11 @@ pub struct AnswerInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// `evt_…`
-    pub id: String,
+    #[schema(value_type = String, pattern = "^evt_[0-9a-f]{24}$")]
+    pub id: EventId,
     /// The application.
-    pub application_id: String,
+    #[schema(value_type = String, pattern = "^app_[0-9a-f]{24}$")]
+    pub application_id: ApplicationId,
     /// `user:user_…`, `user:user_… (act:user_…)` when an admin impersonated the user, or
     /// `machine:mch_…`.
     #[schema(example = "machine:mch_2JobApplierBot0000000000000")]

@@ -73,7 +73,7 @@ pub async fn create(
     }
     if let Some(r) = &new.resume_id {
         let resume = ctx.db.resume(r).await?;
-        if resume.is_none_or(|r| r.user_id != user_id.as_str()) {
+        if resume.is_none_or(|r| r.user_id != user_id) {
             return Err(ApiError::invalid("resume_id", "no such resume of yours"));
         }
     }
@@ -296,7 +296,7 @@ pub async fn claim(
             let Json(application) = full(&ctx, &application_id).await?;
             Ok(Json(ClaimedApplication {
                 application,
-                lease_id: lease_id.into_string(),
+                lease_id,
             })
             .into_response())
         }

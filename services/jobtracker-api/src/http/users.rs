@@ -354,9 +354,7 @@ pub async fn download_resume(
         .resume_content(&resume_id)
         .await?
         .ok_or(ApiError::NotFound("resume"))?;
-    let owner = UserId::parse(&resume.user_id)
-        .map_err(|e| ApiError::Internal(format!("a resume's owner in the database: {e}")))?;
-    caller.require_visible(Action::DownloadResume, &owner, "resume")?;
+    caller.require_visible(Action::DownloadResume, &resume.user_id, "resume")?;
     let mut response = transfers::body_with_permit(content.into(), permit).into_response();
     let h = response.headers_mut();
     h.insert(

@@ -1,6 +1,8 @@
 //! Job applications and their status changes.
 
-use jobtracker_types::{Application, ApplicationId, ApplicationStatus, LeaseId, Page, UserId};
+use jobtracker_types::{
+    Application, ApplicationId, ApplicationStatus, LeaseId, Page, ResumeId, UserId,
+};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -66,12 +68,15 @@ impl StatusGuard<'_> {
 /// The application of `row`, without its questions (another query's).
 fn application_from(row: &AnyRow) -> Result<Application> {
     Ok(Application {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
+        id: id_of(row, "id")?,
+        user_id: id_of(row, "user_id")?,
         company: row.try_get("company")?,
         position: row.try_get("position")?,
         job_url: row.try_get("job_url")?,
-        resume_id: row.try_get("resume_id")?,
+        resume_id: row
+            .try_get::<Option<String>, _>("resume_id")?
+            .map(|r| ResumeId::try_from(r).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
         status: status_of(row.try_get("status")?)?,
         reason: row.try_get("reason")?,
         submission_ref: row.try_get("submission_ref")?,
@@ -228,10 +233,12 @@ impl Db {
         let mut questions = self.questions_of(&ids).await?;
         let with_questions = |row: &AnyRow| {
             let mut app = application_from(row)?;
-            app.questions = questions.remove(&app.id).unwrap_or_default();
+            app.questions = questions.remove(app.id.as_str()).unwrap_or_default();
             Ok(app)
         };
-        page(&rows, limit, with_questions, |a: &Application| &a.id)
+        page(&rows, limit, with_questions, |a: &Application| {
+            a.id.as_str()
+        })
     }
 
     /// Changes the status if it is still `seen.status` and the `guard` holds, in one statement.

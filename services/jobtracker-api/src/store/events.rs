@@ -4,7 +4,7 @@ use jobtracker_types::{ApplicationId, ApplicationStatus, Event, EventId, Page};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Result, page, status_of};
+use super::{Result, id_of, page, status_of};
 use crate::db::{Db, new_id, rfc3339};
 use crate::domain::PageSize;
 
@@ -65,8 +65,8 @@ fn event_from(row: &AnyRow) -> Result<Event> {
         row.try_get::<Option<i64>, _>(c)?.map(status_of).transpose()
     };
     Ok(Event {
-        id: row.try_get("id")?,
-        application_id: row.try_get("application_id")?,
+        id: id_of(row, "id")?,
+        application_id: id_of(row, "application_id")?,
         actor: row.try_get("actor")?,
         action: row.try_get("action")?,
         from_status: status("from_status")?,
@@ -97,6 +97,6 @@ impl Db {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        page(&rows, limit, event_from, |e: &Event| &e.id)
+        page(&rows, limit, event_from, |e: &Event| e.id.as_str())
     }
 }

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::events::{NewEvent, commit_with_event};
-use super::{ANSWERABLE, Conflict, Entity, Result, StoreError, page, status_of};
+use super::{ANSWERABLE, Conflict, Entity, Result, StoreError, id_of, page, status_of};
 use crate::db::{Db, rfc3339};
 use crate::domain::{PageSize, Reply, Text};
 
@@ -30,8 +30,8 @@ const BOT_NOT_OVER_USER: &str = " AND (answered_by IS NULL OR answered_by NOT LI
 
 fn question_from(row: &AnyRow) -> Result<Question> {
     Ok(Question {
-        id: row.try_get("id")?,
-        application_id: row.try_get("application_id")?,
+        id: id_of(row, "id")?,
+        application_id: id_of(row, "application_id")?,
         text: row.try_get("text")?,
         answer: row.try_get("answer")?,
         answered_by: row.try_get("answered_by")?,
@@ -66,7 +66,7 @@ impl Db {
         for row in &query.fetch_all(&self.pool).await? {
             let question = question_from(row)?;
             by_application
-                .entry(question.application_id.clone())
+                .entry(question.application_id.as_str().to_owned())
                 .or_default()
                 .push(question);
         }
@@ -230,13 +230,13 @@ impl Db {
         let with_context = |r: &AnyRow| {
             Ok(QuestionWithContext {
                 question: question_from(r)?,
-                user_id: r.try_get("app_user_id")?,
+                user_id: id_of(r, "app_user_id")?,
                 company: r.try_get("app_company")?,
                 position: r.try_get("app_position")?,
             })
         };
         page(&rows, limit, with_context, |q: &QuestionWithContext| {
-            &q.question.id
+            q.question.id.as_str()
         })
     }
 }

@@ -6,7 +6,7 @@ use jobtracker_types::{Page, Resume, ResumeId, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
-use super::{Conflict, Entity, Result, StoreError, page};
+use super::{Conflict, Entity, Result, StoreError, id_of, page};
 use crate::db::{Backend, Db, new_id, rfc3339};
 use crate::domain::{FileName, PageSize};
 
@@ -27,8 +27,8 @@ pub struct NewResume<'a> {
 
 fn resume_from(row: &AnyRow) -> Result<Resume> {
     Ok(Resume {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
+        id: id_of(row, "id")?,
+        user_id: id_of(row, "user_id")?,
         file_name: row.try_get("file_name")?,
         content_type: row.try_get("content_type")?,
         size: row.try_get("size")?,
@@ -257,6 +257,6 @@ impl Db {
         .bind(limit + 1)
         .fetch_all(&self.pool)
         .await?;
-        page(&rows, limit, resume_from, |r: &Resume| &r.id)
+        page(&rows, limit, resume_from, |r: &Resume| r.id.as_str())
     }
 }

@@ -26,7 +26,7 @@ fn user_from(row: &AnyRow) -> Result<User> {
     let bool_of =
         |c: &str| -> Result<Option<bool>> { Ok(row.try_get::<Option<i64>, _>(c)?.map(|v| v != 0)) };
     Ok(User {
-        id: row.try_get("id")?,
+        id: super::id_of(row, "id")?,
         profile: UserProfileInput {
             full_name: row.try_get("full_name")?,
             email: row.try_get("email")?,
