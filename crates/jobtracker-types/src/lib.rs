@@ -615,4 +615,39 @@ mod tests {
             assert_eq!(stated, limit, "{field}: the schema and limits.rs disagree");
         }
     }
+
+    /// The `pattern` of `field` in `T`'s schema.
+    fn pattern<T: PartialSchema>(field: &str) -> Option<String> {
+        let schema = serde_json::to_value(T::schema()).ok()?;
+        // A type with a flattened part (User) is an `allOf` of objects.
+        let parts = schema["allOf"].as_array().cloned().unwrap_or_default();
+        std::iter::once(&schema)
+            .chain(&parts)
+            .find_map(|s| s["properties"][field]["pattern"].as_str())
+            .map(str::to_owned)
+    }
+
+    /// utoipa takes only literals in `#[schema(pattern = …)]`: this holds every id field's to
+    /// its type's [`ids`] pattern (which a test there holds to the parser).
+    #[test]
+    fn the_schema_states_each_id_fields_pattern() {
+        let cases = [
+            (pattern::<User>("id"), UserId::PATTERN),
+            (pattern::<Resume>("id"), ResumeId::PATTERN),
+            (pattern::<Resume>("user_id"), UserId::PATTERN),
+            (pattern::<Question>("id"), QuestionId::PATTERN),
+            (
+                pattern::<Question>("application_id"),
+                ApplicationId::PATTERN,
+            ),
+            (pattern::<Application>("id"), ApplicationId::PATTERN),
+            (pattern::<Application>("user_id"), UserId::PATTERN),
+            (pattern::<Application>("resume_id"), ResumeId::PATTERN),
+            (pattern::<Event>("id"), EventId::PATTERN),
+            (pattern::<Event>("application_id"), ApplicationId::PATTERN),
+        ];
+        for (i, (stated, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(stated.as_deref(), Some(expected), "case {i}");
+        }
+    }
 }
