@@ -42,27 +42,24 @@ impl Profile {
                 text(field, v, max)?;
             }
         }
-        if p.years_experience
-            .is_some_and(|y| y > limits::YEARS_EXPERIENCE_MAX)
-        {
-            return Err(Invalid::new(
+        for (field, value, max) in [
+            (
                 "years_experience",
-                format!(
-                    "years_experience must be at most {}",
-                    limits::YEARS_EXPERIENCE_MAX
-                ),
-            ));
-        }
-        if p.notice_period_days
-            .is_some_and(|d| d > limits::NOTICE_PERIOD_DAYS_MAX)
-        {
-            return Err(Invalid::new(
+                p.years_experience,
+                limits::YEARS_EXPERIENCE_MAX,
+            ),
+            (
                 "notice_period_days",
-                format!(
-                    "notice_period_days must be at most {}",
-                    limits::NOTICE_PERIOD_DAYS_MAX
-                ),
-            ));
+                p.notice_period_days,
+                limits::NOTICE_PERIOD_DAYS_MAX,
+            ),
+        ] {
+            if value.is_some_and(|v| v > max) {
+                return Err(Invalid::new(
+                    field,
+                    format!("{field} must be at most {max}"),
+                ));
+            }
         }
         if p.skills.len() > limits::SKILLS_MAX {
             return Err(Invalid::new(
