@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobtracker_types::{
-    AnswerInput, Application, ApplicationStatus, ClaimedApplication, CreateApplication, Event,
-    LeaseRelease, LeaseRequest, Page, Problem, QuestionWithContext, Resume, StatusUpdate, User,
-    UserProfileInput, Whoami,
+    AnswerInput, Application, ApplicationId, ApplicationStatus, ClaimedApplication,
+    CreateApplication, Event, LeaseId, LeaseRelease, LeaseRequest, Page, Problem, QuestionId,
+    QuestionWithContext, Resume, ResumeId, StatusUpdate, User, UserId, UserProfileInput, Whoami,
 };
 use m2m_core::{AuthedClient, AuthedRequestError, TokenSource};
 use rand::Rng;
@@ -271,7 +271,7 @@ impl JobTrackerClient {
     }
 
     /// `GET /api/users/{user_id}`.
-    pub async fn get_user(&self, user_id: &str) -> Result<User, ClientError> {
+    pub async fn get_user(&self, user_id: &UserId) -> Result<User, ClientError> {
         self.call(Method::GET, &format!("/api/users/{user_id}"), |b| b)
             .await
     }
@@ -279,7 +279,7 @@ impl JobTrackerClient {
     /// `POST /api/users/{user_id}/resumes?file_name=…` with the raw file.
     pub async fn upload_resume(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         file_name: &str,
         content_type: &str,
         bytes: Vec<u8>,
@@ -300,7 +300,7 @@ impl JobTrackerClient {
     /// `GET /api/users/{user_id}/resumes`.
     pub async fn list_resumes(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         cursor: Option<&str>,
     ) -> Result<Page<Resume>, ClientError> {
         self.call(Method::GET, &format!("/api/users/{user_id}/resumes"), |b| {
@@ -311,7 +311,10 @@ impl JobTrackerClient {
 
     /// Downloads a resume into memory, checked against the SHA-256 the API sent. Nothing is
     /// written to disk: a resume is personal data, and a file would outlive a crash.
-    pub async fn download_resume(&self, resume_id: &str) -> Result<ResumeContent, ClientError> {
+    pub async fn download_resume(
+        &self,
+        resume_id: &ResumeId,
+    ) -> Result<ResumeContent, ClientError> {
         let response = self
             .send(
                 Method::GET,
@@ -366,7 +369,7 @@ impl JobTrackerClient {
     }
 
     /// `GET /api/job-applications/{id}`.
-    pub async fn get_application(&self, id: &str) -> Result<Application, ClientError> {
+    pub async fn get_application(&self, id: &ApplicationId) -> Result<Application, ClientError> {
         self.call(Method::GET, &format!("/api/job-applications/{id}"), |b| b)
             .await
     }
@@ -374,7 +377,7 @@ impl JobTrackerClient {
     /// `GET /api/job-applications/{id}/events`.
     pub async fn list_events(
         &self,
-        id: &str,
+        id: &ApplicationId,
         cursor: Option<&str>,
     ) -> Result<Page<Event>, ClientError> {
         self.call(
@@ -388,7 +391,7 @@ impl JobTrackerClient {
     /// `PATCH /api/job-applications/{id}/status`.
     pub async fn update_status(
         &self,
-        id: &str,
+        id: &ApplicationId,
         update: &StatusUpdate,
     ) -> Result<Application, ClientError> {
         self.call(
@@ -422,13 +425,13 @@ impl JobTrackerClient {
     /// `PUT /api/job-applications/{id}/lease`: extends the live claim `lease_id`.
     pub async fn renew_lease(
         &self,
-        id: &str,
-        lease_id: &str,
+        id: &ApplicationId,
+        lease_id: &LeaseId,
         lease: Duration,
     ) -> Result<Application, ClientError> {
         let body = LeaseRequest {
             lease_seconds: Some(lease.as_secs() as u32),
-            lease_id: Some(lease_id.to_owned()),
+            lease_id: Some(lease_id.to_string()),
         };
         self.call(
             Method::PUT,
@@ -439,9 +442,13 @@ impl JobTrackerClient {
     }
 
     /// `DELETE /api/job-applications/{id}/lease`: gives the claim `lease_id` back.
-    pub async fn release_lease(&self, id: &str, lease_id: &str) -> Result<(), ClientError> {
+    pub async fn release_lease(
+        &self,
+        id: &ApplicationId,
+        lease_id: &LeaseId,
+    ) -> Result<(), ClientError> {
         let body = LeaseRelease {
-            lease_id: Some(lease_id.to_owned()),
+            lease_id: Some(lease_id.to_string()),
         };
         let response = self
             .send(
@@ -476,8 +483,8 @@ impl JobTrackerClient {
     /// `PUT /api/job-applications/{id}/questions/{qid}/answer`.
     pub async fn answer_question(
         &self,
-        application_id: &str,
-        question_id: &str,
+        application_id: &ApplicationId,
+        question_id: &QuestionId,
         answer: &AnswerInput,
     ) -> Result<Application, ClientError> {
         self.call(

@@ -3,6 +3,11 @@
 
 use std::fmt;
 
+pub mod ids;
+pub mod limits;
+
+pub use ids::{ApplicationId, EventId, IdError, LeaseId, MachineId, QuestionId, ResumeId, UserId};
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 
@@ -124,55 +129,56 @@ impl<'de> Deserialize<'de> for ApplicationStatus {
 #[serde(deny_unknown_fields)]
 pub struct UserProfileInput {
     /// Full name.
-    #[schema(example = "Alice Candidate")]
+    #[schema(example = "Alice Candidate", max_length = 200)]
     pub full_name: String,
     /// Contact email.
-    #[schema(example = "alice@example.com")]
+    #[schema(example = "alice@example.com", max_length = 320)]
     pub email: String,
     /// Contact phone.
     #[serde(default)]
+    #[schema(max_length = 50)]
     pub phone: Option<String>,
     /// City, country.
     #[serde(default)]
-    #[schema(example = "Berlin, Germany")]
+    #[schema(example = "Berlin, Germany", max_length = 200)]
     pub location: Option<String>,
     /// One-line professional headline.
     #[serde(default)]
-    #[schema(example = "Backend engineer (Rust, Postgres)")]
+    #[schema(example = "Backend engineer (Rust, Postgres)", max_length = 300)]
     pub headline: Option<String>,
     /// Years of professional experience.
     #[serde(default)]
-    #[schema(example = 7)]
+    #[schema(example = 7, maximum = 80)]
     pub years_experience: Option<u32>,
     /// Skills, most important first.
     #[serde(default)]
-    #[schema(example = json!(["Rust", "PostgreSQL", "Kubernetes"]))]
+    #[schema(example = json!(["Rust", "PostgreSQL", "Kubernetes"]), max_items = 100)]
     pub skills: Vec<String>,
     /// Work authorisation, free text (e.g. "EU citizen").
     #[serde(default)]
-    #[schema(example = "EU citizen")]
+    #[schema(example = "EU citizen", max_length = 300)]
     pub work_authorization: Option<String>,
     /// Whether visa sponsorship is needed.
     #[serde(default)]
     pub requires_sponsorship: Option<bool>,
     /// Salary expectation, free text.
     #[serde(default)]
-    #[schema(example = "EUR 85,000")]
+    #[schema(example = "EUR 85,000", max_length = 200)]
     pub salary_expectation: Option<String>,
     /// Notice period in days.
     #[serde(default)]
-    #[schema(example = 30)]
+    #[schema(example = 30, maximum = 730)]
     pub notice_period_days: Option<u32>,
     /// Willing to relocate.
     #[serde(default)]
     pub willing_to_relocate: Option<bool>,
     /// `remote`, `hybrid`, `onsite` or free text.
     #[serde(default)]
-    #[schema(example = "remote")]
+    #[schema(example = "remote", max_length = 100)]
     pub remote_preference: Option<String>,
     /// Portfolio, GitHub, LinkedIn…
     #[serde(default)]
-    #[schema(example = json!(["https://github.com/alice"]))]
+    #[schema(example = json!(["https://github.com/alice"]), max_items = 20)]
     pub links: Vec<String>,
 }
 
@@ -180,8 +186,8 @@ pub struct UserProfileInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     /// The Clerk user id.
-    #[schema(example = "user_2DemoAliceCandidate00000000")]
-    pub id: String,
+    #[schema(value_type = String, example = "user_2DemoAliceCandidate00000000", pattern = "^user_[A-Za-z0-9]{1,64}$")]
+    pub id: UserId,
     /// The profile.
     #[serde(flatten)]
     pub profile: UserProfileInput,
@@ -195,9 +201,11 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Resume {
     /// `res_…`
-    pub id: String,
+    #[schema(value_type = String, pattern = "^res_[0-9a-f]{24}$")]
+    pub id: ResumeId,
     /// Owner.
-    pub user_id: String,
+    #[schema(value_type = String, pattern = "^user_[A-Za-z0-9]{1,64}$")]
+    pub user_id: UserId,
     /// Sanitised file name.
     #[schema(example = "cv.pdf")]
     pub file_name: String,
@@ -217,21 +225,21 @@ pub struct Resume {
 #[serde(deny_unknown_fields)]
 pub struct CreateApplication {
     /// Company.
-    #[schema(example = "Acme GmbH")]
+    #[schema(example = "Acme GmbH", max_length = 200)]
     pub company: String,
     /// Position.
-    #[schema(example = "Senior Rust Engineer")]
+    #[schema(example = "Senior Rust Engineer", max_length = 200)]
     pub position: String,
     /// Posting URL (http or https).
     #[serde(default)]
-    #[schema(example = "https://jobs.example.com/123")]
+    #[schema(example = "https://jobs.example.com/123", max_length = 2000)]
     pub job_url: Option<String>,
     /// One of the caller's resumes.
     #[serde(default)]
     pub resume_id: Option<String>,
     /// Screening questions to answer.
     #[serde(default)]
-    #[schema(example = json!(["How many years of Rust experience do you have?", "Do you require visa sponsorship?"]))]
+    #[schema(example = json!(["How many years of Rust experience do you have?", "Do you require visa sponsorship?"]), max_items = 50)]
     pub questions: Vec<String>,
     /// `saved` (default) or `queued`.
     #[serde(default)]
@@ -242,9 +250,11 @@ pub struct CreateApplication {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Question {
     /// `q_…`
-    pub id: String,
+    #[schema(value_type = String, pattern = "^q_[0-9a-f]{24}$")]
+    pub id: QuestionId,
     /// The application.
-    pub application_id: String,
+    #[schema(value_type = String, pattern = "^app_[0-9a-f]{24}$")]
+    pub application_id: ApplicationId,
     /// The question.
     pub text: String,
     /// The answer, once given.
@@ -270,7 +280,8 @@ pub struct QuestionWithContext {
     #[serde(flatten)]
     pub question: Question,
     /// The candidate.
-    pub user_id: String,
+    #[schema(value_type = String, pattern = "^user_[A-Za-z0-9]{1,64}$")]
+    pub user_id: UserId,
     /// Company.
     pub company: String,
     /// Position.
@@ -281,9 +292,11 @@ pub struct QuestionWithContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Application {
     /// `app_…`
-    pub id: String,
+    #[schema(value_type = String, pattern = "^app_[0-9a-f]{24}$")]
+    pub id: ApplicationId,
     /// The candidate.
-    pub user_id: String,
+    #[schema(value_type = String, pattern = "^user_[A-Za-z0-9]{1,64}$")]
+    pub user_id: UserId,
     /// Company.
     pub company: String,
     /// Position.
@@ -291,7 +304,8 @@ pub struct Application {
     /// Posting URL.
     pub job_url: Option<String>,
     /// Resume to send.
-    pub resume_id: Option<String>,
+    #[schema(value_type = Option<String>, pattern = "^res_[0-9a-f]{24}$")]
+    pub resume_id: Option<ResumeId>,
     /// Status.
     pub status: ApplicationStatus,
     /// Why it failed or was rejected.
@@ -322,9 +336,11 @@ pub struct StatusUpdate {
     pub status: ApplicationStatus,
     /// Reason (required for `failed`).
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
     /// The job-applier's submission reference (with `submitted` only). Users may not send it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 500)]
     pub submission_ref: Option<String>,
     /// When given, the change applies only if the application is still at this version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,7 +357,7 @@ pub struct StatusUpdate {
 pub struct LeaseRequest {
     /// Lease length in seconds (default 300, 10–3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = 300)]
+    #[schema(example = 300, minimum = 10, maximum = 3600)]
     pub lease_seconds: Option<u32>,
     /// Renewal only: the `lease_id` the claim returned (missing or superseded: 409). A claim
     /// must not send one.
@@ -367,8 +383,8 @@ pub struct ClaimedApplication {
     #[serde(flatten)]
     pub application: Application,
     /// New for every claim (`lease_…`).
-    #[schema(example = "lease_0190a1b2c3d4000001a1b2c3")]
-    pub lease_id: String,
+    #[schema(value_type = String, example = "lease_0190a1b2c3d4000001a1b2c3", pattern = "^lease_[0-9a-f]{24}$")]
+    pub lease_id: LeaseId,
 }
 
 /// `PUT /api/job-applications/{id}/questions/{qid}/answer`.
@@ -377,12 +393,14 @@ pub struct ClaimedApplication {
 pub struct AnswerInput {
     /// The answer; omit when marking for review.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub answer: Option<String>,
     /// Mark for a person's review instead of answering.
     #[serde(default)]
     pub needs_review: bool,
     /// Why review is needed.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub review_reason: Option<String>,
 }
 
@@ -390,9 +408,11 @@ pub struct AnswerInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// `evt_…`
-    pub id: String,
+    #[schema(value_type = String, pattern = "^evt_[0-9a-f]{24}$")]
+    pub id: EventId,
     /// The application.
-    pub application_id: String,
+    #[schema(value_type = String, pattern = "^app_[0-9a-f]{24}$")]
+    pub application_id: ApplicationId,
     /// `user:user_…`, `user:user_… (act:user_…)` when an admin impersonated the user, or
     /// `machine:mch_…`.
     #[schema(example = "machine:mch_2JobApplierBot0000000000000")]
@@ -460,4 +480,174 @@ pub struct Problem {
     /// The offending field, for 422.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    /// `key` (`maxLength`, `maxItems`, `maximum`, …) of property `field` in `T`'s schema.
+    fn constraint<T: PartialSchema>(field: &str, key: &str) -> Option<f64> {
+        let schema = serde_json::to_value(T::schema()).ok()?;
+        schema["properties"][field][key].as_f64()
+    }
+
+    /// utoipa takes only literals in `#[schema(max_length = …)]`: this holds them to
+    /// [`limits`], which the API parses with.
+    #[test]
+    fn the_schema_states_the_limits_the_api_parses_with() {
+        use limits::*;
+        let n = |v: usize| Some(v as f64);
+        let cases = [
+            (
+                "company",
+                constraint::<CreateApplication>("company", "maxLength"),
+                n(COMPANY_MAX_CHARS),
+            ),
+            (
+                "position",
+                constraint::<CreateApplication>("position", "maxLength"),
+                n(POSITION_MAX_CHARS),
+            ),
+            (
+                "job_url",
+                constraint::<CreateApplication>("job_url", "maxLength"),
+                n(URL_MAX_BYTES),
+            ),
+            (
+                "questions",
+                constraint::<CreateApplication>("questions", "maxItems"),
+                n(QUESTIONS_MAX),
+            ),
+            (
+                "reason",
+                constraint::<StatusUpdate>("reason", "maxLength"),
+                n(REASON_MAX_CHARS),
+            ),
+            (
+                "submission_ref",
+                constraint::<StatusUpdate>("submission_ref", "maxLength"),
+                n(SUBMISSION_REF_MAX_CHARS),
+            ),
+            (
+                "lease_seconds min",
+                constraint::<LeaseRequest>("lease_seconds", "minimum"),
+                Some(f64::from(LEASE_SECONDS_MIN)),
+            ),
+            (
+                "lease_seconds max",
+                constraint::<LeaseRequest>("lease_seconds", "maximum"),
+                Some(f64::from(LEASE_SECONDS_MAX)),
+            ),
+            (
+                "answer",
+                constraint::<AnswerInput>("answer", "maxLength"),
+                n(ANSWER_MAX_CHARS),
+            ),
+            (
+                "review_reason",
+                constraint::<AnswerInput>("review_reason", "maxLength"),
+                n(REVIEW_REASON_MAX_CHARS),
+            ),
+            (
+                "full_name",
+                constraint::<UserProfileInput>("full_name", "maxLength"),
+                n(FULL_NAME_MAX_CHARS),
+            ),
+            (
+                "email",
+                constraint::<UserProfileInput>("email", "maxLength"),
+                n(EMAIL_MAX_CHARS),
+            ),
+            (
+                "phone",
+                constraint::<UserProfileInput>("phone", "maxLength"),
+                n(PHONE_MAX_CHARS),
+            ),
+            (
+                "location",
+                constraint::<UserProfileInput>("location", "maxLength"),
+                n(LOCATION_MAX_CHARS),
+            ),
+            (
+                "headline",
+                constraint::<UserProfileInput>("headline", "maxLength"),
+                n(HEADLINE_MAX_CHARS),
+            ),
+            (
+                "work_authorization",
+                constraint::<UserProfileInput>("work_authorization", "maxLength"),
+                n(WORK_AUTHORIZATION_MAX_CHARS),
+            ),
+            (
+                "salary_expectation",
+                constraint::<UserProfileInput>("salary_expectation", "maxLength"),
+                n(SALARY_EXPECTATION_MAX_CHARS),
+            ),
+            (
+                "remote_preference",
+                constraint::<UserProfileInput>("remote_preference", "maxLength"),
+                n(REMOTE_PREFERENCE_MAX_CHARS),
+            ),
+            (
+                "years_experience",
+                constraint::<UserProfileInput>("years_experience", "maximum"),
+                Some(f64::from(YEARS_EXPERIENCE_MAX)),
+            ),
+            (
+                "notice_period_days",
+                constraint::<UserProfileInput>("notice_period_days", "maximum"),
+                Some(f64::from(NOTICE_PERIOD_DAYS_MAX)),
+            ),
+            (
+                "skills",
+                constraint::<UserProfileInput>("skills", "maxItems"),
+                n(SKILLS_MAX),
+            ),
+            (
+                "links",
+                constraint::<UserProfileInput>("links", "maxItems"),
+                n(LINKS_MAX),
+            ),
+        ];
+        for (field, stated, limit) in cases {
+            assert_eq!(stated, limit, "{field}: the schema and limits.rs disagree");
+        }
+    }
+
+    /// The `pattern` of `field` in `T`'s schema.
+    fn pattern<T: PartialSchema>(field: &str) -> Option<String> {
+        let schema = serde_json::to_value(T::schema()).ok()?;
+        // A type with a flattened part (User) is an `allOf` of objects.
+        let parts = schema["allOf"].as_array().cloned().unwrap_or_default();
+        std::iter::once(&schema)
+            .chain(&parts)
+            .find_map(|s| s["properties"][field]["pattern"].as_str())
+            .map(str::to_owned)
+    }
+
+    /// utoipa takes only literals in `#[schema(pattern = …)]`: this holds every id field's to
+    /// its type's [`ids`] pattern (which a test there holds to the parser).
+    #[test]
+    fn the_schema_states_each_id_fields_pattern() {
+        let cases = [
+            (pattern::<User>("id"), UserId::PATTERN),
+            (pattern::<Resume>("id"), ResumeId::PATTERN),
+            (pattern::<Resume>("user_id"), UserId::PATTERN),
+            (pattern::<Question>("id"), QuestionId::PATTERN),
+            (
+                pattern::<Question>("application_id"),
+                ApplicationId::PATTERN,
+            ),
+            (pattern::<Application>("id"), ApplicationId::PATTERN),
+            (pattern::<Application>("user_id"), UserId::PATTERN),
+            (pattern::<Application>("resume_id"), ResumeId::PATTERN),
+            (pattern::<Event>("id"), EventId::PATTERN),
+            (pattern::<Event>("application_id"), ApplicationId::PATTERN),
+        ];
+        for (i, (stated, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(stated.as_deref(), Some(expected), "case {i}");
+        }
+    }
 }

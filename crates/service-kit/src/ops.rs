@@ -6,15 +6,17 @@
 //! it, and [`metrics`] renders it in the text exposition format (0.0.4). [`HttpMetrics`] is the
 //! request counter and latency histogram every service serves.
 
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::MatchedPath;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -196,18 +198,6 @@ impl HttpMetrics {
         self.observe(method_label(method), RouteLabel(route), status, started);
     }
 
-    /// Records one request whose method is already a label ([`method_label`]): for a `tower`
-    /// layer that takes the label when the request arrives and records when it is answered.
-    pub fn record_label(
-        &self,
-        method: &'static str,
-        route: Option<MatchedPath>,
-        status: StatusCode,
-        started: Instant,
-    ) {
-        self.observe(method, RouteLabel(route), status, started);
-    }
-
     fn observe(
         &self,
         method: &'static str,
@@ -230,24 +220,97 @@ impl HttpMetrics {
             .inc();
     }
 
-    /// As axum middleware: `router.layer(axum::middleware::from_fn_with_state(http_metrics,
-    /// HttpMetrics::track))`. Added with `Router::layer`, it runs inside routing, where the
-    /// matched route is known.
-    pub async fn track(State(me): State<Self>, req: Request, next: Next) -> Response {
-        let route = RouteLabel(req.extensions().get::<MatchedPath>().cloned());
-        let method = method_label(req.method());
-        let started = Instant::now();
-        let response = next.run(req).await;
-        me.observe(method, route, response.status(), started);
-        response
+    /// The [`TrackLayer`] that records every request in these metrics.
+    pub fn track_layer(&self) -> TrackLayer {
+        TrackLayer(self.clone())
     }
 
-    /// `router` with every request recorded.
+    /// `router` with every request recorded ([`TrackLayer`]).
     pub fn layer<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
-        router.layer(axum::middleware::from_fn_with_state(
-            self.clone(),
-            Self::track,
-        ))
+        router.layer(self.track_layer())
+    }
+}
+
+/// Records every request in [`HttpMetrics`] (method, matched route, status, latency): a `tower`
+/// layer, not `middleware::from_fn`, which boxes the rest of the stack for every request. Put it
+/// on a `Router` with `Router::layer`, once, outside every route: it runs inside routing, where
+/// the matched route is known. With traces on (the `server` feature) it also puts the route
+/// template on the current span, which was made before routing.
+#[derive(Clone, Debug)]
+pub struct TrackLayer(HttpMetrics);
+
+impl<S> tower_layer::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// The service [`TrackLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct Track<S> {
+    inner: S,
+    metrics: HttpMetrics,
+}
+
+impl<S, B> tower_service::Service<axum::http::Request<B>> for Track<S>
+where
+    S: tower_service::Service<axum::http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        // The matched route is shared (`Arc<str>`), the method a constant: nothing allocated.
+        let route = RouteLabel(req.extensions().get::<MatchedPath>().cloned());
+        let method = method_label(req.method());
+        #[cfg(feature = "server")]
+        crate::trace::set_attribute(&tracing::Span::current(), "route", route.as_str());
+        TrackFuture {
+            inner: self.inner.call(req),
+            metrics: self.metrics.clone(),
+            method,
+            route: Some(route),
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Track`]: records the request when its response is ready.
+    #[derive(Debug)]
+    pub struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        metrics: HttpMetrics,
+        route: Option<RouteLabel>,
+        method: &'static str,
+        started: Instant,
+    }
+}
+
+impl<F, E> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(route)) = (&result, this.route.take()) {
+            this.metrics
+                .observe(this.method, route, response.status(), *this.started);
+        }
+        Poll::Ready(result)
     }
 }
 

@@ -15,7 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use bot_runtime::{Bot, BotArgs, BotMetrics};
 use jobtracker_client::{ClientError, JobTrackerClient};
-use jobtracker_types::{AnswerInput, UserProfileInput};
+use jobtracker_types::{AnswerInput, UserId, UserProfileInput};
 use m2m_core::AuthRejection;
 use m2m_core::config::{JwtArgs, parse};
 use m2m_core::{Principal, Verifier};
@@ -140,7 +140,7 @@ impl Representer {
 
     /// Answers every unanswered question once. Returns whether any was handled.
     pub async fn run_once(&self) -> Result<bool, ClientError> {
-        let mut profiles: HashMap<String, Option<UserProfileInput>> = HashMap::new();
+        let mut profiles: HashMap<UserId, Option<UserProfileInput>> = HashMap::new();
         let mut cursor: Option<String> = None;
         let mut handled = false;
         loop {
@@ -306,7 +306,12 @@ async fn ask(
     {
         return AuthRejection::Forbidden("you may only ask about yourself").into_response();
     }
-    let profile = match me.client.get_user(&req.user_id).await {
+    // Checked here, not only by the API: the id goes into the API's path.
+    let user_id = match UserId::parse(&req.user_id) {
+        Ok(id) => id,
+        Err(e) => return problem(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+    };
+    let profile = match me.client.get_user(&user_id).await {
         Ok(u) => u.profile,
         Err(ClientError::NotFound(_)) => {
             return problem(StatusCode::NOT_FOUND, "no such candidate");

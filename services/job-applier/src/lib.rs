@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bot_runtime::{Bot, BotArgs, BotMetrics};
 use jobtracker_client::{ClientError, JobTrackerClient};
-use jobtracker_types::{Application, ApplicationStatus, ClaimedApplication, StatusUpdate};
+use jobtracker_types::{
+    Application, ApplicationId, ApplicationStatus, ClaimedApplication, LeaseId, StatusUpdate,
+};
 use m2m_core::config::parse;
 use secrecy::SecretString;
 use serde_json::json;
@@ -177,7 +179,7 @@ impl Applier {
                     reason: None,
                     submission_ref: Some(reference.clone()),
                     expected_version: None,
-                    lease_id: Some(lease_id.clone()),
+                    lease_id: Some(lease_id.to_string()),
                 };
                 match self.client.update_status(&app.id, &update).await {
                     Ok(_) => {
@@ -221,7 +223,7 @@ impl Applier {
     async fn fail(
         &self,
         app: &Application,
-        lease_id: &str,
+        lease_id: &LeaseId,
         reason: &str,
     ) -> Result<(), ClientError> {
         let update = StatusUpdate {
@@ -229,7 +231,7 @@ impl Applier {
             reason: Some(reason.to_owned()),
             submission_ref: None,
             expected_version: None,
-            lease_id: Some(lease_id.to_owned()),
+            lease_id: Some(lease_id.to_string()),
         };
         match self.client.update_status(&app.id, &update).await {
             Ok(_) => {
@@ -244,14 +246,14 @@ impl Applier {
 
     fn spawn_renewer(
         &self,
-        id: &str,
-        lease_id: &str,
+        id: &ApplicationId,
+        lease_id: &LeaseId,
         lost: Arc<AtomicBool>,
     ) -> tokio::task::JoinHandle<()> {
         let (client, id, lease_id, lease) = (
             self.client.clone(),
-            id.to_owned(),
-            lease_id.to_owned(),
+            id.clone(),
+            lease_id.clone(),
             self.lease,
         );
         tokio::spawn(async move {
@@ -279,7 +281,7 @@ impl Applier {
                 Failure::Permanent(e.to_string())
             }
         };
-        if let Some(reference) = self.submitter.existing(&app.id).await {
+        if let Some(reference) = self.submitter.existing(app.id.as_str()).await {
             // Submitted by an earlier attempt that crashed before recording it.
             self.counters.inc("resubmissions_avoided");
             tracing::info!(application_id = %app.id, %reference, "already submitted earlier; recording it");
@@ -333,7 +335,7 @@ impl Applier {
             return Err(Failure::LostClaim);
         }
         self.submitter
-            .submit(&app.id, packet, resume.as_ref())
+            .submit(app.id.as_str(), packet, resume.as_ref())
             .await
             .map_err(|e| match e {
                 SubmitError::Transient(m) => Failure::Transient(m),

@@ -62,6 +62,15 @@ impl ApiError {
     }
 }
 
+impl From<crate::domain::Invalid> for ApiError {
+    fn from(e: crate::domain::Invalid) -> Self {
+        Self::Invalid {
+            field: e.field.to_owned(),
+            detail: e.detail,
+        }
+    }
+}
+
 impl From<AuthRejection> for ApiError {
     fn from(r: AuthRejection) -> Self {
         Self::Auth(r)

@@ -7,24 +7,24 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jobtracker_types::{
-    AnswerInput, Application, ApplicationStatus, ClaimedApplication, CreateApplication, Event,
-    LeaseRelease, LeaseRequest, Page, QuestionWithContext, StatusUpdate,
+    AnswerInput, Application, ApplicationId, ApplicationStatus, ClaimedApplication,
+    CreateApplication, Event, EventId, LeaseId, LeaseRelease, LeaseRequest, Page, QuestionId,
+    QuestionWithContext, StatusUpdate, UserId,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
+use super::ApiContext;
 use super::extract::{ApiJson, ApiQuery, Caller};
 use super::responses::{
     Conflict, Forbidden, Invalid, JsonBody, NotFound, OptionalJsonBody, Unauthorized, Unavailable,
 };
 use super::users::PageQuery;
-use super::{ApiContext, validate};
+use crate::domain::{self, LeaseLength, NewApplication, PageSize, Reply, StatusRequest};
 use crate::error::ApiError;
 use crate::policy::{Action, Role, transition_allowed};
-use crate::store::{
-    Answerer, ApplicationSnapshot, Claim, LeaseChange, Reply, StatusChange, StatusGuard,
-};
+use crate::store::{Answerer, ApplicationSnapshot, Claim, LeaseChange, StatusChange, StatusGuard};
 
 async fn load(
     ctx: &ApiContext,
@@ -32,18 +32,18 @@ async fn load(
     id: &str,
     action: Action,
 ) -> Result<ApplicationSnapshot, ApiError> {
-    validate::id("application_id", id, "app")?;
+    let id: ApplicationId = domain::id(id)?;
     caller.allowed(action)?;
     let app = ctx
         .db
-        .application_snapshot(id)
+        .application_snapshot(&id)
         .await?
         .ok_or(ApiError::NotFound("job application"))?;
     caller.require_visible(action, &app.user_id, "job application")?;
     Ok(app)
 }
 
-async fn full(ctx: &ApiContext, id: &str) -> Result<Json<Application>, ApiError> {
+async fn full(ctx: &ApiContext, id: &ApplicationId) -> Result<Json<Application>, ApiError> {
     ctx.db
         .application(id)
         .await?
@@ -64,32 +64,14 @@ pub async fn create(
     let user_id = caller
         .user_id()
         .ok_or_else(|| ApiError::Forbidden("only users create applications".into()))?
-        .to_owned();
-    validate::text("company", &input.company, 200)?;
-    validate::text("position", &input.position, 200)?;
-    if let Some(u) = &input.job_url {
-        validate::url("job_url", u)?;
-    }
-    if input.questions.len() > 50 {
-        return Err(ApiError::invalid("questions", "at most 50 questions"));
-    }
-    for q in &input.questions {
-        validate::text("questions", q, 1000)?;
-    }
-    let status = input.status.unwrap_or(ApplicationStatus::Saved);
-    if !matches!(status, ApplicationStatus::Saved | ApplicationStatus::Queued) {
-        return Err(ApiError::invalid(
-            "status",
-            "a new application is saved or queued",
-        ));
-    }
+        .clone();
+    let new = NewApplication::parse(input)?;
     if ctx.db.user(&user_id).await?.is_none() {
         return Err(ApiError::NotFound(
             "user (create the profile first with POST /api/users)",
         ));
     }
-    if let Some(r) = &input.resume_id {
-        validate::id("resume_id", r, "res")?;
+    if let Some(r) = &new.resume_id {
         let resume = ctx.db.resume(r).await?;
         if resume.is_none_or(|r| r.user_id != user_id) {
             return Err(ApiError::invalid("resume_id", "no such resume of yours"));
@@ -97,7 +79,7 @@ pub async fn create(
     }
     let app = ctx
         .db
-        .create_application(&user_id, &input, status, &caller.actor)
+        .create_application(&user_id, &new, &caller.actor)
         .await?;
     Ok((StatusCode::CREATED, Json(app)))
 }
@@ -130,18 +112,16 @@ pub async fn list(
             ApiError::invalid("status", format!("unknown status {s:?}: use saved, queued, submitted, interviewing, offer, rejected, withdrawn, failed or 0-7"))
         })?),
     };
-    if let Some(u) = &q.user_id {
-        validate::user_id(u)?;
-    }
-    let user = scope.or(q.user_id.clone());
-    validate::cursor(q.cursor.as_deref(), "app")?;
+    let asked: Option<UserId> = q.user_id.as_deref().map(domain::id).transpose()?;
+    let user = scope.or(asked);
+    let cursor: Option<ApplicationId> = domain::cursor(q.cursor.as_deref())?;
     let page = ctx
         .db
         .list_applications(
-            user.as_deref(),
+            user.as_ref(),
             status,
-            q.cursor.as_deref(),
-            validate::limit(q.limit)?,
+            cursor.as_ref(),
+            PageSize::parse(q.limit)?,
         )
         .await?;
     Ok(Json(page))
@@ -155,8 +135,8 @@ pub async fn get(
     State(ctx): State<ApiContext>,
     Path(id): Path<String>,
 ) -> Result<Json<Application>, ApiError> {
-    load(&ctx, &caller, &id, Action::GetApplication).await?;
-    full(&ctx, &id).await
+    let app = load(&ctx, &caller, &id, Action::GetApplication).await?;
+    full(&ctx, &app.id).await
 }
 
 /// The audit trail of an application, oldest first.
@@ -168,11 +148,11 @@ pub async fn events(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<Event>>, ApiError> {
-    load(&ctx, &caller, &id, Action::ListEvents).await?;
-    validate::cursor(q.cursor.as_deref(), "evt")?;
+    let app = load(&ctx, &caller, &id, Action::ListEvents).await?;
+    let cursor: Option<EventId> = domain::cursor(q.cursor.as_deref())?;
     let page = ctx
         .db
-        .list_events(&id, q.cursor.as_deref(), validate::limit(q.limit)?)
+        .list_events(&app.id, cursor.as_ref(), PageSize::parse(q.limit)?)
         .await?;
     Ok(Json(page))
 }
@@ -189,8 +169,7 @@ pub async fn update_status(
     ApiJson(input): ApiJson<StatusUpdate>,
 ) -> Result<Json<Application>, ApiError> {
     let app = load(&ctx, &caller, &id, Action::UpdateStatus).await?;
-    validate::opt_text("reason", input.reason.as_deref(), 2000)?;
-    validate::opt_text("submission_ref", input.submission_ref.as_deref(), 500)?;
+    let input = StatusRequest::parse(input)?;
     let is_applier = caller.role == Role::Applier;
     if !is_applier {
         for (field, given) in [
@@ -241,34 +220,36 @@ pub async fn update_status(
             },
         );
     }
-    let guard = if !is_applier {
-        StatusGuard::Version
-    } else if input.status == ApplicationStatus::Submitted {
-        StatusGuard::LeaseWhileReady(lease_id(input.lease_id.as_deref())?)
+    let lease = if is_applier {
+        Some(lease_id(input.lease_id.as_deref())?)
     } else {
-        StatusGuard::Lease(lease_id(input.lease_id.as_deref())?)
+        None
+    };
+    let guard = match &lease {
+        None => StatusGuard::Version,
+        Some(l) if input.status == ApplicationStatus::Submitted => StatusGuard::LeaseWhileReady(l),
+        Some(l) => StatusGuard::Lease(l),
     };
     let change = StatusChange {
         to: input.status,
-        reason: input.reason.as_deref(),
-        submission_ref: input.submission_ref.as_deref(),
+        reason: input.reason.as_ref(),
+        submission_ref: input.submission_ref.as_ref(),
     };
     ctx.db
         .change_status(&app, change, &caller.actor, guard)
         .await?;
-    full(&ctx, &id).await
+    full(&ctx, &app.id).await
 }
 
 /// The claimant's fencing token: 409 when missing (the caller cannot show it holds the claim),
 /// 422 when it is not a lease id at all.
-fn lease_id(given: Option<&str>) -> Result<&str, ApiError> {
+fn lease_id(given: Option<&str>) -> Result<LeaseId, ApiError> {
     let l = given.ok_or_else(|| {
         ApiError::Conflict(
             "present the lease_id your claim returned: without it the claim cannot be yours".into(),
         )
     })?;
-    validate::id("lease_id", l, "lease")?;
-    Ok(l)
+    Ok(domain::id(l)?)
 }
 
 /// An optional JSON body: empty means the defaults. 413 over the body limit.
@@ -286,17 +267,6 @@ fn optional_json<T: DeserializeOwned + Default>(
         return Ok(T::default());
     }
     super::extract::parse_json(&body)
-}
-
-fn lease_ms(req: &LeaseRequest) -> Result<i64, ApiError> {
-    match req.lease_seconds {
-        None => Ok(300_000),
-        Some(s) if (10..=3600).contains(&s) => Ok(i64::from(s) * 1000),
-        Some(_) => Err(ApiError::invalid(
-            "lease_seconds",
-            "lease_seconds must be between 10 and 3600",
-        )),
-    }
 }
 
 /// Leases the oldest ready application (queued, all questions answered, none awaiting review) to
@@ -317,7 +287,7 @@ pub async fn claim(
             "a claim gets a new lease_id; it does not take one",
         ));
     }
-    let lease = lease_ms(&req)?;
+    let lease = LeaseLength::parse(req.lease_seconds)?;
     match ctx.db.claim(&caller.actor, lease).await? {
         Some(Claim {
             application_id,
@@ -343,19 +313,14 @@ pub async fn renew_lease(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Application>, ApiError> {
-    load(&ctx, &caller, &id, Action::ManageLease).await?;
+    let app = load(&ctx, &caller, &id, Action::ManageLease).await?;
     let req: LeaseRequest = optional_json(body)?;
-    let lease = lease_ms(&req)?;
+    let lease = LeaseLength::parse(req.lease_seconds)?;
     let lease_id = lease_id(req.lease_id.as_deref())?;
     ctx.db
-        .set_lease(
-            &id,
-            &caller.actor,
-            lease_id,
-            LeaseChange::Renew { lease_ms: lease },
-        )
+        .set_lease(&app.id, &caller.actor, &lease_id, LeaseChange::Renew(lease))
         .await?;
-    full(&ctx, &id).await
+    full(&ctx, &app.id).await
 }
 
 /// Gives the claim back without changing the status (`lease_id` from the claim).
@@ -367,11 +332,11 @@ pub async fn release_lease(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    load(&ctx, &caller, &id, Action::ManageLease).await?;
+    let app = load(&ctx, &caller, &id, Action::ManageLease).await?;
     let req: LeaseRelease = optional_json(body)?;
     let lease_id = lease_id(req.lease_id.as_deref())?;
     ctx.db
-        .set_lease(&id, &caller.actor, lease_id, LeaseChange::Release)
+        .set_lease(&app.id, &caller.actor, &lease_id, LeaseChange::Release)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -397,14 +362,14 @@ pub async fn questions(
     ApiQuery(q): ApiQuery<QuestionQuery>,
 ) -> Result<Json<Page<QuestionWithContext>>, ApiError> {
     let scope = caller.list_scope(Action::ListQuestions)?;
-    validate::cursor(q.cursor.as_deref(), "q")?;
+    let cursor: Option<QuestionId> = domain::cursor(q.cursor.as_deref())?;
     let page = ctx
         .db
         .list_questions(
-            scope.as_deref(),
+            scope.as_ref(),
             q.unanswered.unwrap_or(false),
-            q.cursor.as_deref(),
-            validate::limit(q.limit)?,
+            cursor.as_ref(),
+            PageSize::parse(q.limit)?,
         )
         .await?;
     Ok(Json(page))
@@ -422,39 +387,14 @@ pub async fn answer(
     ApiJson(input): ApiJson<AnswerInput>,
 ) -> Result<Json<Application>, ApiError> {
     let app = load(&ctx, &caller, &id, Action::AnswerQuestion).await?;
-    validate::id("question_id", &qid, "q")?;
-    // One rule for the reason, whichever path carries it: it is stored and shown to people.
-    validate::opt_text("review_reason", input.review_reason.as_deref(), 1000)?;
-    let reply = match (&input.answer, input.needs_review) {
-        (Some(a), false) => {
-            validate::text("answer", a, 5000)?;
-            Reply::Answer {
-                text: a.trim(),
-                review_reason: input.review_reason.as_deref(),
-            }
-        }
-        (None, true) => Reply::NeedsReview {
-            reason: input.review_reason.as_deref(),
-        },
-        (Some(_), true) => {
-            return Err(ApiError::invalid(
-                "needs_review",
-                "give an answer or mark for review, not both",
-            ));
-        }
-        (None, false) => {
-            return Err(ApiError::invalid(
-                "answer",
-                "an answer is required unless needs_review is true",
-            ));
-        }
-    };
+    let qid: QuestionId = domain::id(&qid)?;
+    let reply = Reply::parse(input)?;
     let answerer = match caller.role {
         Role::User => Answerer::User,
         Role::Representer | Role::Applier => Answerer::Bot,
     };
     ctx.db
-        .answer(&app.id, &qid, reply, &caller.actor, answerer)
+        .answer(&app.id, &qid, &reply, &caller.actor, answerer)
         .await?;
-    full(&ctx, &id).await
+    full(&ctx, &app.id).await
 }

@@ -3,6 +3,7 @@
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
+use jobtracker_types::UserId;
 use m2m_core::{Principal, Verifier};
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, LazyLock};
@@ -75,6 +76,8 @@ impl FromRequestParts<ApiContext> for Authenticated {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
+    /// The user's id (the session's subject), parsed once; `None` for a machine.
+    pub user: Option<UserId>,
     pub role: Role,
     /// `user:…` (with `(act:…)` when impersonated) or `machine:…`, for the audit trail.
     pub actor: String,
@@ -88,6 +91,14 @@ impl FromRequestParts<ApiContext> for Caller {
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, ctx).await?;
+        let user = match &principal {
+            // Clerk's user ids are `user_…`: a session whose subject is not one is refused, so
+            // a user's own-data rules never meet an id they cannot compare.
+            Principal::User(u) => Some(UserId::parse(&u.user_id).map_err(|_| {
+                ApiError::Forbidden("the session's subject is not a Clerk user id".into())
+            })?),
+            Principal::Machine(_) => None,
+        };
         let role = match &principal {
             Principal::User(_) => Role::User,
             Principal::Machine(m) => match ctx.roles.iter().find(|(id, _)| *id == m.machine_id) {
@@ -108,6 +119,7 @@ impl FromRequestParts<ApiContext> for Caller {
         let actor = actor_of(&principal);
         Ok(Self {
             principal,
+            user,
             role,
             actor,
         })
@@ -116,8 +128,8 @@ impl FromRequestParts<ApiContext> for Caller {
 
 impl Caller {
     /// The caller's user id, if a user.
-    pub fn user_id(&self) -> Option<&str> {
-        self.principal.as_user().map(|u| u.user_id.as_str())
+    pub fn user_id(&self) -> Option<&UserId> {
+        self.user.as_ref()
     }
 
     /// What the caller may reach for `action`; 403 when nothing.
@@ -132,7 +144,7 @@ impl Caller {
     }
 
     /// 403 unless the caller may act on `owner`'s data.
-    pub fn require(&self, action: Action, owner: &str) -> Result<(), ApiError> {
+    pub fn require(&self, action: Action, owner: &UserId) -> Result<(), ApiError> {
         match self.allowed(action)? {
             Access::Any => Ok(()),
             _ if self.user_id() == Some(owner) => Ok(()),
@@ -146,7 +158,7 @@ impl Caller {
     pub fn require_visible(
         &self,
         action: Action,
-        owner: &str,
+        owner: &UserId,
         what: &'static str,
     ) -> Result<(), ApiError> {
         match self.require(action, owner) {
@@ -160,10 +172,15 @@ impl Caller {
     }
 
     /// For lists: `Some(user)` when the caller sees only its own data.
-    pub fn list_scope(&self, action: Action) -> Result<Option<String>, ApiError> {
+    pub fn list_scope(&self, action: Action) -> Result<Option<UserId>, ApiError> {
         match self.allowed(action)? {
             Access::Any => Ok(None),
-            _ => Ok(self.user_id().map(str::to_owned)),
+            // Own data only: a caller with no user id has none, so it sees nothing.
+            _ => self
+                .user
+                .clone()
+                .map(Some)
+                .ok_or_else(|| ApiError::Forbidden("only users have their own data".into())),
         }
     }
 }

@@ -6,16 +6,12 @@ mod ops;
 mod responses;
 pub mod transfers;
 mod users;
-pub mod validate;
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::Response;
 use m2m_core::Verifier;
@@ -37,7 +33,6 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::policy::Role;
 use crate::store::ResumeLimits;
-use service_kit::ops::HttpMetrics;
 
 /// Shared state of every handler: one reference count, so handing it to a request costs one
 /// atomic increment (axum clones the state for every request, more than once).
@@ -158,92 +153,6 @@ impl MakeRequestId for RandomRequestId {
 
 pub use service_kit::ops::method_label;
 
-/// Records every request in the metrics (method, matched route, status, latency): a `tower`
-/// layer rather than `middleware::from_fn`, which boxes the rest of the stack for every request.
-#[derive(Clone)]
-struct TrackLayer(HttpMetrics);
-
-impl<S> tower::Layer<S> for TrackLayer {
-    type Service = Track<S>;
-    fn layer(&self, inner: S) -> Track<S> {
-        Track {
-            inner,
-            metrics: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct Track<S> {
-    inner: S,
-    metrics: HttpMetrics,
-}
-
-impl<S, B> tower::Service<axum::http::Request<B>> for Track<S>
-where
-    S: tower::Service<axum::http::Request<B>, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = TrackFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
-        // The matched route is shared (`Arc<str>`), the method a constant: nothing allocated.
-        let route = req.extensions().get::<MatchedPath>().cloned();
-        let method = method_label(req.method());
-        // The request span is made outside the router, before the route is known: the
-        // template goes on the exported span (the logs carry the path).
-        service_kit::trace::set_attribute(
-            &tracing::Span::current(),
-            "route",
-            route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        );
-        TrackFuture {
-            inner: self.inner.call(req),
-            metrics: self.metrics.clone(),
-            route,
-            method,
-            started: Instant::now(),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    struct TrackFuture<F> {
-        #[pin]
-        inner: F,
-        metrics: HttpMetrics,
-        route: Option<MatchedPath>,
-        method: &'static str,
-        started: Instant,
-    }
-}
-
-impl<F, E> std::future::Future for TrackFuture<F>
-where
-    F: std::future::Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        if let Ok(response) = &result {
-            this.metrics.record_label(
-                this.method,
-                this.route.take(),
-                response.status(),
-                *this.started,
-            );
-        }
-        Poll::Ready(result)
-    }
-}
-
 /// The Content-Security-Policy of every response. Swagger UI loads its scripts, styles and the
 /// OpenAPI document from this origin only (no inline scripts: its initializer is a file); it
 /// needs inline styles and `data:` images. Nothing may frame a page where people paste tokens.
@@ -345,7 +254,7 @@ pub fn app_with(
         .merge(SwaggerUi::new("/swagger").url("/openapi.json", openapi))
         // The one layer inside: each `Router::layer` wraps every route in another boxed service,
         // cloned for every request.
-        .layer(TrackLayer(http_metrics));
+        .layer(http_metrics.track_layer());
     tower::ServiceBuilder::new()
         // Outermost, so every response carries them (404s and caught panics too); one layer
         // for the three, where three `SetResponseHeaderLayer`s would nest three futures.

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError};
-use jobtracker_types::{Page, Resume, User, UserProfileInput, Whoami};
+use jobtracker_types::{Page, Resume, ResumeId, User, UserId, UserProfileInput, Whoami};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
@@ -16,7 +16,8 @@ use super::responses::{
     Conflict, DownloadUnavailable, Forbidden, Invalid, JsonBody, NotFound, TooLarge, Unauthorized,
     Unavailable, Unsupported, UploadUnavailable,
 };
-use super::{ApiContext, transfers, validate};
+use super::{ApiContext, transfers};
+use crate::domain::{self, FileName, PageSize, Profile};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::store::NewResume;
@@ -50,49 +51,6 @@ pub async fn whoami(
     }))
 }
 
-fn check_profile(p: &UserProfileInput) -> Result<(), ApiError> {
-    validate::text("full_name", &p.full_name, 200)?;
-    validate::text("email", &p.email, 320)?;
-    if !p.email.contains('@') {
-        return Err(ApiError::invalid("email", "email must be an email address"));
-    }
-    for (f, v, max) in [
-        ("phone", &p.phone, 50),
-        ("location", &p.location, 200),
-        ("headline", &p.headline, 300),
-        ("work_authorization", &p.work_authorization, 300),
-        ("salary_expectation", &p.salary_expectation, 200),
-        ("remote_preference", &p.remote_preference, 100),
-    ] {
-        validate::opt_text(f, v.as_deref(), max)?;
-    }
-    if p.years_experience.is_some_and(|y| y > 80) {
-        return Err(ApiError::invalid(
-            "years_experience",
-            "years_experience must be at most 80",
-        ));
-    }
-    if p.notice_period_days.is_some_and(|d| d > 730) {
-        return Err(ApiError::invalid(
-            "notice_period_days",
-            "notice_period_days must be at most 730",
-        ));
-    }
-    if p.skills.len() > 100 {
-        return Err(ApiError::invalid("skills", "at most 100 skills"));
-    }
-    for s in &p.skills {
-        validate::text("skills", s, 100)?;
-    }
-    if p.links.len() > 20 {
-        return Err(ApiError::invalid("links", "at most 20 links"));
-    }
-    for l in &p.links {
-        validate::url("links", l)?;
-    }
-    Ok(())
-}
-
 /// Creates or updates the caller's own profile; the id is the Clerk user id.
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = UserProfileInput,
     responses((status = 200, body = User), Unauthorized, Forbidden, JsonBody, Unavailable),
@@ -106,9 +64,9 @@ pub async fn upsert_profile(
     let user_id = caller
         .user_id()
         .ok_or_else(|| ApiError::Forbidden("only users have profiles".into()))?
-        .to_owned();
-    check_profile(&input)?;
-    Ok(Json(ctx.db.upsert_user(&user_id, &input).await?))
+        .clone();
+    let profile = Profile::parse(input)?;
+    Ok(Json(ctx.db.upsert_user(&user_id, &profile).await?))
 }
 
 /// The caller's own profile.
@@ -134,7 +92,7 @@ pub async fn get_user(
     State(ctx): State<ApiContext>,
     Path(user_id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    validate::user_id(&user_id)?;
+    let user_id: UserId = domain::id(&user_id)?;
     caller.require(Action::GetUser, &user_id)?;
     ctx.db
         .user(&user_id)
@@ -178,12 +136,12 @@ async fn admit<'a>(
     caller: &Caller,
     ctx: &'a ApiContext,
     user_id: &str,
-    file_name: &str,
+    file_name: String,
     headers: &HeaderMap,
-) -> Result<transfers::UploadSlot<'a>, ApiError> {
-    validate::user_id(user_id)?;
-    caller.require(Action::UploadResume, user_id)?;
-    validate::file_name(file_name)?;
+) -> Result<(UserId, FileName, transfers::UploadSlot<'a>), ApiError> {
+    let user_id: UserId = domain::id(user_id)?;
+    caller.require(Action::UploadResume, &user_id)?;
+    let file_name = FileName::parse(file_name)?;
     let max = ctx.resume_max_bytes;
     let length = headers
         .get(header::CONTENT_LENGTH)
@@ -196,9 +154,10 @@ async fn admit<'a>(
         )));
     }
     ctx.db
-        .check_resume_room(user_id, ctx.resume_limits, length.unwrap_or(1))
+        .check_resume_room(&user_id, ctx.resume_limits, length.unwrap_or(1))
         .await?;
-    ctx.transfers.upload(user_id).await
+    let slot = ctx.transfers.upload(user_id.as_str()).await?;
+    Ok((user_id, file_name, slot))
 }
 
 /// Query of a resume upload.
@@ -241,10 +200,11 @@ pub async fn upload_resume(
     body: Body,
 ) -> Result<(StatusCode, Json<Resume>), ApiError> {
     let max = ctx.resume_max_bytes;
-    let _permit = match admit(&caller, &ctx, &user_id, &q.file_name, &headers).await {
-        Ok(permit) => permit,
-        Err(refusal) => return Err(refuse_unread(body, &headers, max, refusal).await),
-    };
+    let (user_id, file_name, _permit) =
+        match admit(&caller, &ctx, &user_id, q.file_name, &headers).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return Err(refuse_unread(body, &headers, max, refusal).await),
+        };
     // The limit holds while the body streams in: reading stops past it.
     let body = axum::body::to_bytes(body, max).await.map_err(|e| {
         if std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>()) {
@@ -293,7 +253,7 @@ pub async fn upload_resume(
         .insert_resume(
             NewResume {
                 user_id: &user_id,
-                file_name: &q.file_name,
+                file_name: &file_name,
                 content_type: detected,
                 sha256: &sha,
                 content: Vec::from(body),
@@ -322,12 +282,12 @@ pub async fn list_resumes(
     Path(user_id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<Resume>>, ApiError> {
-    validate::user_id(&user_id)?;
+    let user_id: UserId = domain::id(&user_id)?;
     caller.require(Action::ListResumes, &user_id)?;
-    validate::cursor(q.cursor.as_deref(), "res")?;
+    let cursor: Option<ResumeId> = domain::cursor(q.cursor.as_deref())?;
     let page = ctx
         .db
-        .list_resumes(&user_id, q.cursor.as_deref(), validate::limit(q.limit)?)
+        .list_resumes(&user_id, cursor.as_ref(), PageSize::parse(q.limit)?)
         .await?;
     Ok(Json(page))
 }
@@ -343,8 +303,8 @@ pub async fn delete_resume(
     State(ctx): State<ApiContext>,
     Path((user_id, resume_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    validate::user_id(&user_id)?;
-    validate::id("resume_id", &resume_id, "res")?;
+    let user_id: UserId = domain::id(&user_id)?;
+    let resume_id: ResumeId = domain::id(&resume_id)?;
     caller.require(Action::DeleteResume, &user_id)?;
     ctx.db.delete_resume(&user_id, &resume_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -384,7 +344,7 @@ pub async fn download_resume(
     State(ctx): State<ApiContext>,
     Path(resume_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    validate::id("resume_id", &resume_id, "res")?;
+    let resume_id: ResumeId = domain::id(&resume_id)?;
     caller.allowed(Action::DownloadResume)?;
     // The slot before the file is read: the slots bound the resumes in memory, so none may be
     // loaded without one (many downloads waiting on a held slot each held their file).

@@ -1,12 +1,15 @@
 //! Job applications and their status changes.
 
-use jobtracker_types::{Application, ApplicationStatus, CreateApplication, Page};
+use jobtracker_types::{
+    Application, ApplicationId, ApplicationStatus, LeaseId, Page, ResumeId, UserId,
+};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::events::{NewEvent, commit_with_event};
-use super::{Conflict, Entity, Result, StoreError, page, status_of};
+use super::{Conflict, Entity, Result, StoreError, id_of, page, status_of};
 use crate::db::{Db, new_id, rfc3339};
+use crate::domain::{NewApplication, PageSize, Text};
 
 const APP_COLUMNS: &str = "id, user_id, company, position, job_url, resume_id, status, reason, submission_ref, claimed_by, lease_expires_at, attempts, version, created_at, updated_at";
 
@@ -15,9 +18,9 @@ const APP_COLUMNS: &str = "id, user_id, company, position, job_url, resume_id, s
 #[derive(Debug, Clone)]
 pub struct ApplicationSnapshot {
     /// `app_…`
-    pub id: String,
+    pub id: ApplicationId,
     /// The candidate it belongs to.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The status a change starts from.
     pub status: ApplicationStatus,
     /// Bumped by every change, answers included.
@@ -30,9 +33,9 @@ pub struct StatusChange<'a> {
     /// The new status.
     pub to: ApplicationStatus,
     /// Why (required for `failed`); replaces the previous reason.
-    pub reason: Option<&'a str>,
+    pub reason: Option<&'a Text>,
     /// The job site's reference of a submission; kept when not given.
-    pub submission_ref: Option<&'a str>,
+    pub submission_ref: Option<&'a Text>,
 }
 
 /// What a status change must still find true when it writes.
@@ -41,10 +44,10 @@ pub enum StatusGuard<'a> {
     /// A user's change: the application is still at the version that was read.
     Version,
     /// The job-applier's change: it still holds the live claim fenced by this `lease_id`.
-    Lease(&'a str),
+    Lease(&'a LeaseId),
     /// As [`StatusGuard::Lease`], and the application is still ready (every question answered,
     /// none awaiting review): submitting.
-    LeaseWhileReady(&'a str),
+    LeaseWhileReady(&'a LeaseId),
 }
 
 impl StatusGuard<'_> {
@@ -65,12 +68,15 @@ impl StatusGuard<'_> {
 /// The application of `row`, without its questions (another query's).
 fn application_from(row: &AnyRow) -> Result<Application> {
     Ok(Application {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
+        id: id_of(row, "id")?,
+        user_id: id_of(row, "user_id")?,
         company: row.try_get("company")?,
         position: row.try_get("position")?,
         job_url: row.try_get("job_url")?,
-        resume_id: row.try_get("resume_id")?,
+        resume_id: row
+            .try_get::<Option<String>, _>("resume_id")?
+            .map(|r| ResumeId::try_from(r).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
         status: status_of(row.try_get("status")?)?,
         reason: row.try_get("reason")?,
         submission_ref: row.try_get("submission_ref")?,
@@ -96,11 +102,12 @@ impl Db {
     )]
     pub async fn create_application(
         &self,
-        user_id: &str,
-        input: &CreateApplication,
-        status: ApplicationStatus,
+        user_id: &UserId,
+        new: &NewApplication,
         actor: &str,
     ) -> Result<Application> {
+        let status = new.status;
+        let user_id = user_id.as_str();
         let id = new_id("app");
         let now = self.now_ms();
         let mut tx = self.pool.begin().await?;
@@ -110,20 +117,20 @@ impl Db {
         )
         .bind(&id)
         .bind(user_id)
-        .bind(input.company.trim())
-        .bind(input.position.trim())
-        .bind(&input.job_url)
-        .bind(&input.resume_id)
+        .bind(new.company.as_str())
+        .bind(new.position.as_str())
+        .bind(new.job_url.as_ref().map(|u| u.as_str()))
+        .bind(new.resume_id.as_ref().map(|r| r.as_str()))
         .bind(status.code())
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        for (i, text) in input.questions.iter().enumerate() {
+        for (i, text) in new.questions.iter().enumerate() {
             sqlx::query("INSERT INTO questions (id, application_id, position, text, needs_review) VALUES ($1, $2, $3, $4, 0)")
                 .bind(new_id("q"))
                 .bind(&id)
                 .bind(i as i64)
-                .bind(text.trim())
+                .bind(text.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -135,6 +142,7 @@ impl Db {
             detail: None,
         };
         commit_with_event(self, tx, &id, event, now).await?;
+        let id = ApplicationId::try_from(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.application(&id)
             .await?
             .ok_or(StoreError::NotFound(Entity::Application))
@@ -147,7 +155,11 @@ impl Db {
         name = "store.application_snapshot",
         skip_all
     )]
-    pub async fn application_snapshot(&self, id: &str) -> Result<Option<ApplicationSnapshot>> {
+    pub async fn application_snapshot(
+        &self,
+        id: &ApplicationId,
+    ) -> Result<Option<ApplicationSnapshot>> {
+        let id = id.as_str();
         let row =
             sqlx::query("SELECT id, user_id, status, version FROM job_applications WHERE id = $1")
                 .bind(id)
@@ -156,8 +168,8 @@ impl Db {
         match row {
             None => Ok(None),
             Some(r) => Ok(Some(ApplicationSnapshot {
-                id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
+                id: id_of(&r, "id")?,
+                user_id: id_of(&r, "user_id")?,
                 status: status_of(r.try_get("status")?)?,
                 version: r.try_get("version")?,
             })),
@@ -171,7 +183,8 @@ impl Db {
         name = "store.application",
         skip_all
     )]
-    pub async fn application(&self, id: &str) -> Result<Option<Application>> {
+    pub async fn application(&self, id: &ApplicationId) -> Result<Option<Application>> {
+        let id = id.as_str();
         let sql = AssertSqlSafe(format!(
             "SELECT {APP_COLUMNS} FROM job_applications WHERE id = $1"
         ));
@@ -196,19 +209,20 @@ impl Db {
     )]
     pub async fn list_applications(
         &self,
-        user_id: Option<&str>,
+        user_id: Option<&UserId>,
         status: Option<ApplicationStatus>,
-        cursor: Option<&str>,
-        limit: i64,
+        cursor: Option<&ApplicationId>,
+        limit: PageSize,
     ) -> Result<Page<Application>> {
+        let limit = limit.get();
         let sql = AssertSqlSafe(format!(
             "SELECT {APP_COLUMNS} FROM job_applications WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR status = $2) \
              AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
         ));
         let rows = sqlx::query(sql)
-            .bind(user_id)
+            .bind(user_id.map(UserId::as_str))
             .bind(status.map(ApplicationStatus::code))
-            .bind(cursor)
+            .bind(cursor.map(ApplicationId::as_str))
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
@@ -219,10 +233,12 @@ impl Db {
         let mut questions = self.questions_of(&ids).await?;
         let with_questions = |row: &AnyRow| {
             let mut app = application_from(row)?;
-            app.questions = questions.remove(&app.id).unwrap_or_default();
+            app.questions = questions.remove(app.id.as_str()).unwrap_or_default();
             Ok(app)
         };
-        page(&rows, limit, with_questions, |a: &Application| &a.id)
+        page(&rows, limit, with_questions, |a: &Application| {
+            a.id.as_str()
+        })
     }
 
     /// Changes the status if it is still `seen.status` and the `guard` holds, in one statement.
@@ -244,7 +260,7 @@ impl Db {
         guard: StatusGuard<'_>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        self.lock_application(&mut tx, &seen.id).await?;
+        self.lock_application(&mut tx, seen.id.as_str()).await?;
         let now = self.now_ms();
         let sql = format!(
             "UPDATE job_applications SET status = $1, reason = $2, submission_ref = COALESCE($3, submission_ref), claimed_by = NULL, \
@@ -254,22 +270,22 @@ impl Db {
         );
         let update = sqlx::query(AssertSqlSafe(sql))
             .bind(change.to.code())
-            .bind(change.reason)
-            .bind(change.submission_ref)
+            .bind(change.reason.map(Text::as_str))
+            .bind(change.submission_ref.map(Text::as_str))
             .bind(now)
-            .bind(&seen.id)
+            .bind(seen.id.as_str())
             .bind(seen.status.code());
         let (update, lease_id) = match guard {
             StatusGuard::Version => (update.bind(seen.version), None),
             StatusGuard::Lease(lease_id) | StatusGuard::LeaseWhileReady(lease_id) => {
-                (update.bind(actor).bind(lease_id), Some(lease_id))
+                (update.bind(actor).bind(lease_id.as_str()), Some(lease_id))
             }
         };
         let changed = update.execute(&mut *tx).await?.rows_affected();
         if changed == 0 {
             let e = match lease_id {
                 Some(l) => {
-                    self.claim_conflict(&mut tx, &seen.id, actor, l, now)
+                    self.claim_conflict(&mut tx, seen.id.as_str(), actor, l.as_str(), now)
                         .await?
                 }
                 None => StoreError::Conflict(Conflict::Changed),
@@ -278,8 +294,8 @@ impl Db {
             return Err(e);
         }
         let detail = match (change.reason, change.submission_ref) {
-            (Some(r), _) => Some(r.to_owned()),
-            (None, Some(s)) => Some(format!("submission_ref={s}")),
+            (Some(r), _) => Some(r.as_str().to_owned()),
+            (None, Some(s)) => Some(format!("submission_ref={}", s.as_str())),
             _ => None,
         };
         let event = NewEvent {
@@ -289,6 +305,6 @@ impl Db {
             to: Some(change.to),
             detail,
         };
-        commit_with_event(self, tx, &seen.id, event, now).await
+        commit_with_event(self, tx, seen.id.as_str(), event, now).await
     }
 }

@@ -1,11 +1,12 @@
 //! The audit trail: every change writes its event in its own transaction.
 
-use jobtracker_types::{ApplicationStatus, Event, Page};
+use jobtracker_types::{ApplicationId, ApplicationStatus, Event, EventId, Page};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Result, page, status_of};
+use super::{Result, id_of, page, status_of};
 use crate::db::{Db, new_id, rfc3339};
+use crate::domain::PageSize;
 
 /// An event to write.
 #[derive(Debug)]
@@ -64,8 +65,8 @@ fn event_from(row: &AnyRow) -> Result<Event> {
         row.try_get::<Option<i64>, _>(c)?.map(status_of).transpose()
     };
     Ok(Event {
-        id: row.try_get("id")?,
-        application_id: row.try_get("application_id")?,
+        id: id_of(row, "id")?,
+        application_id: id_of(row, "application_id")?,
         actor: row.try_get("actor")?,
         action: row.try_get("action")?,
         from_status: status("from_status")?,
@@ -85,16 +86,17 @@ impl Db {
     )]
     pub async fn list_events(
         &self,
-        application_id: &str,
-        cursor: Option<&str>,
-        limit: i64,
+        application_id: &ApplicationId,
+        cursor: Option<&EventId>,
+        limit: PageSize,
     ) -> Result<Page<Event>> {
+        let limit = limit.get();
         let rows = sqlx::query("SELECT * FROM events WHERE application_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3")
-            .bind(application_id)
-            .bind(cursor)
+            .bind(application_id.as_str())
+            .bind(cursor.map(EventId::as_str))
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        page(&rows, limit, event_from, |e: &Event| &e.id)
+        page(&rows, limit, event_from, |e: &Event| e.id.as_str())
     }
 }

@@ -1,30 +1,28 @@
 //! The job-applier's claims: a lease on one ready application, fenced by a `lease_id` that every
 //! later write of the claimant presents.
 
-use jobtracker_types::ApplicationStatus;
+use jobtracker_types::{ApplicationId, ApplicationStatus, LeaseId};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::events::{NewEvent, commit_with_event};
 use super::{Conflict, Entity, Result, StoreError, status_of};
 use crate::db::{Backend, Db, new_id};
+use crate::domain::LeaseLength;
 
 /// A claim handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     /// The application leased.
-    pub application_id: String,
+    pub application_id: ApplicationId,
     /// The fencing token the claimant's later writes present.
-    pub lease_id: String,
+    pub lease_id: LeaseId,
 }
 
 /// What the claimant does with its lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseChange {
-    /// Extends a live lease to this many milliseconds from now.
-    Renew {
-        /// The new length.
-        lease_ms: i64,
-    },
+    /// Extends a live lease to this length from now.
+    Renew(LeaseLength),
     /// Gives the claim back (a lapsed one that nobody took over too).
     Release,
 }
@@ -40,7 +38,8 @@ impl Db {
     /// locked first (Postgres: `FOR UPDATE SKIP LOCKED`, so concurrent claimers pass over it;
     /// SQLite: the write lock), then the lease is written only if it is still ready then.
     #[tracing::instrument(target = "spans", level = "debug", name = "store.claim", skip_all)]
-    pub async fn claim(&self, actor: &str, lease_ms: i64) -> Result<Option<Claim>> {
+    pub async fn claim(&self, actor: &str, lease: LeaseLength) -> Result<Option<Claim>> {
+        let lease_ms = lease.millis();
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -89,9 +88,10 @@ impl Db {
                 Some(format!("lease {}s", lease_ms / 1000)),
             );
             commit_with_event(self, tx, &id, event, now).await?;
+            let corrupt = |e: jobtracker_types::IdError| StoreError::Corrupt(e.to_string());
             return Ok(Some(Claim {
-                application_id: id,
-                lease_id,
+                application_id: ApplicationId::try_from(id).map_err(corrupt)?,
+                lease_id: LeaseId::try_from(lease_id).map_err(corrupt)?,
             }));
         }
         Ok(None)
@@ -103,16 +103,17 @@ impl Db {
     #[tracing::instrument(target = "spans", level = "debug", name = "store.set_lease", skip_all)]
     pub async fn set_lease(
         &self,
-        id: &str,
+        id: &ApplicationId,
         actor: &str,
-        lease_id: &str,
+        lease_id: &LeaseId,
         change: LeaseChange,
     ) -> Result<()> {
+        let (id, lease_id) = (id.as_str(), lease_id.as_str());
         let mut tx = self.begin_write().await?;
         self.lock_application(&mut tx, id).await?;
         let now = self.now_ms();
         let update = match change {
-            LeaseChange::Renew { .. } => sqlx::query(
+            LeaseChange::Renew(_) => sqlx::query(
                 "UPDATE job_applications SET lease_expires_at = $6, updated_at = $1 \
                  WHERE id = $2 AND status = $3 AND claimed_by = $4 AND lease_id = $5 AND lease_expires_at > $1",
             ),
@@ -127,7 +128,7 @@ impl Db {
         .bind(actor)
         .bind(lease_id);
         let update = match change {
-            LeaseChange::Renew { lease_ms } => update.bind(now + lease_ms),
+            LeaseChange::Renew(lease) => update.bind(now + lease.millis()),
             LeaseChange::Release => update,
         };
         let changed = update.execute(&mut *tx).await?.rows_affected();
@@ -139,8 +140,9 @@ impl Db {
             return Err(e);
         }
         let (action, detail) = match change {
-            LeaseChange::Renew { lease_ms } => {
-                ("lease_renewed", Some(format!("lease {}s", lease_ms / 1000)))
+            LeaseChange::Renew(lease) => {
+                let seconds = lease.millis() / 1000;
+                ("lease_renewed", Some(format!("lease {seconds}s")))
             }
             LeaseChange::Release => ("lease_released", None),
         };

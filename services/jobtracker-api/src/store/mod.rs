@@ -16,13 +16,13 @@ mod questions;
 mod resumes;
 mod users;
 
-use jobtracker_types::{ApplicationStatus, Page};
+use jobtracker_types::{ApplicationStatus, IdError, Page};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 pub use applications::{ApplicationSnapshot, StatusChange, StatusGuard};
 pub use leases::{Claim, LeaseChange};
-pub use questions::{Answerer, Reply};
+pub use questions::Answerer;
 pub use resumes::{NewResume, ResumeLimits};
 
 use crate::db::{Backend, Db};
@@ -140,6 +140,14 @@ fn resume_count(count: i64, max: i64) -> String {
 
 /// The statuses in which answers may still change (and questions count as open).
 const ANSWERABLE: [ApplicationStatus; 2] = [ApplicationStatus::Saved, ApplicationStatus::Queued];
+
+/// The id in column `column` of `row`, of its kind: one the database holds that is not is
+/// [`StoreError::Corrupt`].
+fn id_of<T: TryFrom<String, Error = IdError>>(row: &AnyRow, column: &str) -> Result<T> {
+    use sqlx::Row;
+    let raw: String = row.try_get(column)?;
+    T::try_from(raw).map_err(|e| StoreError::Corrupt(format!("{column} in the database: {e}")))
+}
 
 fn status_of(code: i64) -> Result<ApplicationStatus> {
     ApplicationStatus::from_code(code)

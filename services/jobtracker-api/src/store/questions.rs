@@ -2,30 +2,14 @@
 
 use std::collections::HashMap;
 
-use jobtracker_types::{Page, Question, QuestionWithContext};
+use jobtracker_types::{ApplicationId, Page, Question, QuestionId, QuestionWithContext, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::events::{NewEvent, commit_with_event};
-use super::{ANSWERABLE, Conflict, Entity, Result, StoreError, page, status_of};
+use super::{ANSWERABLE, Conflict, Entity, Result, StoreError, id_of, page, status_of};
 use crate::db::{Db, rfc3339};
-
-/// What a write puts into a question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply<'a> {
-    /// An answer. A `review_reason` sent along is stored (the handler checked it as text).
-    Answer {
-        /// The answer.
-        text: &'a str,
-        /// Stored as given.
-        review_reason: Option<&'a str>,
-    },
-    /// No answer: a person should look at the question first.
-    NeedsReview {
-        /// Why.
-        reason: Option<&'a str>,
-    },
-}
+use crate::domain::{PageSize, Reply, Text};
 
 /// Who writes a reply: the rules differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +30,8 @@ const BOT_NOT_OVER_USER: &str = " AND (answered_by IS NULL OR answered_by NOT LI
 
 fn question_from(row: &AnyRow) -> Result<Question> {
     Ok(Question {
-        id: row.try_get("id")?,
-        application_id: row.try_get("application_id")?,
+        id: id_of(row, "id")?,
+        application_id: id_of(row, "application_id")?,
         text: row.try_get("text")?,
         answer: row.try_get("answer")?,
         answered_by: row.try_get("answered_by")?,
@@ -82,7 +66,7 @@ impl Db {
         for row in &query.fetch_all(&self.pool).await? {
             let question = question_from(row)?;
             by_application
-                .entry(question.application_id.clone())
+                .entry(question.application_id.as_str().to_owned())
                 .or_default()
                 .push(question);
         }
@@ -97,19 +81,21 @@ impl Db {
     #[tracing::instrument(target = "spans", level = "debug", name = "store.answer", skip_all)]
     pub async fn answer(
         &self,
-        application_id: &str,
-        question_id: &str,
-        reply: Reply<'_>,
+        application_id: &ApplicationId,
+        question_id: &QuestionId,
+        reply: &Reply,
         actor: &str,
         answerer: Answerer,
     ) -> Result<()> {
+        let (application_id, question_id) = (application_id.as_str(), question_id.as_str());
         let (answer, needs_review, review_reason) = match reply {
             Reply::Answer {
                 text,
                 review_reason,
-            } => (Some(text), false, review_reason),
+            } => (Some(text.as_str()), false, review_reason),
             Reply::NeedsReview { reason } => (None, true, reason),
         };
+        let review_reason = review_reason.as_ref().map(Text::as_str);
         let (on_application, on_question) = match answerer {
             Answerer::User => ("", ""),
             Answerer::Bot => (BOT_AFTER_CLAIM, BOT_NOT_OVER_USER),
@@ -220,11 +206,12 @@ impl Db {
     )]
     pub async fn list_questions(
         &self,
-        user_id: Option<&str>,
+        user_id: Option<&UserId>,
         unanswered: bool,
-        cursor: Option<&str>,
-        limit: i64,
+        cursor: Option<&QuestionId>,
+        limit: PageSize,
     ) -> Result<Page<QuestionWithContext>> {
+        let limit = limit.get();
         let rows = sqlx::query(
             "SELECT q.*, a.user_id AS app_user_id, a.company AS app_company, a.position AS app_position \
              FROM questions q JOIN job_applications a ON a.id = q.application_id \
@@ -232,9 +219,9 @@ impl Db {
              AND ($2 = 0 OR (q.answer IS NULL AND q.needs_review = 0 AND a.status IN ($5, $6))) \
              AND ($3 IS NULL OR q.id > $3) ORDER BY q.id LIMIT $4",
         )
-        .bind(user_id)
+        .bind(user_id.map(UserId::as_str))
         .bind(i64::from(unanswered))
-        .bind(cursor)
+        .bind(cursor.map(QuestionId::as_str))
         .bind(limit + 1)
         .bind(ANSWERABLE[0].code())
         .bind(ANSWERABLE[1].code())
@@ -243,13 +230,13 @@ impl Db {
         let with_context = |r: &AnyRow| {
             Ok(QuestionWithContext {
                 question: question_from(r)?,
-                user_id: r.try_get("app_user_id")?,
+                user_id: id_of(r, "app_user_id")?,
                 company: r.try_get("app_company")?,
                 position: r.try_get("app_position")?,
             })
         };
         page(&rows, limit, with_context, |q: &QuestionWithContext| {
-            &q.question.id
+            q.question.id.as_str()
         })
     }
 }

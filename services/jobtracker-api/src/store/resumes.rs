@@ -2,20 +2,21 @@
 
 use std::num::{NonZeroU32, NonZeroU64};
 
-use jobtracker_types::{Page, Resume};
+use jobtracker_types::{Page, Resume, ResumeId, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
-use super::{Conflict, Entity, Result, StoreError, page};
+use super::{Conflict, Entity, Result, StoreError, id_of, page};
 use crate::db::{Backend, Db, new_id, rfc3339};
+use crate::domain::{FileName, PageSize};
 
 /// A resume to store; the caller has checked the content against `content_type`.
 #[derive(Debug)]
 pub struct NewResume<'a> {
     /// The owner.
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     /// The file name as uploaded.
-    pub file_name: &'a str,
+    pub file_name: &'a FileName,
     /// The media type the content was recognised as.
     pub content_type: &'a str,
     /// Lowercase hex SHA-256 of `content`.
@@ -26,8 +27,8 @@ pub struct NewResume<'a> {
 
 fn resume_from(row: &AnyRow) -> Result<Resume> {
     Ok(Resume {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
+        id: id_of(row, "id")?,
+        user_id: id_of(row, "user_id")?,
         file_name: row.try_get("file_name")?,
         content_type: row.try_get("content_type")?,
         size: row.try_get("size")?,
@@ -96,11 +97,11 @@ impl Db {
     )]
     pub async fn check_resume_room(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limits: ResumeLimits,
         size: u64,
     ) -> Result<()> {
-        let (count, used) = usage(&self.pool, user_id).await?;
+        let (count, used) = usage(&self.pool, user_id.as_str()).await?;
         let size = i64::try_from(size).unwrap_or(i64::MAX);
         match limits.refusal(count, used, size) {
             Some(why) => Err(StoreError::Conflict(why)),
@@ -122,7 +123,7 @@ impl Db {
         let id = new_id("res");
         let size = i64::try_from(new.content.len()).unwrap_or(i64::MAX);
         let mut tx = self.begin_write().await?;
-        self.lock_user(&mut tx, new.user_id).await?;
+        self.lock_user(&mut tx, new.user_id.as_str()).await?;
         let inserted = sqlx::query(
             "INSERT INTO resumes (id, user_id, file_name, content_type, size, sha256, content, created_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
@@ -130,8 +131,8 @@ impl Db {
              AND (SELECT COALESCE(SUM(size), 0) FROM resumes WHERE user_id = $2) + $5 <= $10",
         )
         .bind(&id)
-        .bind(new.user_id)
-        .bind(new.file_name)
+        .bind(new.user_id.as_str())
+        .bind(&**new.file_name)
         .bind(new.content_type)
         .bind(size)
         .bind(new.sha256)
@@ -143,7 +144,7 @@ impl Db {
         .await?
         .rows_affected();
         if inserted == 0 {
-            let (count, used) = usage(&mut *tx, new.user_id).await?;
+            let (count, used) = usage(&mut *tx, new.user_id.as_str()).await?;
             let why = limits
                 .refusal(count, used, size)
                 .unwrap_or(Conflict::ResumeQuota {
@@ -153,6 +154,7 @@ impl Db {
             return Err(StoreError::Conflict(why));
         }
         tx.commit().await?;
+        let id = ResumeId::try_from(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.resume(&id)
             .await?
             .ok_or(StoreError::NotFound(Entity::Resume))
@@ -167,7 +169,8 @@ impl Db {
         name = "store.delete_resume",
         skip_all
     )]
-    pub async fn delete_resume(&self, user_id: &str, id: &str) -> Result<()> {
+    pub async fn delete_resume(&self, user_id: &UserId, id: &ResumeId) -> Result<()> {
+        let (user_id, id) = (user_id.as_str(), id.as_str());
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             // An application being created with this resume holds the row (its foreign key
@@ -203,7 +206,8 @@ impl Db {
 
     /// A resume's metadata.
     #[tracing::instrument(target = "spans", level = "debug", name = "store.resume", skip_all)]
-    pub async fn resume(&self, id: &str) -> Result<Option<Resume>> {
+    pub async fn resume(&self, id: &ResumeId) -> Result<Option<Resume>> {
+        let id = id.as_str();
         let row = sqlx::query("SELECT id, user_id, file_name, content_type, size, sha256, created_at FROM resumes WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -218,7 +222,8 @@ impl Db {
         name = "store.resume_content",
         skip_all
     )]
-    pub async fn resume_content(&self, id: &str) -> Result<Option<(Resume, Vec<u8>)>> {
+    pub async fn resume_content(&self, id: &ResumeId) -> Result<Option<(Resume, Vec<u8>)>> {
+        let id = id.as_str();
         let row = sqlx::query("SELECT id, user_id, file_name, content_type, size, sha256, created_at, content FROM resumes WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -238,19 +243,20 @@ impl Db {
     )]
     pub async fn list_resumes(
         &self,
-        user_id: &str,
-        cursor: Option<&str>,
-        limit: i64,
+        user_id: &UserId,
+        cursor: Option<&ResumeId>,
+        limit: PageSize,
     ) -> Result<Page<Resume>> {
+        let limit = limit.get();
         let rows = sqlx::query(
             "SELECT id, user_id, file_name, content_type, size, sha256, created_at FROM resumes \
              WHERE user_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
         )
-        .bind(user_id)
-        .bind(cursor)
+        .bind(user_id.as_str())
+        .bind(cursor.map(ResumeId::as_str))
         .bind(limit + 1)
         .fetch_all(&self.pool)
         .await?;
-        page(&rows, limit, resume_from, |r: &Resume| &r.id)
+        page(&rows, limit, resume_from, |r: &Resume| r.id.as_str())
     }
 }

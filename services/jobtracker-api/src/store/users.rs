@@ -1,11 +1,12 @@
 //! Candidate profiles, keyed by the Clerk user id.
 
-use jobtracker_types::{User, UserProfileInput};
+use jobtracker_types::{User, UserId, UserProfileInput};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Entity, Result, StoreError};
 use crate::db::{Db, rfc3339};
+use crate::domain::Profile;
 
 /// Lists (skills, links) are stored as JSON text.
 fn json_list(v: &[String]) -> String {
@@ -25,7 +26,7 @@ fn user_from(row: &AnyRow) -> Result<User> {
     let bool_of =
         |c: &str| -> Result<Option<bool>> { Ok(row.try_get::<Option<i64>, _>(c)?.map(|v| v != 0)) };
     Ok(User {
-        id: row.try_get("id")?,
+        id: super::id_of(row, "id")?,
         profile: UserProfileInput {
             full_name: row.try_get("full_name")?,
             email: row.try_get("email")?,
@@ -55,7 +56,8 @@ impl Db {
         name = "store.upsert_user",
         skip_all
     )]
-    pub async fn upsert_user(&self, id: &str, p: &UserProfileInput) -> Result<User> {
+    pub async fn upsert_user(&self, id: &UserId, profile: &Profile) -> Result<User> {
+        let p = profile.fields();
         let now = self.now_ms();
         sqlx::query(
             "INSERT INTO users (id, full_name, email, phone, location, headline, years_experience, skills, work_authorization, \
@@ -68,7 +70,7 @@ impl Db {
              willing_to_relocate = excluded.willing_to_relocate, remote_preference = excluded.remote_preference, \
              links = excluded.links, updated_at = excluded.updated_at",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(&p.full_name)
         .bind(&p.email)
         .bind(&p.phone)
@@ -93,7 +95,8 @@ impl Db {
 
     /// The profile of user `id`.
     #[tracing::instrument(target = "spans", level = "debug", name = "store.user", skip_all)]
-    pub async fn user(&self, id: &str) -> Result<Option<User>> {
+    pub async fn user(&self, id: &UserId) -> Result<Option<User>> {
+        let id = id.as_str();
         let row = sqlx::query("SELECT * FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)

@@ -416,3 +416,29 @@ async fn claim_and_lease_bodies_are_checked(app: &TestApp) {
     assert_eq!(actions, ["created", "claimed"]);
 }
 both!(claim_and_lease_bodies_are_checked);
+
+/// The user's own-data rules compare Clerk user ids: a session whose subject is not one
+/// (`user_…`) is refused outright, before any rule or query (it was looked up as a user id
+/// before, and a profile could have been stored under it).
+async fn a_session_whose_subject_is_not_a_user_id_is_refused(app: &TestApp) {
+    let odd = app.mock.session_token_with(&app.alice, |_, c| {
+        c["sub"] = json!("usr-1/../admin");
+    });
+    for (method, path, body) in [
+        (Method::GET, "/api/users/me", None),
+        (Method::GET, "/api/job-applications", None),
+        (
+            Method::POST,
+            "/api/users",
+            Some(json!({"full_name": "Mallory", "email": "m@example.com"})),
+        ),
+    ] {
+        let r = app.call(method, path, Some(&odd), body).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert_eq!(
+            r.body["detail"],
+            "the session's subject is not a Clerk user id"
+        );
+    }
+}
+both!(a_session_whose_subject_is_not_a_user_id_is_refused);
