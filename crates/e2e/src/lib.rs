@@ -9,7 +9,7 @@ use bot_runtime::{Bot, BotArgs};
 use candidate_representer::Representer;
 use clerk_mock::ClerkMock;
 use job_applier::Applier;
-use jobtracker_api::testing::{Backend, TestDatabase};
+use jobtracker_api_testing::{Backend, TestDatabase};
 use m2m_core::config::{ClerkArgs, JwtArgs, TokenArgs};
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
@@ -51,7 +51,7 @@ impl Stack {
 
     /// As [`start_with`](Self::start_with), on `mock` (e.g. one whose machines `m2m apply`
     /// creates); its first user is [`alice`](Self::alice). The API's settings start as
-    /// [`Config::for_mock`](jobtracker_api::Config::for_mock) makes them: `edit` may replace them
+    /// [`mock_config`](jobtracker_api_testing::mock_config) makes them: `edit` may replace them
     /// (keeping `database_url`).
     pub async fn start_on(
         backend: Backend,
@@ -59,7 +59,7 @@ impl Stack {
         edit: impl FnOnce(&mut jobtracker_api::Config),
     ) -> Option<Self> {
         let database = TestDatabase::create(backend).await?;
-        let mut api_config = jobtracker_api::Config::for_mock(&mock, &database.url);
+        let mut api_config = jobtracker_api_testing::mock_config(&mock, &database.url);
         edit(&mut api_config);
         let outbox =
             std::env::temp_dir().join(format!("e2e-outbox-{}", jobtracker_api::db::new_id("o")));

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::Stack;
-use jobtracker_api::testing::Backend;
+use jobtracker_api_testing::Backend;
 use libtest_mimic::{Completion, Trial};
 use serde_json::{Value, json};
 use thirtyfour::ChromeCapabilities;

@@ -17,7 +17,7 @@ use clap::Parser;
 use clerk_mock::{ClerkMock, Endpoint, Seed};
 use e2e::{Running, Stack};
 use job_applier::Applier;
-use jobtracker_api::testing::Backend;
+use jobtracker_api_testing::Backend;
 use m2m_cli::graph::Declaration;
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -39,11 +39,11 @@ macro_rules! both {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name(jobtracker_api::testing::Backend::Sqlite).await;
+                super::$name(jobtracker_api_testing::Backend::Sqlite).await;
             }
             test_postgres::postgres_test! {
                 async fn postgres() {
-                    super::$name(jobtracker_api::testing::Backend::Postgres).await;
+                    super::$name(jobtracker_api_testing::Backend::Postgres).await;
                 }
             }
         }

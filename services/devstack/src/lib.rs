@@ -1,5 +1,7 @@
-//! `devstack`: the whole system in one process, wired through the same environment variables
-//! that docker compose sets (`.env.example` lists them), on the same default ports.
+//! `devstack`: the whole system in one process, on the same default ports as docker compose.
+//! The bots are wired through the environment variables compose sets (`.env.example` lists
+//! them); the API through [`jobtracker_api_testing::mock_config`], the one function the tests
+//! also start their API from, moved to devstack's ports and the mock's public front door.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,24 +108,13 @@ pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// The variables each service gets, as compose sets them.
-/// The services reach the mock through its public front door, like any other client (bounded:
-/// timeouts, connection cap), never through wiremock's private port.
-pub fn service_env(
+/// The API's settings: [`jobtracker_api_testing::mock_config`] (the settings the tests' API
+/// starts from, so devstack's API trusts the mock exactly as theirs does) on devstack's
+/// addresses and database, reaching the mock through its public front door.
+pub fn api_config(
     o: &Options,
     service: &clerk_mock_service::MockService,
-) -> [BTreeMap<&'static str, String>; 3] {
-    let mock = service.mock();
-    let machine = |n: &str| {
-        mock.machine_by_name(n)
-            .map(|m| (m.id, m.secret_key))
-            .unwrap_or_default()
-    };
-    let (api_id, api_key) = machine("JobTracker.API");
-    let (rep_id, rep_key) = machine("CandidateRepresenter.Bot");
-    let (app_id, app_key) = machine("JobApplier.Bot");
-    let clerk = service.api_url();
-    let api_url = local(&o.api_bind);
+) -> Result<jobtracker_api::Config, String> {
     let database_url = o.database_url.as_ref().map_or_else(
         || {
             format!(
@@ -133,18 +124,37 @@ pub fn service_env(
         },
         |url| url.expose_secret().to_owned(),
     );
-    let api = BTreeMap::from([
-        ("JOBTRACKER_BIND", o.api_bind.clone()),
-        ("METRICS_BIND", o.api_metrics_bind.clone()),
-        ("DATABASE_URL", database_url),
-        ("CLERK_API_BASE_URL", clerk.clone()),
-        ("CLERK_MACHINE_SECRET_KEY", api_key),
-        ("CLERK_MACHINE_ID", api_id),
-        ("CLERK_SECRET_KEY", mock.instance_secret_key()),
-        ("CLERK_AUTHORIZED_PARTIES", mock.authorized_party()),
-        ("CANDIDATE_REPRESENTER_MACHINE_ID", rep_id.clone()),
-        ("JOB_APPLIER_MACHINE_ID", app_id),
-    ]);
+    let mut config = jobtracker_api_testing::mock_config(service.mock(), &database_url);
+    config.bind = o
+        .api_bind
+        .parse()
+        .map_err(|e| format!("JOBTRACKER_BIND: {e}"))?;
+    config.metrics_bind = o
+        .api_metrics_bind
+        .parse()
+        .map_err(|e| format!("API_METRICS_BIND: {e}"))?;
+    config.clerk.clerk_api_base_url = service.api_url();
+    config.server = o.server.clone();
+    Ok(config)
+}
+
+/// The variables each bot gets, as compose sets them (representer, applier).
+/// The services reach the mock through its public front door, like any other client (bounded:
+/// timeouts, connection cap), never through wiremock's private port.
+pub fn service_env(
+    o: &Options,
+    service: &clerk_mock_service::MockService,
+) -> [BTreeMap<&'static str, String>; 2] {
+    let mock = service.mock();
+    let machine = |n: &str| {
+        mock.machine_by_name(n)
+            .map(|m| (m.id, m.secret_key))
+            .unwrap_or_default()
+    };
+    let (rep_id, rep_key) = machine("CandidateRepresenter.Bot");
+    let (_, app_key) = machine("JobApplier.Bot");
+    let clerk = service.api_url();
+    let api_url = local(&o.api_bind);
     let bot = |key: String| {
         BTreeMap::from([
             ("JOBTRACKER_API_URL", api_url.clone()),
@@ -167,7 +177,7 @@ pub fn service_env(
         "APPLIER_OUTBOX_DIR",
         format!("{}/outbox", o.data_dir.trim_end_matches('/')),
     );
-    [api, representer, applier]
+    [representer, applier]
 }
 
 /// Starts everything.
@@ -185,11 +195,9 @@ pub async fn start(o: &Options) -> Result<Running, String> {
         server: o.server.clone(),
     };
     let mock = clerk_mock_service::start(&mock_config).await?;
-    let [api_env, rep_env, app_env] = service_env(o, &mock);
+    let [rep_env, app_env] = service_env(o, &mock);
 
-    let mut api_config: jobtracker_api::Config = config_from_env("jobtracker-api", &api_env)?;
-    api_config.server = o.server.clone();
-    let api = jobtracker_api::Server::build(&api_config).await?;
+    let api = jobtracker_api::Server::build(&api_config(o, &mock)?).await?;
     let api_url = local(&o.api_bind);
     let (api_stop, api_rx) = oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {

@@ -84,45 +84,6 @@ impl Config {
     /// `RESUME_QUOTA_BYTES` by default: 100 MiB.
     pub const RESUME_QUOTA_BYTES: u64 = 100 * 1024 * 1024;
 
-    /// The settings of an API whose Clerk is `mock` (demo seed), wired as devstack wires it:
-    /// its own machine (`JobTracker.API`) and the instance key verify tokens, session tokens must
-    /// come from the mock's authorized party and issuer, the seeded bots have their roles; port
-    /// 0, the database at `database_url`. Tests and benchmarks change what they measure from
-    /// here (`Config { resume_max_bytes: …, ..Config::for_mock(…) }`).
-    #[cfg(feature = "testing")]
-    pub fn for_mock(mock: &clerk_mock::ClerkMock, database_url: &str) -> Self {
-        let machine = |name: &str| mock.machine_by_name(name);
-        let api = machine("JobTracker.API");
-        Self {
-            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            metrics_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: database_url.into(),
-            clerk: ClerkArgs {
-                clerk_api_base_url: mock.api_url(),
-                clerk_machine_secret_key_file: None,
-                clerk_machine_secret_key: api.as_ref().map(|m| m.secret_key.as_str().into()),
-            },
-            verifier: VerifierArgs {
-                jwt: m2m_core::config::JwtArgs {
-                    clerk_authorized_parties: vec![mock.authorized_party()],
-                    clerk_issuer: Some(mock.issuer()),
-                    clerk_machine_id: api.map(|m| m.id),
-                    ..Default::default()
-                },
-                clerk_secret_key: Some(mock.instance_secret_key().into()),
-                ..Default::default()
-            },
-            candidate_representer_machine_id: machine("CandidateRepresenter.Bot").map(|m| m.id),
-            job_applier_machine_id: machine("JobApplier.Bot").map(|m| m.id),
-            resume_max_files: Self::RESUME_MAX_FILES,
-            resume_quota_bytes: Self::RESUME_QUOTA_BYTES,
-            resume_uploads_per_user: Self::RESUME_UPLOADS_PER_USER,
-            resume_max_bytes: Self::RESUME_MAX_BYTES,
-            log: Default::default(),
-            server: Default::default(),
-        }
-    }
-
     /// The verification settings, checked as a whole (errors name the variable).
     pub fn verifier(&self) -> Result<VerifierConfig, ConfigError> {
         self.verifier.verifier_config(&self.clerk)

@@ -9,8 +9,6 @@ pub mod metrics;
 pub mod policy;
 pub mod startup;
 pub mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use config::Config;
 pub use startup::Server;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bot_runtime::Bot;
 use clerk_mock::Endpoint;
 use e2e::{Running, Stack};
-use jobtracker_api::testing::Backend;
+use jobtracker_api_testing::Backend;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@
 use bot_runtime::Bot;
 use candidate_representer::Representer;
 use e2e::Stack;
-use jobtracker_api::testing::Backend;
+use jobtracker_api_testing::Backend;
 use serde_json::{Value, json};
 use std::sync::Arc;
 

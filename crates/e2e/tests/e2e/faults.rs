@@ -7,7 +7,7 @@ use std::time::Duration;
 use bot_runtime::Bot;
 use clerk_mock::{Endpoint, Fault};
 use e2e::{Running, Stack};
-use jobtracker_api::testing::Backend;
+use jobtracker_api_testing::Backend;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clerk_faults_lose_nothing_and_duplicate_nothing() {

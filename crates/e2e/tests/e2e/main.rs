@@ -38,11 +38,11 @@ macro_rules! both {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name(jobtracker_api::testing::Backend::Sqlite).await;
+                super::$name(jobtracker_api_testing::Backend::Sqlite).await;
             }
             test_postgres::postgres_test! {
                 async fn postgres() {
-                    super::$name(jobtracker_api::testing::Backend::Postgres).await;
+                    super::$name(jobtracker_api_testing::Backend::Postgres).await;
                 }
             }
         }

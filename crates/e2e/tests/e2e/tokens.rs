@@ -6,7 +6,7 @@ use std::time::Duration;
 use bot_runtime::Bot;
 use clerk_mock::Endpoint;
 use e2e::{Running, Stack};
-use jobtracker_api::testing::Backend;
+use jobtracker_api_testing::Backend;
 use jobtracker_client::ClientError;
 use m2m_core::BearerToken;
 use m2m_core::TokenFormat;

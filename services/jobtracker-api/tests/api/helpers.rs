@@ -3,8 +3,8 @@ use jobtracker_api::{Config, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-pub use jobtracker_api::testing::Backend;
-use jobtracker_api::testing::{OffsetClock, TestDatabase};
+pub use jobtracker_api_testing::Backend;
+use jobtracker_api_testing::{OffsetClock, TestDatabase};
 
 /// Runs a scenario on both backends: `both!(name);` makes `name::sqlite` and `name::postgres`
 /// (ignored, with the reason, when TEST_POSTGRES_URL is unset); `both!(name, |c| …)` edits the
@@ -69,7 +69,7 @@ pub struct TestApp {
 }
 
 pub fn config(mock: &ClerkMock, database_url: &str) -> Config {
-    let base = Config::for_mock(mock, database_url);
+    let base = jobtracker_api_testing::mock_config(mock, database_url);
     Config {
         resume_max_bytes: 64 * 1024,
         // Tests mint a new bot token for almost every call, all from 127.0.0.1: one client's

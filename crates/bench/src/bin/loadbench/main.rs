@@ -63,7 +63,7 @@ async fn start_api_with(
 ) -> Api {
     let m = |n: &str| mock.machine_by_name(n).expect("machine");
     let database_url = format!("sqlite://{}/{name}.db?mode=rwc", dir.display());
-    let mut config = jobtracker_api::Config::for_mock(mock, &database_url);
+    let mut config = jobtracker_api_testing::mock_config(mock, &database_url);
     edit(&mut config);
     let app = jobtracker_api::Server::build(&config)
         .await

@@ -1,6 +1,5 @@
-//! Test support shared by this crate's tests and the end-to-end suite: a database of its own per
-//! test, removed afterwards. Built only with the `testing` feature, which this crate's tests and
-//! `crates/e2e` turn on; the service itself is built without it.
+//! What only tests use: a database of its own per test (removed afterwards) and a clock they
+//! can move.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +48,7 @@ impl Clock for OffsetClock {
 
 /// Which database a test runs on: a fresh SQLite file, or a fresh Postgres database on
 /// `TEST_POSTGRES_URL`.
-pub use crate::db::Backend;
+pub use jobtracker_api::db::Backend;
 
 /// Drops the Postgres database, or deletes the SQLite files, when dropped.
 #[derive(Debug)]
@@ -70,7 +69,7 @@ impl TestDatabase {
     pub async fn create(backend: Backend) -> Option<Self> {
         let name = format!(
             "jt_test_{}",
-            crate::db::new_id("db").trim_start_matches("db_")
+            jobtracker_api::db::new_id("db").trim_start_matches("db_")
         );
         match backend {
             Backend::Sqlite => {
