@@ -24,9 +24,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bench::SessionMinter;
 use clerk_mock::ClerkMock;
 use m2m_core::MintSettings;
+use rand::distr::Distribution;
+use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Zipf};
 use serde_json::json;
 
 /// The mix's settings (floorbench's `--users`, `--token-life`, `--zipf`, `--bot-share`,
@@ -135,8 +136,11 @@ impl Plan {
             .iter()
             .map(|p| fixed.random_range(0.0..*p))
             .collect();
-        let zipf = Zipf::new(f64::from(settings.users.max(1)), settings.zipf)
-            .expect("Zipf: users ≥ 1 and s ≥ 0");
+        // Zipf(users, s) exactly: user k (from 1) weighs k^-s.
+        let zipf = WeightedIndex::new(
+            (1..=settings.users.max(1)).map(|k| f64::from(k).powf(-settings.zipf)),
+        )
+        .expect("Zipf: finite positive weights");
         let mut rng = StdRng::seed_from_u64(round as u64 + 1);
         let total = settings.lead_in() + settings.measured();
         let rate = f64::from(settings.sim_rate.max(1));
@@ -156,7 +160,7 @@ impl Plan {
                     ((t + bot_offsets[bot as usize]) / bot_periods[bot as usize]) as u64;
                 Holder::Bot { bot, generation }
             } else {
-                let user = (zipf.sample(&mut rng) as u32).clamp(1, settings.users) - 1;
+                let user = zipf.sample(&mut rng) as u32;
                 let generation = ((t + user_offsets[user as usize]) / life) as u64;
                 Holder::User { user, generation }
             };
