@@ -95,6 +95,27 @@ impl SessionMinter {
         self.key.sign(&self.header, &claims)
     }
 
+    /// A session token of another user, shaped as the mock's (and Clerk's): `sub` and `sid` as
+    /// given, issued at `iat` (Unix seconds), `nbf` ten seconds before, `exp` = `iat` +
+    /// `lifetime_secs`, and `jti`.
+    pub fn mint_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        iat: i64,
+        lifetime_secs: i64,
+        jti: &str,
+    ) -> String {
+        let mut claims = self.claims.clone();
+        claims["sub"] = serde_json::json!(user_id);
+        claims["sid"] = serde_json::json!(session_id);
+        claims["iat"] = serde_json::json!(iat);
+        claims["nbf"] = serde_json::json!(iat - 10);
+        claims["exp"] = serde_json::json!(iat + lifetime_secs);
+        claims["jti"] = serde_json::json!(jti);
+        self.key.sign(&self.header, &claims)
+    }
+
     /// Tokens `0..n`, minted on every core.
     pub fn mint_many(&self, n: usize) -> Vec<String> {
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get());

@@ -107,7 +107,7 @@ pub use token_source::{
 };
 #[cfg(feature = "verify")]
 pub use verify::{
-    JwksSettings, JwtCache, JwtCacheSettings, JwtCacheStats, JwtKey, JwtPolicy, KeySource,
+    Claims, JwksSettings, JwtCache, JwtCacheSettings, JwtCacheStats, JwtKey, JwtPolicy, KeySource,
     MAX_TRACKED_CLIENTS, MachinePrincipal, MissBudget, OpaqueCacheSettings, OpaqueStats, PeerAddr,
     Principal, Reason, TrustedProxies, UserPrincipal, Verifier, VerifierConfig, VerifyError,
 };

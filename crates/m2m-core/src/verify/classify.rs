@@ -163,6 +163,32 @@ pub fn is_opaque_m2m(token: &str) -> bool {
 /// Splits a compact JWT into exactly three non-empty base64url parts and decodes the JSON header
 /// and payload (both must be objects).
 pub fn decode_jwt(token: &str) -> Result<DecodedJwt<'_>, VerifyError> {
+    let raw = decode_raw(token)?;
+    let payload = match serde_json::from_str::<Value>(&raw.payload) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return Err(VerifyError::Malformed(Reason::NotJsonObjects)),
+    };
+    Ok(DecodedJwt {
+        header: raw.header,
+        payload,
+        signing_input: raw.signing_input,
+        signature: raw.signature,
+    })
+}
+
+/// A JWT split, its header decoded, its payload decoded to JSON text (UTF-8, not parsed yet):
+/// the verifier reads only the claims it needs from it.
+pub(crate) struct RawJwt<'a> {
+    pub(crate) header: JwtHeader,
+    /// The payload's JSON; the caller checks that it is an object.
+    pub(crate) payload: String,
+    pub(crate) signing_input: &'a str,
+    pub(crate) signature: &'a str,
+}
+
+/// [`decode_jwt`] up to the payload's parsing: the same checks, in the same order, with the
+/// same errors (a payload that is not UTF-8 is not a JSON object).
+pub(crate) fn decode_raw(token: &str) -> Result<RawJwt<'_>, VerifyError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -179,11 +205,8 @@ pub fn decode_jwt(token: &str) -> Result<DecodedJwt<'_>, VerifyError> {
             .map_err(|_| VerifyError::Malformed(Reason::BadBase64))
     };
     let header: JwtHeader = serde_json::from_slice(&bytes(h)?).map_err(|_| not_object())?;
-    let payload = match serde_json::from_slice::<Value>(&bytes(p)?) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return Err(not_object()),
-    };
-    Ok(DecodedJwt {
+    let payload = String::from_utf8(bytes(p)?).map_err(|_| not_object())?;
+    Ok(RawJwt {
         header,
         payload,
         signing_input: &token[..h.len() + 1 + p.len()],

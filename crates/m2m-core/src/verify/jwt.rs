@@ -9,11 +9,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use super::classify::{CAT_M2M, CAT_TEMPLATE, DecodedJwt, TokenKind, classify};
+use super::claims::{Claim, SessionClaims};
+use super::classify::{CAT_M2M, CAT_TEMPLATE, DecodedJwt, JwtHeader, classify, decode_raw};
 use super::error::{Reason, VerifyError};
 use super::jwks::KeyStore;
 use super::jwt_cache::{Checked, Hashed, JwtCache, JwtCacheSettings};
-use super::principal::{MachinePrincipal, Principal, UserPrincipal};
+use super::principal::{Claims, MachinePrincipal, Principal, UserPrincipal};
 use crate::clock::Clock;
 use crate::token_format::TokenFormat;
 
@@ -117,17 +118,37 @@ impl JwtVerifier {
         cached: Option<(&JwtCache, Hashed)>,
     ) -> Result<Principal, VerifyError> {
         let signed = cached.as_ref().map(|(_, h)| h);
-        let (principal, checked) = match classify(token)? {
-            TokenKind::M2mJwt(jwt) => {
-                let (m, checked) = self.m2m(jwt, signed).await?;
-                (Principal::Machine(m), checked)
-            }
-            TokenKind::SessionJwt(jwt) => {
-                let (u, checked) = self.session(jwt, signed).await?;
-                (Principal::User(u), checked)
-            }
-            // Not reached: `Verifier` sends `mt_` tokens to the opaque verifier.
-            TokenKind::OpaqueM2m => return Err(VerifyError::Invalid(Reason::TypeMismatch)),
+        // `mt_…` (not reached through `Verifier`, which sends those to the opaque verifier) and
+        // what is not even shaped like a JWT: `classify` says why.
+        if token.starts_with("mt_") || !token.contains('.') {
+            classify(token)?;
+            return Err(VerifyError::Invalid(Reason::TypeMismatch));
+        }
+        // Routed as `classify` routes, from the claims a session token needs and nothing more:
+        // no `Value` of every claim is built for a session token.
+        let raw = decode_raw(token)?;
+        let claims = SessionClaims::parse(&raw.payload)
+            .map_err(|_| VerifyError::Malformed(Reason::NotJsonObjects))?;
+        let machine_subject = claims.sub.as_str().is_some_and(|s| s.starts_with("mch_"));
+        let (principal, checked) = if machine_subject || raw.header.cat.as_str() == Some(CAT_M2M) {
+            let payload = serde_json::from_str::<Value>(&raw.payload)
+                .map_err(|_| VerifyError::Malformed(Reason::NotJsonObjects))?;
+            let jwt = DecodedJwt {
+                header: raw.header,
+                payload,
+                signing_input: raw.signing_input,
+                signature: raw.signature,
+            };
+            let (m, checked) = self.m2m(jwt, signed).await?;
+            (Principal::Machine(m), checked)
+        } else {
+            let token = Parts {
+                header: &raw.header,
+                signing_input: raw.signing_input,
+                signature: raw.signature,
+            };
+            let (u, checked) = self.session(token, &claims, &raw.payload, signed).await?;
+            (Principal::User(u), checked)
         };
         if let Some((cache, hashed)) = cached {
             cache.insert(hashed.key, &principal, checked, self.now_ms());
@@ -138,7 +159,17 @@ impl JwtVerifier {
     /// A user session token → the user. Rejects M2M and template categories, `mch_` subjects and
     /// pending sessions. Not cached.
     pub async fn verify_session(&self, jwt: DecodedJwt<'_>) -> Result<UserPrincipal, VerifyError> {
-        self.session(jwt, None).await.map(|(u, _)| u)
+        let json = jwt.payload.to_string();
+        let claims = SessionClaims::parse(&json)
+            .map_err(|_| VerifyError::Malformed(Reason::NotJsonObjects))?;
+        let token = Parts {
+            header: &jwt.header,
+            signing_input: jwt.signing_input,
+            signature: jwt.signature,
+        };
+        self.session(token, &claims, &json, None)
+            .await
+            .map(|(u, _)| u)
     }
 
     /// An M2M JWT → the machine. Rejects any `cat` other than M2M and any subject that is not a
@@ -147,52 +178,54 @@ impl JwtVerifier {
         self.m2m(jwt, None).await.map(|(m, _)| m)
     }
 
+    /// A session token, its claims read from `json` (its payload).
     async fn session(
         &self,
-        jwt: DecodedJwt<'_>,
+        token: Parts<'_>,
+        claims: &SessionClaims<'_>,
+        json: &str,
         signed: Option<&Hashed>,
     ) -> Result<(UserPrincipal, Checked), VerifyError> {
-        if matches!(jwt.header.cat.as_str(), Some(CAT_M2M | CAT_TEMPLATE)) {
+        let header = token.header;
+        if matches!(header.cat.as_str(), Some(CAT_M2M | CAT_TEMPLATE)) {
             return Err(VerifyError::Invalid(Reason::TypeMismatch));
         }
-        if jwt
-            .payload
-            .get("sub")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.starts_with("mch_"))
-        {
+        if claims.sub.as_str().is_some_and(|s| s.starts_with("mch_")) {
             return Err(VerifyError::Invalid(Reason::TypeMismatch));
         }
-        if matches!(
-            jwt.header.typ.as_str(),
-            Some("at+jwt" | "application/at+jwt")
-        ) {
+        if matches!(header.typ.as_str(), Some("at+jwt" | "application/at+jwt")) {
             return Err(VerifyError::Invalid(Reason::TypeMismatch));
         }
-        let (claims, checked) = self.verify_common(jwt, signed).await?;
+        let (alg, key) = self.check_signature(token, signed).await?;
+        let checked = self.check_common(
+            Common {
+                sub: &claims.sub,
+                exp: &claims.exp,
+                nbf: &claims.nbf,
+                iat: &claims.iat,
+                iss: &claims.iss,
+            },
+            header,
+            alg,
+            key,
+        )?;
         // `azp` is the browser origin a session token was minted for; M2M tokens have none.
-        let azp = claims.get("azp").and_then(Value::as_str);
+        let azp = claims.azp.as_str();
         if !self.policy.authorized_parties.is_empty()
             && !azp.is_some_and(|a| self.policy.authorized_parties.iter().any(|p| p == a))
         {
             return Err(VerifyError::Invalid(Reason::AuthorizedParties));
         }
-        if claims.get("sts").and_then(Value::as_str) == Some("pending") {
+        if claims.sts.as_str() == Some("pending") {
             return Err(VerifyError::Invalid(Reason::PendingSession));
         }
-        let user_id = string_claim(&claims, "sub")?;
-        let session_id = string_claim(&claims, "sid")?;
         let user = UserPrincipal {
-            user_id,
-            session_id,
-            org_id: claims
-                .get("o")
-                .and_then(|o| o.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            user_id: non_empty(&claims.sub)?,
+            session_id: non_empty(&claims.sid)?,
+            org_id: claims.org_id().map(str::to_owned),
             authorized_party: azp.map(str::to_owned),
-            actor: claims.get("act").cloned(),
-            claims: Arc::new(Value::Object(claims)),
+            actor: claims.act.clone(),
+            claims: Claims::from_checked_json(json),
         };
         Ok((user, checked))
     }
@@ -257,10 +290,43 @@ impl JwtVerifier {
         jwt: DecodedJwt<'_>,
         signed: Option<&Hashed>,
     ) -> Result<(Map<String, Value>, Checked), VerifyError> {
-        if jwt.header.typ.is_present() && jwt.header.typ.as_str() != Some("JWT") {
+        let token = Parts {
+            header: &jwt.header,
+            signing_input: jwt.signing_input,
+            signature: jwt.signature,
+        };
+        let (alg, key) = self.check_signature(token, signed).await?;
+        // Only now are claims looked at.
+        let Value::Object(claims) = jwt.payload else {
+            return Err(VerifyError::Invalid(Reason::Invalid));
+        };
+        let checked = self.check_common(
+            Common {
+                sub: &Claim::of(&claims, "sub"),
+                exp: &Claim::of(&claims, "exp"),
+                nbf: &Claim::of(&claims, "nbf"),
+                iat: &Claim::of(&claims, "iat"),
+                iss: &Claim::of(&claims, "iss"),
+            },
+            &jwt.header,
+            alg,
+            key,
+        )?;
+        Ok((claims, checked))
+    }
+
+    /// The header's `typ` and `alg`, the key, the signature: all before any claim is read.
+    /// Returns the algorithm and the fingerprint of the key that verified it.
+    async fn check_signature(
+        &self,
+        token: Parts<'_>,
+        signed: Option<&Hashed>,
+    ) -> Result<(Algorithm, [u8; 32]), VerifyError> {
+        let header = token.header;
+        if header.typ.is_present() && header.typ.as_str() != Some("JWT") {
             return Err(VerifyError::Invalid(Reason::Type));
         }
-        let alg = match jwt.header.alg.as_str() {
+        let alg = match header.alg.as_str() {
             Some("RS256") => Algorithm::RS256,
             Some("RS384") => Algorithm::RS384,
             Some("RS512") => Algorithm::RS512,
@@ -268,13 +334,12 @@ impl JwtVerifier {
         };
         // typ and alg are checked before the key is resolved (Clerk resolves first), so a token
         // with a bad header never causes a JWKS fetch; the outcome is the same rejection.
-        let kid = jwt.header.kid.as_str();
-        let key = self.keys.key(kid, alg).await?;
+        let key = self.keys.key(header.kid.as_str(), alg).await?;
         // The signature's bytes on the stack: as jsonwebtoken, a part that is not base64url (or
         // longer than any RSA signature we accept) is an invalid signature.
         let mut sig = [0u8; MAX_SIGNATURE + 3];
         let valid = URL_SAFE_NO_PAD
-            .decode_slice(jwt.signature, &mut sig)
+            .decode_slice(token.signature, &mut sig)
             .is_ok_and(|n| {
                 let sig = &sig[..n];
                 n <= MAX_SIGNATURE
@@ -282,53 +347,62 @@ impl JwtVerifier {
                         // The signed part was hashed for the cache key already.
                         Some(h)
                             if alg == Algorithm::RS256
-                                && h.signed_len == jwt.signing_input.len() =>
+                                && h.signed_len == token.signing_input.len() =>
                         {
                             key.verify_sha256(&h.signed, sig)
                         }
-                        _ => key.verify(alg, jwt.signing_input.as_bytes(), sig),
+                        _ => key.verify(alg, token.signing_input.as_bytes(), sig),
                     }
             });
         if !valid {
             return Err(VerifyError::Invalid(Reason::Signature));
         }
-        // Only now are claims looked at.
-        let Value::Object(claims) = jwt.payload else {
-            return Err(VerifyError::Invalid(Reason::Invalid));
-        };
-        if !claims.get("sub").is_some_and(Value::is_string) {
+        Ok((alg, *key.fingerprint()))
+    }
+
+    /// The claims every JWT must have right once its signature holds, in Clerk's order: `sub`
+    /// a string, `exp`, `nbf`, `iat` (numbers, against now ± skew), `iss`.
+    fn check_common(
+        &self,
+        c: Common<'_>,
+        header: &JwtHeader,
+        alg: Algorithm,
+        key: [u8; 32],
+    ) -> Result<Checked, VerifyError> {
+        if c.sub.as_str().is_none() {
             return Err(VerifyError::Invalid(Reason::Invalid));
         }
-        let Some(exp) = claims.get("exp").and_then(Value::as_f64) else {
+        let Some(exp) = c.exp.as_f64() else {
             return Err(VerifyError::Invalid(Reason::Invalid));
         };
-        let number = |name: &str| match claims.get(name) {
-            None => Ok(None),
-            Some(v) => v
+        let number = |claim: &Claim<'_>| {
+            if claim.is_absent() {
+                return Ok(None);
+            }
+            claim
                 .as_f64()
                 .map(Some)
-                .ok_or(VerifyError::Invalid(Reason::Invalid)),
+                .ok_or(VerifyError::Invalid(Reason::Invalid))
         };
         let now_ms = self.now_ms();
         check_exp(exp, now_ms)?;
-        let nbf = number("nbf")?;
+        let nbf = number(c.nbf)?;
         check_nbf(nbf, now_ms)?;
-        let iat = number("iat")?;
+        let iat = number(c.iat)?;
         check_iat(iat, now_ms)?;
-        let checked = Checked {
-            kid: kid.map(str::to_owned),
-            alg,
-            key: *key.fingerprint(),
-            exp,
-            nbf,
-            iat,
-        };
         if let Some(expected) = &self.policy.issuer
-            && claims.get("iss").and_then(Value::as_str) != Some(expected.as_str())
+            && c.iss.as_str() != Some(expected.as_str())
         {
             return Err(VerifyError::Invalid(Reason::Issuer));
         }
-        Ok((claims, checked))
+        Ok(Checked {
+            kid: header.kid.as_str().map(str::to_owned),
+            alg,
+            key,
+            exp,
+            nbf,
+            iat,
+        })
     }
 
     /// A cached verdict still holds: the key published under its `kid` now (resolved by the
@@ -388,6 +462,33 @@ fn receivers(claim: Option<&Value>) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// A token's signed parts and its decoded header.
+#[derive(Clone, Copy)]
+struct Parts<'a> {
+    header: &'a JwtHeader,
+    signing_input: &'a str,
+    signature: &'a str,
+}
+
+/// The claims [`JwtVerifier::check_common`] reads, from a session token's [`SessionClaims`] or
+/// an M2M token's `Value`.
+struct Common<'a> {
+    sub: &'a Claim<'a>,
+    exp: &'a Claim<'a>,
+    nbf: &'a Claim<'a>,
+    iat: &'a Claim<'a>,
+    iss: &'a Claim<'a>,
+}
+
+/// A claim that must be a non-empty string, owned.
+fn non_empty(claim: &Claim<'_>) -> Result<String, VerifyError> {
+    claim
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or(VerifyError::Invalid(Reason::Invalid))
 }
 
 fn string_claim(claims: &Map<String, Value>, name: &str) -> Result<String, VerifyError> {

@@ -10,6 +10,7 @@
 //! ```
 
 mod budget;
+mod claims;
 mod classify;
 mod client;
 mod error;
@@ -36,7 +37,7 @@ pub use jwks::{JwksSettings, JwtKey, KeySource, KeyStore};
 pub use jwt::{JwtPolicy, JwtVerifier};
 pub use jwt_cache::{JwtCache, JwtCacheSettings, JwtCacheStats};
 pub use opaque::{OpaqueCacheSettings, OpaqueStats, OpaqueVerifier};
-pub use principal::{MachinePrincipal, Principal, UserPrincipal};
+pub use principal::{Claims, MachinePrincipal, Principal, UserPrincipal};
 
 use crate::clerk::ClerkClient;
 use crate::clock::Clock;

@@ -1,8 +1,10 @@
 //! Who is calling.
 
-use std::sync::Arc;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::token_format::TokenFormat;
@@ -20,8 +22,91 @@ pub struct UserPrincipal {
     pub authorized_party: Option<String>,
     /// Impersonation actor (`act`), if any.
     pub actor: Option<Value>,
-    /// Every claim (shared: cloning a principal does not copy them).
-    pub claims: Arc<Value>,
+    /// Every claim: the token's payload, parsed the first time a claim is read (a
+    /// [`Value`] through `Deref`).
+    pub claims: Claims,
+}
+
+/// Every claim of a verified session token. Kept as the payload's JSON text (shared: cloning
+/// a principal does not copy it) and parsed into a [`Value`] the first time it is read, through
+/// `Deref` or [`value`](Self::value): most requests read none, and their verification builds
+/// only what the principal's own fields need.
+///
+/// The parsed `Value` belongs to this copy: a principal kept in the JWT cache holds the text
+/// alone, so its size does not change with what handlers read.
+#[derive(Clone)]
+pub struct Claims {
+    json: Arc<str>,
+    parsed: OnceLock<Value>,
+}
+
+impl Claims {
+    /// From the payload of a token whose verification read it: a JSON object, checked with
+    /// the rules a `Value` parse applies, so parsing it again cannot fail.
+    pub(crate) fn from_checked_json(json: &str) -> Self {
+        Self {
+            json: Arc::from(json),
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The claims as JSON text (the token's payload, as signed).
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The claims, parsed (once per copy).
+    pub fn value(&self) -> &Value {
+        self.parsed.get_or_init(|| {
+            // Not reached: the text was parsed with the same rules when it was verified.
+            serde_json::from_str(&self.json).unwrap_or_else(|_| Value::Object(Default::default()))
+        })
+    }
+
+    /// Bytes of the JSON text (for the cache's size estimate).
+    pub(crate) fn json_len(&self) -> usize {
+        self.json.len()
+    }
+}
+
+impl From<Value> for Claims {
+    fn from(value: Value) -> Self {
+        Self {
+            json: Arc::from(value.to_string()),
+            parsed: OnceLock::from(value),
+        }
+    }
+}
+
+impl Deref for Claims {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        self.value()
+    }
+}
+
+impl AsRef<Value> for Claims {
+    fn as_ref(&self) -> &Value {
+        self.value()
+    }
+}
+
+impl PartialEq for Claims {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.json, &other.json) || self.value() == other.value()
+    }
+}
+
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.value(), f)
+    }
+}
+
+impl Serialize for Claims {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
 }
 
 /// A machine, from a verified M2M token.

@@ -118,6 +118,45 @@ async fn a_valid_session_token_gives_the_user() {
     }
 }
 
+/// The principal's own fields and its claims come from the payload the signature covers, read
+/// without a `Value` of every claim: every claim is still there (parsed when first read),
+/// including from the cache.
+#[tokio::test]
+async fn a_session_principal_carries_every_claim_of_its_token() {
+    let f = fixture().await;
+    let token = f.session(|_, c| {
+        c["o"] = json!({"id": "org_1", "rol": "admin", "per": "a,b"});
+        c["act"] = json!({"sub": "user_support", "iss": "https://dashboard.clerk.com"});
+        c["custom"] = json!({"nested": [1, 2.5, "three", null, true], "é": "\u{1F600}"});
+    });
+    let payload = token.split('.').nth(1).expect("payload");
+    let payload: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("JSON");
+    for pass in ["first", "from the cache"] {
+        let Principal::User(u) = f.verify(&token).await.expect("valid") else {
+            panic!("a user");
+        };
+        assert_eq!(u.org_id.as_deref(), Some("org_1"), "{pass}");
+        assert_eq!(u.actor, Some(payload["act"].clone()), "{pass}");
+        assert_eq!(u.claims.value(), &payload, "{pass}");
+        assert_eq!(u.claims["custom"]["nested"][1], 2.5, "{pass}");
+        assert_eq!(
+            serde_json::from_str::<Value>(u.claims.json()).expect("JSON"),
+            payload,
+            "{pass}"
+        );
+        assert_eq!(
+            serde_json::to_value(&u).expect("serialises")["claims"],
+            payload
+        );
+    }
+    let stats = f.verifier.jwt_cache().expect("cache").stats();
+    assert_eq!(stats.hits.load(Ordering::Relaxed), 1);
+}
+
 #[test]
 fn jsonwebtoken_has_a_working_crypto_backend() {
     // Decoding a real token fails (panics) if feature unification left no or two backends.

@@ -25,6 +25,12 @@ pub enum Tokens {
     Each(Vec<String>),
     /// The tokens in turn, round and round.
     Cycle(Vec<String>),
+    /// Request `i` carries `tokens[order[i]]`; the run ends when `order` is spent, or at the
+    /// settings' duration if that comes first (a cap, for tokens that expire).
+    Stream {
+        tokens: Arc<Vec<String>>,
+        order: Arc<Vec<u32>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,15 +86,25 @@ pub async fn run(
         Tokens::None => Vec::new(),
         Tokens::One(t) => vec![bearer(t)],
         Tokens::Each(pool) | Tokens::Cycle(pool) => pool.iter().map(|t| bearer(t)).collect(),
+        Tokens::Stream { tokens, .. } => tokens.iter().map(|t| bearer(t)).collect(),
     });
     let each = matches!(tokens, Tokens::Each(_));
+    let order = match tokens {
+        Tokens::Stream { order, .. } => Some(order.clone()),
+        _ => None,
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Arc::new(tokio::sync::Barrier::new(settings.connections + 1));
     let tasks: Vec<_> = (0..settings.connections)
         .map(|_| {
-            let (headers, next, stop, start) =
-                (headers.clone(), next.clone(), stop.clone(), start.clone());
+            let (headers, next, stop, start, order) = (
+                headers.clone(),
+                next.clone(),
+                stop.clone(),
+                start.clone(),
+                order.clone(),
+            );
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(1 << 16);
                 let mut errors = 0usize;
@@ -112,7 +128,13 @@ pub async fn run(
                 };
                 let host = HeaderValue::from_static("127.0.0.1");
                 while !stop.load(Ordering::Relaxed) {
-                    let auth = if each {
+                    let auth = if let Some(order) = &order {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        match order.get(i) {
+                            Some(&t) => Some(headers[t as usize].clone()),
+                            None => break,
+                        }
+                    } else if each {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         match headers.get(i) {
                             Some(h) => Some(h.clone()),
@@ -159,7 +181,14 @@ pub async fn run(
     start.wait().await;
     let cpu0 = server.cpu_snapshot();
     let started = Instant::now();
-    if !each {
+    if order.is_some() {
+        let stop = stop.clone();
+        let cap = settings.duration;
+        tokio::spawn(async move {
+            tokio::time::sleep(cap).await;
+            stop.store(true, Ordering::Relaxed);
+        });
+    } else if !each {
         tokio::time::sleep(settings.duration).await;
         stop.store(true, Ordering::Relaxed);
     }

@@ -20,6 +20,7 @@
 //! ```
 
 mod load;
+mod mix;
 mod servers;
 
 use std::time::Duration;
@@ -68,6 +69,29 @@ struct Args {
     /// (the CI guard).
     #[arg(long)]
     max_opaque_ratio: Option<f64>,
+    /// The mix: users, each with a session of its own.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    users: u32,
+    /// The mix: seconds a session JWT lives (`exp` − `iat`); each user gets a new one this often,
+    /// in simulated time.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(10..=3600))]
+    token_life: u32,
+    /// The mix: exponent of the Zipf distribution of requests over users.
+    #[arg(long, default_value_t = 1.1)]
+    zipf: f64,
+    /// The mix: share of requests from bots with M2M tokens (0–1).
+    #[arg(long, default_value_t = 0.10)]
+    bot_share: f64,
+    /// The mix: bot instances, each with its own token (half opaque, half JWT).
+    #[arg(long, default_value_t = 8)]
+    bots: u32,
+    /// The mix: requests per simulated second, users and bots together. Simulated time
+    /// advances with the request count, not the wall clock.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    sim_rate: u32,
+    /// The mix: simulated seconds measured per round, after a lead-in of one token life.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
+    mix_seconds: u32,
     /// Internal: serve as one of the servers (`floor` or `api`) instead.
     #[arg(long, hide = true)]
     serve: Option<String>,
@@ -75,6 +99,10 @@ struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Which {
+    /// The production-shaped mix: users with session JWTs renewed every token life, Zipf
+    /// activity, bots with M2M tokens (`--users`, `--token-life`, `--zipf`, `--bot-share`,
+    /// `--sim-rate`).
+    Mix,
     /// `GET /healthz`, no `Authorization`.
     NoAuth,
     /// `GET /api/whoami`, an opaque M2M token already in the verification cache.
@@ -228,6 +256,83 @@ async fn run(args: Args) -> std::process::ExitCode {
         }
     }
 
+    // The production mix first: each round one stream, each server in turn, minted for it.
+    let run_mix = args.only.is_empty() || args.only.contains(&Which::Mix);
+    let mix_settings = mix::MixSettings {
+        users: args.users,
+        token_life: args.token_life,
+        zipf: args.zipf,
+        bot_share: args.bot_share,
+        sim_rate: args.sim_rate,
+        bots: args.bots,
+        seconds: args.mix_seconds,
+    };
+    // mix_results[server] = one (outcome, cache counts, cut short) per round.
+    let mut mix_results: Vec<Vec<MixRun>> = servers.iter().map(|_| Vec::new()).collect();
+    let mut plans = Vec::new();
+    if run_mix {
+        let http = reqwest::Client::new();
+        let mut run_no = 0;
+        for round in 0..args.rounds {
+            let plan = mix::Plan::new(&mix_settings, round);
+            for (j, server) in servers.iter().enumerate() {
+                run_no += 1;
+                eprintln!(
+                    "floorbench: mix round {} of {}, {}: minting",
+                    round + 1,
+                    args.rounds,
+                    server.kind.name()
+                );
+                let (tokens, expires) = tokio::task::block_in_place(|| {
+                    plan.mint(&mix_settings, &mock, &minter, run_no)
+                });
+                // Until shortly before the tokens expire, at most.
+                let left = || load::Settings {
+                    connections: args.connections,
+                    duration: expires
+                        .duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default()
+                        .saturating_sub(Duration::from_secs(3)),
+                };
+                let lead_in = Tokens::Stream {
+                    tokens: tokens.clone(),
+                    order: plan.lead_in().clone(),
+                };
+                let o = load::run(server.addr, "/api/whoami", &lead_in, &left(), server).await;
+                if o.errors > 0 {
+                    eprintln!(
+                        "floorbench: mix lead-in on {}: {} errors in {} requests",
+                        server.kind.name(),
+                        o.errors,
+                        o.requests
+                    );
+                }
+                let before = server.cache_counts(&http).await;
+                let measured = Tokens::Stream {
+                    tokens,
+                    order: plan.measured().clone(),
+                };
+                let o = load::run(server.addr, "/api/whoami", &measured, &left(), server).await;
+                let after = server.cache_counts(&http).await;
+                let cut = o.requests < plan.measured().len();
+                if cut {
+                    eprintln!(
+                        "floorbench: mix on {}: cut short at {} of {} requests (its tokens expire)",
+                        server.kind.name(),
+                        o.requests,
+                        plan.measured().len()
+                    );
+                }
+                mix_results[j].push(MixRun {
+                    outcome: o,
+                    counts: before.zip(after).map(|(b, a)| a.since(b)),
+                    cut,
+                });
+            }
+            plans.push(plan);
+        }
+    }
+
     // results[scenario][server] = one Outcome per round; the servers interleaved in each
     // round, so the ratios compare moments seconds apart.
     let mut results: Vec<Vec<Vec<Outcome>>> = scenarios
@@ -251,13 +356,24 @@ async fn run(args: Args) -> std::process::ExitCode {
     }
 
     println!(
-        "# floorbench\n\nMachine: {}. Load: {} connections, {} load-generator threads, {} s per server and scenario (the \"first\" rows: {} distinct tokens each), {} rounds, servers interleaved; medians. CPU is the server process's own (`/proc/<pid>/task/*/schedstat`; Node: the primary and its workers).\n",
+        "# floorbench\n\nMachine: {}; load average {}. Load: {} connections, {} load-generator threads, {} rounds, servers interleaved in each; medians. CPU is the server process's own (`/proc/<pid>/task/*/schedstat`; Node: the primary and its workers).\n",
         machine(),
+        load_average(),
         args.connections,
         args.threads,
-        args.seconds,
-        args.first_tokens,
         args.rounds
+    );
+    if run_mix {
+        print_mix(&mix_settings, &plans, &servers, &mix_results);
+    }
+    if scenarios.is_empty() {
+        drop(servers);
+        let _ = std::fs::remove_dir_all(&dir);
+        return std::process::ExitCode::SUCCESS;
+    }
+    println!(
+        "## Each path alone\n\n{} s per server and scenario (the \"first\" rows: {} distinct tokens each).\n",
+        args.seconds, args.first_tokens
     );
     println!(
         "| scenario | server | req/s | p50 | p99 | CPU µs per request | × floor CPU | errors |"
@@ -348,6 +464,103 @@ async fn run(args: Args) -> std::process::ExitCode {
         );
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// One server's run of the mix in one round.
+struct MixRun {
+    outcome: Outcome,
+    /// Its cache's hits and misses during the measured part (none for the floor).
+    counts: Option<servers::CacheCounts>,
+    /// Stopped before the stream's end because its tokens were about to expire.
+    cut: bool,
+}
+
+/// The mix's table: each server's medians over the rounds, and its cache hit rate over all of
+/// them.
+fn print_mix(
+    settings: &mix::MixSettings,
+    plans: &[mix::Plan],
+    servers: &[Server],
+    results: &[Vec<MixRun>],
+) {
+    println!("## The production mix\n\n{}\n", settings.describe(plans));
+    println!(
+        "| server | req/s | p50 | p99 | CPU µs per request | × floor CPU (rounds) | cache hit rate | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let cpu = |j: usize, r: usize| results[j][r].outcome.cpu_per_request_us();
+    for (j, server) in servers.iter().enumerate() {
+        let runs = &results[j];
+        let ratios: Vec<f64> = (0..runs.len()).map(|r| cpu(j, r) / cpu(0, r)).collect();
+        let ratio = if server.kind == Kind::Floor {
+            "1.00".to_owned()
+        } else {
+            format!(
+                "**{:.2}** ({})",
+                median(ratios.clone()),
+                ratios
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let hit_rate = if server.kind == Kind::Floor {
+            "— (verifies nothing)".to_owned()
+        } else {
+            let counts: Vec<_> = runs.iter().filter_map(|r| r.counts).collect();
+            let (h, m) = counts
+                .iter()
+                .fold((0, 0), |(h, m), c| (h + c.hits, m + c.misses));
+            if counts.len() < runs.len() || h + m == 0 {
+                "unknown".to_owned()
+            } else {
+                format!("{:.1} %", 100.0 * h as f64 / (h + m) as f64)
+            }
+        };
+        let cut = runs.iter().filter(|r| r.cut).count();
+        println!(
+            "| {}{} | {:.0} | {:.2} ms | {:.2} ms | {:.1} | {ratio} | {hit_rate} | {} |",
+            server.kind.name(),
+            if cut > 0 {
+                format!(" ({cut} round(s) cut short: tokens expiring)")
+            } else {
+                String::new()
+            },
+            median(runs.iter().map(|o| o.outcome.rps()).collect()),
+            median(runs.iter().map(|o| o.outcome.p50_ms()).collect()),
+            median(runs.iter().map(|o| o.outcome.p99_ms()).collect()),
+            median(
+                runs.iter()
+                    .map(|o| o.outcome.cpu_per_request_us())
+                    .collect()
+            ),
+            runs.iter().map(|o| o.outcome.errors).sum::<usize>(),
+        );
+    }
+    let api = servers.iter().position(|s| s.kind == Kind::Api);
+    let node = servers.iter().position(|s| s.kind == Kind::Node);
+    if let (Some(api), Some(node)) = (api, node) {
+        let rounds = results[api].len();
+        let r = median((0..rounds).map(|r| cpu(node, r) / cpu(api, r)).collect());
+        let p99 = median(
+            (0..rounds)
+                .map(|r| results[node][r].outcome.p99_ms() / results[api][r].outcome.p99_ms())
+                .collect(),
+        );
+        println!(
+            "\nNode peer's CPU per request over the API's on the mix (same round, median): **{r:.2}×**; its p99 over the API's: **{p99:.2}×**."
+        );
+    }
+    println!();
+}
+
+/// `/proc/loadavg`'s three averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

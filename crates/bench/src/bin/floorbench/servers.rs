@@ -38,7 +38,43 @@ impl Kind {
 pub struct Server {
     pub kind: Kind,
     pub addr: SocketAddr,
+    /// Where its verification-cache counters are read: the API's `/metrics` listener, the Node
+    /// peer's `/__stats`; none for the floor, which verifies nothing.
+    stats: Option<SocketAddr>,
     child: Child,
+}
+
+/// Requests a server answered from its verification cache, and those it verified (or asked
+/// Clerk about), so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheCounts {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl CacheCounts {
+    /// The counts between `earlier` and `self`.
+    pub fn since(self, earlier: CacheCounts) -> CacheCounts {
+        CacheCounts {
+            hits: self.hits.saturating_sub(earlier.hits),
+            misses: self.misses.saturating_sub(earlier.misses),
+        }
+    }
+}
+
+/// The sum of the Prometheus samples in `text` named `name` (a counter's `_total` included).
+fn prometheus_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (metric, value) = l.rsplit_once(' ')?;
+            let bare = metric.split('{').next()?;
+            (bare == name || bare.strip_suffix("_total") == Some(name))
+                .then(|| value.trim().parse::<f64>().ok())
+                .flatten()
+        })
+        .map(|v| v as u64)
+        .sum()
 }
 
 impl Drop for Server {
@@ -170,12 +206,14 @@ impl Server {
         let mut child = cmd.spawn().expect("server starts");
         let stdout = child.stdout.take().expect("stdout");
         // The address (ours) or `ready` (Node's); anything else the SDK prints is skipped.
+        // Ours print their address and their metrics address on one line.
+        let first = |l: &str| l.split_whitespace().next().unwrap_or_default().to_owned();
         let line = tokio::task::spawn_blocking(move || {
             let mut lines = BufReader::new(stdout).lines();
             lines
                 .find_map(|l| {
                     let l = l.ok()?;
-                    (l.trim() == "ready" || l.trim().parse::<SocketAddr>().is_ok()).then_some(l)
+                    (l.trim() == "ready" || first(&l).parse::<SocketAddr>().is_ok()).then_some(l)
                 })
                 .unwrap_or_default()
         });
@@ -185,7 +223,7 @@ impl Server {
             .expect("reader");
         let addr = match node_port {
             Some(p) if line.trim() == "ready" => SocketAddr::from(([127, 0, 0, 1], p)),
-            _ => line.trim().parse().unwrap_or_else(|_| {
+            _ => first(&line).parse().unwrap_or_else(|_| {
                 panic!(
                     "{} did not start: {line:?} (see {}/{}.log)",
                     kind.name(),
@@ -194,7 +232,47 @@ impl Server {
                 )
             }),
         };
-        Self { kind, addr, child }
+        let stats = match kind {
+            Kind::Floor => None,
+            Kind::Node => Some(addr),
+            Kind::Api | Kind::ApiTraced => line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|m| m.parse::<SocketAddr>().ok()),
+        };
+        Self {
+            kind,
+            addr,
+            stats,
+            child,
+        }
+    }
+
+    /// The server's verification-cache counters now: the API's opaque and JWT caches (from its
+    /// `/metrics`), the Node peer's verdict `Map`s (every worker's). `None` for the floor, or
+    /// when they cannot be read.
+    pub async fn cache_counts(&self, http: &reqwest::Client) -> Option<CacheCounts> {
+        let at = self.stats?;
+        let url = match self.kind {
+            Kind::Node => format!("http://{at}/__stats"),
+            _ => format!("http://{at}/metrics"),
+        };
+        let text = http.get(url).send().await.ok()?.text().await.ok()?;
+        match self.kind {
+            Kind::Node => {
+                let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+                Some(CacheCounts {
+                    hits: v["hits"].as_u64()?,
+                    misses: v["misses"].as_u64()?,
+                })
+            }
+            _ => Some(CacheCounts {
+                hits: prometheus_sum(&text, "m2m_jwt_cache_hits")
+                    + prometheus_sum(&text, "m2m_verify_cache_hits"),
+                misses: prometheus_sum(&text, "m2m_jwt_cache_misses")
+                    + prometheus_sum(&text, "m2m_verify_cache_misses"),
+            }),
+        }
     }
 
     /// CPU time so far of every thread of the process and of its children (the Node workers),
@@ -294,7 +372,7 @@ pub fn serve(kind: &str) -> ExitCode {
                 service_kit::init_tracing(&config.log);
                 let result = match jobtracker_api::Server::build(&config).await {
                     Ok(app) => {
-                        println!("{}", app.local_addr());
+                        println!("{} {}", app.local_addr(), app.metrics_addr());
                         app.run_until(service_kit::shutdown_signal())
                             .await
                             .map_err(|e| e.to_string())
