@@ -67,7 +67,9 @@ pub async fn start(config: &Config) -> Result<MockService, String> {
     // wiremock's own server, reachable only from this host; the public port does not use it.
     let private = std::net::TcpListener::bind(("127.0.0.1", 0))
         .map_err(|e| format!("clerk-mock: cannot listen on a loopback port: {e}"))?;
-    let mock = ClerkMock::try_start(seed, Some(private), None).await?;
+    let mock = ClerkMock::try_start(seed, Some(private), None)
+        .await
+        .map_err(|e| e.to_string())?;
     MockService::start(mock, listener, config.server.clone())
         .map_err(|e| format!("clerk-mock: {e}"))
 }
@@ -83,7 +85,9 @@ pub async fn session_token(
     lifetime_seconds: u64,
 ) -> Result<(String, String), String> {
     // The effective seed (defaults filled in), as --print-seed shows it.
-    let local = ClerkMock::try_start(seed, None, None).await?;
+    let local = ClerkMock::try_start(seed, None, None)
+        .await
+        .map_err(|e| e.to_string())?;
     let user = match user {
         Some(u) => u.to_owned(),
         None => local
@@ -145,7 +149,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     if config.print_seed {
         let seed = load_seed(&config)?;
-        let mock = ClerkMock::try_start(seed, None, None).await?;
+        let mock = ClerkMock::try_start(seed, None, None)
+            .await
+            .map_err(|e| e.to_string())?;
         let json =
             serde_json::to_string_pretty(&mock.effective_seed()).map_err(|e| e.to_string())?;
         println!("{json}");

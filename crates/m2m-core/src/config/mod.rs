@@ -12,7 +12,11 @@
 mod args;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(all(feature = "cli", any(feature = "client", feature = "verify")))]
+mod from_env;
 pub mod parse;
+#[cfg(feature = "client")]
+mod service_tokens;
 
 use secrecy::SecretString;
 
@@ -24,26 +28,10 @@ pub use args::TokenArgs;
 pub use args::{JwtArgs, VerifierArgs};
 #[cfg(feature = "cli")]
 pub use cli::parse_args;
+#[cfg(feature = "client")]
+pub use service_tokens::ServiceTokens;
 
-/// A missing or malformed setting. The message names the variable and never echoes a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration error: {var}: {reason}")]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub var: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl ConfigError {
-    /// A new error for `var`.
-    pub fn new(var: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            var: var.into(),
-            reason: reason.into(),
-        }
-    }
-}
+pub use crate::error::ConfigError;
 
 type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 
@@ -126,6 +114,5 @@ fn read_secret_file(path: &str) -> Result<String, String> {
 
 /// Checks that `key` is a machine secret key (`ak_…`), not an instance key (`sk_…`).
 pub fn check_machine_key(key: &SecretString) -> Result<(), ConfigError> {
-    parse::check_machine_key(key)
-        .map_err(|reason| ConfigError::new("CLERK_MACHINE_SECRET_KEY", reason))
+    parse::check_machine_key(key).map_err(|e| ConfigError::new("CLERK_MACHINE_SECRET_KEY", e))
 }

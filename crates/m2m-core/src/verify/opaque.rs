@@ -232,12 +232,6 @@ impl OpaqueVerifier {
         &self.inner.stats
     }
 
-    /// Verifies `token` (already shape-checked as `mt_…`) for a caller whose address is not
-    /// known: only the whole budget bounds its Clerk calls.
-    pub async fn verify(&self, token: &str) -> Result<MachinePrincipal, VerifyError> {
-        self.verify_from(token, None).await
-    }
-
     /// The client a request comes from: `peer`, or behind a trusted proxy the address it
     /// forwarded for ([`OpaqueCacheSettings::trusted_proxies`]).
     pub fn client_addr(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
