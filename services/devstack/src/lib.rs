@@ -1,6 +1,7 @@
 //! `devstack`: the whole system in one process, wired through the same environment variables
 //! that docker compose sets (`.env.example` lists them), on the same default ports.
 
+use service_kit::StartupError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,10 +82,10 @@ pub fn log_filter(filter: &str) -> String {
 pub fn config_from_env<C: CommandFactory + FromArgMatches>(
     binary: &str,
     vars: &BTreeMap<&str, String>,
-) -> Result<C, String> {
+) -> Result<C, StartupError> {
     Env::from_fn(|k| vars.get(k).cloned())
         .parse()
-        .map_err(|e| format!("{binary}: {e}"))
+        .map_err(|e| StartupError::Setting(format!("{binary}: {e}")))
 }
 
 fn local(bind: &str) -> String {
@@ -169,7 +170,7 @@ pub fn service_env(
 }
 
 /// Starts everything.
-pub async fn start(o: &Options) -> Result<Running, String> {
+pub async fn start(o: &Options) -> Result<Running, StartupError> {
     let mock_config = clerk_mock_service::Config {
         bind: o
             .clerk_mock_bind
