@@ -1,4 +1,5 @@
-//! Settings (names and defaults: docs/m2m-core.md, *Settings*, and docs/verification.md,
+//! Reading settings: from the environment, a command line, or any lookup ([`Env::from_fn`])
+//! (names and defaults: docs/m2m-core.md, *Settings*, and docs/verification.md,
 //! *Configuration*).
 //!
 //! With the `cli` feature (on by default) each setting is declared once, in the clap groups
@@ -7,6 +8,11 @@
 //! environment alone with [`M2mClientConfig::from_env`](crate::M2mClientConfig::from_env) or
 //! [`VerifierConfig::from_env`](crate::VerifierConfig::from_env), which parse through the same
 //! groups. Values are parsed once, by [`parse`]'s functions.
+//!
+//! This module depends on the types it builds, never the reverse: the settings themselves are
+//! plain structs in [`settings`](crate::settings), and
+//! [`VerifierConfig::builder`](crate::VerifierConfig::builder) puts a verifier's together in
+//! code, with the same checks and no environment.
 
 #[cfg(feature = "cli")]
 mod args;
