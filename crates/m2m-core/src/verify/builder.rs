@@ -82,7 +82,7 @@ impl Default for VerifierConfigBuilder {
 
 impl VerifierConfig {
     /// A [`VerifierConfigBuilder`] with the library's defaults: the typed way to configure a
-    /// verifier in code (the environment's is [`from_env`](Self::from_env)).
+    /// verifier in code (the environment's is `VerifierConfig::from_env`, feature `cli`).
     pub fn builder() -> VerifierConfigBuilder {
         VerifierConfigBuilder::default()
     }
