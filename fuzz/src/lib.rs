@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clerk_mock::SigningKey;
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::{Clock, SleepFuture};
-use m2m_core::{JwtPolicy, KeySource, OpaqueCacheSettings};
+use m2m_core::settings::{JwtPolicy, KeySource, OpaqueCacheSettings};
 use m2m_core::{Verifier, VerifierConfig};
 use serde_json::Value;
 

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use bench::{SessionMinter, raw_rsa_verifier};
 use criterion::{Criterion, criterion_group, criterion_main};
 use m2m_core::Verifier;
+use m2m_core::VerifierConfig;
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::ManualClock;
 use m2m_core::dangerous::{bearer_token, classify};
-use m2m_core::{JwtCacheSettings, JwtPolicy, KeySource, OpaqueCacheSettings, VerifierConfig};
+use m2m_core::settings::{JwtCacheSettings, JwtPolicy, KeySource, OpaqueCacheSettings};
 
 /// Distinct session tokens for the first-verification rows: each measured call sees a token the
 /// verifier has not seen, and a fresh verifier (empty cache) is built, untimed, per pass.

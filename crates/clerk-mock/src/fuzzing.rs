@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::SigningKey;
+use crate::error::SetupError;
 use crate::seed::Seed;
 use crate::state::State;
 
@@ -16,7 +17,7 @@ pub struct Harness {
 
 impl Harness {
     /// A fresh instance seeded with `seed`, signing with `key`.
-    pub fn new(seed: &Seed, key: SigningKey) -> Result<Self, String> {
+    pub fn new(seed: &Seed, key: SigningKey) -> Result<Self, SetupError> {
         Ok(Self {
             state: State::from_seed(seed, key)?,
         })

@@ -10,6 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
+use crate::error::SetupError;
+
 /// Token category (`cat` header) of session tokens.
 pub const CAT_SESSION: &str = "cl_B7d4PD111AAA";
 /// Token category of JWT-template tokens.
@@ -47,16 +49,16 @@ impl SigningKey {
     }
 
     /// From PKCS#8 DER.
-    pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, SetupError> {
         RsaKeyPair::from_pkcs8(der)
             .map(|pair| Self {
                 pair: Arc::new(pair),
             })
-            .map_err(|e| format!("invalid PKCS#8 RSA key: {e}"))
+            .map_err(|e| SetupError::SigningKey(format!("invalid PKCS#8 RSA key: {e}")))
     }
 
     /// From a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
-    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, String> {
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, SetupError> {
         let b64: String = pem
             .lines()
             .map(str::trim)
@@ -64,7 +66,7 @@ impl SigningKey {
             .collect();
         let der = STANDARD
             .decode(b64)
-            .map_err(|e| format!("signing key PEM is not base64: {e}"))?;
+            .map_err(|e| SetupError::SigningKey(format!("signing key PEM is not base64: {e}")))?;
         Self::from_pkcs8(&der)
     }
 

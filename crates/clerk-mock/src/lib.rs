@@ -18,6 +18,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod controls;
+mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod ids;
@@ -33,6 +34,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer};
 
+pub use error::SetupError;
 pub use jwt::{CAT_M2M, CAT_SESSION, CAT_TEMPLATE, SigningKey, sign_hs256, unsigned};
 pub use respond::Answer;
 pub use seed::{
@@ -152,7 +154,7 @@ impl ClerkMock {
         seed: Seed,
         listener: Option<std::net::TcpListener>,
         key: Option<SigningKey>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let key = match (key, &seed.instance.signing_key_pem) {
             (Some(k), _) => k,
             (None, Some(pem)) => SigningKey::from_pkcs8_pem(pem)?,

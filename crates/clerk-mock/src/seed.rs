@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::SetupError;
+
 /// The seed the `clerk-mock` service uses unless `CLERK_MOCK_SEED` names another file.
 pub const DEFAULT_SEED_JSON: &str = include_str!("../seed/default.json");
 
@@ -129,7 +131,7 @@ impl Seed {
     }
 
     /// Parses a seed from JSON.
-    pub fn from_json(json: &str) -> Result<Self, String> {
-        serde_json::from_str(json).map_err(|e| format!("invalid seed: {e}"))
+    pub fn from_json(json: &str) -> Result<Self, SetupError> {
+        serde_json::from_str(json).map_err(|e| SetupError::Seed(format!("invalid seed: {e}")))
     }
 }

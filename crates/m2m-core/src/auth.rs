@@ -227,12 +227,12 @@ pub(crate) async fn authenticate(
     Ok(principal)
 }
 
-/// The connection's peer: a [`PeerAddr`](crate::PeerAddr) the server inserted, else axum's
+/// The connection's peer: a [`PeerAddr`](crate::verifier::PeerAddr) the server inserted, else axum's
 /// `ConnectInfo<SocketAddr>` (which `service_kit::serve` and `into_make_service_with_connect_info`
 /// insert). `None` when neither is there: the request then draws on the whole miss budget.
 #[cfg(any(feature = "axum", feature = "tower"))]
 fn peer(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
-    if let Some(crate::PeerAddr(ip)) = extensions.get::<crate::PeerAddr>() {
+    if let Some(crate::verifier::PeerAddr(ip)) = extensions.get::<crate::verifier::PeerAddr>() {
         return Some(*ip);
     }
     #[cfg(feature = "axum")]

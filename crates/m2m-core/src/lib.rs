@@ -47,8 +47,8 @@
 //!
 //! | feature | gives | default |
 //! |---|---|---|
-//! | `client` | [`TokenSource`], [`MintedTokenSource`], [`ServiceTokens`], [`AuthedClient`], [`M2mClientConfig`] | yes |
-//! | `verify` | [`Verifier`], [`Principal`], [`Require`], [`AuthRejection`]; pulls in jsonwebtoken, moka, governor | yes |
+//! | `client` | [`TokenSource`], [`MintedTokenSource`], [`AuthedClient`], [`M2mClientConfig`], [`config::ServiceTokens`] | yes |
+//! | `verify` | [`Verifier`], [`VerifierConfig`], [`Principal`], [`Require`], [`AuthRejection`], [`verifier`]; pulls in jsonwebtoken, moka, governor | yes |
 //! | `axum` | [`auth_axum`] extractors; implies `verify` | yes |
 //! | `tower` | [`AuthLayer`]; implies `verify` | yes |
 //! | `cli` | the settings as clap groups and the `from_env` constructors ([`config`]) | yes |
@@ -58,6 +58,28 @@
 //!
 //! A sender-only service takes `default-features = false, features = ["client", "cli"]` and
 //! compiles none of the verification stack.
+//!
+//! # Configuring in code
+//!
+//! The `from_env` constructors and the clap groups live in [`config`]; the settings themselves
+//! (caches, budgets, key sources, token lifetimes) are plain structs in [`settings`], with the
+//! library's defaults. A verifier configured in code, without the environment:
+//!
+//! ```
+//! use m2m_core::{VerifierConfig, clerk::ClerkClient, clock};
+//! use secrecy::SecretString;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = VerifierConfig::builder()
+//!     .api_base_url("https://api.clerk.com/v1")
+//!     .machine_secret_key(SecretString::from("ak_0123456789abcdef"))
+//!     .machine_id("mch_2JobTrackerApi00000000000")
+//!     .build()?;
+//! let verifier = config.build(&ClerkClient::new(&config.api_base_url)?, clock::system());
+//! # drop(verifier);
+//! # Ok(()) }
+//! ```
 //!
 //! No token or key is ever logged; `Debug` of every secret-bearing type is redacted. Runnable
 //! examples against clerk-mock or Clerk: `crates/m2m-examples`.
@@ -78,36 +100,34 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "verify")]
 pub mod dangerous;
+mod error;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 mod machine_key;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;
 mod secret;
+pub mod settings;
 mod token_format;
 #[cfg(feature = "client")]
 mod token_source;
+mod values;
+#[cfg(feature = "verify")]
+pub mod verifier;
 #[cfg(feature = "verify")]
 mod verify;
 
 #[cfg(feature = "verify")]
 pub use auth::{AuthRejection, Require};
 #[cfg(feature = "tower")]
-pub use auth_tower::{AuthBody, AuthLayer, AuthService};
+pub use auth_tower::AuthLayer;
 #[cfg(feature = "client")]
 pub use authed_client::{AuthedClient, AuthedRequestError};
 pub use machine_key::MachineKey;
 #[cfg(feature = "reqwest-middleware")]
 pub use reqwest_mw::BearerMiddleware;
 pub use secret::BearerToken;
-pub use token_format::TokenFormat;
 #[cfg(feature = "client")]
-pub use token_source::{
-    M2mClientConfig, MintSettings, MintedTokenSource, ServiceTokens, TokenError, TokenSource,
-};
+pub use token_source::{M2mClientConfig, MintedTokenSource, TokenError, TokenSource};
 #[cfg(feature = "verify")]
-pub use verify::{
-    Claims, JwksSettings, JwtCache, JwtCacheSettings, JwtCacheStats, JwtKey, JwtPolicy, KeySource,
-    MAX_TRACKED_CLIENTS, MachinePrincipal, MissBudget, OpaqueCacheSettings, OpaqueStats, PeerAddr,
-    Principal, Reason, TrustedProxies, UserPrincipal, Verifier, VerifierConfig, VerifyError,
-};
+pub use verify::{Principal, Verifier, VerifierConfig, VerifyError};

@@ -219,7 +219,7 @@ impl MachineKey {
 }
 
 /// The key a file holds: its first line, trimmed, an `ak_…` key. At most 64 KiB are read.
-fn read_key(path: &Path) -> Result<SecretString, &'static str> {
+pub(crate) fn read_key(path: &Path) -> Result<SecretString, &'static str> {
     const LIMIT: u64 = 64 * 1024;
     let mut bytes = Vec::new();
     std::fs::File::open(path)
@@ -230,7 +230,7 @@ fn read_key(path: &Path) -> Result<SecretString, &'static str> {
     if first.is_empty() {
         return Err("the file is empty");
     }
-    crate::config::parse::machine_secret_key(first).map_err(|_| "not a machine secret key (ak_…)")
+    crate::values::machine_secret_key(first).map_err(|_| "not a machine secret key (ak_…)")
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The format of an M2M token: what [`MintSettings::format`](crate::MintSettings::format) asks
-/// Clerk for, and what [`MachinePrincipal::format`](crate::MachinePrincipal::format) reports.
+use crate::error::InvalidValue;
+
+/// The format of an M2M token: what [`MintSettings::format`](crate::settings::MintSettings::format) asks
+/// Clerk for, and what [`MachinePrincipal::format`](crate::verifier::MachinePrincipal::format) reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenFormat {
@@ -15,12 +17,14 @@ pub enum TokenFormat {
 }
 
 impl std::str::FromStr for TokenFormat {
-    type Err = String;
+    type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "opaque" => Ok(Self::Opaque),
             "jwt" => Ok(Self::Jwt),
-            _ => Err(format!("expected `opaque` or `jwt`, got {s:?}")),
+            _ => Err(InvalidValue::new(format!(
+                "expected `opaque` or `jwt`, got {s:?}"
+            ))),
         }
     }
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use clerk_mock::ClerkMock;
 use m2m_core::clock::ManualClock;
-use m2m_core::{AuthedClient, MintSettings, TokenSource};
+use m2m_core::settings::MintSettings;
+use m2m_core::{AuthedClient, TokenSource};
 use tracing_subscriber::fmt::MakeWriter;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -9,7 +9,8 @@
 //! CLERK_M2M_TOKEN_JOBTRACKER_API=mt_… cargo run -p m2m-examples --example static_token_sender
 //! ```
 
-use m2m_core::{AuthedClient, ServiceTokens, TokenSource};
+use m2m_core::config::ServiceTokens;
+use m2m_core::{AuthedClient, TokenSource};
 
 /// The pre-created token for `service`, from variables such as `std::env::vars()`
 /// (`CLERK_M2M_TOKEN_<SERVICE>_FILE` may name a file holding it).

@@ -28,6 +28,6 @@ pub use problem::problem;
 #[cfg(feature = "server")]
 pub use log::{LogArgs, LogFormat, PrettyFields, fmt_layer, init_tracing, subscriber};
 #[cfg(feature = "server")]
-pub use serve::{ServerArgs, bind, exit, serve, shutdown_signal};
+pub use serve::{ServerArgs, StartupError, bind, exit, serve, shutdown_signal};
 #[cfg(feature = "server")]
 pub use throttle::LogThrottle;

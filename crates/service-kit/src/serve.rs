@@ -29,10 +29,52 @@ use tower::Service;
 const MAX_CONCURRENT_STREAMS: u32 = 32;
 
 /// Listens on `addr`; the error names `var`, the setting that chose it.
-pub async fn bind(var: &str, addr: SocketAddr) -> Result<TcpListener, String> {
+pub async fn bind(var: &str, addr: SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("{var}: cannot listen on {addr}: {e}"))
+        .map_err(|source| StartupError::Bind {
+            var: var.to_owned(),
+            addr,
+            source,
+        })
+}
+
+/// Why a service could not start (or stopped serving): the one line its `main` prints through
+/// [`exit`]. The message names the setting at fault where there is one, never a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// The listener a setting chose could not be opened (the port is taken, the address is not
+    /// this host's).
+    #[error("{var}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The setting that chose the address.
+        var: String,
+        /// The address.
+        addr: SocketAddr,
+        /// Why the operating system refused.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting is missing or malformed; the message names its variable.
+    #[error("{0}")]
+    Setting(String),
+    /// Something the service needs at start (its database, its Clerk client, a seed file) could
+    /// not be had; the message says which and why.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<String> for StartupError {
+    fn from(reason: String) -> Self {
+        Self::Unavailable(reason)
+    }
+}
+
+impl From<&str> for StartupError {
+    fn from(reason: &str) -> Self {
+        Self::Unavailable(reason.to_owned())
+    }
 }
 
 /// How every server of the workspace sheds slow and idle clients: one settings group, flattened

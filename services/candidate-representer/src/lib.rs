@@ -3,6 +3,7 @@
 
 pub mod rules;
 
+use service_kit::StartupError;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
@@ -111,7 +112,7 @@ impl Representer {
     }
 
     /// Builds it from the settings: errors name the variable.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, StartupError> {
         let clock = m2m_core::clock::system();
         let metrics = Self::metrics();
         let client = config
@@ -335,7 +336,7 @@ async fn ask(
 }
 
 /// Runs the service until Ctrl-C or SIGTERM.
-pub async fn serve(config: Config) -> Result<(), String> {
+pub async fn serve(config: Config) -> Result<(), StartupError> {
     let me = Arc::new(Representer::from_config(&config)?);
     let listener = service_kit::bind("REPRESENTER_BIND", config.bind).await?;
     let metrics = service_kit::bind("METRICS_BIND", config.metrics_bind).await?;

@@ -1,5 +1,6 @@
 //! The `clerk-mock` service: [`clerk_mock::ClerkMock`] on a fixed port, seeded from a file.
 
+use service_kit::StartupError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -42,7 +43,7 @@ pub struct Config {
 }
 
 /// Loads the seed named by the config (or the default one).
-pub fn load_seed(config: &Config) -> Result<Seed, String> {
+pub fn load_seed(config: &Config) -> Result<Seed, StartupError> {
     match config
         .seed
         .as_deref()
@@ -52,24 +53,32 @@ pub fn load_seed(config: &Config) -> Result<Seed, String> {
     {
         None => Ok(Seed::demo()),
         Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("CLERK_MOCK_SEED: cannot read {}: {e}", path.display()))?;
-            Seed::from_json(&text).map_err(|e| format!("CLERK_MOCK_SEED: {}: {e}", path.display()))
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                StartupError::Setting(format!(
+                    "CLERK_MOCK_SEED: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Seed::from_json(&text).map_err(|e| {
+                StartupError::Setting(format!("CLERK_MOCK_SEED: {}: {e}", path.display()))
+            })
         }
     }
 }
 
 /// Starts the mock on `config.bind`, behind the workspace's server (timeouts, connection cap,
 /// shutdown deadline: `config.server`). Returns it so the caller decides how long it lives.
-pub async fn start(config: &Config) -> Result<MockService, String> {
+pub async fn start(config: &Config) -> Result<MockService, StartupError> {
     let seed = load_seed(config)?;
     let listener = service_kit::bind("CLERK_MOCK_BIND", config.bind).await?;
     // wiremock's own server, reachable only from this host; the public port does not use it.
     let private = std::net::TcpListener::bind(("127.0.0.1", 0))
         .map_err(|e| format!("clerk-mock: cannot listen on a loopback port: {e}"))?;
-    let mock = ClerkMock::try_start(seed, Some(private), None).await?;
+    let mock = ClerkMock::try_start(seed, Some(private), None)
+        .await
+        .map_err(|e| StartupError::Setting(e.to_string()))?;
     MockService::start(mock, listener, config.server.clone())
-        .map_err(|e| format!("clerk-mock: {e}"))
+        .map_err(|e| StartupError::Unavailable(format!("clerk-mock: {e}")))
 }
 
 /// Mints a session JWT (valid `lifetime_seconds`) for `user` (default: the seed's first user) at
@@ -81,9 +90,11 @@ pub async fn session_token(
     base_url: &str,
     user: Option<&str>,
     lifetime_seconds: u64,
-) -> Result<(String, String), String> {
+) -> Result<(String, String), StartupError> {
     // The effective seed (defaults filled in), as --print-seed shows it.
-    let local = ClerkMock::try_start(seed, None, None).await?;
+    let local = ClerkMock::try_start(seed, None, None)
+        .await
+        .map_err(|e| StartupError::Setting(e.to_string()))?;
     let user = match user {
         Some(u) => u.to_owned(),
         None => local
@@ -132,7 +143,7 @@ pub async fn session_token(
 }
 
 /// Runs the service until Ctrl-C or SIGTERM (or prints the seed, or a session JWT, and returns).
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(config: Config) -> Result<(), StartupError> {
     if let Some(url) = &config.session_token_from {
         let seed = load_seed(&config)?;
         let (user, jwt) = session_token(seed, url, config.user.as_deref(), 3600).await?;
@@ -145,9 +156,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     if config.print_seed {
         let seed = load_seed(&config)?;
-        let mock = ClerkMock::try_start(seed, None, None).await?;
-        let json =
-            serde_json::to_string_pretty(&mock.effective_seed()).map_err(|e| e.to_string())?;
+        let mock = ClerkMock::try_start(seed, None, None)
+            .await
+            .map_err(|e| StartupError::Setting(e.to_string()))?;
+        let json = serde_json::to_string_pretty(&mock.effective_seed())
+            .map_err(|e| StartupError::Unavailable(e.to_string()))?;
         println!("{json}");
         return Ok(());
     }
@@ -168,7 +181,10 @@ pub async fn run(config: Config) -> Result<(), String> {
         () = compact_forever(mock) => {}
     }
     tracing::info!("clerk-mock stopping");
-    service.stop().await.map_err(|e| format!("clerk-mock: {e}"))
+    service
+        .stop()
+        .await
+        .map_err(|e| StartupError::Unavailable(format!("clerk-mock: {e}")))
 }
 
 /// Runs forever: every minute, frees wiremock's copies of the requests its own server served if

@@ -3,6 +3,7 @@
 //! them); the API through [`jobtracker_api_testing::mock_config`], the one function the tests
 //! also start their API from, moved to devstack's ports and the mock's public front door.
 
+use service_kit::StartupError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,10 +86,10 @@ pub fn log_filter(filter: &str) -> String {
 pub fn config_from_env<C: CommandFactory + FromArgMatches>(
     binary: &str,
     vars: &BTreeMap<&str, String>,
-) -> Result<C, String> {
+) -> Result<C, StartupError> {
     Env::from_fn(|k| vars.get(k).cloned())
         .parse()
-        .map_err(|e| format!("{binary}: {e}"))
+        .map_err(|e| StartupError::Setting(format!("{binary}: {e}")))
 }
 
 fn local(bind: &str) -> String {
@@ -181,7 +182,7 @@ pub fn service_env(
 }
 
 /// Starts everything.
-pub async fn start(o: &Options) -> Result<Running, String> {
+pub async fn start(o: &Options) -> Result<Running, StartupError> {
     let mock_config = clerk_mock_service::Config {
         bind: o
             .clerk_mock_bind

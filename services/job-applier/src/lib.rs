@@ -4,6 +4,7 @@
 
 pub mod submit;
 
+use service_kit::StartupError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -130,7 +131,7 @@ impl Applier {
     }
 
     /// Builds it from the settings: errors name the variable.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, StartupError> {
         let metrics = Self::metrics();
         let client = config
             .common
@@ -359,7 +360,7 @@ impl Bot for Applier {
 
 /// Runs the service until Ctrl-C or SIGTERM; the application in hand is finished first, within
 /// the shutdown grace period.
-pub async fn serve(config: Config) -> Result<(), String> {
+pub async fn serve(config: Config) -> Result<(), StartupError> {
     let me = Arc::new(Applier::from_config(&config)?);
     let listener = service_kit::bind("APPLIER_BIND", config.bind).await?;
     let metrics = service_kit::bind("METRICS_BIND", config.metrics_bind).await?;

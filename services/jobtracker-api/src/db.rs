@@ -2,6 +2,7 @@
 //! `Any` driver with portable SQL. The few statements that must differ (the claim query) are
 //! chosen by [`Backend`].
 
+use service_kit::StartupError;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -52,7 +53,7 @@ pub const READINESS_FRESH: Duration = Duration::from_secs(1);
 impl Db {
     /// Connects and runs the migrations. `sqlite://path?mode=rwc` creates the file (and its
     /// directory) on first run.
-    pub async fn connect(url: &str) -> Result<Self, String> {
+    pub async fn connect(url: &str) -> Result<Self, StartupError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite

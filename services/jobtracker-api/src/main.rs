@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
             .run_until(service_kit::shutdown_signal())
             .await
             .map_err(|e| e.to_string()),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     service_kit::exit("jobtracker-api", result)
 }

@@ -1,5 +1,6 @@
 //! Building and running the service: bind first (port 0 in tests), then serve.
 
+use service_kit::StartupError;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64};
@@ -31,12 +32,15 @@ pub struct Server {
 impl Server {
     /// Validates the config, connects and migrates the database, builds the verifier and binds.
     /// Errors are one line naming what is wrong.
-    pub async fn build(config: &Config) -> Result<Self, String> {
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
         Self::build_with_clock(config, clock::system()).await
     }
 
     /// As [`build`](Self::build), with the clock the verifier and the leases use.
-    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, String> {
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let verifier_config = config.verifier().map_err(|e| e.to_string())?;
         let roles = config.roles().map_err(|e| e.to_string())?;
         let at_least_one = |var: &str| ConfigError::new(var, "must be at least 1").to_string();

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use m2m_core::TokenFormat;
 use m2m_core::clerk::{
     ClerkClient, ClerkError, CreateM2mTokenRequest, ListM2mTokensQuery, M2mToken,
 };
+use m2m_core::settings::TokenFormat;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -356,9 +356,12 @@ async fn run_tokens(
         }) => {
             let key = key(&k, &["CLERK_MACHINE_SECRET_KEY"], lookup)?;
             m2m_core::config::check_machine_key(&key).map_err(|e| CliError(e.to_string()))?;
-            let format: TokenFormat = format
-                .parse()
-                .map_err(|e: String| CliError(format!("--format: {e}")))?;
+            let format: TokenFormat =
+                format
+                    .parse()
+                    .map_err(|e: m2m_core::settings::InvalidValue| {
+                        CliError(format!("--format: {e}"))
+                    })?;
             let claims = claims
                 .map(|c| {
                     serde_json::from_str::<Value>(&c)

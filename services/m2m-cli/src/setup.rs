@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use m2m_core::ServiceTokens;
-use m2m_core::TokenFormat;
 use m2m_core::clerk::{ClerkClient, CreateM2mTokenRequest};
+use m2m_core::config::ServiceTokens;
+use m2m_core::settings::TokenFormat;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -285,12 +285,9 @@ fn plan<'a>(
         .map_err(|e| CliError(format!("{}: {}", s.name, e.reason)))?;
     let lifetime = parse_lifetime(s.lifetime.as_deref().unwrap_or("365d"))
         .map_err(|e| CliError(format!("{}: {e}", s.name)))?;
-    let format: TokenFormat = s
-        .format
-        .as_deref()
-        .unwrap_or("opaque")
-        .parse()
-        .map_err(|e: String| CliError(format!("{}: format: {e}", s.name)))?;
+    let format: TokenFormat = s.format.as_deref().unwrap_or("opaque").parse().map_err(
+        |e: m2m_core::settings::InvalidValue| CliError(format!("{}: format: {e}", s.name)),
+    )?;
     Ok(Planned {
         name: &s.name,
         key,

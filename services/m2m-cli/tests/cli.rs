@@ -248,8 +248,9 @@ async fn setup_writes_the_env_lines_of_the_older_package() {
         );
     }
     // The written tokens are what the bots read (older package's operations).
-    let tokens = m2m_core::ServiceTokens::from_vars(env.lines().filter_map(|l| l.split_once('=')))
-        .expect("tokens");
+    let tokens =
+        m2m_core::config::ServiceTokens::from_vars(env.lines().filter_map(|l| l.split_once('=')))
+            .expect("tokens");
     assert!(tokens.is_configured("job-applier"));
     assert_eq!(
         tokens.expected_machine_id("job-applier"),
@@ -553,8 +554,9 @@ async fn setup_with_a_secrets_dir_writes_one_private_file_per_token_and_names_it
         "{env}"
     );
     // What a bot or a sender reads back: the token itself, through the file.
-    let tokens = m2m_core::ServiceTokens::from_vars(env.lines().filter_map(|l| l.split_once('=')))
-        .expect("readable");
+    let tokens =
+        m2m_core::config::ServiceTokens::from_vars(env.lines().filter_map(|l| l.split_once('=')))
+            .expect("readable");
     assert_eq!(
         tokens.token_for("job-applier").expect("token").expose(),
         token

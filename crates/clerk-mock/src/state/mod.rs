@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::error::SetupError;
 use crate::ids;
 use crate::jwt::SigningKey;
 use crate::seed::{Behaviour, Seed};
@@ -150,7 +151,7 @@ fn system_ms() -> i64 {
 }
 
 impl State {
-    pub fn from_seed(seed: &Seed, key: SigningKey) -> Result<Self, String> {
+    pub fn from_seed(seed: &Seed, key: SigningKey) -> Result<Self, SetupError> {
         let now = system_ms();
         let inst = &seed.instance;
         let mut state = Self {
@@ -181,25 +182,33 @@ impl State {
             jwks_keys: None,
         };
         if !state.instance_id.starts_with("ins_") {
-            return Err(format!(
+            return Err(SetupError::Seed(format!(
                 "instance id must start with ins_: {}",
                 state.instance_id
-            ));
+            )));
         }
         if !state.instance_secret_key.starts_with("sk_") {
-            return Err("instance secret_key must start with sk_".into());
+            return Err(SetupError::Seed(
+                "instance secret_key must start with sk_".into(),
+            ));
         }
         for m in &seed.machines {
             let id = m.id.clone().unwrap_or_else(ids::machine_id);
             if !ids::is_machine_id(&id) {
-                return Err(format!("machine id {id:?} must match ^mch_\\w{{27}}$"));
+                return Err(SetupError::Seed(format!(
+                    "machine id {id:?} must match ^mch_\\w{{27}}$"
+                )));
             }
             if m.name.is_empty() || m.name.len() > 255 {
-                return Err(format!("machine {id}: name must be 1 to 255 characters"));
+                return Err(SetupError::Seed(format!(
+                    "machine {id}: name must be 1 to 255 characters"
+                )));
             }
             let secret_key = m.secret_key.clone().unwrap_or_else(ids::machine_secret_key);
             if !secret_key.starts_with("ak_") {
-                return Err(format!("machine {id}: secret_key must start with ak_"));
+                return Err(SetupError::Seed(format!(
+                    "machine {id}: secret_key must start with ak_"
+                )));
             }
             state.machines.push(Machine {
                 id,
@@ -217,7 +226,7 @@ impl State {
                 .machines
                 .iter()
                 .position(|x| Some(&x.id) == m.id.as_ref() || (m.id.is_none() && x.name == m.name))
-                .ok_or("seed machine vanished")?;
+                .ok_or_else(|| SetupError::Seed("seed machine vanished".into()))?;
             for target in &m.scoped_machines {
                 let to = state
                     .machines
@@ -225,10 +234,10 @@ impl State {
                     .find(|x| &x.id == target || &x.name == target)
                     .map(|x| x.id.clone())
                     .ok_or_else(|| {
-                        format!(
+                        SetupError::Seed(format!(
                             "machine {}: scoped machine {target:?} is not in the seed",
                             m.name
-                        )
+                        ))
                     })?;
                 state.machines[from].scoped.push((to, now));
             }

@@ -219,7 +219,7 @@ fn parse_from_compose<C: clap::Parser + CommandFactory>(
         })
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
-    devstack::config_from_env::<C>(service, &vars)
+    devstack::config_from_env::<C>(service, &vars).map_err(|e| e.to_string())
 }
 
 #[tokio::test]

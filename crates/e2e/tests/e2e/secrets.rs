@@ -14,7 +14,7 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
 }
 
 fn parse<C: CommandFactory + FromArgMatches>(vars: &BTreeMap<&str, String>) -> Result<C, String> {
-    devstack::config_from_env::<C>("test", vars)
+    devstack::config_from_env::<C>("test", vars).map_err(|e| e.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

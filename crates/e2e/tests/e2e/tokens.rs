@@ -9,7 +9,7 @@ use e2e::{Running, Stack};
 use jobtracker_api_testing::Backend;
 use jobtracker_client::ClientError;
 use m2m_core::BearerToken;
-use m2m_core::TokenFormat;
+use m2m_core::settings::TokenFormat;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);

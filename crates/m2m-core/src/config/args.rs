@@ -9,14 +9,16 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{ConfigError, parse};
+#[cfg(feature = "verify")]
+use crate::VerifierConfig;
 use crate::clerk::DEFAULT_API_BASE_URL;
 #[cfg(feature = "verify")]
 use crate::verify::{
-    JWKS_TTL, JwksSettings, JwtCacheSettings, JwtPolicy, KeySource, MissBudget,
-    OpaqueCacheSettings, TrustedProxies, VerifierConfig,
+    JWKS_TTL, JwksSettings, JwtCacheSettings, KeySource, MissBudget, OpaqueCacheSettings,
+    TrustedProxies,
 };
 #[cfg(feature = "client")]
-use crate::{BearerToken, M2mClientConfig, MintSettings, TokenFormat};
+use crate::{BearerToken, M2mClientConfig, settings::MintSettings, settings::TokenFormat};
 
 /// Who this service is at Clerk: both sides need it.
 #[derive(Debug, Clone, clap::Args)]
@@ -114,8 +116,7 @@ impl TokenArgs {
                 .map(Duration::from_secs),
             ..defaults
         };
-        mint.validate()
-            .map_err(|(var, reason)| ConfigError::new(var, reason))?;
+        mint.validate()?;
         if self.enable_m2m_auth
             && self.clerk_m2m_token.is_none()
             && clerk.clerk_machine_secret_key.is_none()
@@ -270,41 +271,10 @@ impl VerifierArgs {
     /// key, else the instance key. At least one way to verify something must be configured.
     pub fn verifier_config(&self, clerk: &ClerkArgs) -> Result<VerifierConfig, ConfigError> {
         let jwt = &self.jwt;
-        let key_source = match (
-            &jwt.clerk_jwt_key,
-            &jwt.clerk_jwks_url,
-            &self.clerk_secret_key,
-        ) {
-            (Some(pem), _, _) => Some(pem.clone()),
-            (None, Some(url), _) => Some(KeySource::Url(url.clone())),
-            (None, None, key) => key.clone().map(KeySource::Bapi),
-        };
-        let verify_key = clerk
-            .clerk_machine_secret_key
-            .clone()
-            .or_else(|| self.clerk_secret_key.clone());
-        // Followed only when the machine key verifies (the instance key is not).
-        let machine_key_file = clerk
-            .clerk_machine_secret_key
-            .as_ref()
-            .and(clerk.clerk_machine_secret_key_file.clone());
-        if verify_key.is_none() && key_source.is_none() {
-            return Err(ConfigError::new(
-                "CLERK_MACHINE_SECRET_KEY",
-                "nothing to verify tokens with: set one of CLERK_MACHINE_SECRET_KEY (this service's machine key, enough alone to accept M2M tokens), CLERK_SECRET_KEY (the instance key: M2M and session tokens), CLERK_JWT_KEY or CLERK_JWKS_URL (session tokens and JWT-format M2M tokens)",
-            ));
-        }
-        Ok(VerifierConfig {
-            api_base_url: clerk.clerk_api_base_url.clone(),
-            verify_key,
-            machine_key_file,
-            key_source,
-            policy: JwtPolicy {
-                authorized_parties: jwt.clerk_authorized_parties.clone(),
-                issuer: jwt.clerk_issuer.clone(),
-                receiver: jwt.clerk_machine_id.clone(),
-            },
-            cache: OpaqueCacheSettings {
+        let mut config = VerifierConfig::builder()
+            .api_base_url(&clerk.clerk_api_base_url)
+            .authorized_parties(&jwt.clerk_authorized_parties)
+            .opaque_cache(OpaqueCacheSettings {
                 ttl: Duration::from_secs(self.m2m_verify_cache_ttl_seconds),
                 refresh_ahead: Duration::from_secs(self.m2m_verify_cache_refresh_ahead_seconds),
                 budget: MissBudget {
@@ -317,16 +287,37 @@ impl VerifierArgs {
                 },
                 trusted_proxies: self.m2m_verify_trusted_proxies.clone(),
                 ..OpaqueCacheSettings::default()
-            },
-            machine_id: jwt.clerk_machine_id.clone(),
-            jwks: JwksSettings {
+            })
+            .jwks(JwksSettings {
                 ttl: Duration::from_secs(u64::from(self.clerk_jwks_cache_ttl_seconds)),
                 ..JwksSettings::default()
-            },
-            jwt_cache: JwtCacheSettings {
+            })
+            .jwt_cache(JwtCacheSettings {
                 max_entries: self.clerk_jwt_cache_max_entries,
                 max_bytes: u64::from(self.clerk_jwt_cache_max_mib) << 20,
-            },
-        })
+            });
+        if let Some(key) = &clerk.clerk_machine_secret_key {
+            config = config.machine_secret_key(key.clone());
+            // Read from CLERK_MACHINE_SECRET_KEY_FILE: the verifier follows that file.
+            if let Some(path) = &clerk.clerk_machine_secret_key_file {
+                config = config.machine_secret_key_file(path.clone());
+            }
+        }
+        if let Some(key) = &self.clerk_secret_key {
+            config = config.instance_secret_key(key.clone());
+        }
+        // A PEM key wins over a JWKS URL, and either over the instance key's `GET /jwks`.
+        match (&jwt.clerk_jwt_key, &jwt.clerk_jwks_url) {
+            (Some(pem), _) => config = config.key_source(pem.clone()),
+            (None, Some(url)) => config = config.key_source(KeySource::Url(url.clone())),
+            (None, None) => {}
+        }
+        if let Some(issuer) = &jwt.clerk_issuer {
+            config = config.issuer(issuer);
+        }
+        if let Some(id) = &jwt.clerk_machine_id {
+            config = config.machine_id(id);
+        }
+        config.build()
     }
 }

@@ -1,4 +1,5 @@
-//! Settings (names and defaults: docs/m2m-core.md, *Settings*, and docs/verification.md,
+//! Reading settings: from the environment, a command line, or any lookup ([`Env::from_fn`])
+//! (names and defaults: docs/m2m-core.md, *Settings*, and docs/verification.md,
 //! *Configuration*).
 //!
 //! With the `cli` feature (on by default) each setting is declared once, in the clap groups
@@ -7,12 +8,21 @@
 //! environment alone with [`M2mClientConfig::from_env`](crate::M2mClientConfig::from_env) or
 //! [`VerifierConfig::from_env`](crate::VerifierConfig::from_env), which parse through the same
 //! groups. Values are parsed once, by [`parse`]'s functions.
+//!
+//! This module depends on the types it builds, never the reverse: the settings themselves are
+//! plain structs in [`settings`](crate::settings), and
+//! [`VerifierConfig::builder`](crate::VerifierConfig::builder) puts a verifier's together in
+//! code, with the same checks and no environment.
 
 #[cfg(feature = "cli")]
 mod args;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(all(feature = "cli", any(feature = "client", feature = "verify")))]
+mod from_env;
 pub mod parse;
+#[cfg(feature = "client")]
+mod service_tokens;
 
 use secrecy::SecretString;
 
@@ -24,26 +34,10 @@ pub use args::TokenArgs;
 pub use args::{JwtArgs, VerifierArgs};
 #[cfg(feature = "cli")]
 pub use cli::parse_args;
+#[cfg(feature = "client")]
+pub use service_tokens::ServiceTokens;
 
-/// A missing or malformed setting. The message names the variable and never echoes a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration error: {var}: {reason}")]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub var: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl ConfigError {
-    /// A new error for `var`.
-    pub fn new(var: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            var: var.into(),
-            reason: reason.into(),
-        }
-    }
-}
+pub use crate::error::ConfigError;
 
 type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 
@@ -126,6 +120,5 @@ fn read_secret_file(path: &str) -> Result<String, String> {
 
 /// Checks that `key` is a machine secret key (`ak_…`), not an instance key (`sk_…`).
 pub fn check_machine_key(key: &SecretString) -> Result<(), ConfigError> {
-    parse::check_machine_key(key)
-        .map_err(|reason| ConfigError::new("CLERK_MACHINE_SECRET_KEY", reason))
+    parse::check_machine_key(key).map_err(|e| ConfigError::new("CLERK_MACHINE_SECRET_KEY", e))
 }

@@ -7,9 +7,7 @@ use secrecy::SecretString;
 
 use crate::clerk::ClerkClient;
 use crate::clock::Clock;
-use crate::config::ConfigError;
-#[cfg(feature = "cli")]
-use crate::config::{ClerkArgs, TokenArgs};
+use crate::error::ConfigError;
 use crate::machine_key::MachineKey;
 use crate::secret::BearerToken;
 use crate::token_source::{MintSettings, MintedTokenSource, TokenSource};
@@ -34,33 +32,6 @@ pub struct M2mClientConfig {
 }
 
 impl M2mClientConfig {
-    /// Reads the settings of a service named `service` (e.g. `job-applier`) from `env`, so that
-    /// `CLERK_M2M_TOKEN_JOB_APPLIER` takes precedence over `CLERK_M2M_TOKEN`.
-    #[cfg(feature = "cli")]
-    pub fn from_env(
-        env: &crate::config::Env<'_>,
-        service: Option<&str>,
-    ) -> Result<Self, ConfigError> {
-        #[derive(clap::Parser)]
-        struct Settings {
-            #[command(flatten)]
-            clerk: ClerkArgs,
-            #[command(flatten)]
-            token: TokenArgs,
-        }
-        let Settings { clerk, mut token } = env.parse()?;
-        let own = service.map(|s| {
-            format!(
-                "CLERK_M2M_TOKEN_{}",
-                super::service_tokens::normalise_service_name(s)
-            )
-        });
-        if let Some(t) = own.map(|var| env.secret(&var)).transpose()?.flatten() {
-            token.clerk_m2m_token = Some(BearerToken::new(t));
-        }
-        token.client_config(&clerk)
-    }
-
     /// The token source these settings describe: disabled, else static, else minted.
     pub fn token_source(
         &self,

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::TokenError;
 use crate::clerk::{ClerkClient, ClerkError, CreateM2mTokenRequest};
 use crate::clock::Clock;
+use crate::error::ConfigError;
 use crate::machine_key::MachineKey;
 use crate::secret::BearerToken;
 use crate::token_format::TokenFormat;
@@ -71,15 +72,15 @@ impl MintSettings {
     }
 
     /// Checks the relations between the settings; the error names the offending setting.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.lifetime.is_zero() {
-            return Err((
+            return Err(ConfigError::new(
                 "M2M_TOKEN_LIFETIME_SECONDS",
-                "must be greater than 0".into(),
+                "must be greater than 0",
             ));
         }
         if self.refresh_buffer + self.refresh_jitter >= self.lifetime {
-            return Err((
+            return Err(ConfigError::new(
                 "M2M_TOKEN_REFRESH_BUFFER_SECONDS",
                 format!(
                     "the refresh buffer ({}s, plus jitter {}s) must be shorter than the token lifetime ({}s)",
@@ -92,7 +93,7 @@ impl MintSettings {
         if let Some(min) = self.min_remaining_ttl
             && (min <= self.refresh_buffer + self.refresh_jitter || min >= self.lifetime)
         {
-            return Err((
+            return Err(ConfigError::new(
                 "M2M_TOKEN_MIN_REMAINING_TTL_SECONDS",
                 format!(
                     "must be greater than the refresh buffer ({}s) and less than the lifetime ({}s)",

@@ -2,13 +2,11 @@
 
 mod client_config;
 mod minted;
-mod service_tokens;
 
 use std::sync::Arc;
 
 pub use client_config::M2mClientConfig;
 pub use minted::{MintSettings, MintedTokenSource};
-pub use service_tokens::ServiceTokens;
 
 use crate::clerk::ClerkError;
 use crate::secret::BearerToken;

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use http::HeaderMap;
 use ipnet::IpNet;
 
+use crate::error::InvalidValue;
+
 /// The address of a connection's peer, in a request's extensions. axum servers that put
 /// `ConnectInfo<SocketAddr>` there (as `service_kit::serve` does) need nothing more; other
 /// servers (hyper, tonic) insert this before the `AuthLayer` runs.
@@ -85,10 +87,10 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 }
 
 impl FromStr for TrustedProxies {
-    type Err = String;
+    type Err = InvalidValue;
 
     /// Addresses or CIDR ranges separated by commas; blank items are skipped.
-    fn from_str(v: &str) -> Result<Self, String> {
+    fn from_str(v: &str) -> Result<Self, InvalidValue> {
         let nets = v
             .split(',')
             .map(str::trim)
@@ -96,7 +98,9 @@ impl FromStr for TrustedProxies {
             .map(|p| {
                 p.parse::<IpNet>()
                     .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("{p:?} is not an IP address or CIDR range"))
+                    .map_err(|_| {
+                        InvalidValue::new(format!("{p:?} is not an IP address or CIDR range"))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self::new(nets))

@@ -35,6 +35,7 @@ use super::budget::LogLimiter;
 use super::error::{Reason, VerifyError};
 use crate::clerk::{ClerkClient, ClerkError};
 use crate::clock::Clock;
+use crate::error::InvalidValue;
 
 /// How long fetched keys are fresh (Clerk's SDK: 5 minutes).
 pub const JWKS_TTL: Duration = Duration::from_secs(300);
@@ -199,13 +200,11 @@ impl fmt::Debug for KeySource {
 impl KeySource {
     /// Parses a PEM public key (`-----BEGIN PUBLIC KEY-----` or `RSA PUBLIC KEY`). Literal `\n`
     /// sequences, as env files often carry, are accepted.
-    pub fn from_pem(pem: &str) -> Result<Self, String> {
+    pub fn from_pem(pem: &str) -> Result<Self, InvalidValue> {
+        let not_a_key = || InvalidValue::new("not a PEM-encoded RSA public key");
         let pem = pem.trim().replace("\\n", "\n");
-        let key = DecodingKey::from_rsa_pem(pem.as_bytes())
-            .map_err(|_| "not a PEM-encoded RSA public key".to_owned())?;
-        let der = key
-            .try_get_as_bytes()
-            .map_err(|_| "not a PEM-encoded RSA public key".to_owned())?;
+        let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| not_a_key())?;
+        let der = key.try_get_as_bytes().map_err(|_| not_a_key())?;
         Ok(Self::Pem(Arc::new(JwtKey::from_der(der))))
     }
 }
@@ -277,11 +276,6 @@ fn unavailable(reason: &str) -> VerifyError {
 }
 
 impl KeyStore {
-    /// A store reading from `source` with default settings; `client` fetches remote keys.
-    pub fn new(source: KeySource, client: ClerkClient, clock: Arc<dyn Clock>) -> Self {
-        Self::with_settings(source, client, clock, JwksSettings::default())
-    }
-
     /// A store with explicit cache settings.
     pub fn with_settings(
         source: KeySource,

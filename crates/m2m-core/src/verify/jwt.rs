@@ -156,28 +156,6 @@ impl JwtVerifier {
         Ok(principal)
     }
 
-    /// A user session token → the user. Rejects M2M and template categories, `mch_` subjects and
-    /// pending sessions. Not cached.
-    pub async fn verify_session(&self, jwt: DecodedJwt<'_>) -> Result<UserPrincipal, VerifyError> {
-        let json = jwt.payload.to_string();
-        let claims = SessionClaims::parse(&json)
-            .map_err(|_| VerifyError::Malformed(Reason::NotJsonObjects))?;
-        let token = Parts {
-            header: &jwt.header,
-            signing_input: jwt.signing_input,
-            signature: jwt.signature,
-        };
-        self.session(token, &claims, &json, None)
-            .await
-            .map(|(u, _)| u)
-    }
-
-    /// An M2M JWT → the machine. Rejects any `cat` other than M2M and any subject that is not a
-    /// machine. Verified locally: a JWT cannot be revoked. Not cached.
-    pub async fn verify_m2m(&self, jwt: DecodedJwt<'_>) -> Result<MachinePrincipal, VerifyError> {
-        self.m2m(jwt, None).await.map(|(m, _)| m)
-    }
-
     /// A session token, its claims read from `json` (its payload).
     async fn session(
         &self,

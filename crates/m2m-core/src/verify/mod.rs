@@ -10,6 +10,7 @@
 //! ```
 
 mod budget;
+mod builder;
 mod claims;
 mod classify;
 mod client;
@@ -25,6 +26,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use budget::{MAX_TRACKED_CLIENTS, MissBudget};
+pub use builder::VerifierConfigBuilder;
 pub use classify::{
     DecodedJwt, HeaderParam, JwtHeader, TokenKind, classify, decode_jwt, is_opaque_m2m,
 };
@@ -41,8 +43,6 @@ pub use principal::{Claims, MachinePrincipal, Principal, UserPrincipal};
 
 use crate::clerk::ClerkClient;
 use crate::clock::Clock;
-#[cfg(feature = "cli")]
-use crate::config::{ConfigError, Env};
 
 /// Verifies any bearer token this API accepts.
 #[derive(Debug)]
@@ -53,7 +53,8 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier from its parts; either may be absent (tokens of that kind are then rejected).
-    pub fn new(opaque: Option<OpaqueVerifier>, jwt: Option<JwtVerifier>) -> Self {
+    /// Built by [`VerifierConfig::build`].
+    pub(crate) fn new(opaque: Option<OpaqueVerifier>, jwt: Option<JwtVerifier>) -> Self {
         Self { opaque, jwt }
     }
 
@@ -193,22 +194,6 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
-    /// Reads the environment through the same settings as a service's `--help` lists
-    /// ([`ClerkArgs`](crate::config::ClerkArgs) and [`VerifierArgs`](crate::config::VerifierArgs)).
-    /// At least one way to verify something must be configured.
-    #[cfg(feature = "cli")]
-    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        #[derive(clap::Parser)]
-        struct Settings {
-            #[command(flatten)]
-            clerk: crate::config::ClerkArgs,
-            #[command(flatten)]
-            verifier: crate::config::VerifierArgs,
-        }
-        let Settings { clerk, verifier } = env.parse()?;
-        verifier.verifier_config(&clerk)
-    }
-
     /// Settings that are legal but probably not meant; [`build`](Self::build) logs each at WARN.
     pub fn startup_warnings(&self) -> Vec<&'static str> {
         let mut out = Vec::new();

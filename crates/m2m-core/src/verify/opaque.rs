@@ -159,18 +159,8 @@ impl fmt::Debug for OpaqueVerifier {
 impl OpaqueVerifier {
     /// `key` is the receiving machine's secret key (Clerk then verifies only tokens scoped to
     /// it) or the instance secret key (Clerk then verifies any token of the instance, so this
-    /// verifier refuses every token until [`Self::with_receiver`] names this service).
-    pub fn new(
-        client: ClerkClient,
-        key: SecretString,
-        settings: OpaqueCacheSettings,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self::with_machine_key(client, MachineKey::fixed(key), settings, clock)
-    }
-
-    /// As [`new`](Self::new), with a key that may follow its file ([`MachineKey::watched`]):
-    /// a rotated key verifies from the next Clerk call on, and a verification Clerk refuses
+    /// verifier refuses every token until [`Self::with_receiver`] names this service). It may
+    /// follow its file ([`MachineKey::watched`]): a rotated key verifies from the next Clerk call on, and a verification Clerk refuses
     /// with 401/403 is retried once when the file holds a new key.
     pub fn with_machine_key(
         client: ClerkClient,
@@ -243,12 +233,6 @@ impl OpaqueVerifier {
     /// Hit/miss/call counters.
     pub fn stats(&self) -> &Arc<OpaqueStats> {
         &self.inner.stats
-    }
-
-    /// Verifies `token` (already shape-checked as `mt_…`) for a caller whose address is not
-    /// known: only the whole budget bounds its Clerk calls.
-    pub async fn verify(&self, token: &str) -> Result<MachinePrincipal, VerifyError> {
-        self.verify_from(token, None).await
     }
 
     /// The client a request comes from: `peer`, or behind a trusted proxy the address it

@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint};
 use m2m_core::clock::ManualClock;
-use m2m_core::{AuthedClient, BearerToken, MintSettings, TokenSource};
+use m2m_core::settings::MintSettings;
+use m2m_core::{AuthedClient, BearerToken, TokenSource};
 use wiremock::matchers::{header, header_exists, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint};
 use m2m_core::clock::ManualClock;
-use m2m_core::{BearerMiddleware, BearerToken, MintSettings, TokenSource};
+use m2m_core::settings::MintSettings;
+use m2m_core::{BearerMiddleware, BearerToken, TokenSource};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};

@@ -1,11 +1,11 @@
 use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint};
-use m2m_core::TokenFormat;
 use m2m_core::clerk::{
     ClerkClient, ClerkError, CreateM2mTokenRequest, ListM2mTokensQuery, RetryPolicy,
 };
 use m2m_core::clock::ManualClock;
+use m2m_core::settings::TokenFormat;
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
@@ -116,7 +116,7 @@ async fn round_trip_against_clerk_mock() {
 
 #[cfg(feature = "verify")]
 async fn jwks(mock: &ClerkMock, c: &ClerkClient) {
-    use m2m_core::KeySource;
+    use m2m_core::settings::KeySource;
     let mut cfg = crate::verify::config(mock);
     assert_eq!(
         cfg.build(c, m2m_core::clock::system())

@@ -1,11 +1,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use m2m_core::TokenFormat;
 use m2m_core::clerk::ClerkClient;
+use m2m_core::config::ServiceTokens;
 use m2m_core::config::{ClerkArgs, TokenArgs, VerifierArgs};
 use m2m_core::config::{ConfigError, Env};
-use m2m_core::{M2mClientConfig, ServiceTokens, TokenSource};
+use m2m_core::settings::TokenFormat;
+use m2m_core::{M2mClientConfig, TokenSource};
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -289,7 +290,7 @@ fn verifier_config_reads_the_api_variables() {
         Some("mch_2JobTrackerApi0000000000000")
     );
     assert!(
-        matches!(c.key_source, Some(m2m_core::KeySource::Pem(_))),
+        matches!(c.key_source, Some(m2m_core::settings::KeySource::Pem(_))),
         "the PEM wins: no network"
     );
     assert_eq!(
@@ -323,13 +324,13 @@ fn verifier_config_reads_the_api_variables() {
         ])
         .expect("c")
         .key_source,
-        Some(m2m_core::KeySource::Url(_))
+        Some(m2m_core::settings::KeySource::Url(_))
     ));
     assert!(matches!(
         verifier_config(&[("CLERK_SECRET_KEY", "sk_test_x")])
             .expect("c")
             .key_source,
-        Some(m2m_core::KeySource::Bapi(_))
+        Some(m2m_core::settings::KeySource::Bapi(_))
     ));
 }
 
@@ -485,7 +486,10 @@ fn a_blank_variable_is_unset_as_compose_passes_them() {
         ("CLERK_AUTHORIZED_PARTIES", ""),
     ])
     .expect("blank values are defaults");
-    assert!(matches!(v.key_source, Some(m2m_core::KeySource::Bapi(_))));
+    assert!(matches!(
+        v.key_source,
+        Some(m2m_core::settings::KeySource::Bapi(_))
+    ));
     assert!(v.policy.issuer.is_none() && v.policy.authorized_parties.is_empty());
 }
 
@@ -564,7 +568,10 @@ fn a_secret_setting_is_read_from_the_file_its_file_variable_names() {
     let pem = clerk_mock::SigningKey::generate().public_key_pem();
     let (_dir4, pem_path) = secret_file(&format!("{pem}\n"));
     let c = verifier_config(&[("CLERK_JWT_KEY_FILE", &pem_path)]).expect("a PEM file");
-    assert!(matches!(c.key_source, Some(m2m_core::KeySource::Pem(_))));
+    assert!(matches!(
+        c.key_source,
+        Some(m2m_core::settings::KeySource::Pem(_))
+    ));
     // The file's value is checked like the variable's, naming the variable, not the value.
     let (_dir5, wrong) = secret_file("sk_test_not_a_machine_key_in_file");
     let err = verifier_config(&[("CLERK_MACHINE_SECRET_KEY_FILE", &wrong)]).expect_err("sk_");

@@ -13,9 +13,9 @@ use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use clerk_mock::{Endpoint, Seed};
-use m2m_core::{
-    AuthLayer, MissBudget, PeerAddr, Principal, Reason, TrustedProxies, Verifier, VerifyError,
-};
+use m2m_core::settings::{MissBudget, TrustedProxies};
+use m2m_core::verifier::{PeerAddr, Reason};
+use m2m_core::{AuthLayer, Principal, Verifier, VerifyError};
 use rand::Rng;
 use serde_json::json;
 use tower::ServiceExt;

@@ -13,7 +13,8 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full, StreamBody};
 use m2m_core::clock::ManualClock;
 use m2m_core::grpc::BearerLayer;
-use m2m_core::{BearerToken, MintSettings, TokenSource};
+use m2m_core::settings::MintSettings;
+use m2m_core::{BearerToken, TokenSource};
 use tonic::body::Body;
 use tower::{Layer, Service, ServiceExt};
 

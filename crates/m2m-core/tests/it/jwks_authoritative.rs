@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clerk_mock::SigningKey;
 use m2m_core::clock::{Clock, ManualClock};
-use m2m_core::{JwksSettings, Reason, Verifier, VerifyError};
+use m2m_core::settings::JwksSettings;
+use m2m_core::verifier::Reason;
+use m2m_core::{Verifier, VerifyError};
 use serde_json::{Value, json};
 
 use crate::jwt_cache::stats;

@@ -10,7 +10,8 @@ use clerk_mock::{Seed, SigningKey};
 use m2m_core::Verifier;
 use m2m_core::clock::ManualClock;
 use m2m_core::clock::{Clock, SleepFuture};
-use m2m_core::{JwksSettings, JwtCacheSettings, KeySource, Reason};
+use m2m_core::settings::{JwksSettings, JwtCacheSettings, KeySource};
+use m2m_core::verifier::Reason;
 use serde_json::json;
 
 use crate::support::client;

@@ -179,3 +179,42 @@ async fn the_verifier_verifies_with_the_key_its_file_holds_after_a_rotation() {
     assert_eq!(verifies(), 4, "no retry when the file did not change");
     assert!(!format!("{err} {err:?}").contains(&second));
 }
+
+#[test]
+fn the_builder_reads_a_key_file_and_follows_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = key_file(&dir, "ak_builder_key_0001");
+    let config = VerifierConfig::builder()
+        .machine_secret_key_file(&path)
+        .build()
+        .expect("settings");
+    assert_eq!(config.machine_key_file.as_deref(), Some(path.as_path()));
+    let from_env = VerifierConfig::from_env(&vars(&[(
+        "CLERK_MACHINE_SECRET_KEY_FILE",
+        path.display().to_string(),
+    )]))
+    .expect("settings");
+    assert_eq!(from_env.machine_key_file, config.machine_key_file);
+
+    // A key given directly wins, and is then not followed.
+    let direct = VerifierConfig::builder()
+        .machine_secret_key(secrecy::SecretString::from("ak_builder_key_0002"))
+        .build()
+        .expect("settings");
+    assert_eq!(direct.machine_key_file, None);
+
+    // A file that is missing or holds no machine key: refused, naming the variable, the key
+    // never echoed.
+    let missing = VerifierConfig::builder()
+        .machine_secret_key_file(dir.path().join("gone.key"))
+        .build()
+        .expect_err("missing");
+    assert_eq!(missing.var, "CLERK_MACHINE_SECRET_KEY_FILE");
+    let wrong = key_file(&dir, "sk_test_instance_key_0001");
+    let err = VerifierConfig::builder()
+        .machine_secret_key_file(&wrong)
+        .build()
+        .expect_err("not ak_");
+    assert_eq!(err.var, "CLERK_MACHINE_SECRET_KEY_FILE");
+    assert!(!format!("{err} {err:?}").contains("sk_test_instance_key_0001"));
+}

@@ -9,6 +9,8 @@ mod auth_layer;
 mod authed_client;
 #[cfg(feature = "reqwest-middleware")]
 mod bearer_middleware;
+#[cfg(feature = "verify")]
+mod builder;
 mod clerk_client;
 #[cfg(all(feature = "cli", feature = "client", feature = "verify"))]
 mod config;

@@ -6,12 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Seed};
-use m2m_core::Reason;
 use m2m_core::clock::ManualClock;
-use m2m_core::{
-    JwksSettings, JwtCacheSettings, JwtPolicy, OpaqueCacheSettings, Principal, Verifier,
-    VerifierConfig, VerifyError,
-};
+use m2m_core::settings::{JwksSettings, JwtCacheSettings, JwtPolicy, OpaqueCacheSettings};
+use m2m_core::verifier::Reason;
+use m2m_core::{Principal, Verifier, VerifierConfig, VerifyError};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

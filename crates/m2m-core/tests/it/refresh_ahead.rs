@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use clerk_mock::{Endpoint, Seed};
-use m2m_core::Reason;
 use m2m_core::VerifyError;
+use m2m_core::verifier::Reason;
 use serde_json::json;
 
 use crate::verify::{Fixture, fixture_with};

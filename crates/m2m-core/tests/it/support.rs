@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "client")]
+use m2m_core::MintedTokenSource;
 use m2m_core::clerk::{ClerkClient, RetryPolicy};
 use m2m_core::clock::ManualClock;
 #[cfg(feature = "client")]
-use m2m_core::{MintSettings, MintedTokenSource};
+use m2m_core::settings::MintSettings;
 #[cfg(feature = "client")]
 use secrecy::SecretString;
 use serde_json::json;

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint, Fault};
 use m2m_core::clock::ManualClock;
-use m2m_core::{BearerToken, MintSettings, TokenError, TokenSource};
+use m2m_core::settings::MintSettings;
+use m2m_core::{BearerToken, TokenError, TokenSource};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clerk_mock::{ClerkMock, Endpoint, Fault, RevokedVerify, Seed, SigningKey};
+use m2m_core::VerifierConfig;
 use m2m_core::clock::{Clock, ManualClock};
-use m2m_core::{
-    JwksSettings, JwtPolicy, KeySource, OpaqueCacheSettings, Reason, TokenFormat, VerifierConfig,
-};
+use m2m_core::settings::{JwksSettings, JwtPolicy, KeySource, OpaqueCacheSettings, TokenFormat};
+use m2m_core::verifier::Reason;
 use m2m_core::{Principal, Verifier, VerifyError};
 use secrecy::SecretString;
 use serde_json::{Value, json};

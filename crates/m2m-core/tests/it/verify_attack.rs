@@ -6,9 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clerk_mock::{Endpoint, Fault, Seed, SigningKey};
+use m2m_core::VerifierConfig;
 use m2m_core::VerifyError;
 use m2m_core::clock::{Clock, ManualClock};
-use m2m_core::{JwksSettings, KeySource, MissBudget, OpaqueCacheSettings, Reason, VerifierConfig};
+use m2m_core::settings::{JwksSettings, KeySource, MissBudget, OpaqueCacheSettings};
+use m2m_core::verifier::Reason;
 use rand::Rng;
 use secrecy::SecretString;
 use serde_json::{Value, json};

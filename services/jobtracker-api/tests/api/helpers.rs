@@ -96,7 +96,7 @@ pub fn random_token() -> String {
 
 /// The per-client share of the Clerk-miss budget as the binaries ship it (undoing [`config`]'s).
 pub fn per_client_share_as_shipped(c: &mut Config) {
-    let shipped = m2m_core::MissBudget::PER_CLIENT;
+    let shipped = m2m_core::settings::MissBudget::PER_CLIENT;
     c.verifier.m2m_verify_miss_per_client_burst = shipped.burst;
     c.verifier.m2m_verify_miss_per_client_per_second = shipped.per_second;
 }

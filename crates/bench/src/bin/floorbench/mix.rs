@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bench::SessionMinter;
 use clerk_mock::ClerkMock;
-use m2m_core::MintSettings;
+use m2m_core::settings::MintSettings;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;

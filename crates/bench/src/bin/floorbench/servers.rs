@@ -94,18 +94,39 @@ fn node_peer_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("node-peer")
 }
 
+/// Why the Node peer cannot run.
+#[derive(Debug)]
+pub enum NodeUnavailable {
+    /// `@clerk/backend` is not installed in this directory.
+    ClerkBackendMissing(PathBuf),
+    /// `node --version` does not run.
+    NoNode,
+}
+
+impl std::fmt::Display for NodeUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ClerkBackendMissing(dir) => write!(
+                f,
+                "@clerk/backend is not installed (npm install --prefix {})",
+                dir.display()
+            ),
+            Self::NoNode => f.write_str("`node` does not run"),
+        }
+    }
+}
+
+impl std::error::Error for NodeUnavailable {}
+
 /// `Ok` when `node` runs and `@clerk/backend` is installed beside the peer's script.
-pub fn node_available() -> Result<(), String> {
+pub fn node_available() -> Result<(), NodeUnavailable> {
     let dir = node_peer_dir();
     if !dir.join("node_modules/@clerk/backend").is_dir() {
-        return Err(format!(
-            "@clerk/backend is not installed (npm install --prefix {})",
-            dir.display()
-        ));
+        return Err(NodeUnavailable::ClerkBackendMissing(dir));
     }
     match Command::new("node").arg("--version").output() {
         Ok(o) if o.status.success() => Ok(()),
-        _ => Err("`node` does not run".to_owned()),
+        _ => Err(NodeUnavailable::NoNode),
     }
 }
 
@@ -377,7 +398,7 @@ pub fn serve(kind: &str) -> ExitCode {
                             .await
                             .map_err(|e| e.to_string())
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.to_string()),
                 };
                 service_kit::exit("jobtracker-api", result)
             }

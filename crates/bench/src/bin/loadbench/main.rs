@@ -22,12 +22,12 @@ use bench::{
     raw_rsa_verifier,
 };
 use clerk_mock::{ClerkMock, Endpoint};
+use m2m_core::MintedTokenSource;
+use m2m_core::VerifierConfig;
 use m2m_core::clerk::ClerkClient;
 use m2m_core::clock::ManualClock;
-use m2m_core::{
-    JwtCacheSettings, JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings, VerifierConfig,
-};
-use m2m_core::{MintSettings, MintedTokenSource};
+use m2m_core::settings::MintSettings;
+use m2m_core::settings::{JwtCacheSettings, JwtPolicy, KeySource, MissBudget, OpaqueCacheSettings};
 use rand::Rng;
 use serde_json::json;
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::config::{ConfigError, Env, FILE_SUFFIX};
+use super::{ConfigError, Env, FILE_SUFFIX};
 use crate::secret::BearerToken;
 
 const TOKEN_PREFIX: &str = "CLERK_M2M_TOKEN_";
