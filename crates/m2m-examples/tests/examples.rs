@@ -1,6 +1,7 @@
 //! Runs each example's own code against clerk-mock, so the examples cannot rot: an axum service
 //! and a tonic service, each built only from the examples, accept a bot's M2M token minted by
-//! the mock, refuse a machine they do not allow, and refuse the token once it is revoked.
+//! the mock, refuse a machine they do not allow, and refuse the token once it is revoked; the
+//! mixed router takes a user's session JWT and a bot's M2M token on the same routes.
 
 #![allow(dead_code)] // the examples' `main`s
 
@@ -12,6 +13,8 @@ mod grpc_client;
 mod grpc_server;
 #[path = "../examples/reqwest_sender.rs"]
 mod reqwest_sender;
+#[path = "../examples/session_and_m2m.rs"]
+mod session_and_m2m;
 #[path = "../examples/static_token_sender.rs"]
 mod static_token_sender;
 
@@ -206,4 +209,79 @@ async fn the_grpc_examples_accept_a_bots_minted_token_and_refuse_it_once_revoked
     let status = echo.say(say()).await.expect_err("anonymous");
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
     assert_eq!(status.message(), "missing bearer token");
+}
+
+/// `GET {base}{path}` with `token` (if any): (status, JSON body or null).
+async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let answer = request.send().await.expect("answer");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_mixed_router_takes_session_jwts_and_m2m_tokens_on_the_same_routes() {
+    let mock = ClerkMock::start_demo().await;
+    let api = mock.machine_by_name(API).expect("seeded API machine");
+    let vars = HashMap::from([
+        ("CLERK_API_BASE_URL", mock.api_url()),
+        ("CLERK_SECRET_KEY", mock.instance_secret_key()),
+        ("CLERK_MACHINE_SECRET_KEY", api.secret_key),
+        ("CLERK_MACHINE_ID", api.id),
+        ("CLERK_AUTHORIZED_PARTIES", mock.authorized_party()),
+    ]);
+    let verifier = session_and_m2m::verifier(&env(vars)).expect("verifier");
+    let app = session_and_m2m::app(verifier, vec![id(&mock, APPLIER)]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // A signed-in user (a seeded one): both routes.
+    let user = mock.users().remove(0).id;
+    let session = mock.session_token(&user);
+    let (status, body) = get(&base, "/me", Some(&session)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user_id"], user.as_str());
+    assert!(
+        body["session_id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("sess_")),
+        "{body}"
+    );
+    assert_eq!(
+        get(&base, "/jobs", Some(&session)).await,
+        (200, json!({ "for": "user", "id": user }))
+    );
+
+    // The allowed bot's M2M token: /jobs, not the people-only /me.
+    let (token, _) = mint(&mock, APPLIER);
+    assert_eq!(
+        get(&base, "/jobs", Some(&token)).await,
+        (200, json!({ "for": "machine", "id": id(&mock, APPLIER) }))
+    );
+    assert_eq!(get(&base, "/me", Some(&token)).await.0, 403);
+
+    // Another bot: authenticated, but on neither route's list.
+    let (other, _) = mint(&mock, REPRESENTER);
+    assert_eq!(get(&base, "/jobs", Some(&other)).await.0, 403);
+
+    // A session JWT minted for another origin, one expired, none at all: 401.
+    let foreign = mock.session_token_with(&user, |_, claims| {
+        claims["azp"] = json!("https://evil.example");
+    });
+    assert_eq!(get(&base, "/me", Some(&foreign)).await.0, 401);
+    let expired = mock.session_token_with(&user, |_, claims| {
+        let iat = claims["iat"].as_i64().expect("iat");
+        claims["exp"] = json!(iat - 3600);
+    });
+    assert_eq!(get(&base, "/jobs", Some(&expired)).await.0, 401);
+    assert_eq!(get(&base, "/me", None).await.0, 401);
+    // The public route needs nothing.
+    let health = reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("answer");
+    assert_eq!(health.status(), 200);
 }

@@ -53,14 +53,18 @@ impl LogFormat {
 }
 
 /// Logs to stderr as `log` says; a filter that does not parse falls back to `info`. With the
-/// OpenTelemetry SDK's standard `OTEL_EXPORTER_OTLP_ENDPOINT` set in the environment, spans (as
-/// the same filter lets through) are also exported as OpenTelemetry traces, named by
-/// `OTEL_SERVICE_NAME` (default: the program's name), and W3C `traceparent` headers are read
-/// and sent ([`trace`](crate::trace)); call it inside the Tokio runtime. A second call (several
-/// services in one process, tests) changes nothing.
+/// OpenTelemetry SDK's standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set in the environment, spans (as the same filter lets
+/// through) are also exported as OpenTelemetry traces over `OTEL_EXPORTER_OTLP_PROTOCOL`
+/// (`http/protobuf`, the specification's default, or `grpc`), named by `OTEL_SERVICE_NAME`
+/// (default: the program's name), and W3C `traceparent` headers are read and sent
+/// ([`trace`](crate::trace)); call it inside the Tokio runtime. A second call (several services
+/// in one process, tests) changes nothing. An unsupported protocol leaves traces off, said on
+/// stderr.
 ///
 /// The `OTEL_*` variables are read from the environment as every OpenTelemetry SDK reads them,
-/// not as settings of the binary: the SDK itself reads more of them (the sampler, for one).
+/// not as settings of the binary: the SDK itself reads more of them (the sampler, headers,
+/// timeouts, batch sizes; docs/operations.md, *Traces*).
 pub fn init_tracing(log: &LogArgs) {
     if tracing::dispatcher::has_been_set() {
         return;
@@ -69,10 +73,15 @@ pub fn init_tracing(log: &LogArgs) {
         .ok()
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(program_name);
-    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
+    let otel = match crate::trace::OtlpSettings::from_lookup(|name| std::env::var(name).ok()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("traces are off: {e}");
+            None
+        }
+    };
     // With traces on, the spans that exist only for them (target `spans`) are enabled too.
-    let exporting = endpoint.as_deref().is_some_and(|e| !e.trim().is_empty());
-    let extra = if exporting {
+    let extra = if otel.is_some() {
         crate::trace::SPANS_DIRECTIVE
     } else {
         ""
@@ -81,30 +90,32 @@ pub fn init_tracing(log: &LogArgs) {
         .filter(|f| !f.is_empty() && tracing_subscriber::EnvFilter::try_new(f).is_ok())
         .unwrap_or(LogArgs::DEFAULT_FILTER);
     let text = format!("{text}{extra}");
-    let otel = endpoint.as_deref();
     match filter(&text) {
-        Filter::Static(f) => init_with(*f, log.log_format, otel, &service_name),
-        Filter::Env(f) => init_with(*f, log.log_format, otel, &service_name),
+        Filter::Static(f) => init_with(*f, log.log_format, otel.as_ref(), &service_name),
+        Filter::Env(f) => init_with(*f, log.log_format, otel.as_ref(), &service_name),
     }
-    if exporting {
-        // The collector's host only: an endpoint URL may carry credentials.
-        let host = endpoint
-            .as_deref()
-            .and_then(|e| e.parse::<axum::http::Uri>().ok())
-            .and_then(|u| u.host().map(str::to_owned))
-            .unwrap_or_default();
-        tracing::info!(collector = %host, service_name, "exporting traces (OTLP/gRPC)");
+    if let Some(otel) = &otel {
+        tracing::info!(
+            collector = %otel.collector_host,
+            protocol = otel.protocol.name(),
+            service_name,
+            "exporting traces (OTLP)"
+        );
     }
 }
 
-fn init_with<F>(filter: F, format: LogFormat, endpoint: Option<&str>, service_name: &str)
-where
+fn init_with<F>(
+    filter: F,
+    format: LogFormat,
+    otel: Option<&crate::trace::OtlpSettings>,
+    service_name: &str,
+) where
     F: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
 {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let registry = tracing_subscriber::registry().with(filter);
-    let otel = crate::trace::layer(endpoint, service_name);
+    let otel = crate::trace::layer(otel, service_name);
     let _ = registry
         .with(otel)
         .with(fmt_layer(format, std::io::stderr, colours()))

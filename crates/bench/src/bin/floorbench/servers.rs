@@ -177,7 +177,9 @@ impl Server {
             Kind::Api | Kind::ApiTraced => {
                 if kind == Kind::ApiTraced {
                     let otlp = otlp.expect("the OTLP sink's address");
+                    // The sink speaks OTLP/gRPC (the exporter's default is http/protobuf).
                     cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
+                        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
                         .env("OTEL_SERVICE_NAME", "jobtracker-api");
                 }
                 // Production defaults, from the environment as the service's main reads it.
