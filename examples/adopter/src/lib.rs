@@ -10,9 +10,9 @@ use m2m_core::{
 };
 use m2m_core::{clerk::ClerkClient, clock};
 
-/// The receiver's verifier: `CLERK_API_BASE_URL`, `CLERK_MACHINE_SECRET_KEY`, `CLERK_MACHINE_ID`.
-pub fn verifier(env: &Env<'_>) -> Result<Arc<Verifier>, Box<dyn std::error::Error>> {
-    let config = VerifierConfig::from_env(env)?;
+/// The receiver's verifier, from its settings: `VerifierConfig::from_env` (`CLERK_API_BASE_URL`,
+/// `CLERK_MACHINE_SECRET_KEY`, `CLERK_MACHINE_ID`) or `VerifierConfig::builder()` in code.
+pub fn verifier(config: VerifierConfig) -> Result<Arc<Verifier>, Box<dyn std::error::Error>> {
     let clerk = ClerkClient::new(&config.api_base_url)?;
     Ok(Arc::new(config.build(&clerk, clock::system())))
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use clerk_mock::ClerkMock;
+use m2m_core::VerifierConfig;
 use m2m_core::config::Env;
 
 fn env<const N: usize>(vars: [(&'static str, String); N]) -> Env<'static> {
@@ -14,12 +15,14 @@ fn env<const N: usize>(vars: [(&'static str, String); N]) -> Env<'static> {
 async fn start(mock: &ClerkMock) -> String {
     let api = mock.machine_by_name("JobTracker.API").expect("seeded");
     let allowed = vec![mock.machine_by_name("JobApplier.Bot").expect("seeded").id];
-    let vars = [
-        ("CLERK_API_BASE_URL", mock.api_url()),
-        ("CLERK_MACHINE_SECRET_KEY", api.secret_key),
-        ("CLERK_MACHINE_ID", api.id),
-    ];
-    let app = adopter::app(adopter::verifier(&env(vars)).expect("verifier"), allowed);
+    // In code, typed: what CLERK_API_BASE_URL, CLERK_MACHINE_SECRET_KEY and CLERK_MACHINE_ID set.
+    let config = VerifierConfig::builder()
+        .api_base_url(mock.api_url())
+        .machine_secret_key(api.secret_key.into())
+        .machine_id(api.id)
+        .build()
+        .expect("settings");
+    let app = adopter::app(adopter::verifier(config).expect("verifier"), allowed);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
