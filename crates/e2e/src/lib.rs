@@ -373,3 +373,23 @@ impl Running {
         }
     }
 }
+
+/// `both!(name)` runs `async fn name(backend: jobtracker_api_testing::Backend)` as the tests
+/// `name::sqlite` and `name::postgres` (ignored, with the reason, when TEST_POSTGRES_URL is
+/// unset). The calling test crate needs `tokio`, `test-postgres` and `jobtracker-api-testing`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(jobtracker_api_testing::Backend::Sqlite).await;
+            }
+            test_postgres::postgres_test! {
+                async fn postgres() {
+                    super::$name(jobtracker_api_testing::Backend::Postgres).await;
+                }
+            }
+        }
+    };
+}

@@ -15,7 +15,7 @@ use bot_runtime::Bot;
 use candidate_representer::Representer;
 use clap::Parser;
 use clerk_mock::{ClerkMock, Endpoint, Seed};
-use e2e::{Running, Stack};
+use e2e::{Running, Stack, both};
 use job_applier::Applier;
 use jobtracker_api_testing::Backend;
 use m2m_cli::graph::Declaration;
@@ -33,22 +33,6 @@ const WRITES: [Endpoint; 6] = [
     Endpoint::DeleteMachineScope,
     Endpoint::RotateMachineSecretKey,
 ];
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(jobtracker_api_testing::Backend::Sqlite).await;
-            }
-            test_postgres::postgres_test! {
-                async fn postgres() {
-                    super::$name(jobtracker_api_testing::Backend::Postgres).await;
-                }
-            }
-        }
-    };
-}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -10,7 +10,7 @@ use jobtracker_api_testing::Backend;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::both;
+use e2e::both;
 
 const WAIT: Duration = Duration::from_secs(30);
 

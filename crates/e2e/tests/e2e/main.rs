@@ -29,22 +29,3 @@ pub(crate) fn free_port() -> u16 {
         })
         .expect("a free loopback port in 20000-31999")
 }
-
-/// `both!(name)` runs `async fn name(backend)` as `name::sqlite` and `name::postgres` (ignored,
-/// with the reason, when TEST_POSTGRES_URL is unset).
-#[macro_export]
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(jobtracker_api_testing::Backend::Sqlite).await;
-            }
-            test_postgres::postgres_test! {
-                async fn postgres() {
-                    super::$name(jobtracker_api_testing::Backend::Postgres).await;
-                }
-            }
-        }
-    };
-}
