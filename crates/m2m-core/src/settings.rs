@@ -10,6 +10,6 @@ pub use crate::token_format::TokenFormat;
 pub use crate::token_source::MintSettings;
 #[cfg(feature = "verify")]
 pub use crate::verify::{
-    JwksSettings, JwtCacheSettings, JwtKey, JwtPolicy, KeySource, MAX_TRACKED_CLIENTS, MissBudget,
-    OpaqueCacheSettings, TrustedProxies, VerifierConfigBuilder,
+    JWT_CACHE_SWEEP_EVERY, JwksSettings, JwtCacheSettings, JwtKey, JwtPolicy, KeySource,
+    MAX_TRACKED_CLIENTS, MissBudget, OpaqueCacheSettings, TrustedProxies, VerifierConfigBuilder,
 };

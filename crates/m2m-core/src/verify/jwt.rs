@@ -406,8 +406,12 @@ impl JwtVerifier {
 const SKEW_MS: f64 = CLOCK_SKEW.as_millis() as f64;
 
 /// Expired when `exp·1000 ≤ now − skew`.
+pub(crate) fn expired(exp: f64, now_ms: f64) -> bool {
+    exp * 1000.0 <= now_ms - SKEW_MS
+}
+
 fn check_exp(exp: f64, now_ms: f64) -> Result<(), VerifyError> {
-    if exp * 1000.0 <= now_ms - SKEW_MS {
+    if expired(exp, now_ms) {
         return Err(VerifyError::Invalid(Reason::Expired));
     }
     Ok(())

@@ -18,12 +18,13 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lc_rs::digest::{self, Digest, SHA256};
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
+use super::jwt::expired;
 use super::principal::Principal;
 
 /// Cache settings.
@@ -70,8 +71,6 @@ pub(crate) struct Checked {
 pub(crate) struct Entry {
     pub(crate) principal: Principal,
     pub(crate) checked: Checked,
-    /// How long the entry may live: until the token's `exp`.
-    lifetime: Duration,
     weight: u32,
 }
 
@@ -85,7 +84,8 @@ pub struct JwtCacheStats {
     /// Entries dropped on a hit because their key is no longer published under its `kid`, or
     /// their token has expired.
     pub dropped: AtomicU64,
-    /// Entries evicted to stay within the cache's bounds (expiry is not counted).
+    /// Entries evicted to stay within the cache's bounds (expired entries swept away are not
+    /// counted).
     pub evictions: AtomicU64,
 }
 
@@ -102,32 +102,61 @@ pub(crate) struct Hashed {
     pub(crate) signed_len: usize,
 }
 
+type Entries = quick_cache::sync::Cache<
+    Key,
+    Arc<Entry>,
+    ByWeight,
+    quick_cache::DefaultHashBuilder,
+    CountEvictions,
+>;
+
 /// Verified JWTs by SHA-256 of the token, bounded in entries and in estimated bytes; an entry
-/// lives no longer than its token's `exp`. Eviction is moka's TinyLFU: when full, a newly
-/// verified token is admitted only if it is estimated to be used more often than the entries it
-/// would evict, so a flood of tokens used once cannot push out the ones in use.
+/// is used no later than its token's `exp` (plus the clock skew, as a verification would), and
+/// expired entries are swept away in the background every [`SWEEP_EVERY`].
+///
+/// The table is `quick_cache`'s (sharded, a read lock and an atomic per lookup, no allocation on
+/// a hit, one `Arc` per insert). Eviction is its S3-FIFO: a newly verified token enters a small
+/// probation queue and is the first to go unless it is used again, and a token evicted from
+/// there is remembered, so one that comes back is admitted to the main queue: a flood of tokens
+/// used once cannot push out the ones in use.
 pub struct JwtCache {
-    entries: moka::sync::Cache<Key, Arc<Entry>>,
+    entries: Arc<Entries>,
     /// Weight of the smallest entry: `max_bytes / max_entries`, so the byte bound also bounds
     /// the number of entries.
     floor: u64,
+    /// When the next sweep of expired entries is due (wall clock, Unix ms).
+    next_sweep_ms: AtomicU64,
     stats: Arc<JwtCacheStats>,
 }
 
 impl fmt::Debug for JwtCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtCache")
-            .field("entries", &self.entries.entry_count())
-            .field("weighted_size", &self.entries.weighted_size())
+            .field("entries", &self.entries.len())
+            .field("weighted_size", &self.entries.weight())
             .finish_non_exhaustive()
     }
 }
 
-struct UntilExp;
+/// An entry's estimated bytes, computed once at insert.
+#[derive(Clone)]
+struct ByWeight;
 
-impl moka::Expiry<Key, Arc<Entry>> for UntilExp {
-    fn expire_after_create(&self, _: &Key, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
-        Some(value.lifetime)
+impl quick_cache::Weighter<Key, Arc<Entry>> for ByWeight {
+    fn weight(&self, _: &Key, e: &Arc<Entry>) -> u64 {
+        u64::from(e.weight)
+    }
+}
+
+/// Counts evictions (entries pushed out to stay within the bounds).
+#[derive(Clone)]
+struct CountEvictions(Arc<JwtCacheStats>);
+
+impl quick_cache::Lifecycle<Key, Arc<Entry>> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _: &mut (), _: Key, _: Arc<Entry>) {
+        self.0.evictions.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -139,20 +168,25 @@ impl JwtCache {
         }
         let floor = (settings.max_bytes / settings.max_entries).max(1);
         let stats = Arc::new(JwtCacheStats::default());
-        let evicted = stats.clone();
-        let entries = moka::sync::Cache::builder()
-            .max_capacity(settings.max_bytes)
-            .weigher(|_: &Key, e: &Arc<Entry>| e.weight)
-            .expire_after(UntilExp)
-            .eviction_listener(move |_, _, cause| {
-                if cause == moka::notification::RemovalCause::Size {
-                    evicted.evictions.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-            .build();
+        let options = quick_cache::OptionsBuilder::new()
+            // A guess at the entries the byte bound holds (the table grows past it if needed).
+            .estimated_items_capacity(
+                usize::try_from(settings.max_entries.min(settings.max_bytes / 1024).max(1))
+                    .unwrap_or(usize::MAX),
+            )
+            .weight_capacity(settings.max_bytes)
+            .build()
+            .ok()?;
+        let entries = Entries::with_options(
+            options,
+            ByWeight,
+            quick_cache::DefaultHashBuilder::default(),
+            CountEvictions(stats.clone()),
+        );
         Some(Self {
-            entries,
+            entries: Arc::new(entries),
             floor,
+            next_sweep_ms: AtomicU64::new(0),
             stats,
         })
     }
@@ -162,16 +196,14 @@ impl JwtCache {
         &self.stats
     }
 
-    /// Entries now held (after pending evictions are applied).
+    /// Entries now held (expired ones not yet swept away included: they are never used).
     pub fn entry_count(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.entries.len() as u64
     }
 
-    /// Estimated bytes now held (after pending evictions are applied).
+    /// Estimated bytes now held.
     pub fn weighted_size(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.weighted_size()
+        self.entries.weight()
     }
 
     /// `SHA-256("jwt-cache\0" ‖ SHA-256(signed part) ‖ signature part)`, the parts split at the
@@ -198,20 +230,17 @@ impl JwtCache {
 
     pub(crate) fn drop_entry(&self, key: &Key) {
         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        self.entries.invalidate(key);
+        self.entries.remove(key);
     }
 
     /// Keeps an accepted token's verdict until its `exp` (`now_ms`: the wall clock, Unix ms).
     pub(crate) fn insert(&self, key: Key, principal: &Principal, checked: Checked, now_ms: f64) {
+        self.sweep_if_due(now_ms);
         let left_ms = checked.exp * 1000.0 - now_ms;
         // A token in its last second (or accepted only thanks to the skew) is not worth keeping.
         if left_ms.is_nan() || left_ms < 1000.0 {
             return;
         }
-        // A far-off `exp` is capped (shorter is always safe): the timer needs a finite deadline.
-        let lifetime = Duration::try_from_secs_f64(left_ms / 1000.0)
-            .unwrap_or(MAX_LIFETIME)
-            .min(MAX_LIFETIME);
         let bytes = size_of::<Entry>() as u64
             + ENTRY_OVERHEAD
             + checked.kid.as_ref().map_or(0, |k| k.len() as u64)
@@ -222,10 +251,36 @@ impl JwtCache {
             Arc::new(Entry {
                 principal: principal.clone(),
                 checked,
-                lifetime,
                 weight,
             }),
         );
+    }
+
+    /// Every [`SWEEP_EVERY`], on an insert, drops the entries whose token a verification would
+    /// now refuse as expired: on a blocking thread of the runtime when there is one, so no
+    /// request waits for it; in place otherwise. At most one sweep is started per period.
+    fn sweep_if_due(&self, now_ms: f64) {
+        let now = now_ms as u64;
+        let due = self.next_sweep_ms.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .next_sweep_ms
+                .compare_exchange(
+                    due,
+                    now.saturating_add(SWEEP_EVERY.as_millis() as u64),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let entries = self.entries.clone();
+        let sweep = move || entries.retain(|_, e| !expired(e.checked.exp, now_ms));
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(sweep)),
+            Err(_) => sweep(),
+        }
     }
 
     pub(crate) fn hit(&self) {
@@ -237,10 +292,11 @@ impl JwtCache {
     }
 }
 
-/// The longest an entry lives, whatever its token's `exp`.
-const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// How often expired entries are swept away (on an insert, in the background). Until then an
+/// expired entry takes its share of the bounds but is never used: a hit checks `exp` again.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
-/// moka's own bookkeeping per entry (key, node, deque links, timer wheel, `Arc`), roughly.
+/// The table's own bookkeeping per entry (key, slot, queue links, the `Arc`'s counts), roughly.
 const ENTRY_OVERHEAD: u64 = 160;
 
 /// Heap bytes a principal holds, estimated (allocator rounding and map nodes approximated).

@@ -37,7 +37,9 @@ pub use header::{MAX_HEADER_LEN, bearer_token};
 pub(crate) use jwks::JWKS_TTL;
 pub use jwks::{JwksSettings, JwtKey, KeySource, KeyStore};
 pub use jwt::{JwtPolicy, JwtVerifier};
-pub use jwt_cache::{JwtCache, JwtCacheSettings, JwtCacheStats};
+pub use jwt_cache::{
+    JwtCache, JwtCacheSettings, JwtCacheStats, SWEEP_EVERY as JWT_CACHE_SWEEP_EVERY,
+};
 pub use opaque::{OpaqueCacheSettings, OpaqueStats, OpaqueVerifier};
 pub use principal::{Claims, MachinePrincipal, Principal, UserPrincipal};
 

@@ -359,3 +359,40 @@ fn settings_come_from_the_environment() {
         assert_eq!(err.var, var);
     }
 }
+
+#[tokio::test]
+async fn expired_entries_are_swept_away_after_an_insert() {
+    use m2m_core::settings::JWT_CACHE_SWEEP_EVERY;
+    let f = fixture().await;
+    let cache = || f.verifier.jwt_cache().expect("cache");
+    let short = f.session(|_, c| c["exp"] = json!(f.now() + 60));
+    let long = f.session(|_, c| c["exp"] = json!(f.now() + 3600));
+    assert!(f.verify(&short).await.is_ok());
+    assert!(f.verify(&long).await.is_ok());
+    assert_eq!(cache().entry_count(), 2);
+    // `short` is past its exp and the skew: refused if used, and still held until a sweep.
+    f.clock
+        .advance(Duration::from_secs(66).max(JWT_CACHE_SWEEP_EVERY));
+    assert_eq!(cache().entry_count(), 2);
+    // The next insert starts a sweep (on a blocking thread) that takes `short` away only.
+    let fresh = f.session(|_, c| c["exp"] = json!(f.now() + 600));
+    assert!(f.verify(&fresh).await.is_ok());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache().entry_count() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no sweep: {}",
+            cache().entry_count()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (hits, ..) = stats(&f.verifier);
+    assert!(f.verify(&long).await.is_ok());
+    assert_eq!(stats(&f.verifier).0, hits + 1, "the live entry is kept");
+    f.rejects(&short, invalid(Reason::Expired)).await;
+    assert_eq!(
+        cache().stats().evictions.load(Ordering::Relaxed),
+        0,
+        "a sweep is not an eviction"
+    );
+}
