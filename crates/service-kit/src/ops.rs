@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -94,6 +94,25 @@ pub fn method_label(method: &Method) -> &'static str {
         Method::TRACE => "TRACE",
         Method::CONNECT => "CONNECT",
         _ => "other",
+    }
+}
+
+/// Labels [`method_label`] gives, in the order of [`method_slot`].
+const METHODS: usize = 10;
+
+/// Index of a [`method_label`] value, for a route's handles.
+fn method_slot(label: &'static str) -> usize {
+    match label {
+        "GET" => 0,
+        "POST" => 1,
+        "PUT" => 2,
+        "PATCH" => 3,
+        "DELETE" => 4,
+        "HEAD" => 5,
+        "OPTIONS" => 6,
+        "TRACE" => 7,
+        "CONNECT" => 8,
+        _ => 9,
     }
 }
 
@@ -236,6 +255,13 @@ impl HttpMetrics {
 /// on a `Router` with `Router::layer`, once, outside every route: it runs inside routing, where
 /// the matched route is known. With traces on (the `server` feature) it also puts the route
 /// template on the current span, which was made before routing.
+///
+/// `Router::layer` wraps each route on its own, so each [`Track`] serves one route template:
+/// it keeps that route's series (per method, and per status up to [`STATUS_SLOTS`] of them)
+/// once resolved, and records a request with an atomic add and the histogram's update, with no
+/// label hashed and no lock of the families taken. A request whose route is not the one it
+/// kept (a layer put elsewhere than `Router::layer`) is recorded through the families, as are
+/// statuses beyond the slots.
 #[derive(Clone, Debug)]
 pub struct TrackLayer(HttpMetrics);
 
@@ -244,8 +270,81 @@ impl<S> tower_layer::Layer<S> for TrackLayer {
     fn layer(&self, inner: S) -> Track<S> {
         Track {
             inner,
-            metrics: self.0.clone(),
+            shared: Arc::new(Tracked {
+                metrics: self.0.clone(),
+                route: OnceLock::new(),
+                methods: Default::default(),
+            }),
         }
+    }
+}
+
+/// Distinct statuses a route keeps handles for, per method (200, 401, 403, 404, 422, … are
+/// common); the rest go through the family.
+pub const STATUS_SLOTS: usize = 8;
+
+/// The families, and one route's series once resolved.
+#[derive(Debug)]
+struct Tracked {
+    metrics: HttpMetrics,
+    /// The route this layer instance serves, from its first request.
+    route: OnceLock<RouteLabel>,
+    methods: [MethodSeries; METHODS],
+}
+
+/// One method's series on one route: its latency histogram and its counters by status.
+#[derive(Debug, Default)]
+struct MethodSeries {
+    latency: OnceLock<Histogram>,
+    statuses: [OnceLock<(u16, Counter)>; STATUS_SLOTS],
+}
+
+impl Tracked {
+    /// Records a request on this instance's own route.
+    fn observe_kept(&self, method: &'static str, status: StatusCode, started: Instant) {
+        let route = self.route.get().cloned().unwrap_or(RouteLabel(None));
+        let series = &self.methods[method_slot(method)];
+        series
+            .latency
+            .get_or_init(|| {
+                self.metrics
+                    .latency
+                    .get_or_create(&LatencyLabels {
+                        method,
+                        route: route.clone(),
+                    })
+                    .clone()
+            })
+            .observe(started.elapsed().as_secs_f64());
+        let status = status.as_u16();
+        let counter = |route| {
+            self.metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    method,
+                    route,
+                    status,
+                })
+                .clone()
+        };
+        for slot in &series.statuses {
+            match slot.get() {
+                Some((s, c)) if *s == status => {
+                    c.inc();
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    // The family's own series: if another thread filled this slot first, the
+                    // count still lands in the same series.
+                    let c = counter(route);
+                    let _ = slot.set((status, c.clone()));
+                    c.inc();
+                    return;
+                }
+            }
+        }
+        counter(route).inc();
     }
 }
 
@@ -253,7 +352,7 @@ impl<S> tower_layer::Layer<S> for TrackLayer {
 #[derive(Clone, Debug)]
 pub struct Track<S> {
     inner: S,
-    metrics: HttpMetrics,
+    shared: Arc<Tracked>,
 }
 
 impl<S, B> tower_service::Service<axum::http::Request<B>> for Track<S>
@@ -269,28 +368,54 @@ where
     }
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
-        // The matched route is shared (`Arc<str>`), the method a constant: nothing allocated.
-        let route = RouteLabel(req.extensions().get::<MatchedPath>().cloned());
+        let matched = req.extensions().get::<MatchedPath>();
+        let kept = self
+            .shared
+            .route
+            .get_or_init(|| RouteLabel(matched.cloned()));
+        // Nothing allocated: the kept route is compared by pointer first (the same shared
+        // string), the method is a constant.
+        let route = if kept.same_as(matched) {
+            None
+        } else {
+            Some(RouteLabel(matched.cloned()))
+        };
         let method = method_label(req.method());
         #[cfg(feature = "server")]
-        crate::trace::set_attribute(&tracing::Span::current(), "route", route.as_str());
+        crate::trace::set_attribute(
+            &tracing::Span::current(),
+            "route",
+            route.as_ref().unwrap_or(kept).as_str(),
+        );
         TrackFuture {
             inner: self.inner.call(req),
-            metrics: self.metrics.clone(),
+            shared: Some(self.shared.clone()),
             method,
-            route: Some(route),
+            route,
             started: Instant::now(),
         }
     }
 }
 
+impl RouteLabel {
+    /// Whether `matched` is this route.
+    fn same_as(&self, matched: Option<&MatchedPath>) -> bool {
+        match (&self.0, matched) {
+            (None, None) => true,
+            (Some(a), Some(b)) => std::ptr::eq(a.as_str(), b.as_str()) || a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// The future of [`Track`]: records the request when its response is ready.
+    /// The future of [`Track`]: records the request when its response is ready (`route`:
+    /// `None` for the layer's own route).
     #[derive(Debug)]
     pub struct TrackFuture<F> {
         #[pin]
         inner: F,
-        metrics: HttpMetrics,
+        shared: Option<Arc<Tracked>>,
         route: Option<RouteLabel>,
         method: &'static str,
         started: Instant,
@@ -306,9 +431,15 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
-        if let (Ok(response), Some(route)) = (&result, this.route.take()) {
-            this.metrics
-                .observe(this.method, route, response.status(), *this.started);
+        if let (Ok(response), Some(shared)) = (&result, this.shared.take()) {
+            match this.route.take() {
+                None => shared.observe_kept(this.method, response.status(), *this.started),
+                Some(route) => {
+                    shared
+                        .metrics
+                        .observe(this.method, route, response.status(), *this.started)
+                }
+            }
         }
         Poll::Ready(result)
     }

@@ -126,3 +126,75 @@ async fn the_router_serves_liveness_and_metrics_that_parse() {
     }
     assert_eq!(value("up_events_total", &[]), Some(Value::Counter(1.0)));
 }
+
+/// Each route keeps its series once resolved; what does not fit the kept ones (more statuses
+/// than the slots, a layer shared by two routes) still lands in the right series.
+#[tokio::test]
+async fn kept_route_series_count_every_request_in_the_right_series() {
+    use axum::extract::Path;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use service_kit::ops::{HttpMetrics, STATUS_SLOTS, prometheus_client};
+    use tower::ServiceExt;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let http = HttpMetrics::register(&mut registry);
+    let registry = std::sync::Arc::new(registry);
+    // One handler answering the status it is asked for.
+    let status = get(|Path(code): Path<u16>| async move {
+        StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT)
+    });
+    // The same layered method router on two routes: one `Track`, two route templates.
+    let shared = get(|| async { "ok" }).layer(http.track_layer());
+    let app = http
+        .layer(axum::Router::new().route("/status/{code}", status))
+        .route("/a", shared.clone())
+        .route("/b", shared);
+    let call = |path: String| {
+        let app = app.clone();
+        async move {
+            let request = axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            app.oneshot(request).await.expect("answer").status()
+        }
+    };
+    let codes: Vec<u16> = (0..STATUS_SLOTS as u16 + 4).map(|i| 200 + i).collect();
+    for round in 1..=3 {
+        for code in &codes {
+            assert_eq!(call(format!("/status/{code}")).await.as_u16(), *code);
+        }
+        for path in ["/a", "/b", "/a"] {
+            assert_eq!(call(path.into()).await, 200);
+        }
+        let text = service_kit::ops::render(&registry);
+        let m = test_support::metrics::Metrics::parse(&text);
+        let count = |route: &str, status: &str| {
+            m.value(
+                "http_requests_total",
+                &[("route", route), ("status", status)],
+            )
+        };
+        let n = f64::from(round);
+        for code in &codes {
+            assert_eq!(
+                count("/status/{code}", &code.to_string()),
+                Some(n),
+                "status {code}, round {round}: {text}"
+            );
+        }
+        assert_eq!(count("/a", "200"), Some(2.0 * n), "{text}");
+        assert_eq!(count("/b", "200"), Some(n), "{text}");
+        let observed = |route: &str| match m
+            .sample("http_request_duration_seconds", &[("route", route)])
+            .map(|s| &s.value)
+        {
+            Some(prometheus_parse::Value::Histogram(buckets)) => {
+                buckets.iter().map(|b| b.count).fold(0.0, f64::max)
+            }
+            _ => f64::NAN,
+        };
+        assert_eq!(observed("/status/{code}"), codes.len() as f64 * n, "{text}");
+        assert_eq!(observed("/a"), 2.0 * n, "{text}");
+        assert_eq!(observed("/b"), n, "{text}");
+    }
+}
