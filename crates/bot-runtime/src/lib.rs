@@ -124,9 +124,13 @@ pub trait Bot: Send + Sync + Sized + 'static {
     /// `/healthz` and its own [`routes`](Self::routes): the public address.
     fn router(self: Arc<Self>) -> Router {
         let metrics = self.counters();
-        metrics
-            .http()
-            .layer(self.routes().merge(service_kit::ops::health_router()))
+        // State given before the metrics layer: axum layers a router still waiting for its state
+        // again on every request.
+        metrics.http().layer(
+            self.routes()
+                .merge(service_kit::ops::health_router())
+                .with_state(()),
+        )
     }
 
     /// `/metrics` alone, for the metrics listener: the public address answers it 404.

@@ -252,8 +252,10 @@ impl HttpMetrics {
 
 /// Records every request in [`HttpMetrics`] (method, matched route, status, latency): a `tower`
 /// layer, not `middleware::from_fn`, which boxes the rest of the stack for every request. Put it
-/// on a `Router` with `Router::layer`, once, outside every route: it runs inside routing, where
-/// the matched route is known. With traces on (the `server` feature) it also puts the route
+/// on a `Router` with `Router::layer`, once, outside every route, after the router's state is
+/// given (`with_state`, `with_state(())` for a stateless one: axum layers a handler still waiting
+/// for its state again on every request): it runs inside routing, where the matched route is
+/// known. With traces on (the `server` feature) it also puts the route
 /// template on the current span, which was made before routing.
 ///
 /// `Router::layer` wraps each route on its own, so each [`Track`] serves one route template:

@@ -151,7 +151,13 @@ impl JwtVerifier {
             (Principal::User(u), checked)
         };
         if let Some((cache, hashed)) = cached {
-            cache.insert(hashed.key, &principal, checked, self.now_ms());
+            cache.insert(
+                hashed.key,
+                &principal,
+                checked,
+                self.now_ms(),
+                self.clock.now(),
+            );
         }
         Ok(principal)
     }

@@ -16,9 +16,9 @@
 //! the key set change, and both are checked again on every hit.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest::{self, Digest, SHA256};
 use jsonwebtoken::Algorithm;
@@ -84,8 +84,9 @@ pub struct JwtCacheStats {
     /// Entries dropped on a hit because their key is no longer published under its `kid`, or
     /// their token has expired.
     pub dropped: AtomicU64,
-    /// Entries evicted to stay within the cache's bounds (expired entries swept away are not
-    /// counted).
+    /// Entries evicted to stay within the cache's bounds, and entries refused for weighing more
+    /// than a shard of the cache holds (their tokens are verified on every use); expired
+    /// entries swept away are not counted.
     pub evictions: AtomicU64,
 }
 
@@ -124,8 +125,8 @@ pub struct JwtCache {
     /// Weight of the smallest entry: `max_bytes / max_entries`, so the byte bound also bounds
     /// the number of entries.
     floor: u64,
-    /// When the next sweep of expired entries is due (wall clock, Unix ms).
-    next_sweep_ms: AtomicU64,
+    /// When the next sweep of expired entries is due (the verifier's monotonic clock).
+    next_sweep: Mutex<Option<Instant>>,
     stats: Arc<JwtCacheStats>,
 }
 
@@ -186,7 +187,7 @@ impl JwtCache {
         Some(Self {
             entries: Arc::new(entries),
             floor,
-            next_sweep_ms: AtomicU64::new(0),
+            next_sweep: Mutex::new(None),
             stats,
         })
     }
@@ -233,9 +234,17 @@ impl JwtCache {
         self.entries.remove(key);
     }
 
-    /// Keeps an accepted token's verdict until its `exp` (`now_ms`: the wall clock, Unix ms).
-    pub(crate) fn insert(&self, key: Key, principal: &Principal, checked: Checked, now_ms: f64) {
-        self.sweep_if_due(now_ms);
+    /// Keeps an accepted token's verdict until its `exp` (`now_ms`: the wall clock, Unix ms;
+    /// `now`: the monotonic clock, which schedules the sweeps).
+    pub(crate) fn insert(
+        &self,
+        key: Key,
+        principal: &Principal,
+        checked: Checked,
+        now_ms: f64,
+        now: Instant,
+    ) {
+        self.sweep_if_due(now_ms, now);
         let left_ms = checked.exp * 1000.0 - now_ms;
         // A token in its last second (or accepted only thanks to the skew) is not worth keeping.
         if left_ms.is_nan() || left_ms < 1000.0 {
@@ -256,27 +265,32 @@ impl JwtCache {
         );
     }
 
-    /// Every [`SWEEP_EVERY`], on an insert, drops the entries whose token a verification would
-    /// now refuse as expired: on a blocking thread of the runtime when there is one, so no
-    /// request waits for it; in place otherwise. At most one sweep is started per period.
-    fn sweep_if_due(&self, now_ms: f64) {
-        let now = now_ms as u64;
-        let due = self.next_sweep_ms.load(Ordering::Relaxed);
-        if now < due
-            || self
-                .next_sweep_ms
-                .compare_exchange(
-                    due,
-                    now.saturating_add(SWEEP_EVERY.as_millis() as u64),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-        {
+    /// Every [`SWEEP_EVERY`] of the monotonic clock, on an insert, drops the entries whose
+    /// token a verification would now refuse as expired (by `now_ms`, the wall clock): on a
+    /// blocking thread of the runtime when there is one, in place otherwise. The sweep reads the
+    /// table an entry at a time and removes each expired one on its own, so no lookup waits for
+    /// it and an insert waits at most for one removal. At most one sweep starts per period; a
+    /// wall clock stepped back or forth moves which entries are expired, never how often.
+    fn sweep_if_due(&self, now_ms: f64, now: Instant) {
+        let Ok(mut due) = self.next_sweep.try_lock() else {
+            return;
+        };
+        if due.is_some_and(|d| now < d) {
             return;
         }
+        *due = Some(now + SWEEP_EVERY);
+        drop(due);
         let entries = self.entries.clone();
-        let sweep = move || entries.retain(|_, e| !expired(e.checked.exp, now_ms));
+        let sweep = move || {
+            let gone: Vec<Key> = entries
+                .iter()
+                .filter(|(_, e)| expired(e.checked.exp, now_ms))
+                .map(|(k, _)| k)
+                .collect();
+            for key in gone {
+                entries.remove_if(&key, |e| expired(e.checked.exp, now_ms));
+            }
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => drop(rt.spawn_blocking(sweep)),
             Err(_) => sweep(),

@@ -259,7 +259,7 @@ async fn a_flood_of_valid_tokens_stays_within_the_cap() {
         cache.weighted_size() <= JwtCacheSettings::default().max_bytes,
         "byte bound"
     );
-    // TinyLFU: tokens seen once did not push out the one in use.
+    // Tokens seen once did not push out the one in use (S3-FIFO's probation queue).
     let (hits, ..) = stats(&f.verifier);
     assert!(f.verify(&hot).await.is_ok());
     assert_eq!(

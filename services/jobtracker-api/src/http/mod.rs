@@ -252,6 +252,9 @@ pub fn app_with(
     let router = Router::new()
         .merge(api.merge(extra).with_state(ctx))
         .merge(SwaggerUi::new("/swagger").url("/openapi.json", openapi))
+        // Swagger UI's handlers get their (empty) state now: axum layers a handler still
+        // waiting for its state again on every request.
+        .with_state(())
         // The one layer inside: each `Router::layer` wraps every route in another boxed service,
         // cloned for every request.
         .layer(http_metrics.track_layer());
